@@ -1,0 +1,242 @@
+//! The normalized model of one Statuspage page, the same whichever API it came
+//! from: components, groups with their children, incidents and maintenances.
+//!
+//! A [`Snapshot`] is what a source produces, what `fetch --save` writes, what
+//! `state_dir` keeps as the last good data, and what the mapping and the view
+//! read. Every string in it has passed [`crate::sanitize`], both when a source
+//! builds it and when a snapshot file is loaded, so nothing downstream has to
+//! wonder whether upstream text is safe.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::sanitize::sanitize;
+
+/// Version of the snapshot file format; bumped when a change would make an old
+/// reader misread a new file.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+/// The normalized data of one page at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub page: Page,
+    /// When the fetch that produced this snapshot finished.
+    pub fetched_at: Timestamp,
+    /// Components that are not groups, in upstream order.
+    pub components: Vec<Component>,
+    pub groups: Vec<Group>,
+    /// Incidents and scheduled maintenances, newest first.
+    pub incidents: Vec<Incident>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    pub id: String,
+    pub name: String,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Component {
+    pub id: String,
+    pub name: String,
+    pub status: ComponentStatus,
+    pub group_id: Option<String>,
+    pub description: Option<String>,
+    pub updated_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+    /// Ids of the member components.
+    pub components: Vec<String>,
+}
+
+/// A component's status, ordered from best to worst so that `max` is the worst.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ComponentStatus {
+    #[default]
+    Operational,
+    UnderMaintenance,
+    DegradedPerformance,
+    PartialOutage,
+    MajorOutage,
+}
+
+impl ComponentStatus {
+    /// Reads an upstream status string. Statuspage documents exactly these
+    /// five; anything else is treated as degraded rather than hidden.
+    pub fn from_upstream(s: Option<&str>) -> Self {
+        match s.map(str::trim) {
+            None | Some("" | "operational") => Self::Operational,
+            Some("under_maintenance") => Self::UnderMaintenance,
+            Some("partial_outage") => Self::PartialOutage,
+            Some("major_outage") => Self::MajorOutage,
+            Some(_) => Self::DegradedPerformance,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Operational => "operational",
+            Self::UnderMaintenance => "under_maintenance",
+            Self::DegradedPerformance => "degraded_performance",
+            Self::PartialOutage => "partial_outage",
+            Self::MajorOutage => "major_outage",
+        }
+    }
+
+    /// Words for people, as Statuspage shows them.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Operational => "Operational",
+            Self::UnderMaintenance => "Under maintenance",
+            Self::DegradedPerformance => "Degraded performance",
+            Self::PartialOutage => "Partial outage",
+            Self::MajorOutage => "Major outage",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    Incident,
+    Maintenance,
+}
+
+impl ItemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Incident => "incident",
+            Self::Maintenance => "maintenance",
+        }
+    }
+}
+
+/// An incident or a scheduled maintenance: Statuspage models both alike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: String,
+    pub kind: ItemKind,
+    pub name: String,
+    /// `investigating`, `identified`, `monitoring`, `resolved`, `postmortem`
+    /// for incidents; `scheduled`, `in_progress`, `verifying`, `completed` for
+    /// maintenances. Kept as upstream wrote it.
+    pub status: String,
+    /// `none`, `minor`, `major`, `critical` or `maintenance`.
+    pub impact: String,
+    pub created_at: Option<Timestamp>,
+    pub updated_at: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub monitoring_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    pub scheduled_for: Option<Timestamp>,
+    pub scheduled_until: Option<Timestamp>,
+    pub shortlink: Option<String>,
+    /// Ids of affected components: those the incident lists and those its
+    /// updates name. Empty means the incident names no component
+    /// (page-wide).
+    pub components: Vec<String>,
+    /// Newest first.
+    pub updates: Vec<Update>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Update {
+    pub id: String,
+    pub status: String,
+    pub body: String,
+    pub created_at: Option<Timestamp>,
+    pub display_at: Option<Timestamp>,
+    pub updated_at: Option<Timestamp>,
+}
+
+impl Incident {
+    /// Whether the item is over: resolved incidents and completed maintenance.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.status.as_str(), "resolved" | "postmortem" | "completed")
+    }
+
+    /// When the item ended, for "recently resolved": `resolved_at`, else the
+    /// time of the last update.
+    pub fn closed_at(&self) -> Option<Timestamp> {
+        self.resolved_at.or(self.updated_at).or_else(|| {
+            self.updates
+                .first()
+                .and_then(|u| u.display_at.or(u.created_at))
+        })
+    }
+
+    /// The newest change to this item upstream: the later of its own
+    /// `updated_at` and that of its updates.
+    pub fn last_change(&self) -> Option<Timestamp> {
+        self.updates
+            .iter()
+            .filter_map(|u| u.updated_at.or(u.display_at).or(u.created_at))
+            .chain(self.updated_at)
+            .max()
+    }
+}
+
+impl Snapshot {
+    /// Runs every string through the sanitizer. Sources call this on what they
+    /// build, and the snapshot reader on what it loads.
+    #[must_use]
+    pub fn sanitized(mut self) -> Self {
+        let s = |v: &mut String| *v = sanitize(v);
+        let o = |v: &mut Option<String>| {
+            if let Some(v) = v {
+                *v = sanitize(v);
+            }
+        };
+        s(&mut self.page.id);
+        s(&mut self.page.name);
+        o(&mut self.page.url);
+        for c in &mut self.components {
+            s(&mut c.id);
+            s(&mut c.name);
+            o(&mut c.group_id);
+            o(&mut c.description);
+        }
+        for g in &mut self.groups {
+            s(&mut g.id);
+            s(&mut g.name);
+            g.components.iter_mut().for_each(s);
+        }
+        for i in &mut self.incidents {
+            s(&mut i.id);
+            s(&mut i.name);
+            s(&mut i.status);
+            s(&mut i.impact);
+            o(&mut i.shortlink);
+            i.components.iter_mut().for_each(s);
+            for u in &mut i.updates {
+                s(&mut u.id);
+                s(&mut u.status);
+                s(&mut u.body);
+            }
+        }
+        self
+    }
+
+    pub fn component(&self, id: &str) -> Option<&Component> {
+        self.components.iter().find(|c| c.id == id)
+    }
+
+    pub fn group(&self, id: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.id == id)
+    }
+
+    /// Component id -> component, for lookups in loops.
+    pub fn component_index(&self) -> BTreeMap<&str, &Component> {
+        self.components.iter().map(|c| (c.id.as_str(), c)).collect()
+    }
+}

@@ -1,0 +1,476 @@
+//! The per-cluster view: what concerns one cluster at a given `now`.
+//!
+//! A pure function of (snapshot, the cluster's component ids, options, now).
+//! Its output is exactly what templates get, so its field names are part of
+//! the contract in `DESIGN.md` ("The view a template gets").
+
+use std::collections::BTreeSet;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use crate::model::{Component, ComponentStatus, Incident, ItemKind, Snapshot};
+
+/// The windows and switches that shape a view; taken from `[settings]` and the
+/// cluster's own table.
+#[derive(Debug, Clone)]
+pub struct ViewOptions {
+    /// Show maintenance that starts within this window.
+    pub upcoming: SignedDuration,
+    /// Show incidents resolved (and maintenance completed) within this window.
+    pub recent_resolved: SignedDuration,
+    /// Data older than this is marked stale.
+    pub stale_after: SignedDuration,
+    /// Also show incidents that name no component.
+    pub page_wide: bool,
+    /// IANA name used by the time filters.
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterView {
+    pub cluster: String,
+    pub now: Timestamp,
+    /// When the data was fetched from upstream.
+    pub generated_at: Timestamp,
+    pub timezone: String,
+    pub status: ComponentStatus,
+    /// `status` in words, for people.
+    pub status_label: &'static str,
+    pub incidents: Vec<Item>,
+    pub maintenance: Maintenance,
+    pub resolved: Vec<Item>,
+    /// The cluster's components that are not operational.
+    pub components: Vec<ComponentView>,
+    pub stale: bool,
+    /// Age of the data, like `"12m"` or `"3h"`.
+    pub data_age: String,
+    pub data_age_seconds: i64,
+    pub sources: Vec<SourceView>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Maintenance {
+    /// In progress or verifying.
+    pub active: Vec<Item>,
+    /// Scheduled, starting within the `upcoming` window.
+    pub upcoming: Vec<Item>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceView {
+    pub name: String,
+    pub page: String,
+    pub url: Option<String>,
+    pub fetched_at: Timestamp,
+    pub stale: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentView {
+    pub id: String,
+    pub name: String,
+    pub group: Option<String>,
+    pub status: ComponentStatus,
+    pub status_label: &'static str,
+    pub updated_at: Option<Timestamp>,
+}
+
+/// An incident or maintenance as a template sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub id: String,
+    pub kind: ItemKind,
+    pub name: String,
+    pub status: String,
+    pub impact: String,
+    pub created_at: Option<Timestamp>,
+    pub updated_at: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub scheduled_for: Option<Timestamp>,
+    pub scheduled_until: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    pub shortlink: Option<String>,
+    /// Names of the affected components within this cluster.
+    pub components: Vec<String>,
+    pub latest: Option<UpdateView>,
+    /// Newest first.
+    pub updates: Vec<UpdateView>,
+    /// Path of the item's snippet, relative to the cluster directory.
+    pub file: String,
+    /// Newest `updated_at` of the item or its updates: what the mtime rule
+    /// uses.
+    #[serde(skip)]
+    pub last_change: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateView {
+    pub status: String,
+    pub body: String,
+    pub display_at: Option<Timestamp>,
+}
+
+impl ClusterView {
+    /// Every item the view shows, in the order the default template shows
+    /// them.
+    pub fn items(&self) -> impl Iterator<Item = &Item> {
+        self.incidents
+            .iter()
+            .chain(&self.maintenance.active)
+            .chain(&self.maintenance.upcoming)
+            .chain(&self.resolved)
+    }
+
+    /// Whether anything concerns the cluster at all.
+    pub fn is_empty(&self) -> bool {
+        self.items().next().is_none() && self.components.is_empty()
+    }
+
+    /// The newest upstream change among everything shown: the time the mtime
+    /// rule gives the MOTD.
+    pub fn newest_change(&self) -> Option<Timestamp> {
+        self.items()
+            .filter_map(|i| i.last_change)
+            .chain(self.components.iter().filter_map(|c| c.updated_at))
+            .max()
+    }
+}
+
+impl Item {
+    /// The snippet's file name: `<kind>-<id>.txt`, with any character of the
+    /// upstream id that is unsafe in a file name replaced.
+    pub fn file_name(kind: ItemKind, id: &str) -> String {
+        let id: String = id
+            .chars()
+            .take(64)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{}-{}.txt", kind.as_str(), id)
+    }
+}
+
+/// What a cluster selects in one snapshot: component ids, groups expanded.
+pub type Selection = BTreeSet<String>;
+
+/// Builds the view of one cluster.
+pub fn build(
+    cluster: &str,
+    source: &str,
+    snap: &Snapshot,
+    selection: &Selection,
+    opts: &ViewOptions,
+    now: Timestamp,
+) -> ClusterView {
+    let index = snap.component_index();
+    let concerns = |i: &Incident| {
+        if i.components.is_empty() {
+            opts.page_wide
+        } else {
+            i.components.iter().any(|id| selection.contains(id))
+        }
+    };
+    let item = |i: &Incident| make_item(i, selection, &index);
+
+    let mut incidents = Vec::new();
+    let mut active = Vec::new();
+    let mut upcoming = Vec::new();
+    let mut resolved = Vec::new();
+    let upcoming_end = now.checked_add(opts.upcoming).unwrap_or(Timestamp::MAX);
+    let resolved_start = now
+        .checked_sub(opts.recent_resolved)
+        .unwrap_or(Timestamp::MIN);
+
+    for i in snap.incidents.iter().filter(|i| concerns(i)) {
+        if i.is_closed() {
+            if i.closed_at().is_some_and(|t| t >= resolved_start) {
+                resolved.push(item(i));
+            }
+            continue;
+        }
+        match (i.kind, i.status.as_str()) {
+            (ItemKind::Incident, _) => incidents.push(item(i)),
+            (ItemKind::Maintenance, "in_progress" | "verifying") => active.push(item(i)),
+            (ItemKind::Maintenance, _) => {
+                // Scheduled: shown when it starts within the window, or is late
+                // to start but not yet over.
+                let starts_soon = i.scheduled_for.is_none_or(|t| t <= upcoming_end);
+                let not_over = i.scheduled_until.is_none_or(|t| t >= now);
+                if starts_soon && not_over {
+                    upcoming.push(item(i));
+                }
+            }
+        }
+    }
+    incidents.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    active.sort_by(|a, b| a.scheduled_for.cmp(&b.scheduled_for));
+    upcoming.sort_by(|a, b| a.scheduled_for.cmp(&b.scheduled_for));
+    resolved.sort_by(|a, b| b.resolved_at.cmp(&a.resolved_at));
+
+    let components: Vec<ComponentView> = snap
+        .components
+        .iter()
+        .filter(|c| selection.contains(&c.id) && c.status != ComponentStatus::Operational)
+        .map(|c| component_view(c, snap))
+        .collect();
+
+    let status = worst_status(&components, &incidents, &active);
+    let age = now.duration_since(snap.fetched_at);
+    let stale = age > opts.stale_after;
+    ClusterView {
+        cluster: cluster.to_owned(),
+        now,
+        generated_at: snap.fetched_at,
+        timezone: opts.timezone.clone(),
+        status,
+        status_label: status.label(),
+        incidents,
+        maintenance: Maintenance { active, upcoming },
+        resolved,
+        components,
+        stale,
+        data_age: short_duration(age),
+        data_age_seconds: age.as_secs().max(0),
+        sources: vec![SourceView {
+            name: source.to_owned(),
+            page: snap.page.name.clone(),
+            url: snap.page.url.clone(),
+            fetched_at: snap.fetched_at,
+            stale,
+        }],
+    }
+}
+
+fn make_item(
+    i: &Incident,
+    selection: &Selection,
+    index: &std::collections::BTreeMap<&str, &Component>,
+) -> Item {
+    let updates: Vec<UpdateView> = i
+        .updates
+        .iter()
+        .map(|u| UpdateView {
+            status: u.status.clone(),
+            body: u.body.clone(),
+            display_at: u.display_at.or(u.created_at),
+        })
+        .collect();
+    Item {
+        id: i.id.clone(),
+        kind: i.kind,
+        name: i.name.clone(),
+        status: i.status.clone(),
+        impact: i.impact.clone(),
+        created_at: i.created_at,
+        updated_at: i.updated_at,
+        started_at: i.started_at,
+        scheduled_for: i.scheduled_for,
+        scheduled_until: i.scheduled_until,
+        resolved_at: i.resolved_at,
+        shortlink: i.shortlink.clone(),
+        components: i
+            .components
+            .iter()
+            .filter(|id| selection.contains(*id))
+            .filter_map(|id| index.get(id.as_str()).map(|c| c.name.clone()))
+            .collect(),
+        latest: updates.first().cloned(),
+        updates,
+        file: format!("items/{}", Item::file_name(i.kind, &i.id)),
+        last_change: i.last_change(),
+    }
+}
+
+fn component_view(c: &Component, snap: &Snapshot) -> ComponentView {
+    ComponentView {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        group: c
+            .group_id
+            .as_deref()
+            .and_then(|g| snap.group(g))
+            .map(|g| g.name.clone()),
+        status: c.status,
+        status_label: c.status.label(),
+        updated_at: c.updated_at,
+    }
+}
+
+/// The worst status of the cluster: its components' statuses, raised by what
+/// its open incidents and active maintenance say, since an incident is often
+/// opened before anyone changes a component.
+fn worst_status(components: &[ComponentView], incidents: &[Item], active: &[Item]) -> ComponentStatus {
+    let from_incidents = incidents.iter().map(|i| match i.impact.as_str() {
+        "critical" => ComponentStatus::MajorOutage,
+        "major" => ComponentStatus::PartialOutage,
+        "minor" => ComponentStatus::DegradedPerformance,
+        _ => ComponentStatus::Operational,
+    });
+    let from_maintenance = active.iter().map(|_| ComponentStatus::UnderMaintenance);
+    components
+        .iter()
+        .map(|c| c.status)
+        .chain(from_incidents)
+        .chain(from_maintenance)
+        .max()
+        .unwrap_or_default()
+}
+
+/// `"45s"`, `"12m"`, `"3h"`, `"2d"`: the largest whole unit.
+pub fn short_duration(d: SignedDuration) -> String {
+    let s = d.as_secs().max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Page, Update};
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn opts() -> ViewOptions {
+        ViewOptions {
+            upcoming: SignedDuration::from_hours(24 * 7),
+            recent_resolved: SignedDuration::from_hours(24),
+            stale_after: SignedDuration::from_mins(30),
+            page_wide: true,
+            timezone: "UTC".into(),
+        }
+    }
+
+    fn component(id: &str, status: ComponentStatus) -> Component {
+        Component {
+            id: id.into(),
+            name: format!("name-{id}"),
+            status,
+            group_id: None,
+            description: None,
+            updated_at: Some(ts("2024-01-01T00:00:00Z")),
+        }
+    }
+
+    fn incident(id: &str, kind: ItemKind, status: &str, components: &[&str]) -> Incident {
+        Incident {
+            id: id.into(),
+            kind,
+            name: format!("incident {id}"),
+            status: status.into(),
+            impact: "minor".into(),
+            created_at: Some(ts("2024-01-01T10:00:00Z")),
+            updated_at: Some(ts("2024-01-01T11:00:00Z")),
+            started_at: None,
+            monitoring_at: None,
+            resolved_at: None,
+            scheduled_for: None,
+            scheduled_until: None,
+            shortlink: None,
+            components: components.iter().map(|s| (*s).to_owned()).collect(),
+            updates: vec![Update {
+                id: "u1".into(),
+                status: status.into(),
+                body: "body".into(),
+                created_at: Some(ts("2024-01-01T11:00:00Z")),
+                display_at: Some(ts("2024-01-01T11:00:00Z")),
+                updated_at: Some(ts("2024-01-01T11:30:00Z")),
+            }],
+        }
+    }
+
+    fn snap(incidents: Vec<Incident>) -> Snapshot {
+        Snapshot {
+            page: Page::default(),
+            fetched_at: ts("2024-01-01T12:00:00Z"),
+            components: vec![
+                component("a", ComponentStatus::PartialOutage),
+                component("b", ComponentStatus::Operational),
+            ],
+            groups: vec![],
+            incidents,
+        }
+    }
+
+    fn sel(ids: &[&str]) -> Selection {
+        ids.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn incidents_of_other_clusters_are_not_shown() {
+        let s = snap(vec![incident("i1", ItemKind::Incident, "investigating", &["b"])]);
+        let v = build("c", "src", &s, &sel(&["a"]), &opts(), ts("2024-01-01T12:00:00Z"));
+        assert!(v.incidents.is_empty());
+        let v = build("c", "src", &s, &sel(&["b"]), &opts(), ts("2024-01-01T12:00:00Z"));
+        assert_eq!(v.incidents.len(), 1);
+        assert_eq!(v.incidents[0].components, vec!["name-b"]);
+    }
+
+    #[test]
+    fn page_wide_incidents_follow_the_switch() {
+        let s = snap(vec![incident("i1", ItemKind::Incident, "identified", &[])]);
+        let now = ts("2024-01-01T12:00:00Z");
+        assert_eq!(build("c", "s", &s, &sel(&["b"]), &opts(), now).incidents.len(), 1);
+        let o = ViewOptions { page_wide: false, ..opts() };
+        assert!(build("c", "s", &s, &sel(&["b"]), &o, now).incidents.is_empty());
+    }
+
+    #[test]
+    fn maintenance_is_sorted_into_active_and_upcoming_by_window() {
+        let mut soon = incident("m1", ItemKind::Maintenance, "scheduled", &["a"]);
+        soon.scheduled_for = Some(ts("2024-01-03T00:00:00Z"));
+        soon.scheduled_until = Some(ts("2024-01-03T02:00:00Z"));
+        let mut far = incident("m2", ItemKind::Maintenance, "scheduled", &["a"]);
+        far.scheduled_for = Some(ts("2024-02-01T00:00:00Z"));
+        let running = incident("m3", ItemKind::Maintenance, "in_progress", &["a"]);
+        let s = snap(vec![soon, far, running]);
+        let v = build("c", "s", &s, &sel(&["a"]), &opts(), ts("2024-01-01T12:00:00Z"));
+        let ids = |items: &[Item]| items.iter().map(|i| i.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&v.maintenance.upcoming), vec!["m1"]);
+        assert_eq!(ids(&v.maintenance.active), vec!["m3"]);
+        assert_eq!(v.status, ComponentStatus::PartialOutage);
+    }
+
+    #[test]
+    fn resolved_items_show_only_within_the_window() {
+        let mut recent = incident("r1", ItemKind::Incident, "resolved", &["a"]);
+        recent.resolved_at = Some(ts("2024-01-01T06:00:00Z"));
+        let mut old = incident("r2", ItemKind::Incident, "resolved", &["a"]);
+        old.resolved_at = Some(ts("2023-12-01T06:00:00Z"));
+        let s = snap(vec![recent, old]);
+        let v = build("c", "s", &s, &sel(&["a"]), &opts(), ts("2024-01-01T12:00:00Z"));
+        assert_eq!(v.resolved.len(), 1);
+        assert_eq!(v.resolved[0].id, "r1");
+        assert!(v.incidents.is_empty());
+    }
+
+    #[test]
+    fn staleness_and_newest_change() {
+        let s = snap(vec![incident("i1", ItemKind::Incident, "investigating", &["a"])]);
+        let v = build("c", "s", &s, &sel(&["a"]), &opts(), ts("2024-01-01T12:10:00Z"));
+        assert!(!v.stale);
+        assert_eq!(v.data_age, "10m");
+        assert_eq!(v.newest_change(), Some(ts("2024-01-01T11:30:00Z")));
+        let v = build("c", "s", &s, &sel(&["a"]), &opts(), ts("2024-01-01T13:00:00Z"));
+        assert!(v.stale);
+    }
+
+    #[test]
+    fn unsafe_ids_do_not_escape_the_items_directory() {
+        assert_eq!(
+            Item::file_name(ItemKind::Incident, "../../etc/passwd"),
+            "incident-______etc_passwd.txt"
+        );
+    }
+}
