@@ -1,15 +1,60 @@
 //! statusmotd: Atlassian Statuspage data -> per-cluster message-of-the-day
 //! files. The modules follow the data flow of `DESIGN.md`:
-//! source -> snapshot -> mapping -> view -> render -> output.
+//! source -> snapshot -> mapping -> view -> render -> output, with `pipeline`
+//! tying them together for the commands in `commands`.
 
+pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod mapping;
 pub mod model;
 pub mod output;
+pub mod pipeline;
 pub mod render;
 pub mod sanitize;
+pub mod snapshot;
 pub mod source;
 pub mod view;
 
 pub use error::{Error, Result};
+
+use cli::{Cli, Command};
+
+/// Runs a parsed command line and returns the process exit code. Errors are
+/// printed here, once, as `error: ...`.
+pub fn run(cli: &Cli) -> u8 {
+    init_logging(cli.verbose);
+    let result = match &cli.command {
+        Command::Demo(args) => commands::demo(args),
+        Command::Render(args) => commands::render(args),
+        Command::Fetch(args) => commands::fetch(args),
+        Command::Show(args) => commands::show(args),
+        Command::Gate(args) => commands::gate(args),
+        Command::Serve(_) => Err(Error::Usage("`serve` is not available in this build".into())),
+        Command::Mapping(cmd) => commands::mapping(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,311 @@
+//! One function per subcommand: read the config, run the pipeline, print
+//! what a person or a script needs, return the exit code.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+
+use crate::cli::{BlockOn, ConfigArg, DemoArgs, FetchArgs, GateArgs, MappingCommand, RenderArgs, ShowArgs};
+use crate::config::{self, Config, SourceConfig, SourceKind};
+use crate::error::{Error, Result};
+use crate::pipeline::{self, Gathered};
+use crate::render::Renderer;
+use crate::snapshot;
+
+/// `--now`, or the clock.
+pub fn parse_now(now: Option<&str>) -> Result<Timestamp> {
+    match now {
+        None => Ok(Timestamp::now()),
+        Some(s) => s.parse().map_err(|e| {
+            Error::Usage(format!(
+                "invalid `--now` value `{s}`: {e}\nhint: use RFC 3339 with an offset, e.g. `2024-05-14T12:00:00Z`"
+            ))
+        }),
+    }
+}
+
+pub fn load_config(arg: &ConfigArg) -> Result<Config> {
+    Config::load(&config::locate(arg.config.as_deref()))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))
+}
+
+/// Snapshots from `--snapshot FILE`, or a fetch falling back to the last good data.
+fn gather(config: &Config, clusters: &[&config::ClusterConfig], file: Option<&Path>, now: Timestamp, persist: bool) -> Result<Gathered> {
+    match file {
+        Some(path) => pipeline::from_file(config, path),
+        None => runtime()?.block_on(pipeline::gather(config, clusters, now, persist)),
+    }
+}
+
+pub fn render(args: &RenderArgs) -> Result<u8> {
+    let config = load_config(&args.config)?;
+    let now = parse_now(args.now.as_deref())?;
+    let clusters = pipeline::select_clusters(&config, &args.clusters)?;
+    let renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
+    let data = gather(&config, &clusters, args.snapshot.as_deref(), now, !args.check)?;
+    let plan = pipeline::plan(&config, &renderer, &clusters, &data, now);
+    let out = args.out.clone().unwrap_or_else(|| config.settings.output_dir.clone());
+
+    let mut stdout = std::io::stdout().lock();
+    let changed = if args.check {
+        let changes = pipeline::check(&plan, &out, now);
+        for c in &changes {
+            let _ = writeln!(stdout, "would {}", c);
+        }
+        !changes.is_empty()
+    } else {
+        let changes = pipeline::apply(&plan, &out, now)?;
+        for c in &changes {
+            let _ = writeln!(stdout, "{c}");
+        }
+        false
+    };
+    finish(plan.errors)?;
+    Ok(u8::from(changed))
+}
+
+/// Reports the errors of clusters that could not be rendered; the first
+/// decides the exit code (a mapping error is a configuration error).
+fn finish(errors: Vec<Error>) -> Result<()> {
+    let mut errors = errors.into_iter();
+    let Some(first) = errors.next() else {
+        return Ok(());
+    };
+    for e in errors {
+        eprintln!("error: {e}");
+    }
+    Err(first)
+}
+
+pub fn show(args: &ShowArgs) -> Result<u8> {
+    let config = load_config(&args.config)?;
+    let now = parse_now(args.now.as_deref())?;
+    let clusters = pipeline::select_clusters(&config, std::slice::from_ref(&args.cluster))?;
+    let renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
+    let data = gather(&config, &clusters, args.snapshot.as_deref(), now, false)?;
+    let cluster = clusters[0];
+    let view = pipeline::cluster_view(&config, cluster, &data, now)?;
+    let text = renderer.render(cluster.template.as_deref().unwrap_or("motd.txt.j2"), &view)?;
+    if text.is_empty() {
+        eprintln!("nothing concerns `{}` now: its MOTD is empty", cluster.name);
+    }
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(0)
+}
+
+pub fn fetch(args: &FetchArgs) -> Result<u8> {
+    let config = load_config(&args.config)?;
+    let now = Timestamp::now();
+    let names: Vec<String> = config.sources.keys().cloned().collect();
+    let fetched = runtime()?.block_on(pipeline::fetch_sources(&config, &names, &pipeline::fetch_options(&config, now)))?;
+    let mut snaps = snapshot::Snapshots::new();
+    let mut failed = Vec::new();
+    for (name, result) in fetched {
+        match result {
+            Ok(s) => {
+                snaps.insert(name, s);
+            }
+            Err(e) => failed.push(format!("source `{name}`: {e}")),
+        }
+    }
+    if !failed.is_empty() {
+        return Err(Error::Runtime(format!(
+            "{}\nnothing was saved to `{}`",
+            failed.join("\n"),
+            args.save.display()
+        )));
+    }
+    snapshot::save(&args.save, &snaps)?;
+    for (name, s) in &snaps {
+        eprintln!(
+            "saved source `{name}`: {} components, {} groups, {} incidents and maintenances",
+            s.components.len(),
+            s.groups.len(),
+            s.incidents.len()
+        );
+    }
+    Ok(0)
+}
+
+pub fn gate(args: &GateArgs) -> Result<u8> {
+    let config = load_config(&args.config)?;
+    let now = parse_now(args.now.as_deref())?;
+    let max_age = match &args.max_age {
+        Some(s) => config::parse_duration(s).map_err(|e| Error::Usage(format!("invalid `--max-age` value `{s}`: {e}")))?,
+        None => config.settings.stale_after,
+    };
+    let clusters = pipeline::select_clusters(&config, std::slice::from_ref(&args.cluster))?;
+    let cluster = clusters[0];
+    let data = gather(&config, &clusters, args.snapshot.as_deref(), now, args.snapshot.is_none())?;
+    let Some(source) = data.sources.get(&cluster.source) else {
+        let why = data.missing.get(&cluster.source).map_or("no data", String::as_str);
+        println!("no data for `{}`: {why}", cluster.name);
+        return Ok(4);
+    };
+    let age = now.duration_since(source.snapshot.fetched_at);
+    if age > max_age {
+        println!(
+            "no fresh data for `{}`: the newest is {} old, more than the {} allowed",
+            cluster.name,
+            crate::view::short_duration(age),
+            crate::view::short_duration(max_age)
+        );
+        return Ok(4);
+    }
+    let view = pipeline::cluster_view(&config, cluster, &data, now)?;
+    let reasons = gate_reasons(&view, &args.block_on);
+    if reasons.is_empty() {
+        println!("clear: nothing blocks `{}`", cluster.name);
+        Ok(0)
+    } else {
+        for r in &reasons {
+            println!("blocked: {r}");
+        }
+        Ok(1)
+    }
+}
+
+/// Why a deploy to the cluster should wait; empty when it is clear.
+pub fn gate_reasons(view: &crate::view::ClusterView, block_on: &[BlockOn]) -> Vec<String> {
+    let link = |l: &Option<String>| l.as_deref().map(|l| format!(" {l}")).unwrap_or_default();
+    let mut reasons = Vec::new();
+    if block_on.contains(&BlockOn::Incident) {
+        for i in &view.incidents {
+            reasons.push(format!("incident `{}` ({}){}", i.name, i.status, link(&i.shortlink)));
+        }
+    }
+    if block_on.contains(&BlockOn::Maintenance) {
+        for i in &view.maintenance.active {
+            reasons.push(format!("maintenance `{}` ({}){}", i.name, i.status, link(&i.shortlink)));
+        }
+    }
+    if block_on.contains(&BlockOn::Degraded) {
+        for c in &view.components {
+            reasons.push(format!("component `{}` is {}", c.name, c.status.as_str()));
+        }
+    }
+    reasons
+}
+
+pub fn mapping(cmd: &MappingCommand) -> Result<u8> {
+    match cmd {
+        MappingCommand::Init {
+            config,
+            source,
+            url,
+            snapshot: file,
+        } => {
+            let (src, snap) = if let Some(url) = url {
+                let src = SourceConfig {
+                    name: "status".into(),
+                    kind: SourceKind::Public { url: url.clone() },
+                };
+                let endpoint = pipeline::endpoint(&src)?;
+                let snap = runtime()?
+                    .block_on(crate::source::fetch(
+                        &crate::source::client(),
+                        &endpoint,
+                        &crate::source::FetchOptions::default(),
+                    ))
+                    .map_err(|e| Error::Runtime(e.to_string()))?;
+                (src, snap)
+            } else {
+                let config = load_config(config)?;
+                let name = match source {
+                    Some(s) => s.clone(),
+                    None if config.sources.len() == 1 => config.sources.keys().next().cloned().unwrap_or_default(),
+                    None => {
+                        return Err(Error::Usage(format!(
+                            "`{}` has several sources\nhint: pick one with `--source NAME`",
+                            config.path.display()
+                        )))
+                    }
+                };
+                let Some(src) = config.sources.get(&name).cloned() else {
+                    return Err(Error::Usage(format!("no source `{name}` in `{}`", config.path.display())));
+                };
+                let snap = match file {
+                    Some(path) => pipeline::from_file(&config, path)?
+                        .sources
+                        .remove(&name)
+                        .map(|d| d.snapshot)
+                        .ok_or_else(|| Error::Runtime(format!("snapshot `{}` holds no source `{name}`", path.display())))?,
+                    None => {
+                        let fetched = runtime()?.block_on(pipeline::fetch_sources(
+                            &config,
+                            std::slice::from_ref(&name),
+                            &pipeline::fetch_options(&config, Timestamp::now()),
+                        ))?;
+                        match fetched.into_values().next() {
+                            Some(Ok(s)) => s,
+                            Some(Err(e)) => return Err(Error::Runtime(format!("source `{name}`: {e}"))),
+                            None => return Err(Error::Runtime(format!("source `{name}` was not fetched"))),
+                        }
+                    }
+                };
+                (src, snap)
+            };
+            print!("{}", crate::mapping::skeleton(&snap, &src));
+            Ok(0)
+        }
+        MappingCommand::Check { config, snapshot: file } => {
+            let config = load_config(config)?;
+            let clusters: Vec<_> = config.clusters.values().collect();
+            let data = gather(&config, &clusters, file.as_deref(), Timestamp::now(), false)?;
+            let snaps = data.sources.into_iter().map(|(k, v)| (k, v.snapshot)).collect();
+            let report = crate::mapping::check(&config, &snaps);
+            print!("{report}");
+            for (name, why) in &data.missing {
+                eprintln!("error: source `{name}`: {why}");
+            }
+            if !report.errors.is_empty() {
+                return Err(Error::Config(format!(
+                    "{} mapping error(s) in `{}`",
+                    report.errors.len(),
+                    config.path.display()
+                )));
+            }
+            Ok(u8::from(!data.missing.is_empty()))
+        }
+    }
+}
+
+pub fn demo(args: &DemoArgs) -> Result<u8> {
+    let (dir, config) = crate::demo::prepare(args.out.as_deref())?;
+    let now = crate::demo::now();
+    let renderer = Renderer::new(None)?;
+    let clusters: Vec<_> = config.clusters.values().collect();
+    let data = crate::demo::data(&config)?;
+    let plan = pipeline::plan(&config, &renderer, &clusters, &data, now);
+    finish(plan.errors.iter().map(|e| Error::Runtime(e.to_string())).collect())?;
+    let changes = pipeline::apply(&plan, &dir, now)?;
+
+    let shown = crate::demo::SHOWN_CLUSTER;
+    let motd = std::fs::read_to_string(dir.join(shown).join("motd")).map_err(Error::io("cannot read", dir.join(shown)))?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "statusmotd demo: a Statuspage page with {} clusters, rendered as of {now}", clusters.len());
+    let _ = writeln!(out, "\n--- {}/motd {}", shown, "-".repeat(60usize.saturating_sub(shown.len())));
+    let _ = write!(out, "{motd}");
+    let _ = writeln!(out, "{}", "-".repeat(70));
+    let _ = writeln!(out, "\nFiles written under {}:", dir.display());
+    for c in &changes {
+        let _ = writeln!(out, "  {c}");
+    }
+    if changes.is_empty() {
+        let _ = writeln!(out, "  (none: every file already had these bytes)");
+    }
+    let _ = writeln!(
+        out,
+        "\nRun it again and nothing is rewritten; see `{}` for every cluster.",
+        PathBuf::from(&dir).join("index.json").display()
+    );
+    Ok(0)
+}

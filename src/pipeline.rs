@@ -1,0 +1,502 @@
+//! The one-shot pipeline shared by `render`, `show`, `gate` and `serve`:
+//! gather snapshots (fetch, falling back to the last good one), then plan every
+//! file from (snapshots, config, now), then apply the plan to the output
+//! directory.
+//!
+//! Planning is pure, so `render --check`, `show` and the server's status
+//! endpoints see exactly what `render` would write.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ClusterConfig, Config, SourceConfig, SourceKind};
+use crate::error::{Error, Result};
+use crate::model::Snapshot;
+use crate::output::{self, OutputDir, Written};
+use crate::render::Renderer;
+use crate::snapshot::{self, Snapshots};
+use crate::source::{self, Endpoint, FetchOptions};
+use crate::view::{self, ClusterView, ViewOptions};
+
+/// The data of one source for one run.
+#[derive(Debug, Clone)]
+pub struct SourceData {
+    pub snapshot: Snapshot,
+    /// Why the fetch failed, when this is the last good snapshot instead.
+    pub fetch_error: Option<String>,
+}
+
+/// What gathering found: data per source, and the sources with none at all.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    pub sources: BTreeMap<String, SourceData>,
+    /// Source name -> why there is no data.
+    pub missing: BTreeMap<String, String>,
+}
+
+/// The fetch settings of `config`.
+pub fn fetch_options(config: &Config, now: Timestamp) -> FetchOptions {
+    FetchOptions {
+        timeout: std::time::Duration::try_from(config.settings.request_timeout)
+            .unwrap_or(std::time::Duration::from_secs(10)),
+        retries: config.settings.retries,
+        resolved_since: now.checked_sub(config.settings.recent_resolved).ok(),
+        ..FetchOptions::default()
+    }
+}
+
+/// The endpoint of a configured source; reveals its secret.
+pub fn endpoint(source: &SourceConfig) -> Result<Endpoint> {
+    Ok(match &source.kind {
+        SourceKind::Manage {
+            page_id,
+            api_key,
+            api_base,
+        } => Endpoint::Manage {
+            api_base: api_base.clone(),
+            page_id: page_id.clone(),
+            api_key: api_key.reveal(&format!("the `api_key` of source `{}`", source.name))?,
+        },
+        SourceKind::Public { url } => Endpoint::Public { url: url.clone() },
+    })
+}
+
+/// Fetches `names` concurrently. Secrets are revealed first, so a missing one
+/// is a configuration error before any request is made.
+pub async fn fetch_sources(
+    config: &Config,
+    names: &[String],
+    opts: &FetchOptions,
+) -> Result<BTreeMap<String, std::result::Result<Snapshot, String>>> {
+    let client = source::client();
+    let mut tasks = tokio::task::JoinSet::new();
+    for name in names {
+        let Some(src) = config.sources.get(name) else {
+            continue;
+        };
+        let endpoint = endpoint(src)?;
+        let (client, opts, name) = (client.clone(), opts.clone(), name.clone());
+        tasks.spawn(async move {
+            let result = source::fetch(&client, &endpoint, &opts).await;
+            (name, result.map_err(|e| e.to_string()))
+        });
+    }
+    let mut out = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (name, result) = joined.map_err(|e| Error::Runtime(format!("fetch task failed: {e}")))?;
+        out.insert(name, result);
+    }
+    Ok(out)
+}
+
+/// Fetches every source used by `clusters`; on failure falls back to the last
+/// good snapshot in `state_dir`, saying so on stderr. Good fetches are kept
+/// as the new last good snapshot unless `persist` is false.
+pub async fn gather(config: &Config, clusters: &[&ClusterConfig], now: Timestamp, persist: bool) -> Result<Gathered> {
+    let names: Vec<String> = clusters
+        .iter()
+        .map(|c| c.source.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let fetched = fetch_sources(config, &names, &fetch_options(config, now)).await?;
+    let state_dir = &config.settings.state_dir;
+    let mut gathered = Gathered::default();
+    for (name, result) in fetched {
+        match result {
+            Ok(snap) => {
+                if persist {
+                    if let Err(e) = snapshot::save_state(state_dir, &name, &snap) {
+                        eprintln!("warning: {e}");
+                    }
+                }
+                gathered.sources.insert(
+                    name,
+                    SourceData {
+                        snapshot: snap,
+                        fetch_error: None,
+                    },
+                );
+            }
+            Err(error) => match snapshot::load_state(state_dir, &name) {
+                Ok(Some(snap)) => {
+                    eprintln!(
+                        "warning: source `{name}`: {error}\n  using the last good snapshot, fetched {} ({} ago)",
+                        snap.fetched_at,
+                        view::short_duration(now.duration_since(snap.fetched_at))
+                    );
+                    gathered.sources.insert(
+                        name,
+                        SourceData {
+                            snapshot: snap,
+                            fetch_error: Some(error),
+                        },
+                    );
+                }
+                Ok(None) => {
+                    gathered.missing.insert(
+                        name,
+                        format!("{error}\n  and no earlier good snapshot is kept in `{}`", state_dir.display()),
+                    );
+                }
+                Err(e) => {
+                    gathered
+                        .missing
+                        .insert(name, format!("{error}\n  and the last good snapshot cannot be used: {e}"));
+                }
+            },
+        }
+    }
+    Ok(gathered)
+}
+
+/// Data from a snapshot file instead of the network. A file holding one
+/// snapshot serves a config with one source whatever its name.
+pub fn from_file(config: &Config, path: &Path) -> Result<Gathered> {
+    let mut snaps: Snapshots = snapshot::load(path)?;
+    if snaps.len() == 1 && config.sources.len() == 1 {
+        let only = snaps.pop_first().map(|(_, s)| s);
+        let name = config.sources.keys().next().cloned();
+        if let (Some(snap), Some(name)) = (only, name) {
+            snaps.insert(name, snap);
+        }
+    }
+    let mut gathered = Gathered::default();
+    for name in config.sources.keys() {
+        match snaps.remove(name) {
+            Some(snapshot) => {
+                gathered.sources.insert(
+                    name.clone(),
+                    SourceData {
+                        snapshot,
+                        fetch_error: None,
+                    },
+                );
+            }
+            None => {
+                gathered
+                    .missing
+                    .insert(name.clone(), format!("snapshot `{}` holds no source `{name}`", path.display()));
+            }
+        }
+    }
+    Ok(gathered)
+}
+
+/// The clusters `names` selects (all when empty); an unknown name is a usage
+/// error listing the known ones.
+pub fn select_clusters<'c>(config: &'c Config, names: &[String]) -> Result<Vec<&'c ClusterConfig>> {
+    if names.is_empty() {
+        return Ok(config.clusters.values().collect());
+    }
+    names
+        .iter()
+        .map(|n| {
+            config.clusters.get(n).ok_or_else(|| {
+                let known: Vec<String> = config.clusters.keys().map(|k| format!("`{k}`")).collect();
+                Error::Usage(format!(
+                    "no cluster `{n}` in `{}`\nhint: known clusters: {}",
+                    config.path.display(),
+                    known.join(", ")
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The view of one cluster, or why there is none.
+pub fn cluster_view(config: &Config, cluster: &ClusterConfig, data: &Gathered, now: Timestamp) -> Result<ClusterView> {
+    let Some(source) = data.sources.get(&cluster.source) else {
+        let why = data
+            .missing
+            .get(&cluster.source)
+            .map_or("no data", String::as_str);
+        return Err(Error::Runtime(format!(
+            "cluster `{}`: no data from source `{}`: {why}",
+            cluster.name, cluster.source
+        )));
+    };
+    let selection = crate::mapping::resolve(cluster, &source.snapshot)?;
+    let opts = ViewOptions {
+        upcoming: config.settings.upcoming,
+        recent_resolved: config.settings.recent_resolved,
+        stale_after: config.settings.stale_after,
+        page_wide: cluster.page_wide,
+        timezone: config.timezone_for(cluster),
+    };
+    let mut v = view::build(&cluster.name, &cluster.source, &source.snapshot, &selection, &opts, now);
+    if source.fetch_error.is_some() {
+        // The data is the last good snapshot: say so even before it is stale.
+        for s in &mut v.sources {
+            s.stale = v.stale;
+        }
+    }
+    Ok(v)
+}
+
+/// One file to write.
+#[derive(Debug, Clone)]
+pub struct PlannedFile {
+    /// Relative to the output directory.
+    pub rel: PathBuf,
+    pub bytes: Vec<u8>,
+    /// Newest upstream change among the items in the file (mtime rule).
+    pub newest: Option<Timestamp>,
+}
+
+/// Everything one cluster renders to.
+#[derive(Debug, Clone)]
+pub struct ClusterPlan {
+    pub view: ClusterView,
+    pub files: Vec<PlannedFile>,
+    /// Snippet file names to keep in `items/`.
+    pub items: BTreeSet<String>,
+}
+
+/// The files of every cluster that could be rendered, and the errors of those
+/// that could not (their files are left as they are).
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub clusters: BTreeMap<String, ClusterPlan>,
+    pub errors: Vec<Error>,
+}
+
+/// Plans every file of `clusters`. Pure: reads nothing, writes nothing.
+pub fn plan(config: &Config, renderer: &Renderer, clusters: &[&ClusterConfig], data: &Gathered, now: Timestamp) -> Plan {
+    let mut plan = Plan::default();
+    for cluster in clusters {
+        match plan_cluster(config, renderer, cluster, data, now) {
+            Ok(p) => {
+                plan.clusters.insert(cluster.name.clone(), p);
+            }
+            Err(e) => plan.errors.push(e),
+        }
+    }
+    plan
+}
+
+fn plan_cluster(
+    config: &Config,
+    renderer: &Renderer,
+    cluster: &ClusterConfig,
+    data: &Gathered,
+    now: Timestamp,
+) -> Result<ClusterPlan> {
+    let view = cluster_view(config, cluster, data, now)?;
+    let dir = PathBuf::from(&cluster.name);
+    let template = cluster.template.as_deref().unwrap_or("motd.txt.j2");
+    let newest = view.newest_change();
+    let mut files = vec![PlannedFile {
+        rel: dir.join("motd"),
+        bytes: renderer.render(template, &view)?.into_bytes(),
+        newest,
+    }];
+    let mut items = BTreeSet::new();
+    for item in view.items() {
+        let name = view::Item::file_name(item.kind, &item.id);
+        if items.insert(name.clone()) {
+            files.push(PlannedFile {
+                rel: dir.join("items").join(&name),
+                bytes: renderer.render_item(&view, item)?.into_bytes(),
+                newest: item.last_change,
+            });
+        }
+    }
+    for extra in &config.outputs {
+        files.push(PlannedFile {
+            rel: PathBuf::from(extra.path.replace("{cluster}", &cluster.name)),
+            bytes: renderer.render(&extra.template, &view)?.into_bytes(),
+            newest,
+        });
+    }
+    Ok(ClusterPlan { view, files, items })
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub path: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Created,
+    Updated,
+    Removed,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verb = match self.action {
+            Action::Created => "created",
+            Action::Updated => "updated",
+            Action::Removed => "removed",
+        };
+        write!(f, "{verb} {}", self.path)
+    }
+}
+
+impl Change {
+    /// The cluster a change belongs to (the first path component), if any.
+    pub fn cluster(&self) -> Option<&str> {
+        self.path.split_once('/').map(|(c, _)| c)
+    }
+}
+
+/// Writes the plan under `dir`, then `index.json`. Takes the output lock for
+/// the whole run, so overlapping runs do not interleave.
+pub fn apply(plan: &Plan, dir: &Path, now: Timestamp) -> Result<Vec<Change>> {
+    let out = OutputDir::open(dir)?;
+    let mut changes = Vec::new();
+    for (name, cluster) in &plan.clusters {
+        for file in &cluster.files {
+            let written = out.write(&file.rel, &file.bytes, file.newest, now)?;
+            if let Some(action) = action_of(&written) {
+                changes.push(Change {
+                    path: display_rel(&file.rel),
+                    action,
+                });
+            }
+        }
+        for removed in out.prune_items(name, &cluster.items)? {
+            changes.push(Change {
+                path: display_rel(&removed),
+                action: Action::Removed,
+            });
+        }
+    }
+    let index = index_json(plan, dir, now);
+    let written = out.write(Path::new("index.json"), index.as_bytes(), None, now)?;
+    if let Some(action) = action_of(&written) {
+        changes.push(Change {
+            path: "index.json".into(),
+            action,
+        });
+    }
+    Ok(changes)
+}
+
+/// The changes `apply` would make, without writing anything.
+pub fn check(plan: &Plan, dir: &Path, now: Timestamp) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for (name, cluster) in &plan.clusters {
+        for file in &cluster.files {
+            let path = dir.join(&file.rel);
+            if output::would_change(&path, &file.bytes) {
+                let action = if path.exists() { Action::Updated } else { Action::Created };
+                changes.push(Change {
+                    path: display_rel(&file.rel),
+                    action,
+                });
+            }
+        }
+        let items_dir = dir.join(name).join("items");
+        if let Ok(entries) = std::fs::read_dir(&items_dir) {
+            let mut gone: Vec<String> = entries
+                .filter_map(std::result::Result::ok)
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".txt") && !cluster.items.contains(n))
+                .collect();
+            gone.sort();
+            for n in gone {
+                changes.push(Change {
+                    path: format!("{name}/items/{n}"),
+                    action: Action::Removed,
+                });
+            }
+        }
+    }
+    let index = index_json(plan, dir, now);
+    if output::would_change(&dir.join("index.json"), index.as_bytes()) {
+        let action = if dir.join("index.json").exists() { Action::Updated } else { Action::Created };
+        changes.push(Change {
+            path: "index.json".into(),
+            action,
+        });
+    }
+    changes
+}
+
+fn action_of(w: &Written) -> Option<Action> {
+    match w {
+        Written::Created => Some(Action::Created),
+        Written::Updated => Some(Action::Updated),
+        Written::Unchanged => None,
+    }
+}
+
+fn display_rel(p: &Path) -> String {
+    p.to_string_lossy().replace('\\', "/")
+}
+
+/// `index.json`: every cluster's status, items, files and their mtimes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Index {
+    pub clusters: BTreeMap<String, IndexEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IndexEntry {
+    pub status: String,
+    pub stale: bool,
+    pub source: String,
+    pub data_fetched_at: Timestamp,
+    pub items: Vec<IndexItem>,
+    /// Path (relative to the output directory) -> mtime.
+    pub files: BTreeMap<String, Option<Timestamp>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IndexItem {
+    pub kind: String,
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub file: String,
+}
+
+/// Builds `index.json`, keeping the entries of clusters this plan did not
+/// render (`render --cluster`), so the index always covers every cluster.
+fn index_json(plan: &Plan, dir: &Path, _now: Timestamp) -> String {
+    let mut index: Index = std::fs::read(dir.join("index.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    for (name, cluster) in &plan.clusters {
+        let v = &cluster.view;
+        let files = cluster
+            .files
+            .iter()
+            .map(|f| (display_rel(&f.rel), output::mtime(&dir.join(&f.rel))))
+            .collect();
+        let items = v
+            .items()
+            .map(|i| IndexItem {
+                kind: i.kind.as_str().to_owned(),
+                id: i.id.clone(),
+                name: i.name.clone(),
+                status: i.status.clone(),
+                file: format!("{name}/{}", i.file),
+            })
+            .collect();
+        index.clusters.insert(
+            name.clone(),
+            IndexEntry {
+                status: v.status.as_str().to_owned(),
+                stale: v.stale,
+                source: v.sources.first().map(|s| s.name.clone()).unwrap_or_default(),
+                data_fetched_at: v.generated_at,
+                items,
+                files,
+            },
+        );
+    }
+    let mut text = serde_json::to_string_pretty(&index).unwrap_or_default();
+    text.push('\n');
+    text
+}
