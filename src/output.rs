@@ -1,1 +1,795 @@
-//! TODO
+//! The output directory: atomic writes that happen only when the bytes change,
+//! the mtime rule of `DESIGN.md` ("Files written"), removal of snippets that
+//! left the view, and the lock that keeps two renders from writing at once.
+//!
+//! `make` and `rsync -t` on the login nodes decide what to copy by mtime, so a
+//! file is never touched when its bytes are the same, and a changed file gets
+//! an mtime that says when its news last changed upstream (see [`next_mtime`]).
+//!
+//! Every write goes through a temp file in `<root>/.statusmotd/`: the same
+//! filesystem as the target, so the final `rename` is atomic, but never a
+//! cluster directory, because `pam_motd` shows dotfiles and `*.tmp` from the
+//! directories it reads.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, FileTimes, OpenOptions, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use jiff::Timestamp;
+
+use crate::error::{Error, Result};
+
+/// Directory under the output root that holds the lock and the temp files.
+pub const STAGING_DIR: &str = ".statusmotd";
+
+const LOCK_FILE: &str = "lock";
+const TEMP_SUFFIX: &str = ".tmp";
+const FILE_MODE: u32 = 0o644;
+const DIR_MODE: u32 = 0o755;
+
+/// Makes temp names unique within this process; the pid makes them unique
+/// across processes.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// What [`OutputDir::write`] did to a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// The file did not exist before.
+    Created,
+    /// The file existed with other bytes (or was not a regular file) and was
+    /// replaced.
+    Updated,
+    /// The file already held these bytes and was not touched.
+    Unchanged,
+}
+
+impl Written {
+    /// Whether the file on disk changed, i.e. whether `render` reports it.
+    pub fn is_change(self) -> bool {
+        self != Written::Unchanged
+    }
+}
+
+/// The output directory of one render run, held under an exclusive lock.
+///
+/// The lock is released when this value is dropped.
+#[derive(Debug)]
+pub struct OutputDir {
+    root: PathBuf,
+    staging: PathBuf,
+    // Held only for its advisory lock, which closing the file releases.
+    _lock: File,
+}
+
+impl OutputDir {
+    /// Creates `root` if needed, takes an exclusive lock on
+    /// `<root>/.statusmotd/lock`, and removes temp files that a killed run
+    /// left in the staging directory.
+    ///
+    /// The lock is blocking: a render started by an overlapping cron job
+    /// waits until the first one drops its `OutputDir`, then proceeds.
+    pub fn open(root: &Path) -> Result<Self> {
+        create_dirs(root)?;
+        let staging = root.join(STAGING_DIR);
+        create_dirs(&staging)?;
+
+        let lock_path = staging.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(FILE_MODE)
+            .open(&lock_path)
+            .map_err(Error::io("cannot open lock file", &lock_path))?;
+        // `File::lock` (flock on Linux) needs Rust 1.89, above the
+        // `rust-version` in Cargo.toml; that field should be raised.
+        #[allow(clippy::incompatible_msrv)]
+        lock.lock()
+            .map_err(Error::io("cannot lock output directory", &lock_path))?;
+
+        remove_leftover_temps(&staging)?;
+
+        Ok(OutputDir {
+            root: root.to_path_buf(),
+            staging,
+            _lock: lock,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Writes `rel` (e.g. `archer2/motd`, `archer2/items/incident-abc.txt`,
+    /// `index.json`) under the root by the mtime rule, creating parent
+    /// directories (0755) as needed.
+    ///
+    /// `newest` is the newest `updated_at` among the items rendered into the
+    /// file, `None` when there are none; `now` is the render time.
+    ///
+    /// When the target is a symlink, the link itself is replaced by a regular
+    /// file (rename does not follow it); whatever it pointed at is left alone.
+    pub fn write(
+        &self,
+        rel: &Path,
+        bytes: &[u8],
+        newest: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Written> {
+        check_relative(rel)?;
+        let target = self.root.join(rel);
+
+        let previous = match fs::symlink_metadata(&target) {
+            Ok(meta) => Some(meta),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io("cannot read metadata of", &target)(e)),
+        };
+        let previous_mtime = match &previous {
+            Some(meta) if meta.is_file() => {
+                if same_bytes(&target, meta, bytes) {
+                    return Ok(Written::Unchanged);
+                }
+                meta.modified()
+                    .ok()
+                    .and_then(|t| Timestamp::try_from(t).ok())
+            }
+            // A symlink or something else that is not our regular file: it
+            // will be replaced, and its mtime says nothing about the news.
+            _ => None,
+        };
+
+        if let Some(parent) = target.parent() {
+            create_dirs(parent)?;
+        }
+        let mtime = next_mtime(previous_mtime, newest, now);
+        self.replace(&target, bytes, mtime)?;
+
+        Ok(if previous.is_some() {
+            Written::Updated
+        } else {
+            Written::Created
+        })
+    }
+
+    /// Removes the files in `<root>/<cluster>/items/` whose names are not in
+    /// `keep` (file names such as `incident-abc.txt`, not paths): snippets of
+    /// items that left the view. Only regular files named `*.txt` are
+    /// touched. Returns the removed paths, relative to the root, sorted.
+    pub fn prune_items(&self, cluster: &str, keep: &BTreeSet<String>) -> Result<Vec<PathBuf>> {
+        let cluster_rel = Path::new(cluster);
+        check_relative(cluster_rel)?;
+        if cluster_rel.components().count() != 1 {
+            return Err(Error::Runtime(format!(
+                "refusing to prune items of cluster `{cluster}`: a cluster name is a single directory name"
+            )));
+        }
+
+        let items_rel = cluster_rel.join("items");
+        let items = self.root.join(&items_rel);
+        let entries = match fs::read_dir(&items) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("cannot list", &items)(e)),
+        };
+
+        let mut removed = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(Error::io("cannot list", &items))?;
+            let path = entry.path();
+            // `file_type` does not follow symlinks: a link is not a snippet.
+            let is_file = entry
+                .file_type()
+                .map_err(Error::io("cannot read metadata of", &path))?
+                .is_file();
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            // Case-sensitive on purpose: snippets are always written `.txt`.
+            let is_snippet = Path::new(&name).extension() == Some("txt".as_ref());
+            if !is_file || !is_snippet || keep.contains(&name) {
+                continue;
+            }
+            fs::remove_file(&path).map_err(Error::io("cannot remove", &path))?;
+            removed.push(items_rel.join(name));
+        }
+
+        if !removed.is_empty() {
+            sync_dir(&items)?;
+        }
+        removed.sort();
+        Ok(removed)
+    }
+
+    /// Puts `bytes` at `target` through a temp file in the staging directory.
+    /// On failure the temp file is removed and `target` is left as it was.
+    fn replace(&self, target: &Path, bytes: &[u8], mtime: Timestamp) -> Result<()> {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let temp = self
+            .staging
+            .join(format!("write-{}-{n}{TEMP_SUFFIX}", std::process::id()));
+
+        let result = write_temp(&temp, target, bytes, mtime).and_then(|()| {
+            fs::rename(&temp, target).map_err(Error::io("cannot rename into place", target))
+        });
+        if let Err(e) = result {
+            // The temp file may or may not exist by now; either way it must go.
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
+
+        match target.parent() {
+            Some(parent) => sync_dir(parent),
+            None => Ok(()),
+        }
+    }
+}
+
+/// For `render --check`: would writing `bytes` to `path` change the file?
+/// Reads only; creates nothing and takes no lock. A symlink or anything else
+/// that is not a regular file counts as a change, since a write replaces it.
+pub fn would_change(path: &Path, bytes: &[u8]) -> bool {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => !same_bytes(path, &meta, bytes),
+        _ => true,
+    }
+}
+
+/// The mtime rule for a file whose bytes change.
+///
+/// It is the newest `updated_at` among the items rendered into the file
+/// (`newest`), clamped to `now`, so an mtime says when the news last changed
+/// upstream. It is `now` when there are no items, or when that time is not
+/// later than the file's `previous` mtime: the bytes changed for another
+/// reason (a template edit, an item leaving the view), and `make` and
+/// `rsync -t` must still see a newer file.
+pub fn next_mtime(
+    previous: Option<Timestamp>,
+    newest: Option<Timestamp>,
+    now: Timestamp,
+) -> Timestamp {
+    let Some(newest) = newest else {
+        return now;
+    };
+    let candidate = newest.min(now);
+    match previous {
+        Some(previous) if candidate <= previous => now,
+        _ => candidate,
+    }
+}
+
+/// The file's mtime (following symlinks), `None` if it is absent or the
+/// time cannot be represented.
+pub fn mtime(path: &Path) -> Option<Timestamp> {
+    let modified = fs::metadata(path).ok()?.modified().ok()?;
+    Timestamp::try_from(modified).ok()
+}
+
+/// Rejects paths that could leave the output root or reach the staging
+/// directory. Cluster names are validated with the configuration; this is
+/// defence in depth.
+fn check_relative(rel: &Path) -> Result<()> {
+    let mut components = rel.components().peekable();
+    let inside = components.peek().is_some()
+        && components.all(|c| matches!(c, Component::Normal(_)))
+        && rel.components().next() != Some(Component::Normal(STAGING_DIR.as_ref()));
+    if inside {
+        Ok(())
+    } else {
+        Err(Error::Runtime(format!(
+            "refusing to write `{}`: output paths must be relative, without `..`, and outside `{STAGING_DIR}`",
+            rel.display()
+        )))
+    }
+}
+
+/// Whether the regular file at `path` already holds exactly `bytes`. Any
+/// read error counts as "different", so the file gets rewritten.
+fn same_bytes(path: &Path, meta: &fs::Metadata, bytes: &[u8]) -> bool {
+    // Comparing the length first spares reading a file that must change.
+    meta.len() == bytes.len() as u64 && fs::read(path).is_ok_and(|old| old == bytes)
+}
+
+/// Writes the temp file completely, with its final mode and mtime, and makes
+/// it durable before it is renamed over `target`.
+fn write_temp(temp: &Path, target: &Path, bytes: &[u8], mtime: Timestamp) -> Result<()> {
+    // 0600 until complete; the final mode is set below, whatever the umask.
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(temp)
+        .map_err(Error::io("cannot create temp file", temp))?;
+    file.write_all(bytes)
+        .map_err(Error::io("cannot write", target))?;
+    file.set_permissions(Permissions::from_mode(FILE_MODE))
+        .map_err(Error::io("cannot set permissions of", target))?;
+    // After the last write, which would otherwise bump the mtime again.
+    file.set_times(FileTimes::new().set_modified(SystemTime::from(mtime)))
+        .map_err(Error::io("cannot set modification time of", target))?;
+    file.sync_all().map_err(Error::io("cannot sync", target))
+}
+
+/// Creates `dir` and any missing parents with mode 0755, whatever the umask:
+/// login nodes and web servers read these directories as other users.
+fn create_dirs(dir: &Path) -> Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dirs(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => fs::set_permissions(dir, Permissions::from_mode(DIR_MODE))
+            .map_err(Error::io("cannot set permissions of", dir)),
+        // Another process may have created it meanwhile.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(Error::io("cannot create directory", dir)(e)),
+    }
+}
+
+/// Makes renames and removals in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io("cannot sync directory", dir))
+}
+
+/// Removes `*.tmp` files left in the staging directory by a run that was
+/// killed mid-write. Called with the lock held, so no live writer owns them.
+fn remove_leftover_temps(staging: &Path) -> Result<()> {
+    let entries = fs::read_dir(staging).map_err(Error::io("cannot list", staging))?;
+    for entry in entries {
+        let entry = entry.map_err(Error::io("cannot list", staging))?;
+        let path = entry.path();
+        let is_temp = entry.file_type().is_ok_and(|t| t.is_file())
+            && entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.ends_with(TEMP_SUFFIX));
+        if is_temp {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("cannot remove leftover temp file", &path)(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().mode() & 0o7777
+    }
+
+    fn ino(path: &Path) -> u64 {
+        fs::symlink_metadata(path).unwrap().ino()
+    }
+
+    /// Names in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    const NOW: &str = "2025-06-01T12:00:00Z";
+
+    #[test]
+    fn new_file_is_created_with_content_mode_and_the_items_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutputDir::open(tmp.path()).unwrap();
+        let newest = ts("2025-06-01T10:30:00.5Z");
+
+        let written = out
+            .write(Path::new("archer2/motd"), b"hello\n", Some(newest), ts(NOW))
+            .unwrap();
+
+        let path = tmp.path().join("archer2/motd");
+        assert_eq!(written, Written::Created);
+        assert!(written.is_change());
+        assert_eq!(fs::read(&path).unwrap(), b"hello\n");
+        assert_eq!(mode(&path), 0o644);
+        assert_eq!(mode(&tmp.path().join("archer2")), 0o755);
+        assert_eq!(mtime(&path), Some(newest));
+    }
+
+    #[test]
+    fn same_bytes_leave_the_file_untouched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutputDir::open(tmp.path()).unwrap();
+        let rel = Path::new("archer2/motd");
+        let path = tmp.path().join(rel);
+        out.write(rel, b"same\n", Some(ts("2025-06-01T10:00:00Z")), ts(NOW))
+            .unwrap();
+        let (ino_before, mtime_before) = (ino(&path), mtime(&path));
+
+        let written = out
+            .write(rel, b"same\n", None, ts("2025-06-02T00:00:00Z"))
+            .unwrap();
+
+        assert_eq!(written, Written::Unchanged);
+        assert!(!written.is_change());
+        assert_eq!(ino(&path), ino_before);
+        assert_eq!(mtime(&path), mtime_before);
+    }
+
+    #[test]
+    fn changed_bytes_with_newer_news_take_the_news_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutputDir::open(tmp.path()).unwrap();
+        let rel = Path::new("archer2/motd");
+        out.write(rel, b"old\n", Some(ts("2025-06-01T09:00:00Z")), ts(NOW))
+            .unwrap();
+
+        let newer = ts("2025-06-01T11:00:00Z");
+        let written = out.write(rel, b"new\n", Some(newer), ts(NOW)).unwrap();
+
+        let path = tmp.path().join(rel);
+        assert_eq!(written, Written::Updated);
+        assert_eq!(fs::read(&path).unwrap(), b"new\n");
+        assert_eq!(mtime(&path), Some(newer));
+    }
+
+    #[test]
+    fn changed_bytes_without_newer_news_take_now() {
+        // A template edit or an item leaving the view changes the bytes but
+        // not the newest `updated_at`; `make` must still see a newer file.
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutputDir::open(tmp.path()).unwrap();
+        let rel = Path::new("archer2/motd");
+        let news = ts("2025-06-01T09:00:00Z");
+        out.write(rel, b"old\n", Some(news), ts(NOW)).unwrap();
+
+        let later = ts("2025-06-01T13:00:00Z");
+        let older_news = ts("2025-06-01T08:00:00Z");
+        out.write(rel, b"edited\n", Some(older_news), later)
+            .unwrap();
+        assert_eq!(mtime(&tmp.path().join(rel)), Some(later));
+
+        // Equal to the previous mtime counts as "not later" too.
+        let even_later = ts("2025-06-01T14:00:00Z");
+        out.write(rel, b"edited again\n", Some(later), even_later)
+            .unwrap();
+        assert_eq!(mtime(&tmp.path().join(rel)), Some(even_later));
+    }
+
+    #[test]
+    fn changed_bytes_without_items_take_now() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutputDir::open(tmp.path()).unwrap();
+        let rel = Path::new("archer2/motd");
+        out.write(
+            rel,
+            b"incident\n",
+            Some(ts("2025-06-01T09:00:00Z")),
+            ts(NOW),
+        )
+        .unwrap();
+
+        let later = ts("2025-06-01T15:00:00Z");
+        let written = out.write(rel, b"", None, later).unwrap();
+
+        assert_eq!(written, Written::Updated);
+        assert_eq!(fs::read(tmp.path().join(rel)).unwrap(), b"");
+        assert_eq!(mtime(&tmp.path().join(rel)), Some(later));
+    }
+
+    #[test]
+    fn future_news_time_is_clamped_to_now() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutputDir::open(tmp.path()).unwrap();
+        let rel = Path::new("index.json");
+        out.write(rel, b"{}", Some(ts("2030-01-01T00:00:00Z")), ts(NOW))
+            .unwrap();
+        assert_eq!(mtime(&tmp.path().join(rel)), Some(ts(NOW)));
+    }
+
+    #[test]
+    fn next_mtime_follows_the_rule() {
+        let now = ts(NOW);
+        let prev = ts("2025-06-01T09:00:00Z");
+        let before_prev = ts("2025-06-01T08:00:00Z");
+        let after_prev = ts("2025-06-01T10:00:00Z");
+        let future = ts("2025-06-01T12:00:01Z");
+        #[rustfmt::skip]
+        let cases = [
+            // (previous, newest, expected)
+            (None,       None,              now),
+            (Some(prev), None,              now),
+            (None,       Some(before_prev), before_prev),
+            (Some(prev), Some(after_prev),  after_prev),
+            (Some(prev), Some(prev),        now),
+            (Some(prev), Some(before_prev), now),
+            (None,       Some(future),      now),
+            (Some(prev), Some(future),      now),
+            (Some(now),  Some(after_prev),  now),
+        ];
+        for (previous, newest, expected) in cases {
+            assert_eq!(
+                next_mtime(previous, newest, now),
+                expected,
+                "previous {previous:?}, newest {newest:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn writes_leave_no_temp_files_behind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutputDir::open(tmp.path()).unwrap();
+        for (i, body) in ["a", "b", "b", "c"].iter().enumerate() {
+            let now = ts(NOW) + jiff::SignedDuration::from_secs(i64::try_from(i).unwrap());
+            out.write(Path::new("archer2/motd"), body.as_bytes(), None, now)
+                .unwrap();
+            out.write(
+                Path::new("archer2/items/incident-x.txt"),
+                body.as_bytes(),
+                None,
+                now,
+            )
+            .unwrap();
+        }
+
+        assert_eq!(names(&tmp.path().join(STAGING_DIR)), ["lock"]);
+        assert_eq!(names(&tmp.path().join("archer2")), ["items", "motd"]);
+        assert_eq!(names(&tmp.path().join("archer2/items")), ["incident-x.txt"]);
+    }
+
+    /// Whether this process is held back by permission bits (not when root).
+    fn permissions_enforced(dir: &Path) -> bool {
+        let probe = dir.join("probe");
+        fs::create_dir(&probe).unwrap();
+        fs::set_permissions(&probe, Permissions::from_mode(0o555)).unwrap();
+        let enforced = File::create(probe.join("x")).is_err();
+        fs::set_permissions(&probe, Permissions::from_mode(0o755)).unwrap();
+        fs::remove_dir_all(&probe).unwrap();
+        enforced
+    }
+
+    #[test]
+    fn failed_write_names_the_path_and_keeps_the_old_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutputDir::open(tmp.path().join("out").as_path()).unwrap();
+        let old = out.root().join("archer2/motd");
+        out.write(Path::new("archer2/motd"), b"old\n", None, ts(NOW))
+            .unwrap();
+
+        let (result, target) = if permissions_enforced(tmp.path()) {
+            let cluster = out.root().join("archer2");
+            fs::set_permissions(&cluster, Permissions::from_mode(0o555)).unwrap();
+            let result = out.write(Path::new("archer2/motd"), b"new\n", None, ts(NOW));
+            fs::set_permissions(&cluster, Permissions::from_mode(0o755)).unwrap();
+            (result, old.clone())
+        } else {
+            // Root ignores permission bits: make the target's parent the
+            // old regular file instead.
+            let rel = Path::new("archer2/motd/x");
+            let result = out.write(rel, b"new\n", None, ts(NOW));
+            (result, out.root().join(rel))
+        };
+
+        let err = result.unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains(&format!("`{}`", target.display())),
+            "{err}"
+        );
+        assert_eq!(fs::read(&old).unwrap(), b"old\n");
+        assert_eq!(names(&out.root().join(STAGING_DIR)), ["lock"]);
+        assert_eq!(names(&out.root().join("archer2")), ["motd"]);
+    }
+
+    #[test]
+    fn failed_rename_removes_the_temp_file() {
+        // Fails as root too: a file cannot be renamed over a directory.
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutputDir::open(tmp.path()).unwrap();
+        fs::create_dir_all(tmp.path().join("archer2/motd/sub")).unwrap();
+
+        let err = out
+            .write(Path::new("archer2/motd"), b"x", None, ts(NOW))
+            .unwrap_err();
+
+        let message = err.to_string();
+        assert!(message.starts_with("cannot rename into place"), "{message}");
+        assert!(message.contains("archer2/motd`"), "{message}");
+        assert_eq!(names(&tmp.path().join(STAGING_DIR)), ["lock"]);
+        assert!(tmp.path().join("archer2/motd/sub").is_dir());
+    }
+
+    #[test]
+    fn symlink_target_is_replaced_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutputDir::open(tmp.path()).unwrap();
+        let elsewhere = tmp.path().join("elsewhere");
+        fs::write(&elsewhere, b"do not touch\n").unwrap();
+        fs::create_dir(tmp.path().join("archer2")).unwrap();
+        let link = tmp.path().join("archer2/motd");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        assert!(would_change(&link, b"do not touch\n"));
+
+        let written = out
+            .write(Path::new("archer2/motd"), b"do not touch\n", None, ts(NOW))
+            .unwrap();
+
+        assert_eq!(written, Written::Updated);
+        assert!(fs::symlink_metadata(&link).unwrap().is_file());
+        assert_eq!(fs::read(&link).unwrap(), b"do not touch\n");
+        assert_eq!(fs::read(&elsewhere).unwrap(), b"do not touch\n");
+    }
+
+    #[test]
+    fn prune_removes_only_snippets_not_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutputDir::open(tmp.path()).unwrap();
+        let items = tmp.path().join("archer2/items");
+        fs::create_dir_all(items.join("subdir.txt")).unwrap();
+        for name in [
+            "incident-keep.txt",
+            "incident-gone.txt",
+            "maintenance-gone.txt",
+            "README",
+            "notes.md",
+        ] {
+            fs::write(items.join(name), name).unwrap();
+        }
+        std::os::unix::fs::symlink(items.join("README"), items.join("link.txt")).unwrap();
+        fs::write(tmp.path().join("archer2/motd"), b"motd").unwrap();
+        fs::create_dir_all(tmp.path().join("cirrus/items")).unwrap();
+        fs::write(tmp.path().join("cirrus/items/incident-gone.txt"), b"x").unwrap();
+
+        let keep = BTreeSet::from(["incident-keep.txt".to_owned()]);
+        let removed = out.prune_items("archer2", &keep).unwrap();
+
+        assert_eq!(
+            removed,
+            [
+                PathBuf::from("archer2/items/incident-gone.txt"),
+                PathBuf::from("archer2/items/maintenance-gone.txt"),
+            ]
+        );
+        assert_eq!(
+            names(&items),
+            [
+                "README",
+                "incident-keep.txt",
+                "link.txt",
+                "notes.md",
+                "subdir.txt"
+            ]
+        );
+        assert!(tmp.path().join("archer2/motd").exists());
+        assert!(tmp.path().join("cirrus/items/incident-gone.txt").exists());
+    }
+
+    #[test]
+    fn prune_without_items_dir_removes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutputDir::open(tmp.path()).unwrap();
+        let removed = out.prune_items("archer2", &BTreeSet::new()).unwrap();
+        assert!(removed.is_empty());
+        assert!(!tmp.path().join("archer2").exists());
+    }
+
+    #[test]
+    fn prune_rejects_cluster_names_that_leave_the_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutputDir::open(tmp.path()).unwrap();
+        for cluster in ["..", "a/b", "/etc", ""] {
+            let err = out.prune_items(cluster, &BTreeSet::new()).unwrap_err();
+            assert!(matches!(err, Error::Runtime(_)), "{cluster}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn second_open_waits_for_the_first_to_be_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let first = OutputDir::open(&root).unwrap();
+
+        let (started_tx, started_rx) = mpsc::channel();
+        let second = {
+            let events = Arc::clone(&events);
+            std::thread::spawn(move || {
+                started_tx.send(()).unwrap();
+                let out = OutputDir::open(&root).unwrap();
+                events.lock().unwrap().push("second acquired");
+                drop(out);
+            })
+        };
+        started_rx.recv().unwrap();
+        // Gives a second open that does not block the chance to run first,
+        // so the ordering below would catch it.
+        std::thread::sleep(Duration::from_millis(200));
+        events.lock().unwrap().push("first released");
+        drop(first);
+        second.join().unwrap();
+
+        assert_eq!(
+            *events.lock().unwrap(),
+            ["first released", "second acquired"]
+        );
+    }
+
+    #[test]
+    fn open_removes_leftover_temp_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let staging = tmp.path().join(STAGING_DIR);
+        fs::create_dir_all(&staging).unwrap();
+        fs::write(staging.join("write-4242-7.tmp"), b"half a fi").unwrap();
+        fs::write(tmp.path().join("keep.tmp"), b"not ours").unwrap();
+
+        let _out = OutputDir::open(tmp.path()).unwrap();
+
+        assert_eq!(names(&staging), ["lock"]);
+        assert!(tmp.path().join("keep.tmp").exists());
+    }
+
+    #[test]
+    fn open_creates_a_missing_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("a/b/out");
+        let out = OutputDir::open(&root).unwrap();
+        assert_eq!(out.root(), root);
+        assert_eq!(mode(&root), 0o755);
+        assert!(root.join(STAGING_DIR).join("lock").is_file());
+    }
+
+    #[test]
+    fn would_change_compares_bytes_and_creates_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("archer2/motd");
+        assert!(would_change(&path, b""));
+        assert!(would_change(&path, b"x"));
+        assert!(!tmp.path().join("archer2").exists());
+        assert!(names(tmp.path()).is_empty());
+
+        fs::create_dir(tmp.path().join("archer2")).unwrap();
+        fs::write(&path, b"same\n").unwrap();
+        assert!(!would_change(&path, b"same\n"));
+        assert!(would_change(&path, b"same!\n"));
+        assert!(would_change(&path, b"sam\n"));
+        assert_eq!(names(tmp.path()), ["archer2"]);
+    }
+
+    #[test]
+    fn paths_leaving_the_root_are_rejected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutputDir::open(tmp.path().join("out").as_path()).unwrap();
+        for rel in [
+            "../x",
+            "/abs",
+            "archer2/../../x",
+            "",
+            ".statusmotd/lock",
+            "./x",
+        ] {
+            let err = out.write(Path::new(rel), b"x", None, ts(NOW)).unwrap_err();
+            assert!(matches!(err, Error::Runtime(_)), "{rel}: {err:?}");
+            assert!(err.to_string().starts_with("refusing to write"), "{err}");
+        }
+        assert_eq!(names(tmp.path()), ["out"]);
+        assert_eq!(names(out.root()), [STAGING_DIR]);
+    }
+}
