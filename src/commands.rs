@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
-use crate::cli::{BlockOn, ConfigArg, DemoArgs, FetchArgs, GateArgs, MappingCommand, RenderArgs, ShowArgs};
+use crate::cli::{
+    BlockOn, ConfigArg, DemoArgs, FetchArgs, GateArgs, MappingCommand, RenderArgs, ShowArgs,
+};
 use crate::config::{self, Config, SourceConfig, SourceKind};
 use crate::error::{Error, Result};
 use crate::pipeline::{self, Gathered};
@@ -38,7 +40,13 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Snapshots from `--snapshot FILE`, or a fetch falling back to the last good data.
-fn gather(config: &Config, clusters: &[&config::ClusterConfig], file: Option<&Path>, now: Timestamp, persist: bool) -> Result<Gathered> {
+fn gather(
+    config: &Config,
+    clusters: &[&config::ClusterConfig],
+    file: Option<&Path>,
+    now: Timestamp,
+    persist: bool,
+) -> Result<Gathered> {
     match file {
         Some(path) => pipeline::from_file(config, path),
         None => runtime()?.block_on(pipeline::gather(config, clusters, now, persist)),
@@ -50,9 +58,18 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     let now = parse_now(args.now.as_deref())?;
     let clusters = pipeline::select_clusters(&config, &args.clusters)?;
     let renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
-    let data = gather(&config, &clusters, args.snapshot.as_deref(), now, !args.check)?;
+    let data = gather(
+        &config,
+        &clusters,
+        args.snapshot.as_deref(),
+        now,
+        !args.check,
+    )?;
     let plan = pipeline::plan(&config, &renderer, &clusters, &data, now);
-    let out = args.out.clone().unwrap_or_else(|| config.settings.output_dir.clone());
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| config.settings.output_dir.clone());
 
     let mut stdout = std::io::stdout().lock();
     let changed = if args.check {
@@ -105,7 +122,11 @@ pub fn fetch(args: &FetchArgs) -> Result<u8> {
     let config = load_config(&args.config)?;
     let now = Timestamp::now();
     let names: Vec<String> = config.sources.keys().cloned().collect();
-    let fetched = runtime()?.block_on(pipeline::fetch_sources(&config, &names, &pipeline::fetch_options(&config, now)))?;
+    let fetched = runtime()?.block_on(pipeline::fetch_sources(
+        &config,
+        &names,
+        &pipeline::fetch_options(&config, now),
+    ))?;
     let mut snaps = snapshot::Snapshots::new();
     let mut failed = Vec::new();
     for (name, result) in fetched {
@@ -139,14 +160,24 @@ pub fn gate(args: &GateArgs) -> Result<u8> {
     let config = load_config(&args.config)?;
     let now = parse_now(args.now.as_deref())?;
     let max_age = match &args.max_age {
-        Some(s) => config::parse_duration(s).map_err(|e| Error::Usage(format!("invalid `--max-age` value `{s}`: {e}")))?,
+        Some(s) => config::parse_duration(s)
+            .map_err(|e| Error::Usage(format!("invalid `--max-age` value `{s}`: {e}")))?,
         None => config.settings.stale_after,
     };
     let clusters = pipeline::select_clusters(&config, std::slice::from_ref(&args.cluster))?;
     let cluster = clusters[0];
-    let data = gather(&config, &clusters, args.snapshot.as_deref(), now, args.snapshot.is_none())?;
+    let data = gather(
+        &config,
+        &clusters,
+        args.snapshot.as_deref(),
+        now,
+        args.snapshot.is_none(),
+    )?;
     let Some(source) = data.sources.get(&cluster.source) else {
-        let why = data.missing.get(&cluster.source).map_or("no data", String::as_str);
+        let why = data
+            .missing
+            .get(&cluster.source)
+            .map_or("no data", String::as_str);
         println!("no data for `{}`: {why}", cluster.name);
         return Ok(4);
     };
@@ -179,12 +210,22 @@ pub fn gate_reasons(view: &crate::view::ClusterView, block_on: &[BlockOn]) -> Ve
     let mut reasons = Vec::new();
     if block_on.contains(&BlockOn::Incident) {
         for i in &view.incidents {
-            reasons.push(format!("incident `{}` ({}){}", i.name, i.status, link(&i.shortlink)));
+            reasons.push(format!(
+                "incident `{}` ({}){}",
+                i.name,
+                i.status,
+                link(&i.shortlink)
+            ));
         }
     }
     if block_on.contains(&BlockOn::Maintenance) {
         for i in &view.maintenance.active {
-            reasons.push(format!("maintenance `{}` ({}){}", i.name, i.status, link(&i.shortlink)));
+            reasons.push(format!(
+                "maintenance `{}` ({}){}",
+                i.name,
+                i.status,
+                link(&i.shortlink)
+            ));
         }
     }
     if block_on.contains(&BlockOn::Degraded) {
@@ -221,7 +262,9 @@ pub fn mapping(cmd: &MappingCommand) -> Result<u8> {
                 let config = load_config(config)?;
                 let name = match source {
                     Some(s) => s.clone(),
-                    None if config.sources.len() == 1 => config.sources.keys().next().cloned().unwrap_or_default(),
+                    None if config.sources.len() == 1 => {
+                        config.sources.keys().next().cloned().unwrap_or_default()
+                    }
                     None => {
                         return Err(Error::Usage(format!(
                             "`{}` has several sources\nhint: pick one with `--source NAME`",
@@ -230,14 +273,22 @@ pub fn mapping(cmd: &MappingCommand) -> Result<u8> {
                     }
                 };
                 let Some(src) = config.sources.get(&name).cloned() else {
-                    return Err(Error::Usage(format!("no source `{name}` in `{}`", config.path.display())));
+                    return Err(Error::Usage(format!(
+                        "no source `{name}` in `{}`",
+                        config.path.display()
+                    )));
                 };
                 let snap = match file {
                     Some(path) => pipeline::from_file(&config, path)?
                         .sources
                         .remove(&name)
                         .map(|d| d.snapshot)
-                        .ok_or_else(|| Error::Runtime(format!("snapshot `{}` holds no source `{name}`", path.display())))?,
+                        .ok_or_else(|| {
+                            Error::Runtime(format!(
+                                "snapshot `{}` holds no source `{name}`",
+                                path.display()
+                            ))
+                        })?,
                     None => {
                         let fetched = runtime()?.block_on(pipeline::fetch_sources(
                             &config,
@@ -246,8 +297,14 @@ pub fn mapping(cmd: &MappingCommand) -> Result<u8> {
                         ))?;
                         match fetched.into_values().next() {
                             Some(Ok(s)) => s,
-                            Some(Err(e)) => return Err(Error::Runtime(format!("source `{name}`: {e}"))),
-                            None => return Err(Error::Runtime(format!("source `{name}` was not fetched"))),
+                            Some(Err(e)) => {
+                                return Err(Error::Runtime(format!("source `{name}`: {e}")))
+                            }
+                            None => {
+                                return Err(Error::Runtime(format!(
+                                    "source `{name}` was not fetched"
+                                )))
+                            }
                         }
                     }
                 };
@@ -256,11 +313,18 @@ pub fn mapping(cmd: &MappingCommand) -> Result<u8> {
             print!("{}", crate::mapping::skeleton(&snap, &src));
             Ok(0)
         }
-        MappingCommand::Check { config, snapshot: file } => {
+        MappingCommand::Check {
+            config,
+            snapshot: file,
+        } => {
             let config = load_config(config)?;
             let clusters: Vec<_> = config.clusters.values().collect();
             let data = gather(&config, &clusters, file.as_deref(), Timestamp::now(), false)?;
-            let snaps = data.sources.into_iter().map(|(k, v)| (k, v.snapshot)).collect();
+            let snaps = data
+                .sources
+                .into_iter()
+                .map(|(k, v)| (k, v.snapshot))
+                .collect();
             let report = crate::mapping::check(&config, &snaps);
             print!("{report}");
             for (name, why) in &data.missing {
@@ -285,14 +349,29 @@ pub fn demo(args: &DemoArgs) -> Result<u8> {
     let clusters: Vec<_> = config.clusters.values().collect();
     let data = crate::demo::data(&config)?;
     let plan = pipeline::plan(&config, &renderer, &clusters, &data, now);
-    finish(plan.errors.iter().map(|e| Error::Runtime(e.to_string())).collect())?;
+    finish(
+        plan.errors
+            .iter()
+            .map(|e| Error::Runtime(e.to_string()))
+            .collect(),
+    )?;
     let changes = pipeline::apply(&plan, &dir, now)?;
 
     let shown = crate::demo::SHOWN_CLUSTER;
-    let motd = std::fs::read_to_string(dir.join(shown).join("motd")).map_err(Error::io("cannot read", dir.join(shown)))?;
+    let motd = std::fs::read_to_string(dir.join(shown).join("motd"))
+        .map_err(Error::io("cannot read", dir.join(shown)))?;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "statusmotd demo: a Statuspage page with {} clusters, rendered as of {now}", clusters.len());
-    let _ = writeln!(out, "\n--- {}/motd {}", shown, "-".repeat(60usize.saturating_sub(shown.len())));
+    let _ = writeln!(
+        out,
+        "statusmotd demo: a Statuspage page with {} clusters, rendered as of {now}",
+        clusters.len()
+    );
+    let _ = writeln!(
+        out,
+        "\n--- {}/motd {}",
+        shown,
+        "-".repeat(60usize.saturating_sub(shown.len()))
+    );
     let _ = write!(out, "{motd}");
     let _ = writeln!(out, "{}", "-".repeat(70));
     let _ = writeln!(out, "\nFiles written under {}:", dir.display());

@@ -32,7 +32,9 @@ pub fn run(cli: &Cli) -> u8 {
         Command::Fetch(args) => commands::fetch(args),
         Command::Show(args) => commands::show(args),
         Command::Gate(args) => commands::gate(args),
-        Command::Serve(_) => Err(Error::Usage("`serve` is not available in this build".into())),
+        Command::Serve(_) => Err(Error::Usage(
+            "`serve` is not available in this build".into(),
+        )),
         Command::Mapping(cmd) => commands::mapping(cmd),
     };
     match result {

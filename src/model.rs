@@ -162,7 +162,10 @@ pub struct Update {
 impl Incident {
     /// Whether the item is over: resolved incidents and completed maintenance.
     pub fn is_closed(&self) -> bool {
-        matches!(self.status.as_str(), "resolved" | "postmortem" | "completed")
+        matches!(
+            self.status.as_str(),
+            "resolved" | "postmortem" | "completed"
+        )
     }
 
     /// When the item ended, for "recently resolved": `resolved_at`, else the

@@ -86,9 +86,6 @@ impl OutputDir {
             .mode(FILE_MODE)
             .open(&lock_path)
             .map_err(Error::io("cannot open lock file", &lock_path))?;
-        // `File::lock` (flock on Linux) needs Rust 1.89, above the
-        // `rust-version` in Cargo.toml; that field should be raised.
-        #[allow(clippy::incompatible_msrv)]
         lock.lock()
             .map_err(Error::io("cannot lock output directory", &lock_path))?;
 
@@ -227,6 +224,29 @@ impl OutputDir {
             None => Ok(()),
         }
     }
+}
+
+/// Replaces the file at `path` atomically with `bytes` (mtime now), through a
+/// hidden temp file beside it: for files outside an output directory, such as
+/// snapshots and the state kept in `state_dir`.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let temp = dir.join(format!(".{name}.{}-{n}{TEMP_SUFFIX}", std::process::id()));
+    let result = write_temp(&temp, path, bytes, Timestamp::now()).and_then(|()| {
+        fs::rename(&temp, path).map_err(Error::io("cannot rename into place", path))
+    });
+    if let Err(e) = result {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    sync_dir(dir)
 }
 
 /// For `render --check`: would writing `bytes` to `path` change the file?

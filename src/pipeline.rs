@@ -86,7 +86,8 @@ pub async fn fetch_sources(
     }
     let mut out = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
-        let (name, result) = joined.map_err(|e| Error::Runtime(format!("fetch task failed: {e}")))?;
+        let (name, result) =
+            joined.map_err(|e| Error::Runtime(format!("fetch task failed: {e}")))?;
         out.insert(name, result);
     }
     Ok(out)
@@ -95,7 +96,12 @@ pub async fn fetch_sources(
 /// Fetches every source used by `clusters`; on failure falls back to the last
 /// good snapshot in `state_dir`, saying so on stderr. Good fetches are kept
 /// as the new last good snapshot unless `persist` is false.
-pub async fn gather(config: &Config, clusters: &[&ClusterConfig], now: Timestamp, persist: bool) -> Result<Gathered> {
+pub async fn gather(
+    config: &Config,
+    clusters: &[&ClusterConfig],
+    now: Timestamp,
+    persist: bool,
+) -> Result<Gathered> {
     let names: Vec<String> = clusters
         .iter()
         .map(|c| c.source.clone())
@@ -139,13 +145,17 @@ pub async fn gather(config: &Config, clusters: &[&ClusterConfig], now: Timestamp
                 Ok(None) => {
                     gathered.missing.insert(
                         name,
-                        format!("{error}\n  and no earlier good snapshot is kept in `{}`", state_dir.display()),
+                        format!(
+                            "{error}\n  and no earlier good snapshot is kept in `{}`",
+                            state_dir.display()
+                        ),
                     );
                 }
                 Err(e) => {
-                    gathered
-                        .missing
-                        .insert(name, format!("{error}\n  and the last good snapshot cannot be used: {e}"));
+                    gathered.missing.insert(
+                        name,
+                        format!("{error}\n  and the last good snapshot cannot be used: {e}"),
+                    );
                 }
             },
         }
@@ -177,9 +187,10 @@ pub fn from_file(config: &Config, path: &Path) -> Result<Gathered> {
                 );
             }
             None => {
-                gathered
-                    .missing
-                    .insert(name.clone(), format!("snapshot `{}` holds no source `{name}`", path.display()));
+                gathered.missing.insert(
+                    name.clone(),
+                    format!("snapshot `{}` holds no source `{name}`", path.display()),
+                );
             }
         }
     }
@@ -208,7 +219,12 @@ pub fn select_clusters<'c>(config: &'c Config, names: &[String]) -> Result<Vec<&
 }
 
 /// The view of one cluster, or why there is none.
-pub fn cluster_view(config: &Config, cluster: &ClusterConfig, data: &Gathered, now: Timestamp) -> Result<ClusterView> {
+pub fn cluster_view(
+    config: &Config,
+    cluster: &ClusterConfig,
+    data: &Gathered,
+    now: Timestamp,
+) -> Result<ClusterView> {
     let Some(source) = data.sources.get(&cluster.source) else {
         let why = data
             .missing
@@ -227,7 +243,14 @@ pub fn cluster_view(config: &Config, cluster: &ClusterConfig, data: &Gathered, n
         page_wide: cluster.page_wide,
         timezone: config.timezone_for(cluster),
     };
-    let mut v = view::build(&cluster.name, &cluster.source, &source.snapshot, &selection, &opts, now);
+    let mut v = view::build(
+        &cluster.name,
+        &cluster.source,
+        &source.snapshot,
+        &selection,
+        &opts,
+        now,
+    );
     if source.fetch_error.is_some() {
         // The data is the last good snapshot: say so even before it is stale.
         for s in &mut v.sources {
@@ -265,7 +288,13 @@ pub struct Plan {
 }
 
 /// Plans every file of `clusters`. Pure: reads nothing, writes nothing.
-pub fn plan(config: &Config, renderer: &Renderer, clusters: &[&ClusterConfig], data: &Gathered, now: Timestamp) -> Plan {
+pub fn plan(
+    config: &Config,
+    renderer: &Renderer,
+    clusters: &[&ClusterConfig],
+    data: &Gathered,
+    now: Timestamp,
+) -> Plan {
     let mut plan = Plan::default();
     for cluster in clusters {
         match plan_cluster(config, renderer, cluster, data, now) {
@@ -388,7 +417,11 @@ pub fn check(plan: &Plan, dir: &Path, now: Timestamp) -> Vec<Change> {
         for file in &cluster.files {
             let path = dir.join(&file.rel);
             if output::would_change(&path, &file.bytes) {
-                let action = if path.exists() { Action::Updated } else { Action::Created };
+                let action = if path.exists() {
+                    Action::Updated
+                } else {
+                    Action::Created
+                };
                 changes.push(Change {
                     path: display_rel(&file.rel),
                     action,
@@ -413,7 +446,11 @@ pub fn check(plan: &Plan, dir: &Path, now: Timestamp) -> Vec<Change> {
     }
     let index = index_json(plan, dir, now);
     if output::would_change(&dir.join("index.json"), index.as_bytes()) {
-        let action = if dir.join("index.json").exists() { Action::Updated } else { Action::Created };
+        let action = if dir.join("index.json").exists() {
+            Action::Updated
+        } else {
+            Action::Created
+        };
         changes.push(Change {
             path: "index.json".into(),
             action,
@@ -489,7 +526,11 @@ fn index_json(plan: &Plan, dir: &Path, _now: Timestamp) -> String {
             IndexEntry {
                 status: v.status.as_str().to_owned(),
                 stale: v.stale,
-                source: v.sources.first().map(|s| s.name.clone()).unwrap_or_default(),
+                source: v
+                    .sources
+                    .first()
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default(),
                 data_fetched_at: v.generated_at,
                 items,
                 files,

@@ -2,5 +2,7 @@
 
 /// Placeholder until the real sanitizer lands.
 pub fn sanitize(s: &str) -> String {
-    s.chars().filter(|c| *c == '\n' || !c.is_control()).collect()
+    s.chars()
+        .filter(|c| *c == '\n' || !c.is_control())
+        .collect()
 }

@@ -83,7 +83,8 @@ pub fn load_state(state_dir: &Path, source: &str) -> Result<Option<Snapshot>> {
 
 /// Keeps `snap` as the last good snapshot of `source`.
 pub fn save_state(state_dir: &Path, source: &str, snap: &Snapshot) -> Result<()> {
-    std::fs::create_dir_all(state_dir).map_err(Error::io("cannot create state directory", state_dir))?;
+    std::fs::create_dir_all(state_dir)
+        .map_err(Error::io("cannot create state directory", state_dir))?;
     let snaps = Snapshots::from([(source.to_owned(), snap.clone())]);
     save(&state_path(state_dir, source), &snaps)
 }

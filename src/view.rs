@@ -208,10 +208,10 @@ pub fn build(
             }
         }
     }
-    incidents.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-    active.sort_by(|a, b| a.scheduled_for.cmp(&b.scheduled_for));
-    upcoming.sort_by(|a, b| a.scheduled_for.cmp(&b.scheduled_for));
-    resolved.sort_by(|a, b| b.resolved_at.cmp(&a.resolved_at));
+    incidents.sort_by_key(|i| std::cmp::Reverse(i.created_at));
+    active.sort_by_key(|i| i.scheduled_for);
+    upcoming.sort_by_key(|i| i.scheduled_for);
+    resolved.sort_by_key(|i| std::cmp::Reverse(i.resolved_at));
 
     let components: Vec<ComponentView> = snap
         .components
@@ -305,7 +305,11 @@ fn component_view(c: &Component, snap: &Snapshot) -> ComponentView {
 /// The worst status of the cluster: its components' statuses, raised by what
 /// its open incidents and active maintenance say, since an incident is often
 /// opened before anyone changes a component.
-fn worst_status(components: &[ComponentView], incidents: &[Item], active: &[Item]) -> ComponentStatus {
+fn worst_status(
+    components: &[ComponentView],
+    incidents: &[Item],
+    active: &[Item],
+) -> ComponentStatus {
     let from_incidents = incidents.iter().map(|i| match i.impact.as_str() {
         "critical" => ComponentStatus::MajorOutage,
         "major" => ComponentStatus::PartialOutage,
@@ -409,10 +413,29 @@ mod tests {
 
     #[test]
     fn incidents_of_other_clusters_are_not_shown() {
-        let s = snap(vec![incident("i1", ItemKind::Incident, "investigating", &["b"])]);
-        let v = build("c", "src", &s, &sel(&["a"]), &opts(), ts("2024-01-01T12:00:00Z"));
+        let s = snap(vec![incident(
+            "i1",
+            ItemKind::Incident,
+            "investigating",
+            &["b"],
+        )]);
+        let v = build(
+            "c",
+            "src",
+            &s,
+            &sel(&["a"]),
+            &opts(),
+            ts("2024-01-01T12:00:00Z"),
+        );
         assert!(v.incidents.is_empty());
-        let v = build("c", "src", &s, &sel(&["b"]), &opts(), ts("2024-01-01T12:00:00Z"));
+        let v = build(
+            "c",
+            "src",
+            &s,
+            &sel(&["b"]),
+            &opts(),
+            ts("2024-01-01T12:00:00Z"),
+        );
         assert_eq!(v.incidents.len(), 1);
         assert_eq!(v.incidents[0].components, vec!["name-b"]);
     }
@@ -421,9 +444,19 @@ mod tests {
     fn page_wide_incidents_follow_the_switch() {
         let s = snap(vec![incident("i1", ItemKind::Incident, "identified", &[])]);
         let now = ts("2024-01-01T12:00:00Z");
-        assert_eq!(build("c", "s", &s, &sel(&["b"]), &opts(), now).incidents.len(), 1);
-        let o = ViewOptions { page_wide: false, ..opts() };
-        assert!(build("c", "s", &s, &sel(&["b"]), &o, now).incidents.is_empty());
+        assert_eq!(
+            build("c", "s", &s, &sel(&["b"]), &opts(), now)
+                .incidents
+                .len(),
+            1
+        );
+        let o = ViewOptions {
+            page_wide: false,
+            ..opts()
+        };
+        assert!(build("c", "s", &s, &sel(&["b"]), &o, now)
+            .incidents
+            .is_empty());
     }
 
     #[test]
@@ -435,7 +468,14 @@ mod tests {
         far.scheduled_for = Some(ts("2024-02-01T00:00:00Z"));
         let running = incident("m3", ItemKind::Maintenance, "in_progress", &["a"]);
         let s = snap(vec![soon, far, running]);
-        let v = build("c", "s", &s, &sel(&["a"]), &opts(), ts("2024-01-01T12:00:00Z"));
+        let v = build(
+            "c",
+            "s",
+            &s,
+            &sel(&["a"]),
+            &opts(),
+            ts("2024-01-01T12:00:00Z"),
+        );
         let ids = |items: &[Item]| items.iter().map(|i| i.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&v.maintenance.upcoming), vec!["m1"]);
         assert_eq!(ids(&v.maintenance.active), vec!["m3"]);
@@ -449,7 +489,14 @@ mod tests {
         let mut old = incident("r2", ItemKind::Incident, "resolved", &["a"]);
         old.resolved_at = Some(ts("2023-12-01T06:00:00Z"));
         let s = snap(vec![recent, old]);
-        let v = build("c", "s", &s, &sel(&["a"]), &opts(), ts("2024-01-01T12:00:00Z"));
+        let v = build(
+            "c",
+            "s",
+            &s,
+            &sel(&["a"]),
+            &opts(),
+            ts("2024-01-01T12:00:00Z"),
+        );
         assert_eq!(v.resolved.len(), 1);
         assert_eq!(v.resolved[0].id, "r1");
         assert!(v.incidents.is_empty());
@@ -457,12 +504,31 @@ mod tests {
 
     #[test]
     fn staleness_and_newest_change() {
-        let s = snap(vec![incident("i1", ItemKind::Incident, "investigating", &["a"])]);
-        let v = build("c", "s", &s, &sel(&["a"]), &opts(), ts("2024-01-01T12:10:00Z"));
+        let s = snap(vec![incident(
+            "i1",
+            ItemKind::Incident,
+            "investigating",
+            &["a"],
+        )]);
+        let v = build(
+            "c",
+            "s",
+            &s,
+            &sel(&["a"]),
+            &opts(),
+            ts("2024-01-01T12:10:00Z"),
+        );
         assert!(!v.stale);
         assert_eq!(v.data_age, "10m");
         assert_eq!(v.newest_change(), Some(ts("2024-01-01T11:30:00Z")));
-        let v = build("c", "s", &s, &sel(&["a"]), &opts(), ts("2024-01-01T13:00:00Z"));
+        let v = build(
+            "c",
+            "s",
+            &s,
+            &sel(&["a"]),
+            &opts(),
+            ts("2024-01-01T13:00:00Z"),
+        );
         assert!(v.stale);
     }
 

@@ -33,7 +33,10 @@ pub fn prepare(out: Option<&Path>) -> Result<(PathBuf, Config)> {
         None => tempfile::Builder::new()
             .prefix("statusmotd-demo-")
             .tempdir()
-            .map_err(Error::io("cannot create a temporary directory in", std::env::temp_dir()))?
+            .map_err(Error::io(
+                "cannot create a temporary directory in",
+                std::env::temp_dir(),
+            ))?
             .keep(),
     };
     let config = Config::parse(MAPPING, &dir.join("mapping.toml"))?;
@@ -42,8 +45,12 @@ pub fn prepare(out: Option<&Path>) -> Result<(PathBuf, Config)> {
 
 /// The bundled page, normalized as a fetch would, fetched at [`now`].
 pub fn data(config: &Config) -> Result<Gathered> {
-    let mut snapshot = crate::source::v2::from_payloads(SUMMARY.as_bytes(), Some(INCIDENTS.as_bytes()), Some(MAINTENANCES.as_bytes()))
-        .map_err(|e| Error::Runtime(format!("bundled demo data: {e}")))?;
+    let mut snapshot = crate::source::v2::from_payloads(
+        SUMMARY.as_bytes(),
+        Some(INCIDENTS.as_bytes()),
+        Some(MAINTENANCES.as_bytes()),
+    )
+    .map_err(|e| Error::Runtime(format!("bundled demo data: {e}")))?;
     snapshot.fetched_at = now();
     let mut gathered = Gathered::default();
     for name in config.sources.keys() {
