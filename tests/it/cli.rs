@@ -1,0 +1,522 @@
+//! The real `statusmotd` binary against the fake Statuspage and the real
+//! payloads: rendered MOTDs, config errors, exit codes, faults.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use serde_json::{json, Value};
+
+use crate::common::shared_fixture;
+use crate::fake::{Fault, FakeStatuspage};
+
+/// A temporary site: a directory holding `mapping.toml`, `out/` and `state/`.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+}
+
+impl Site {
+    pub fn new(mapping: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("mapping.toml"), mapping).unwrap();
+        Site { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn out(&self, rel: &str) -> PathBuf {
+        self.dir.path().join("out").join(rel)
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.out(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
+    }
+
+    /// The binary, run in the site's directory with `$STATUSMOTD_CONFIG`
+    /// pointing at its mapping.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("statusmotd").unwrap();
+        cmd.current_dir(self.path())
+            .env("STATUSMOTD_CONFIG", self.path().join("mapping.toml"))
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// No byte a terminal could act on: controls but `\n`, ESC, C1, bidi.
+pub fn assert_terminal_safe(text: &str) {
+    for c in text.chars() {
+        assert!(
+            c == '\n' || !(c.is_control() || ('\u{80}'..='\u{9f}').contains(&c)),
+            "control character {c:?} in output:\n{text}"
+        );
+        assert!(
+            !('\u{202a}'..='\u{202e}').contains(&c) && !('\u{2066}'..='\u{2069}').contains(&c),
+            "bidi control {c:?} in output:\n{text}"
+        );
+    }
+}
+
+fn v2_mapping(url: &str, clusters: &str) -> String {
+    format!(
+        r#"[settings]
+timezone = "UTC"
+request_timeout = "1s"
+retries = 1
+
+[sources.status]
+kind = "statuspage-public"
+url = "{url}"
+
+{clusters}"#
+    )
+}
+
+fn json_fixture(name: &str) -> Option<Value> {
+    shared_fixture(name).map(|t| serde_json::from_str(&t).unwrap())
+}
+
+/// Renders one cluster with `--now` and returns its MOTD.
+fn render_motd(site: &Site, cluster: &str, now: &str) -> String {
+    let o = site.run(&["render", "--now", now]);
+    assert_eq!(code(&o), 0, "render failed: {}", stderr(&o));
+    let motd = site.read(&format!("{cluster}/motd"));
+    assert_terminal_safe(&motd);
+    motd
+}
+
+#[test]
+fn demo_shows_a_motd_and_the_files_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let o = Command::cargo_bin("statusmotd")
+        .unwrap()
+        .args(["demo", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = stdout(&o);
+    assert_terminal_safe(&text);
+    assert!(text.contains("Slow I/O on ARCHER2 Lustre /work"), "{text}");
+    assert!(text.contains("created archer2/motd"), "{text}");
+    assert!(text.contains("created cirrus/motd"), "{text}");
+    // The demo page's update body carries a clear-screen and an OSC 52
+    // clipboard write: neither may survive.
+    let archer2 = fs::read_to_string(out.join("archer2/motd")).unwrap();
+    assert!(archer2.contains("https://stspg.io/demo01"));
+    assert!(!archer2.contains("52;c"), "{archer2}");
+    assert_eq!(fs::read_to_string(out.join("tursa/motd")).unwrap(), "", "nothing concerns tursa");
+    // A second run writes nothing.
+    let again = Command::cargo_bin("statusmotd")
+        .unwrap()
+        .args(["demo", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!stdout(&again).contains("created"), "{}", stdout(&again));
+}
+
+#[test]
+fn fixture_github_summary_during_an_incident() {
+    let Some(summary) = json_fixture("v2-summary-github-incident.json") else { return };
+    let fake = FakeStatuspage::spawn();
+    fake.set_json("/api/v2/summary.json", summary);
+    let site = Site::new(&v2_mapping(
+        &fake.url(),
+        r#"[clusters.packages]
+components = ["Packages"]
+
+[clusters.git]
+components = ["Git Operations"]
+"#,
+    ));
+    let motd = render_motd(&site, "packages", "2022-11-25T16:00:00Z");
+    insta::assert_snapshot!("github_summary_packages", motd);
+    assert!(motd.contains("Incident with Packages and Pages"));
+    assert_eq!(site.read("git/motd"), "", "the incident names Packages and Pages only");
+}
+
+#[test]
+fn fixture_github_incidents_recently_resolved() {
+    let (Some(summary), Some(incidents)) = (
+        json_fixture("v2-summary-github-incident.json"),
+        json_fixture("v2-incidents-github.json"),
+    ) else {
+        return;
+    };
+    let fake = FakeStatuspage::spawn();
+    let mut summary = summary;
+    summary["incidents"] = json!([]);
+    fake.set_json("/api/v2/summary.json", summary);
+    fake.set_json("/api/v2/incidents.json", incidents);
+    let site = Site::new(&v2_mapping(
+        &fake.url(),
+        r#"[clusters.actions]
+components = ["Actions"]
+"#,
+    ));
+    let motd = render_motd(&site, "actions", "2024-09-16T23:00:00Z");
+    insta::assert_snapshot!("github_incidents_actions", motd);
+    assert!(motd.contains("Incident with Pages and Actions"));
+    assert!(!motd.contains("<br"), "HTML must be gone: {motd}");
+}
+
+#[test]
+fn fixture_docs_example_with_maintenance() {
+    let Some(summary) = json_fixture("v2-summary-docs-example-maintenance.json") else { return };
+    let fake = FakeStatuspage::spawn();
+    fake.set_json("/api/v2/summary.json", summary);
+    let site = Site::new(&v2_mapping(
+        &fake.url(),
+        r#"[clusters.api]
+components = ["API"]
+
+[clusters.portal]
+components = ["Management Portal"]
+page_wide = false
+"#,
+    ));
+    // 15:00 in the page's -06:00 zone: the web tier recycle is in progress,
+    // the network maintenance three days ahead.
+    let motd = render_motd(&site, "api", "2014-05-14T21:00:00Z");
+    insta::assert_snapshot!("docs_example_api", motd);
+    assert!(motd.contains("Unplanned Database Outage"));
+    assert!(motd.contains("Web Tier Recycle"));
+    assert!(motd.contains("Network Maintenance"));
+    let portal = site.read("portal/motd");
+    insta::assert_snapshot!("docs_example_portal", portal);
+    assert!(!portal.contains("Unplanned Database Outage"), "page_wide = false");
+}
+
+#[test]
+fn fixture_hashicorp_groups() {
+    let Some(components) = json_fixture("v2-components-hashicorp-groups.json") else { return };
+    let fake = FakeStatuspage::spawn();
+    fake.set_json(
+        "/api/v2/summary.json",
+        json!({"page": components["page"], "components": components["components"], "incidents": [], "scheduled_maintenances": []}),
+    );
+    let site = Site::new(&v2_mapping(
+        &fake.url(),
+        r#"[clusters.hcp]
+groups = ["HashiCorp Cloud Platform (HCP)"]
+
+[clusters.tfc]
+groups = ["Terraform Cloud"]
+components = ["Vault"]
+"#,
+    ));
+    let motd = render_motd(&site, "hcp", "2021-03-01T12:00:00Z");
+    insta::assert_snapshot!("hashicorp_hcp", motd);
+    let tfc = site.read("tfc/motd");
+    insta::assert_snapshot!("hashicorp_tfc", tfc);
+    assert!(tfc.contains("Vault"));
+}
+
+#[test]
+fn fixture_v1_manage_api() {
+    let (Some(page), Some(group), Some(incident)) = (
+        json_fixture("v1-page.json"),
+        json_fixture("v1-component_group.json"),
+        json_fixture("v1-incident.json"),
+    ) else {
+        return;
+    };
+    let fake = FakeStatuspage::spawn();
+    let id = page["id"].as_str().unwrap().to_owned();
+    fake.set_json(&format!("/pages/{id}"), page);
+    fake.set_json(&format!("/pages/{id}/components"), incident["components"].clone());
+    fake.set_json(&format!("/pages/{id}/component-groups"), json!([group]));
+    fake.set_json(&format!("/pages/{id}/incidents"), json!([incident]));
+    for list in ["unresolved", "upcoming", "active_maintenance"] {
+        fake.set_json(&format!("/pages/{id}/incidents/{list}"), json!([]));
+    }
+    let mapping = format!(
+        r#"[settings]
+timezone = "UTC"
+request_timeout = "1s"
+retries = 1
+
+[sources.ctrlv]
+kind = "statuspage"
+page_id = "{id}"
+api_key = {{ env = "STATUSMOTD_TEST_KEY" }}
+api_base = "{}"
+
+[clusters.backend]
+groups = ["Backend"]
+
+[clusters.payments]
+components = ["Payment Service"]
+"#,
+        fake.url()
+    );
+    let site = Site::new(&mapping);
+    let o = site
+        .cmd_with_env("STATUSMOTD_TEST_KEY", "k-7f3a9c-secret")
+        .args(["--now", "2024-06-08T00:00:00Z"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(fake.last_authorization().as_deref(), Some("OAuth k-7f3a9c-secret"));
+    let backend = site.read("backend/motd");
+    assert_terminal_safe(&backend);
+    insta::assert_snapshot!("v1_backend", backend);
+    // The update names "Backend - Fraud Detection Service"; matching is by id.
+    assert!(backend.contains("Fraud Detection Service"), "{backend}");
+    assert!(site.read("payments/motd").contains("resolved") || site.read("payments/motd").contains("RESOLVED"));
+}
+
+impl Site {
+    /// `render` with one extra environment variable.
+    fn cmd_with_env(&self, key: &str, value: &str) -> Command {
+        let mut c = self.cmd();
+        c.env(key, value).arg("render");
+        c
+    }
+}
+
+fn docs_site() -> Option<(FakeStatuspage, Site)> {
+    let summary = json_fixture("v2-summary-docs-example-maintenance.json")?;
+    let fake = FakeStatuspage::spawn();
+    fake.set_json("/api/v2/summary.json", summary);
+    let site = Site::new(&v2_mapping(
+        &fake.url(),
+        r#"[clusters.api]
+components = ["API"]
+
+[clusters.portal]
+components = ["Management Portal"]
+page_wide = false
+"#,
+    ));
+    Some((fake, site))
+}
+
+const DOCS_NOW: &str = "2014-05-14T21:00:00Z";
+
+#[test]
+fn render_check_reports_what_would_change_and_writes_nothing() {
+    let Some((_fake, site)) = docs_site() else { return };
+    let o = site.run(&["render", "--check", "--now", DOCS_NOW]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stdout(&o).contains("would created api/motd") || stdout(&o).contains("would create"), "{}", stdout(&o));
+    assert!(!site.out("").exists(), "--check must write nothing");
+    assert!(!site.path().join("state").exists(), "--check must not keep state");
+
+    let o = site.run(&["render", "--now", DOCS_NOW]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("api/motd"));
+    let o = site.run(&["render", "--check", "--now", DOCS_NOW]);
+    assert_eq!(code(&o), 0, "nothing changes: {}", stdout(&o));
+    assert_eq!(stdout(&o), "");
+    // A later `now` moves the upcoming maintenance's "in 3 days": a change.
+    let o = site.run(&["render", "--check", "--now", "2014-05-15T21:00:00Z"]);
+    assert_eq!(code(&o), 1);
+    assert!(stdout(&o).contains("api/motd"));
+}
+
+#[test]
+fn render_twice_with_the_same_now_is_byte_identical_and_untouched() {
+    let Some((_fake, site)) = docs_site() else { return };
+    assert_eq!(code(&site.run(&["render", "--now", DOCS_NOW])), 0);
+    let meta = fs::metadata(site.out("api/motd")).unwrap();
+    let bytes = site.read("api/motd");
+    let o = site.run(&["render", "--now", DOCS_NOW]);
+    assert_eq!(stdout(&o), "", "nothing changed, nothing printed");
+    let again = fs::metadata(site.out("api/motd")).unwrap();
+    assert_eq!(bytes, site.read("api/motd"));
+    assert_eq!((meta.ino(), meta.mtime()), (again.ino(), again.mtime()));
+    // The mtime is the newest updated_at of what the file shows.
+    let expected: jiff::Timestamp = "2014-05-14T14:35:21.711-06:00".parse().unwrap();
+    assert_eq!(meta.mtime(), expected.as_second());
+}
+
+#[test]
+fn gate_exit_codes() {
+    let Some((fake, site)) = docs_site() else { return };
+    let snap = site.path().join("snap.json");
+    let o = site.run(&["fetch", "--save", snap.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let snap = snap.to_str().unwrap();
+    // A page-wide incident and maintenance in progress block `api`.
+    let o = site.run(&["gate", "api", "--snapshot", snap, "--now", DOCS_NOW, "--max-age", "1000000d"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stdout(&o).contains("Unplanned Database Outage"), "{}", stdout(&o));
+    // `portal` ignores page-wide incidents; its component is down, which blocks
+    // only with --block-on degraded.
+    let o = site.run(&["gate", "portal", "--snapshot", snap, "--now", DOCS_NOW, "--max-age", "1000000d"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    let o = site.run(&[
+        "gate", "portal", "--snapshot", snap, "--now", DOCS_NOW, "--max-age", "1000000d", "--block-on", "degraded",
+    ]);
+    assert_eq!(code(&o), 1);
+    assert!(stdout(&o).contains("Management Portal"));
+    // The snapshot was fetched now; as of 2014 it is not "old", but as of a
+    // day after the fetch it is older than 1h.
+    let o = site.run(&["gate", "api", "--snapshot", snap, "--max-age", "1h", "--now", "2099-01-01T00:00:00Z"]);
+    assert_eq!(code(&o), 4, "{}", stdout(&o));
+    // No data at all: upstream down and nothing kept.
+    fake.fault(Fault::Status(500));
+    let o = site.run(&["gate", "api"]);
+    assert_eq!(code(&o), 4, "{}{}", stdout(&o), stderr(&o));
+}
+
+#[test]
+fn faults_leave_every_file_byte_identical_and_say_why() {
+    let Some((fake, site)) = docs_site() else { return };
+    let now = jiff::Timestamp::now().to_string();
+    let o = site.run(&["render", "--now", &now]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let files = ["api/motd", "portal/motd", "index.json"];
+    let before: Vec<(String, i64, u64)> = files
+        .iter()
+        .map(|f| {
+            let m = fs::metadata(site.out(f)).unwrap();
+            (site.read(f), m.mtime(), m.ino())
+        })
+        .collect();
+    let faults = [
+        (Fault::Status(500), "500"),
+        (Fault::RateLimited { status: 420, retry_after: "1".into() }, "420"),
+        (Fault::RateLimited { status: 429, retry_after: "1".into() }, "429"),
+        (Fault::Garbage, "invalid JSON"),
+        (Fault::Truncated, "invalid JSON"),
+        (Fault::Hang, "timed out"),
+        (Fault::Reset, "summary.json"),
+    ];
+    for (fault, says) in faults {
+        fake.fault(fault);
+        let o = site.run(&["render", "--now", &now]);
+        fake.clear_faults();
+        let err = stderr(&o);
+        assert_eq!(code(&o), 0, "the last good snapshot serves: {err}");
+        assert!(err.contains(says), "stderr should say {says:?}: {err}");
+        assert!(err.contains("last good snapshot"), "{err}");
+        for (f, (text, mtime, ino)) in files.iter().zip(&before) {
+            let m = fs::metadata(site.out(f)).unwrap();
+            assert_eq!(&site.read(f), text, "{f} changed during {says}");
+            assert_eq!((m.mtime(), m.ino()), (*mtime, *ino), "{f} touched during {says}");
+        }
+    }
+}
+
+#[test]
+fn no_data_and_no_state_exits_1_and_writes_nothing() {
+    let Some((fake, site)) = docs_site() else { return };
+    fake.fault(Fault::Status(503));
+    let o = site.run(&["render"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("no earlier good snapshot"), "{}", stderr(&o));
+    assert!(!site.out("api/motd").exists());
+}
+
+#[test]
+fn config_error_unknown_key_names_the_line() {
+    let site = Site::new("[settings]\ntimezone = \"UTC\"\nouptut_dir = \"x\"\n\n[sources.s]\nkind = \"statuspage-public\"\nurl = \"http://127.0.0.1:9\"\n");
+    let o = site.run(&["render"]);
+    assert_eq!(code(&o), 3);
+    let err = stderr(&o);
+    assert!(err.contains("ouptut_dir"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+}
+
+#[test]
+fn config_error_bad_duration() {
+    let site = Site::new("[settings]\nupcoming = \"7 days\"\n\n[sources.s]\nkind = \"statuspage-public\"\nurl = \"http://127.0.0.1:9\"\n\n[clusters.a]\ngroups = [\"x\"]\n");
+    let o = site.run(&["render"]);
+    assert_eq!(code(&o), 3);
+    let err = stderr(&o);
+    assert!(err.contains("7 days"), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn config_error_unsafe_cluster_names() {
+    for name in ["a/b", "..", ".hidden"] {
+        let site = Site::new(&format!(
+            "[sources.s]\nkind = \"statuspage-public\"\nurl = \"http://127.0.0.1:9\"\n\n[clusters.\"{name}\"]\ngroups = [\"x\"]\n"
+        ));
+        let o = site.run(&["render"]);
+        assert_eq!(code(&o), 3, "{name}");
+        assert!(stderr(&o).contains(name), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn config_error_unknown_and_ambiguous_names() {
+    let Some(components) = json_fixture("v2-components-hashicorp-groups.json") else { return };
+    let fake = FakeStatuspage::spawn();
+    fake.set_json("/api/v2/summary.json", json!({"page": components["page"], "components": components["components"]}));
+    let site = Site::new(&v2_mapping(&fake.url(), "[clusters.hpc1]\ngroups = [\"Terraform Clod\"]\n"));
+    let o = site.run(&["render"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("hpc1") && err.contains("Terraform Clod") && err.contains("Terraform Cloud"), "{err}");
+
+    // Two components share a name only in data we make: duplicate one.
+    let mut rows = components["components"].as_array().unwrap().clone();
+    let mut twin = rows.iter().find(|c| c["name"] == "Vault").unwrap().clone();
+    twin["id"] = json!("twinvault0001");
+    rows.push(twin);
+    fake.set_json("/api/v2/summary.json", json!({"page": components["page"], "components": rows}));
+    fs::write(site.path().join("mapping.toml"), v2_mapping(&fake.url(), "[clusters.hpc2]\ncomponents = [\"Vault\"]\n")).unwrap();
+    let o = site.run(&["render"]);
+    assert_eq!(code(&o), 3);
+    let err = stderr(&o);
+    assert!(err.contains("hpc2") && err.contains("ambiguous") && err.contains("twinvault0001"), "{err}");
+}
+
+#[test]
+fn config_error_missing_secret_names_the_variable_never_a_secret() {
+    let site = Site::new(
+        "[sources.hpc]\nkind = \"statuspage\"\npage_id = \"abc\"\napi_key = { env = \"STATUSMOTD_TEST_MISSING_KEY\" }\napi_base = \"http://127.0.0.1:9\"\n\n[clusters.a]\ngroups = [\"x\"]\n",
+    );
+    let o = site.run(&["render"]);
+    assert_eq!(code(&o), 3);
+    assert!(stderr(&o).contains("STATUSMOTD_TEST_MISSING_KEY"), "{}", stderr(&o));
+
+    // With the key set but upstream refusing it, the key appears nowhere.
+    let fake = FakeStatuspage::spawn();
+    fake.fault(Fault::Status(401));
+    fs::write(
+        site.path().join("mapping.toml"),
+        format!("[settings]\nretries = 0\n\n[sources.hpc]\nkind = \"statuspage\"\npage_id = \"abc\"\napi_key = {{ env = \"STATUSMOTD_TEST_KEY\" }}\napi_base = \"{}\"\n\n[clusters.a]\ngroups = [\"x\"]\n", fake.url()),
+    )
+    .unwrap();
+    let o = site.cmd_with_env("STATUSMOTD_TEST_KEY", "sekrit-4242-token").output().unwrap();
+    assert_ne!(code(&o), 0);
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(all.contains("401"), "{all}");
+    assert!(!all.contains("sekrit-4242-token"), "{all}");
+}
+
+#[test]
+fn the_shipped_mapping_and_templates_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = statusmotd::config::Config::load(&root.join("mapping.toml")).unwrap();
+    assert!(!config.clusters.is_empty());
+    let renderer = statusmotd::render::Renderer::new(Some(&root.join("templates"))).unwrap();
+    assert!(renderer.template_names().iter().any(|n| n == "motd.txt.j2"));
+}
