@@ -256,7 +256,12 @@ impl Config {
             // secret written in the clear, say where it is without quoting it.
             let shown = match e.span() {
                 Some(span) if e.message().starts_with(BARE_SECRET) => {
-                    let line = text.get(..span.start).unwrap_or_default().matches('\n').count() + 1;
+                    let line = text
+                        .get(..span.start)
+                        .unwrap_or_default()
+                        .matches('\n')
+                        .count()
+                        + 1;
                     format!("at line {line}\n{}", e.message())
                 }
                 _ => e.to_string(),
@@ -287,12 +292,20 @@ impl Config {
             state_dir: join(s.state_dir.unwrap_or_else(|| "state".into())),
             templates_dir: s.templates_dir.map(join),
             timezone: s.timezone.map(|t| t.0),
-            upcoming: s.upcoming.map_or(SignedDuration::from_hours(7 * 24), |d| d.0),
-            recent_resolved: s.recent_resolved.map_or(SignedDuration::from_hours(24), |d| d.0),
+            upcoming: s
+                .upcoming
+                .map_or(SignedDuration::from_hours(7 * 24), |d| d.0),
+            recent_resolved: s
+                .recent_resolved
+                .map_or(SignedDuration::from_hours(24), |d| d.0),
             stale_after: s.stale_after.map_or(SignedDuration::from_mins(30), |d| d.0),
-            poll_interval: s.poll_interval.map_or(SignedDuration::from_mins(5), |d| d.0),
+            poll_interval: s
+                .poll_interval
+                .map_or(SignedDuration::from_mins(5), |d| d.0),
             debounce: s.debounce.map_or(SignedDuration::from_secs(1), |d| d.0),
-            request_timeout: s.request_timeout.map_or(SignedDuration::from_secs(10), |d| d.0),
+            request_timeout: s
+                .request_timeout
+                .map_or(SignedDuration::from_secs(10), |d| d.0),
             retries: s.retries.unwrap_or(3),
         };
 
@@ -308,7 +321,9 @@ impl Config {
         for (name, source) in raw.sources {
             let span = name.span();
             let name = name.into_inner().0;
-            let kind = source.validate(&name).map_err(|(s, m)| at(s.unwrap_or(span), m))?;
+            let kind = source
+                .validate(&name)
+                .map_err(|(s, m)| at(s.unwrap_or(span), m))?;
             let kind = match kind {
                 SourceKind::Manage {
                     page_id,
@@ -527,7 +542,7 @@ pub fn parse_duration(s: &str) -> std::result::Result<SignedDuration, String> {
 }
 
 /// Checks a name that becomes a directory name: only `[A-Za-z0-9._-]`, not
-/// empty, no leading dot (pam_motd shows dotfiles; `..` climbs out), at most
+/// empty, no leading dot (`pam_motd` shows dotfiles; `..` climbs out), at most
 /// 64 characters, and not `index.json`, which the output directory holds.
 pub fn validate_cluster_name(s: &str) -> std::result::Result<(), String> {
     const RULE: &str = "names may contain only letters, digits, `.`, `_` and `-`, \
@@ -653,11 +668,7 @@ impl RawSource {
                     return Err(extra("api_base", v.span(), "statuspage-public"));
                 }
                 let url = self.url.ok_or_else(|| {
-                    missing(
-                        "url",
-                        "statuspage-public",
-                        "\"https://status.example.com\"",
-                    )
+                    missing("url", "statuspage-public", "\"https://status.example.com\"")
                 })?;
                 Ok(SourceKind::Public {
                     url: url.into_inner().0 .0,
@@ -770,11 +781,13 @@ checked_string!(
         }
     }
 );
-checked_string!(Listen, |s| s.parse::<SocketAddr>().map(|_| ()).map_err(
+checked_string!(Listen, |s| {
+    s.parse::<SocketAddr>().map(|_| ()).map_err(
     |_| format!(
         "invalid listen address `{s}`\nhint: give an IP address and port, e.g. `127.0.0.1:8089` or `[::]:8089`"
     )
-));
+)
+});
 checked_string!(
     /// A group or component name or id in a cluster.
     Entry,
@@ -1001,7 +1014,8 @@ mod tests {
         }
     }
 
-    const PUBLIC: &str = "[sources.github]\nkind = \"statuspage-public\"\nurl = \"https://www.githubstatus.com\"\n";
+    const PUBLIC: &str =
+        "[sources.github]\nkind = \"statuspage-public\"\nurl = \"https://www.githubstatus.com\"\n";
 
     const FULL: &str = r#"
 [settings]
@@ -1151,7 +1165,10 @@ path = "{cluster}/motd.md"
     #[test]
     fn unknown_key_names_line_and_key() {
         let e = parse_err(&format!("{PUBLIC}\n[settings]\noutput_dri = \"x\"\n"));
-        assert!(e.contains("invalid configuration in `/etc/statusmotd/mapping.toml`"), "{e}");
+        assert!(
+            e.contains("invalid configuration in `/etc/statusmotd/mapping.toml`"),
+            "{e}"
+        );
         assert!(e.contains("line 6"), "{e}");
         assert!(e.contains("output_dri"), "{e}");
         assert!(e.contains("unknown field"), "{e}");
@@ -1173,7 +1190,11 @@ path = "{cluster}/motd.md"
 
     #[test]
     fn unsafe_cluster_names_are_rejected_naming_the_cluster() {
-        for (name, why) in [("a/b", "`/`"), ("..", "starts with `.`"), (".x", "starts with `.`")] {
+        for (name, why) in [
+            ("a/b", "`/`"),
+            ("..", "starts with `.`"),
+            (".x", "starts with `.`"),
+        ] {
             let e = parse_err(&format!(
                 "{PUBLIC}[clusters.\"{name}\"]\ncomponents = [\"Pages\"]\n"
             ));
@@ -1186,8 +1207,13 @@ path = "{cluster}/motd.md"
 
     #[test]
     fn bad_timezones_are_rejected() {
-        let e = parse_err(&format!("{PUBLIC}[settings]\ntimezone = \"Mars/Olympus\"\n"));
-        assert!(e.contains("unknown time zone `Mars/Olympus`") && e.contains("line 5"), "{e}");
+        let e = parse_err(&format!(
+            "{PUBLIC}[settings]\ntimezone = \"Mars/Olympus\"\n"
+        ));
+        assert!(
+            e.contains("unknown time zone `Mars/Olympus`") && e.contains("line 5"),
+            "{e}"
+        );
         let e = parse_err(&format!(
             "{PUBLIC}[clusters.x]\ncomponents = [\"Pages\"]\ntimezone = \"Europe/Londn\"\n"
         ));
@@ -1198,19 +1224,28 @@ path = "{cluster}/motd.md"
     fn unknown_kind_lists_the_kinds() {
         let e = parse_err("[sources.x]\nkind = \"statuspage-v3\"\n");
         assert!(e.contains("unknown source kind `statuspage-v3`"), "{e}");
-        assert!(e.contains("`statuspage`") && e.contains("`statuspage-public`"), "{e}");
+        assert!(
+            e.contains("`statuspage`") && e.contains("`statuspage-public`"),
+            "{e}"
+        );
         assert!(e.contains("line 2"), "{e}");
     }
 
     #[test]
     fn kind_keys_are_cross_checked() {
         let e = parse_err("[sources.hpc]\nkind = \"statuspage\"\napi_key = { env = \"K\" }\n");
-        assert!(e.contains("source `hpc` of kind `statuspage` needs `page_id`"), "{e}");
+        assert!(
+            e.contains("source `hpc` of kind `statuspage` needs `page_id`"),
+            "{e}"
+        );
         assert!(e.contains("line 2"), "{e}");
         let e = parse_err(
             "[sources.gh]\nkind = \"statuspage-public\"\nurl = \"https://x.example\"\npage_id = \"abc\"\n",
         );
-        assert!(e.contains("`page_id` is not a key of kind `statuspage-public`"), "{e}");
+        assert!(
+            e.contains("`page_id` is not a key of kind `statuspage-public`"),
+            "{e}"
+        );
         assert!(e.contains("line 4"), "{e}");
         let e = parse_err(
             "[sources.gh]\nkind = \"statuspage-public\"\nurl = \"https://www.githubstatus.com/api/v2/summary.json\"\n",
@@ -1239,7 +1274,9 @@ path = "{cluster}/motd.md"
             "{PUBLIC}[server]\nwebhook_token = {{ env = \"A\", file = \"b\" }}\n"
         ));
         assert!(e.contains("exactly one"), "{e}");
-        let e = parse_err(&format!("{PUBLIC}[server]\nwebhook_token = {{ vault = \"x\" }}\n"));
+        let e = parse_err(&format!(
+            "{PUBLIC}[server]\nwebhook_token = {{ vault = \"x\" }}\n"
+        ));
         assert!(e.contains("unknown secret source `vault`"), "{e}");
     }
 
@@ -1282,7 +1319,8 @@ path = "{cluster}/motd.md"
         assert!(e.contains("`CREDENTIALS_DIRECTORY` is not set"), "{e}");
         assert!(e.contains("LoadCredential=api-key"), "{e}");
         let dir_path = dir.path().as_os_str().to_owned();
-        let with_dir = move |name: &str| (name == "CREDENTIALS_DIRECTORY").then(|| dir_path.clone());
+        let with_dir =
+            move |name: &str| (name == "CREDENTIALS_DIRECTORY").then(|| dir_path.clone());
         assert_eq!(cred.reveal_with("test", with_dir).unwrap(), "k3y");
     }
 
@@ -1290,7 +1328,10 @@ path = "{cluster}/motd.md"
     fn relative_secret_files_join_the_config_dir() {
         let text = "[sources.hpc]\nkind = \"statuspage\"\npage_id = \"abc\"\napi_key = { file = \"keys/api\" }\n";
         let c = Config::parse(text, Path::new("/srv/conf/mapping.toml")).unwrap();
-        let SourceKind::Manage { api_key, api_base, .. } = &c.sources["hpc"].kind else {
+        let SourceKind::Manage {
+            api_key, api_base, ..
+        } = &c.sources["hpc"].kind
+        else {
             panic!("wrong kind")
         };
         assert_eq!(api_key, &Secret::File("/srv/conf/keys/api".into()));
@@ -1303,14 +1344,20 @@ path = "{cluster}/motd.md"
             "{PUBLIC}[sources.other]\nkind = \"statuspage-public\"\nurl = \"https://status.example.com\"\n"
         );
         let e = parse_err(&format!("{two}[clusters.web]\ncomponents = [\"Pages\"]\n"));
-        assert!(e.contains("cluster `web` does not say which source it reads"), "{e}");
+        assert!(
+            e.contains("cluster `web` does not say which source it reads"),
+            "{e}"
+        );
         assert!(e.contains("`github`, `other`"), "{e}");
         assert!(e.contains("line 7"), "{e}");
 
         let e = parse_err(&format!(
             "{two}[clusters.web]\nsource = \"gihtub\"\ncomponents = [\"Pages\"]\n"
         ));
-        assert!(e.contains("cluster `web`: source `gihtub` is not defined"), "{e}");
+        assert!(
+            e.contains("cluster `web`: source `gihtub` is not defined"),
+            "{e}"
+        );
         assert!(e.contains("line 8") && e.contains("^^^^^^^^"), "{e}");
     }
 
@@ -1328,15 +1375,19 @@ path = "{cluster}/motd.md"
             "{PUBLIC}[clusters.web]\ncomponents = [\"Pages\"]\ntemplate = \"../motd.txt.j2\"\n"
         ));
         assert!(e.contains("invalid template name `../motd.txt.j2`"), "{e}");
-        for bad in ["motd.md", "/abs/{cluster}.md", "{cluster}/../x", "{cluster}/motd", "{name}/{cluster}"] {
+        for bad in [
+            "motd.md",
+            "/abs/{cluster}.md",
+            "{cluster}/../x",
+            "{cluster}/motd",
+            "{name}/{cluster}",
+        ] {
             let e = parse_err(&format!(
                 "{PUBLIC}[[outputs]]\ntemplate = \"ood.md.j2\"\npath = \"{bad}\"\n"
             ));
             assert!(e.contains(&format!("output path `{bad}`")), "{e}");
         }
-        let e = parse_err(&format!(
-            "{PUBLIC}[server]\non_change = []\n"
-        ));
+        let e = parse_err(&format!("{PUBLIC}[server]\non_change = []\n"));
         assert!(e.contains("`on_change` needs a program"), "{e}");
         let e = parse_err(&format!("{PUBLIC}[server]\nlisten = \"localhost\"\n"));
         assert!(e.contains("invalid listen address `localhost`"), "{e}");
@@ -1355,7 +1406,9 @@ path = "{cluster}/motd.md"
     fn missing_file_is_a_config_error() {
         let e = Config::load(Path::new("/nonexistent/mapping.toml")).unwrap_err();
         assert_eq!(e.exit_code(), 3);
-        assert!(e.to_string().contains("cannot read `/nonexistent/mapping.toml`"));
+        assert!(e
+            .to_string()
+            .contains("cannot read `/nonexistent/mapping.toml`"));
     }
 
     #[test]
@@ -1371,9 +1424,25 @@ path = "{cluster}/motd.md"
             ("1d12h", 129_600),
         ];
         for (s, secs) in ok {
-            assert_eq!(parse_duration(s), Ok(SignedDuration::from_secs(secs)), "{s}");
+            assert_eq!(
+                parse_duration(s),
+                Ok(SignedDuration::from_secs(secs)),
+                "{s}"
+            );
         }
-        for bad in ["", "5", "-5m", "5x", "m", "1.5h", " 5m", "5m ", "1h30", "99999999999999999999s", "9223372036854775807w"] {
+        for bad in [
+            "",
+            "5",
+            "-5m",
+            "5x",
+            "m",
+            "1.5h",
+            " 5m",
+            "5m ",
+            "1h30",
+            "99999999999999999999s",
+            "9223372036854775807w",
+        ] {
             let e = parse_duration(bad).unwrap_err();
             assert!(!e.is_empty(), "{bad}");
         }
@@ -1385,7 +1454,18 @@ path = "{cluster}/motd.md"
         for ok in ["archer2", "cirrus-ex", "A_b.c", "x", &"a".repeat(64)] {
             assert_eq!(validate_cluster_name(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "a/b", "..", ".", ".hidden", "a b", "ä", &"a".repeat(65), "index.json", "a\\b"] {
+        for bad in [
+            "",
+            "a/b",
+            "..",
+            ".",
+            ".hidden",
+            "a b",
+            "ä",
+            &"a".repeat(65),
+            "index.json",
+            "a\\b",
+        ] {
             assert!(validate_cluster_name(bad).is_err(), "{bad}");
         }
     }
