@@ -96,8 +96,10 @@ fn find_group<'a>(
                 cluster.name, cluster.source
             );
             if snap.groups.is_empty() {
-                let _ = write!(message,
-                    "\nhint: source `{}` has no component groups; list single components under `components`",
+                let _ = write!(
+                    message,
+                    "\nhint: source `{}` has no component groups; \
+                     list single components under `components`",
                     cluster.source
                 );
             } else {
