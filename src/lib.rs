@@ -36,6 +36,8 @@ pub fn run(cli: &Cli) -> u8 {
             "`serve` is not available in this build".into(),
         )),
         Command::Mapping(cmd) => commands::mapping(cmd),
+        Command::Completions { shell } => commands::completions(*shell),
+        Command::Man => commands::man(),
     };
     match result {
         Ok(code) => code,
