@@ -120,15 +120,12 @@ fn strip_tags(s: &str) -> Cow<'_, str> {
     while let Some(lt) = rest.find('<') {
         out.push_str(&rest[..lt]);
         let after = &rest[lt + 1..];
-        match tag_len(after) {
-            Some((len, replacement)) => {
-                out.push_str(replacement);
-                rest = &after[len..];
-            }
-            None => {
-                out.push('<');
-                rest = after;
-            }
+        if let Some((len, replacement)) = tag_len(after) {
+            out.push_str(replacement);
+            rest = &after[len..];
+        } else {
+            out.push('<');
+            rest = after;
         }
     }
     out.push_str(rest);
@@ -233,9 +230,8 @@ fn filter_controls(s: &str) -> String {
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
-            '\n' => out.push('\n'),
+            '\n' | '\u{2028}' | '\u{2029}' => out.push('\n'),
             '\t' => out.push(' '),
-            '\u{2028}' | '\u{2029}' => out.push('\n'),
             '\u{1B}' => skip_escape(&mut chars),
             '\u{9B}' => skip_csi(&mut chars),
             '\u{90}' | '\u{98}' | '\u{9D}' | '\u{9E}' | '\u{9F}' => skip_string(&mut chars),
@@ -263,7 +259,10 @@ fn skip_escape(chars: &mut Chars<'_>) {
         }
         _ => {
             // nF sequences (`ESC ( B`): intermediates, then one final byte.
-            while chars.next_if(|c| matches!(c, '\u{20}'..='\u{2F}')).is_some() {}
+            while chars
+                .next_if(|c| matches!(c, '\u{20}'..='\u{2F}'))
+                .is_some()
+            {}
             chars.next_if(|c| matches!(c, '\u{30}'..='\u{7E}'));
         }
     }
@@ -273,8 +272,14 @@ fn skip_escape(chars: &mut Chars<'_>) {
 /// character outside those ranges ends the sequence and is kept (and filtered
 /// on its own).
 fn skip_csi(chars: &mut Chars<'_>) {
-    while chars.next_if(|c| matches!(c, '\u{30}'..='\u{3F}')).is_some() {}
-    while chars.next_if(|c| matches!(c, '\u{20}'..='\u{2F}')).is_some() {}
+    while chars
+        .next_if(|c| matches!(c, '\u{30}'..='\u{3F}'))
+        .is_some()
+    {}
+    while chars
+        .next_if(|c| matches!(c, '\u{20}'..='\u{2F}'))
+        .is_some()
+    {}
     chars.next_if(|c| matches!(c, '\u{40}'..='\u{7E}'));
 }
 
@@ -409,11 +414,17 @@ mod tests {
 
     #[test]
     fn entities_are_decoded_after_tags_are_stripped() {
-        assert_eq!(sanitize("a &amp; b &lt;c&gt; &quot;d&quot;"), "a & b  \"d\"");
+        assert_eq!(
+            sanitize("a &amp; b &lt;c&gt; &quot;d&quot;"),
+            "a & b  \"d\""
+        );
         assert_eq!(sanitize("&#65;&#x42;&#X43;"), "ABC");
         assert_eq!(sanitize("a&nbsp;b"), "a b");
         assert_eq!(sanitize("caf&eacute;"), "café");
-        assert_eq!(sanitize("AT&T; &unknown; &#xZZ; & alone"), "AT&T; &unknown; &#xZZ; & alone");
+        assert_eq!(
+            sanitize("AT&T; &unknown; &#xZZ; & alone"),
+            "AT&T; &unknown; &#xZZ; & alone"
+        );
     }
 
     #[test]
@@ -426,7 +437,10 @@ mod tests {
 
     #[test]
     fn whitespace_is_tidied() {
-        assert_eq!(sanitize("\n\n  \nfirst  \nsecond\t\n\n\n\nthird\n\n"), "first\nsecond\n\nthird");
+        assert_eq!(
+            sanitize("\n\n  \nfirst  \nsecond\t\n\n\n\nthird\n\n"),
+            "first\nsecond\n\nthird"
+        );
         assert_eq!(sanitize("a\r\n\r\n\r\n\r\nb"), "a\n\nb");
     }
 
