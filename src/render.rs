@@ -221,7 +221,7 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "template name `{}` is not allowed: templates are named by a relative path inside templates_dir, without `..`",
+            "template name `{}` is not allowed: templates are named by a relative path inside `templates_dir`, without `..`",
             name.escape_debug()
         ))
     }
