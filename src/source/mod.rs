@@ -98,9 +98,8 @@ impl Default for FetchOptions {
 /// `statusmotd/<version>` user agent, and proxies from `HTTPS_PROXY` and
 /// friends.
 pub fn client() -> reqwest::Client {
-    let builder = || {
-        reqwest::Client::builder().user_agent(concat!("statusmotd/", env!("CARGO_PKG_VERSION")))
-    };
+    let builder =
+        || reqwest::Client::builder().user_agent(concat!("statusmotd/", env!("CARGO_PKG_VERSION")));
     builder().build().unwrap_or_else(|e| {
         // Only a broken system CA store gets here. Carry on without it so
         // that plain-http endpoints work and https ones fail with a TLS error
@@ -291,7 +290,11 @@ struct Retryable {
 
 impl Http<'_> {
     /// GETs `url` and decodes its JSON, retrying as [`FetchOptions`] allows.
-    async fn get_json<T: DeserializeOwned>(&self, url: &str, expect: Expect) -> Result<T, FetchError> {
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        expect: Expect,
+    ) -> Result<T, FetchError> {
         let body = self.get(url).await?;
         decode(url, &body, expect)
     }
@@ -312,7 +315,9 @@ impl Http<'_> {
                     if failures >= self.opts.retries {
                         let message = match (r.kind, attempts) {
                             (_, 1) => r.message,
-                            (FetchErrorKind::Status(_), n) => format!("{} after {n} attempts", r.message),
+                            (FetchErrorKind::Status(_), n) => {
+                                format!("{} after {n} attempts", r.message)
+                            }
                             (_, n) => format!("{} (gave up after {n} attempts)", r.message),
                         };
                         return Err(FetchError::new(r.kind, message));
@@ -380,16 +385,16 @@ impl Http<'_> {
             Ok(result) => result,
             Err(_) => Err(Failure::Retry(Retryable {
                 kind: FetchErrorKind::Timeout,
-                message: format!("timed out after {} waiting for `{url}`", show_duration(timeout)),
+                message: format!(
+                    "timed out after {} waiting for `{url}`",
+                    show_duration(timeout)
+                ),
             })),
         }
     }
 
     async fn request(&self, url: &str) -> Result<Vec<u8>, Failure> {
-        let mut request = self
-            .client
-            .get(url)
-            .header(ACCEPT, "application/json");
+        let mut request = self.client.get(url).header(ACCEPT, "application/json");
         if let Some(authorization) = &self.authorization {
             request = request.header(AUTHORIZATION, authorization);
         }
@@ -427,7 +432,10 @@ impl Http<'_> {
                 Err(e) => {
                     return Err(Failure::Retry(Retryable {
                         kind: FetchErrorKind::Connection,
-                        message: format!("reading the answer from `{url}` failed: {}", root_cause(&e)),
+                        message: format!(
+                            "reading the answer from `{url}` failed: {}",
+                            root_cause(&e)
+                        ),
                     }))
                 }
             }
@@ -453,7 +461,10 @@ impl Http<'_> {
                 message: format!("`{url}` answered {shown}"),
             });
         }
-        let error = FetchError::new(FetchErrorKind::Status(code), format!("`{url}` answered {shown}"));
+        let error = FetchError::new(
+            FetchErrorKind::Status(code),
+            format!("`{url}` answered {shown}"),
+        );
         let error = match (code, self.api) {
             (401 | 403, Api::Manage) => error.with_hint(
                 "check the source's `api_key`: it must be a Statuspage API key with access to this page",
@@ -476,7 +487,10 @@ impl Http<'_> {
 /// a wrong URL and the other a changed API.
 fn decode<T: DeserializeOwned>(url: &str, body: &[u8], expect: Expect) -> Result<T, FetchError> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-        FetchError::new(FetchErrorKind::InvalidJson, format!("invalid JSON from `{url}`: {e}"))
+        FetchError::new(
+            FetchErrorKind::InvalidJson,
+            format!("invalid JSON from `{url}`: {e}"),
+        )
     })?;
     let found = match &value {
         serde_json::Value::Null => "null",
@@ -498,7 +512,10 @@ fn decode<T: DeserializeOwned>(url: &str, body: &[u8], expect: Expect) -> Result
         ));
     }
     serde_json::from_value(value).map_err(|e| {
-        FetchError::new(FetchErrorKind::UnexpectedShape, format!("unexpected JSON from `{url}`: {e}"))
+        FetchError::new(
+            FetchErrorKind::UnexpectedShape,
+            format!("unexpected JSON from `{url}`: {e}"),
+        )
     })
 }
 
@@ -527,8 +544,7 @@ fn backoff(base: Duration, n: u32) -> Duration {
     let jitter_ms = u64::from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0),
+            .map_or(0, |d| d.subsec_nanos()),
     ) % (u64::try_from(doubled.as_millis() / 10).unwrap_or(0) + 1);
     (doubled + Duration::from_millis(jitter_ms)).min(MAX_BACKOFF)
 }
@@ -597,7 +613,10 @@ mod tests {
             .timestamp_to_rfc9110_string(&soon)
             .unwrap();
         let wait = parse_retry_after(&header).unwrap();
-        assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
+            "{wait:?}"
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 
@@ -606,8 +625,14 @@ mod tests {
         let base = Duration::from_millis(100);
         let first = backoff(base, 1);
         let third = backoff(base, 3);
-        assert!(first >= base && first <= Duration::from_millis(110), "{first:?}");
-        assert!(third >= Duration::from_millis(400) && third <= Duration::from_millis(440), "{third:?}");
+        assert!(
+            first >= base && first <= Duration::from_millis(110),
+            "{first:?}"
+        );
+        assert!(
+            third >= Duration::from_millis(400) && third <= Duration::from_millis(440),
+            "{third:?}"
+        );
         assert_eq!(backoff(base, 40), MAX_BACKOFF);
     }
 
@@ -632,9 +657,16 @@ mod tests {
     fn json_of_the_wrong_shape_is_told_apart_from_broken_json() {
         let e = decode::<serde_json::Value>("u", b"[]", Expect::Object).unwrap_err();
         assert_eq!(e.kind(), FetchErrorKind::UnexpectedShape);
-        assert_eq!(e.to_string(), "unexpected JSON from `u`: expected an object, found a list");
+        assert_eq!(
+            e.to_string(),
+            "unexpected JSON from `u`: expected an object, found a list"
+        );
         let e = decode::<serde_json::Value>("u", b"{\"a\": [", Expect::Object).unwrap_err();
         assert_eq!(e.kind(), FetchErrorKind::InvalidJson);
-        assert!(e.to_string().starts_with("invalid JSON from `u`: EOF while parsing"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("invalid JSON from `u`: EOF while parsing"),
+            "{e}"
+        );
     }
 }

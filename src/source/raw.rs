@@ -498,8 +498,8 @@ mod tests {
 
     #[test]
     fn scheduled_for_makes_a_maintenance() {
-        let i = incident(r#"{"id": "m", "scheduled_for": "2024-01-01T00:00:00.000-06:00"}"#)
-            .unwrap();
+        let i =
+            incident(r#"{"id": "m", "scheduled_for": "2024-01-01T00:00:00.000-06:00"}"#).unwrap();
         assert_eq!(i.kind, ItemKind::Maintenance);
     }
 

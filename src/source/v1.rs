@@ -47,9 +47,21 @@ pub(super) async fn fetch(
     let (rows, groups, unresolved, upcoming, active, recent) = tokio::try_join!(
         list::<RawComponent>(http, &base, "components", Paging::PerPage, |_| false),
         list::<RawGroup>(http, &base, "component-groups", Paging::PerPage, |_| false),
-        list::<RawIncident>(http, &base, "incidents/unresolved", Paging::PerPage, no_stop),
+        list::<RawIncident>(
+            http,
+            &base,
+            "incidents/unresolved",
+            Paging::PerPage,
+            no_stop
+        ),
         list::<RawIncident>(http, &base, "incidents/upcoming", Paging::PerPage, no_stop),
-        list::<RawIncident>(http, &base, "incidents/active_maintenance", Paging::PerPage, no_stop),
+        list::<RawIncident>(
+            http,
+            &base,
+            "incidents/active_maintenance",
+            Paging::PerPage,
+            no_stop
+        ),
         list::<RawIncident>(http, &base, "incidents", Paging::Limit, older_than_since),
     )?;
 
@@ -102,8 +114,6 @@ async fn list<T: DeserializeOwned>(
             return Ok(all);
         }
     }
-    tracing::warn!(
-        "`{base}/{path}` still had more after {MAX_PAGES} pages; reading no further"
-    );
+    tracing::warn!("`{base}/{path}` still had more after {MAX_PAGES} pages; reading no further");
     Ok(all)
 }

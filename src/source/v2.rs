@@ -68,7 +68,11 @@ pub(super) async fn fetch(http: &Http<'_>, url: &str) -> Result<Snapshot, FetchE
         .scheduled_maintenances
         .into_iter()
         .map(|i| (i, true));
-    let recent = incidents.unwrap_or_default().incidents.into_iter().map(|i| (i, false));
+    let recent = incidents
+        .unwrap_or_default()
+        .incidents
+        .into_iter()
+        .map(|i| (i, false));
     let recent_scheduled = maintenances
         .unwrap_or_default()
         .scheduled_maintenances
@@ -118,6 +122,9 @@ mod tests {
         ] {
             assert_eq!(api_root(url), "https://www.githubstatus.com/api/v2");
         }
-        assert_eq!(api_root("http://127.0.0.1:4000"), "http://127.0.0.1:4000/api/v2");
+        assert_eq!(
+            api_root("http://127.0.0.1:4000"),
+            "http://127.0.0.1:4000/api/v2"
+        );
     }
 }
