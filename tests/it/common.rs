@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// holding it (for a checkout one level deeper, such as a worktree).
 pub fn shared_fixtures_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("STATUSMOTD_SHARED_FIXTURES") {
-        return Some(PathBuf::from(dir));
+        return Some(PathBuf::from(dir)).filter(|dir| dir.is_dir());
     }
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()

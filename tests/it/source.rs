@@ -540,10 +540,10 @@ async fn a_reset_once_is_survived() {
 
 #[tokio::test]
 async fn nobody_listening_is_a_connection_error() {
-    let fake = FakeStatuspage::start().await;
-    let url = fake.url();
-    drop(fake);
-    tokio::task::yield_now().await;
+    // A port that was free a moment ago, with nothing listening on it now.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
     let endpoint = Endpoint::Public { url };
     let options = FetchOptions {
         retries: 1,
