@@ -3,5 +3,6 @@
 
 #[macro_use]
 mod common;
+mod cli;
 mod fake;
 mod source;
