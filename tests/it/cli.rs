@@ -659,3 +659,139 @@ fn the_shipped_mapping_and_templates_load() {
     let renderer = statusmotd::render::Renderer::new(Some(&root.join("templates"))).unwrap();
     assert!(renderer.template_names().iter().any(|n| n == "motd.txt.j2"));
 }
+
+#[test]
+fn stale_data_is_marked_after_stale_after_and_said_on_stderr() {
+    let Some((fake, site)) = docs_site() else {
+        return;
+    };
+    assert_eq!(code(&site.run(&["render"])), 0);
+    let fresh = site.read("api/motd");
+    assert!(!fresh.contains("could not be reached"));
+    fake.fault(Fault::Status(500));
+    // An hour later (stale_after defaults to 30m) with upstream still down.
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    let o = site.run(&["render", "--now", &later]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("last good snapshot"), "{}", stderr(&o));
+    let stale = site.read("api/motd");
+    assert!(stale.contains("status data is 1h old"), "{stale}");
+    assert!(
+        stale.contains("Unplanned Database Outage"),
+        "the news is kept: {stale}"
+    );
+}
+
+#[test]
+fn a_cluster_whose_names_stop_resolving_keeps_its_files_while_others_render() {
+    let Some((_fake, site)) = docs_site() else {
+        return;
+    };
+    assert_eq!(code(&site.run(&["render", "--now", DOCS_NOW])), 0);
+    let portal = site.read("portal/motd");
+    let mapping = fs::read_to_string(site.path().join("mapping.toml")).unwrap();
+    fs::write(
+        site.path().join("mapping.toml"),
+        mapping.replace(
+            "components = [\"Management Portal\"]",
+            "components = [\"Management Portl\"]",
+        ),
+    )
+    .unwrap();
+    let o = site.run(&["render", "--now", "2014-05-01T00:00:00Z"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("portal") && stderr(&o).contains("Management Portl"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(site.read("portal/motd"), portal, "left as it was");
+    assert!(
+        stdout(&o).contains("updated api/motd"),
+        "api still rendered: {}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn show_prints_one_motd_and_writes_nothing() {
+    let Some((_fake, site)) = docs_site() else {
+        return;
+    };
+    let o = site.run(&["show", "api", "--now", DOCS_NOW]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("== api: Major outage"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!site.out("").exists());
+    let o = site.run(&["show", "nope"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("`api`"),
+        "lists known clusters: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn fetch_save_then_render_from_the_snapshot_gives_the_same_bytes() {
+    let Some((fake, site)) = docs_site() else {
+        return;
+    };
+    let snap = site.path().join("snap.json");
+    assert_eq!(
+        code(&site.run(&["fetch", "--save", snap.to_str().unwrap()])),
+        0
+    );
+    fake.fault(Fault::Hang);
+    let o = site.run(&[
+        "render",
+        "--snapshot",
+        snap.to_str().unwrap(),
+        "--now",
+        DOCS_NOW,
+    ]);
+    assert_eq!(code(&o), 0, "no fetch with --snapshot: {}", stderr(&o));
+    let from_file = site.read("api/motd");
+    fake.clear_faults();
+    fs::remove_dir_all(site.out("")).unwrap();
+    assert_eq!(code(&site.run(&["render", "--now", DOCS_NOW])), 0);
+    assert_eq!(site.read("api/motd"), from_file);
+}
+
+#[test]
+fn mapping_init_and_check_against_a_page_with_groups() {
+    let Some(components) = json_fixture("v2-components-hashicorp-groups.json") else {
+        return;
+    };
+    let fake = FakeStatuspage::spawn();
+    fake.set_json(
+        "/api/v2/summary.json",
+        json!({"page": components["page"], "components": components["components"]}),
+    );
+    let site = Site::new("");
+    let o = site.run(&["mapping", "init", "--url", &fake.url()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let skeleton = stdout(&o);
+    assert!(
+        skeleton.contains("[clusters.terraform-cloud]"),
+        "{skeleton}"
+    );
+    assert!(
+        skeleton.contains("groups = [\"Terraform Cloud\"]"),
+        "{skeleton}"
+    );
+    // The skeleton is a working mapping: check resolves every name.
+    fs::write(site.path().join("mapping.toml"), &skeleton).unwrap();
+    let o = site.run(&["mapping", "check"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    // Drop one cluster: check names the group nobody maps.
+    let fewer = skeleton.replace("groups = [\"Terraform Cloud\"]", "components = [\"Vault\"]");
+    assert_ne!(fewer, skeleton);
+    fs::write(site.path().join("mapping.toml"), fewer).unwrap();
+    let o = site.run(&["mapping", "check"]);
+    assert_eq!(code(&o), 0, "unmapped groups are news, not errors");
+    assert!(stdout(&o).contains("`Terraform Cloud`"), "{}", stdout(&o));
+}
