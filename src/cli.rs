@@ -44,6 +44,13 @@ pub enum Command {
     /// Write or check the cluster mapping against the upstream groups.
     #[command(subcommand)]
     Mapping(MappingCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output.
+    Man,
 }
 
 #[derive(Debug, Args)]

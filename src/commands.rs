@@ -388,3 +388,17 @@ pub fn demo(args: &DemoArgs) -> Result<u8> {
     );
     Ok(0)
 }
+
+pub fn completions(shell: clap_complete::Shell) -> Result<u8> {
+    let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut cmd, "statusmotd", &mut std::io::stdout());
+    Ok(0)
+}
+
+pub fn man() -> Result<u8> {
+    let cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+    clap_mangen::Man::new(cmd)
+        .render(&mut std::io::stdout())
+        .map_err(|e| Error::Runtime(format!("cannot write the manual page: {e}")))?;
+    Ok(0)
+}

@@ -38,6 +38,8 @@ pub fn run(cli: &Cli) -> u8 {
         Command::Gate(args) => commands::gate(args),
         Command::Serve(args) => server::run(args),
         Command::Mapping(cmd) => commands::mapping(cmd),
+        Command::Completions { shell } => commands::completions(*shell),
+        Command::Man => commands::man(),
     };
     match result {
         Ok(code) => code,

@@ -1,1 +1,935 @@
-//! TODO
+//! The mapping from clusters to components: a cluster's `groups` and
+//! `components`, written as upstream names or ids, resolved against a
+//! snapshot into the set of component ids the view selects.
+//!
+//! Names are resolved on every fetch, since upstream may rename or regroup
+//! components at any time; an entry that matches nothing, or a name shared by
+//! two components, is a configuration error that names the cluster, the entry
+//! and the candidates. This module also writes the skeleton of
+//! `mapping init` and the report of `mapping check`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::{self, Write as _};
+
+use crate::config::{
+    validate_cluster_name, ClusterConfig, Config, Secret, SourceConfig, SourceKind,
+};
+use crate::error::{Error, Result};
+use crate::model::{Component, Group, Snapshot};
+use crate::view::Selection;
+
+/// How many candidates an "unknown name" hint lists before "and N more".
+const MAX_CANDIDATES: usize = 8;
+
+/// Resolves a cluster's `groups` and `components` (each by id or by exact
+/// name) against a snapshot into component ids; groups expand to their
+/// children. Every bad entry of the cluster is reported at once.
+pub fn resolve(cluster: &ClusterConfig, snap: &Snapshot) -> Result<Selection> {
+    let resolved = resolve_entries(cluster, snap);
+    if resolved.errors.is_empty() {
+        Ok(resolved.selection)
+    } else {
+        Err(Error::Config(resolved.errors.join("\n")))
+    }
+}
+
+struct Resolved {
+    selection: Selection,
+    /// Ids of the groups the cluster lists.
+    groups: BTreeSet<String>,
+    errors: Vec<String>,
+}
+
+fn resolve_entries(cluster: &ClusterConfig, snap: &Snapshot) -> Resolved {
+    let mut resolved = Resolved {
+        selection: Selection::new(),
+        groups: BTreeSet::new(),
+        errors: Vec::new(),
+    };
+    for entry in &cluster.groups {
+        match find_group(cluster, snap, entry) {
+            Ok(group) => {
+                resolved.selection.extend(members(snap, group));
+                resolved.groups.insert(group.id.clone());
+            }
+            Err(e) => resolved.errors.push(e),
+        }
+    }
+    for entry in &cluster.components {
+        match find_component(cluster, snap, entry) {
+            Ok(component) => {
+                resolved.selection.insert(component.id.clone());
+            }
+            Err(e) => resolved.errors.push(e),
+        }
+    }
+    resolved
+}
+
+/// A group's components: those it lists and those that name it, since one
+/// API may fill in only one side.
+fn members(snap: &Snapshot, group: &Group) -> impl Iterator<Item = String> {
+    let named: Vec<String> = snap
+        .components
+        .iter()
+        .filter(|c| c.group_id.as_deref() == Some(group.id.as_str()))
+        .map(|c| c.id.clone())
+        .collect();
+    group.components.clone().into_iter().chain(named)
+}
+
+fn find_group<'a>(
+    cluster: &ClusterConfig,
+    snap: &'a Snapshot,
+    entry: &str,
+) -> std::result::Result<&'a Group, String> {
+    // Ids win over names: an id is what users reach for to disambiguate.
+    if let Some(group) = snap.group(entry) {
+        return Ok(group);
+    }
+    let found: Vec<&Group> = snap.groups.iter().filter(|g| g.name == entry).collect();
+    match found.as_slice() {
+        [group] => Ok(group),
+        [] => {
+            let mut message = format!(
+                "cluster `{}`: group `{entry}` matches no group of source `{}`",
+                cluster.name, cluster.source
+            );
+            if snap.groups.is_empty() {
+                let _ = write!(
+                    message,
+                    "\nhint: source `{}` has no component groups; \
+                     list single components under `components`",
+                    cluster.source
+                );
+            } else {
+                let _ = write!(
+                    message,
+                    "\nhint: known groups: {}",
+                    candidates(entry, snap.groups.iter().map(|g| g.name.as_str()))
+                );
+            }
+            if snap
+                .components
+                .iter()
+                .any(|c| c.name == entry || c.id == entry)
+            {
+                let _ = write!(
+                    message,
+                    "\nhint: `{entry}` is a component; list it under `components`"
+                );
+            }
+            Err(message)
+        }
+        several => Err(format!(
+            "cluster `{}`: group `{entry}` is ambiguous: {}\nhint: use the id",
+            cluster.name,
+            several
+                .iter()
+                .map(|g| format!("`{}` (id `{}`)", g.name, g.id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+fn find_component<'a>(
+    cluster: &ClusterConfig,
+    snap: &'a Snapshot,
+    entry: &str,
+) -> std::result::Result<&'a Component, String> {
+    if let Some(component) = snap.component(entry) {
+        return Ok(component);
+    }
+    let found: Vec<&Component> = snap.components.iter().filter(|c| c.name == entry).collect();
+    match found.as_slice() {
+        [component] => Ok(component),
+        [] => {
+            let mut message = format!(
+                "cluster `{}`: component `{entry}` matches no component of source `{}`",
+                cluster.name, cluster.source
+            );
+            if snap.components.is_empty() {
+                let _ = write!(
+                    message,
+                    "\nhint: source `{}` has no components",
+                    cluster.source
+                );
+            } else {
+                let _ = write!(
+                    message,
+                    "\nhint: known components: {}",
+                    candidates(entry, snap.components.iter().map(|c| c.name.as_str()))
+                );
+            }
+            if snap.groups.iter().any(|g| g.name == entry || g.id == entry) {
+                let _ = write!(
+                    message,
+                    "\nhint: `{entry}` is a group; list it under `groups`"
+                );
+            }
+            Err(message)
+        }
+        several => Err(format!(
+            "cluster `{}`: component `{entry}` is ambiguous: {}\nhint: use the id",
+            cluster.name,
+            several
+                .iter()
+                .map(|c| describe_component(snap, c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// `` `Login nodes` (id `abc`, group `ARCHER2`) ``
+fn describe_component(snap: &Snapshot, c: &Component) -> String {
+    match group_of(snap, c) {
+        Some(group) => format!(
+            "`{}` (id `{}`, group `{}`)",
+            one_line(&c.name),
+            c.id,
+            one_line(&group.name)
+        ),
+        None => format!("`{}` (id `{}`)", one_line(&c.name), c.id),
+    }
+}
+
+fn group_of<'a>(snap: &'a Snapshot, c: &Component) -> Option<&'a Group> {
+    c.group_id.as_deref().and_then(|id| snap.group(id))
+}
+
+/// Lists the names a user may have meant, the likeliest first: those equal
+/// to `entry` but for case, spaces and punctuation, then those containing it
+/// or contained in it, then those a typo or two away, then the rest in
+/// upstream order.
+fn candidates<'a>(entry: &str, names: impl Iterator<Item = &'a str>) -> String {
+    let wanted = fold(entry);
+    let mut seen = BTreeSet::new();
+    let mut ranked: Vec<(u8, &str)> = names
+        .filter(|name| seen.insert(*name))
+        .map(|name| {
+            let folded = fold(name);
+            let rank = if folded == wanted {
+                0
+            } else if !wanted.is_empty()
+                && !folded.is_empty()
+                && (folded.contains(&wanted) || wanted.contains(&folded))
+            {
+                1
+            } else if edit_distance(&folded, &wanted) <= (wanted.chars().count() / 3).max(1) {
+                2
+            } else {
+                3
+            };
+            (rank, name)
+        })
+        .collect();
+    // Stable: equal ranks keep upstream order.
+    ranked.sort_by_key(|(rank, _)| *rank);
+    let mut list = ranked
+        .iter()
+        .take(MAX_CANDIDATES)
+        .map(|(_, name)| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ranked.len() > MAX_CANDIDATES {
+        let _ = write!(list, " and {} more", ranked.len() - MAX_CANDIDATES);
+    }
+    list
+}
+
+/// Levenshtein distance, for spotting typos in short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diagonal
+            } else {
+                1 + diagonal.min(above).min(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+fn fold(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Turns an upstream name into a cluster name: lowercase ASCII letters and
+/// digits, every other run of characters one `-`, at most 64 characters;
+/// `cluster` when nothing is left. The result always passes
+/// [`validate_cluster_name`].
+pub fn slugify(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    slug.truncate(64);
+    let slug = slug.trim_end_matches('-');
+    if slug.is_empty() {
+        "cluster".to_owned()
+    } else {
+        debug_assert!(validate_cluster_name(slug).is_ok());
+        slug.to_owned()
+    }
+}
+
+/// `mapping init`: a commented `mapping.toml` from a snapshot of `source`:
+/// `[settings]` and the source first, then one cluster per component group,
+/// named after the group and listing it by exact name; components in no group
+/// are listed in comments for the user to place.
+pub fn skeleton(snap: &Snapshot, source: &SourceConfig) -> String {
+    let mut out = String::new();
+    let page = match &snap.page.url {
+        Some(url) => format!("`{}` ({url})", one_line(&snap.page.name)),
+        None => format!("`{}`", one_line(&snap.page.name)),
+    };
+    let _ = write!(
+        out,
+        "\
+# mapping.toml for statusmotd, made by `statusmotd mapping init` from the page
+# {page} as fetched at {fetched}.
+#
+# One cluster per component group below: rename, merge or drop them, add single
+# components with `components = [..]`, then run `statusmotd mapping check`.
+# Every key is described in the example mapping.toml shipped with statusmotd.
+
+[settings]
+output_dir = \"out\"             # relative paths are relative to this file
+state_dir = \"state\"            # last good snapshots
+# templates_dir = \"templates\"  # default: the embedded templates
+# timezone = \"Europe/London\"   # default: the system's local zone
+# upcoming = \"7d\"
+# recent_resolved = \"24h\"
+# stale_after = \"30m\"
+# poll_interval = \"5m\"
+# debounce = \"1s\"
+
+",
+        fetched = snap.fetched_at,
+    );
+    write_source(&mut out, source);
+
+    let mut used = BTreeSet::new();
+    for group in &snap.groups {
+        // The id, when the name alone would not say which group, or would
+        // not fit on one line.
+        let by_id = group.name.contains(char::is_control)
+            || snap.groups.iter().filter(|g| g.name == group.name).count() > 1;
+        let slug = unique_slug(&group.name, &mut used);
+        let _ = writeln!(out, "\n[clusters.{slug}]");
+        let _ = writeln!(out, "source = {}", quote(&source.name));
+        if by_id {
+            let _ = writeln!(
+                out,
+                "groups = [{}]   # {}",
+                quote(&group.id),
+                one_line(&group.name)
+            );
+        } else {
+            let _ = writeln!(out, "groups = [{}]", quote(&group.name));
+        }
+        let member_ids: BTreeSet<String> = members(snap, group).collect();
+        let children: Vec<String> = snap
+            .components
+            .iter()
+            .filter(|c| member_ids.contains(&c.id))
+            .map(|c| one_line(&c.name))
+            .collect();
+        if !children.is_empty() {
+            let _ = writeln!(out, "# in this group: {}", children.join(", "));
+        }
+        let _ = writeln!(out, "# components = []");
+        let _ = writeln!(out, "# page_wide = true");
+    }
+
+    let ungrouped: Vec<&Component> = snap
+        .components
+        .iter()
+        .filter(|c| group_of(snap, c).is_none())
+        .collect();
+    if !ungrouped.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n# Components in no group; add those a cluster needs to its `components`:"
+        );
+        for c in &ungrouped {
+            let _ = writeln!(out, "#   {}   # id {}", quote(&c.name), one_line(&c.id));
+        }
+    }
+    if snap.groups.is_empty() {
+        let example = ungrouped
+            .first()
+            .map_or_else(|| quote("COMPONENT NAME"), |c| quote(&c.name));
+        let _ = write!(
+            out,
+            "\n# The page has no component groups; a cluster lists single components:\n\
+             # [clusters.{}]\n# source = {}\n# components = [{}]\n",
+            unique_slug(&snap.page.name, &mut used),
+            quote(&source.name),
+            example
+        );
+    }
+    out
+}
+
+fn write_source(out: &mut String, source: &SourceConfig) {
+    let _ = writeln!(out, "[sources.{}]", source.name);
+    match &source.kind {
+        SourceKind::Manage {
+            page_id,
+            api_key,
+            api_base,
+        } => {
+            let _ = writeln!(out, "kind = \"statuspage\"");
+            let _ = writeln!(out, "page_id = {}", quote(page_id));
+            let _ = writeln!(
+                out,
+                "api_key = {}   # or {{ env = .. }}, {{ file = .. }}, {{ credential = .. }}",
+                secret_ref(api_key)
+            );
+            let _ = writeln!(out, "api_base = {}", quote(api_base));
+        }
+        SourceKind::Public { url } => {
+            let _ = writeln!(out, "kind = \"statuspage-public\"");
+            let _ = writeln!(out, "url = {}", quote(url));
+        }
+    }
+}
+
+fn secret_ref(secret: &Secret) -> String {
+    match secret {
+        Secret::Env(name) => format!("{{ env = {} }}", quote(name)),
+        Secret::File(path) => format!("{{ file = {} }}", quote(&path.to_string_lossy())),
+        Secret::Credential(name) => format!("{{ credential = {} }}", quote(name)),
+    }
+}
+
+fn unique_slug(name: &str, used: &mut BTreeSet<String>) -> String {
+    let base = slugify(name);
+    let mut slug = base.clone();
+    let mut n = 2;
+    while used.contains(&slug) {
+        let suffix = format!("-{n}");
+        let keep = base.len().min(64 - suffix.len());
+        slug = format!("{}{suffix}", base[..keep].trim_end_matches('-'));
+        n += 1;
+    }
+    used.insert(slug.clone());
+    slug
+}
+
+/// A TOML basic string.
+fn quote(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// Upstream text made safe for a TOML comment, which ends at a line break.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// `mapping check`: what does not resolve, and what no cluster shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckReport {
+    /// One message per bad cluster entry or missing snapshot.
+    pub errors: Vec<String>,
+    /// Groups no cluster lists and none of whose components a cluster shows.
+    pub unmapped_groups: Vec<String>,
+    /// Components no cluster shows that are in no group, or in a group some
+    /// cluster partly shows (those of wholly unmapped groups are covered by
+    /// `unmapped_groups`).
+    pub unmapped_components: Vec<String>,
+}
+
+impl CheckReport {
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Resolves every cluster against the snapshot of its source (keyed by
+/// source name) and lists the groups and components no cluster maps.
+pub fn check(config: &Config, snapshots: &BTreeMap<String, Snapshot>) -> CheckReport {
+    let mut report = CheckReport::default();
+    let mut selected: BTreeMap<&str, Selection> = BTreeMap::new();
+    let mut listed: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for cluster in config.clusters.values() {
+        let Some(snap) = snapshots.get(&cluster.source) else {
+            report.errors.push(format!(
+                "cluster `{}`: no data from source `{}`",
+                cluster.name, cluster.source
+            ));
+            continue;
+        };
+        let resolved = resolve_entries(cluster, snap);
+        report.errors.extend(resolved.errors);
+        selected
+            .entry(&cluster.source)
+            .or_default()
+            .extend(resolved.selection);
+        listed
+            .entry(&cluster.source)
+            .or_default()
+            .extend(resolved.groups);
+    }
+
+    let empty = BTreeSet::new();
+    let several = snapshots.len() > 1;
+    for (source, snap) in snapshots {
+        let selected = selected.get(source.as_str()).unwrap_or(&empty);
+        let listed = listed.get(source.as_str()).unwrap_or(&empty);
+        let in_source = |s: String| {
+            if several {
+                format!("{s} in source `{source}`")
+            } else {
+                s
+            }
+        };
+        let mut unmapped = BTreeSet::new();
+        for group in &snap.groups {
+            let touched =
+                listed.contains(&group.id) || members(snap, group).any(|id| selected.contains(&id));
+            if !touched {
+                unmapped.insert(group.id.as_str());
+                report.unmapped_groups.push(in_source(format!(
+                    "`{}` (id `{}`)",
+                    one_line(&group.name),
+                    group.id
+                )));
+            }
+        }
+        for c in &snap.components {
+            let in_unmapped_group =
+                group_of(snap, c).is_some_and(|g| unmapped.contains(g.id.as_str()));
+            if !selected.contains(&c.id) && !in_unmapped_group {
+                report
+                    .unmapped_components
+                    .push(in_source(describe_component(snap, c)));
+            }
+        }
+    }
+    report
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.errors.is_empty() {
+            let n = self.errors.len();
+            writeln!(
+                f,
+                "{n} {} in the mapping:",
+                if n == 1 { "error" } else { "errors" }
+            )?;
+            for e in &self.errors {
+                for (i, line) in e.lines().enumerate() {
+                    let indent = if i == 0 { "  " } else { "    " };
+                    writeln!(f, "{indent}{line}")?;
+                }
+            }
+        }
+        if !self.unmapped_groups.is_empty() {
+            writeln!(f, "groups no cluster shows:")?;
+            for g in &self.unmapped_groups {
+                writeln!(f, "  {g}")?;
+            }
+        }
+        if !self.unmapped_components.is_empty() {
+            writeln!(f, "components no cluster shows:")?;
+            for c in &self.unmapped_components {
+                writeln!(f, "  {c}")?;
+            }
+        }
+        if self.errors.is_empty() {
+            if self.unmapped_groups.is_empty() && self.unmapped_components.is_empty() {
+                writeln!(
+                    f,
+                    "every name resolves; every group and component is mapped"
+                )?;
+            } else {
+                writeln!(f, "every name resolves")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::model::{ComponentStatus, Page};
+
+    fn component(id: &str, name: &str, group: Option<&str>) -> Component {
+        Component {
+            id: id.into(),
+            name: name.into(),
+            status: ComponentStatus::Operational,
+            group_id: group.map(Into::into),
+            description: None,
+            updated_at: None,
+        }
+    }
+
+    fn group(id: &str, name: &str, children: &[&str]) -> Group {
+        Group {
+            id: id.into(),
+            name: name.into(),
+            components: children.iter().map(|&c| c.into()).collect(),
+        }
+    }
+
+    /// An HPC page: two systems with a component of the same name each, a
+    /// group nobody maps, and ungrouped components.
+    fn hpc() -> Snapshot {
+        Snapshot {
+            page: Page {
+                id: "p1".into(),
+                name: "HPC \"Status\"".into(),
+                url: Some("https://status.example.ac.uk".into()),
+            },
+            fetched_at: "2024-05-01T12:00:00Z".parse().unwrap(),
+            components: vec![
+                component("a1", "Login nodes", Some("ga")),
+                component("a2", "Compute nodes", Some("ga")),
+                component("c1", "Login nodes", Some("gc")),
+                component("c2", "Compute nodes", Some("gc")),
+                component("l1", "Lustre /work", None),
+                component("w1", "Website", None),
+                component("x1", "Tape archive", Some("gx")),
+                // Only the component names its group; the group's list lacks it.
+                component("a3", "GPU nodes", Some("ga")),
+            ],
+            groups: vec![
+                group("ga", "ARCHER2", &["a1", "a2"]),
+                group("gc", "Cirrus", &["c1", "c2"]),
+                group("gx", "Archive\nservices", &["x1"]),
+            ],
+            incidents: vec![],
+        }
+    }
+
+    fn cluster(name: &str, groups: &[&str], components: &[&str]) -> ClusterConfig {
+        ClusterConfig {
+            name: name.into(),
+            source: "hpc".into(),
+            groups: groups.iter().map(|&g| g.into()).collect(),
+            components: components.iter().map(|&c| c.into()).collect(),
+            page_wide: true,
+            template: None,
+            timezone: None,
+        }
+    }
+
+    fn ids(sel: &Selection) -> Vec<&str> {
+        sel.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn resolves_groups_by_name_and_id_and_expands_them() {
+        let snap = hpc();
+        let sel = resolve(&cluster("archer2", &["ARCHER2"], &["Lustre /work"]), &snap).unwrap();
+        assert_eq!(ids(&sel), ["a1", "a2", "a3", "l1"]);
+        let sel = resolve(&cluster("cirrus", &["gc"], &["w1"]), &snap).unwrap();
+        assert_eq!(ids(&sel), ["c1", "c2", "w1"]);
+    }
+
+    #[test]
+    fn ids_win_over_names_and_resolve_ambiguity() {
+        let mut snap = hpc();
+        // A component whose name is another component's id.
+        snap.components.push(component("zz", "w1", None));
+        let sel = resolve(&cluster("x", &[], &["w1", "c1"]), &snap).unwrap();
+        assert_eq!(ids(&sel), ["c1", "w1"]);
+    }
+
+    #[test]
+    fn a_group_name_under_components_only_searches_components() {
+        let mut snap = hpc();
+        snap.components.push(component("s1", "Cirrus", None));
+        let sel = resolve(&cluster("x", &[], &["Cirrus"]), &snap).unwrap();
+        assert_eq!(ids(&sel), ["s1"]);
+        let sel = resolve(&cluster("x", &["Cirrus"], &[]), &snap).unwrap();
+        assert_eq!(ids(&sel), ["c1", "c2"]);
+    }
+
+    #[test]
+    fn unknown_group_names_cluster_entry_and_close_candidates_first() {
+        let e = resolve(&cluster("archer2", &["archer 2"], &[]), &hpc())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "cluster `archer2`: group `archer 2` matches no group of source `hpc`\n\
+                 hint: known groups: `ARCHER2`, "
+            ),
+            "{e}"
+        );
+        assert!(e.contains("`Cirrus`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_entries_hint_at_the_other_list() {
+        let e = resolve(&cluster("a", &["Website"], &["Cirrus"]), &hpc())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("group `Website` matches no group"), "{e}");
+        assert!(
+            e.contains("`Website` is a component; list it under `components`"),
+            "{e}"
+        );
+        // Both bad entries are reported at once.
+        assert!(e.contains("component `Cirrus` matches no component"), "{e}");
+        assert!(
+            e.contains("`Cirrus` is a group; list it under `groups`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn candidate_list_is_capped() {
+        let mut snap = hpc();
+        snap.components = (0..20)
+            .map(|i| component(&format!("id{i}"), &format!("Node {i}"), None))
+            .collect();
+        let e = resolve(&cluster("a", &[], &["node 17"]), &snap)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("hint: known components: `Node 17`, "), "{e}");
+        assert!(e.ends_with(" and 12 more"), "{e}");
+        assert_eq!(e.matches("`Node").count(), MAX_CANDIDATES, "{e}");
+    }
+
+    #[test]
+    fn ambiguous_component_lists_ids_and_groups() {
+        let e = resolve(&cluster("x", &[], &["Login nodes"]), &hpc())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "cluster `x`: component `Login nodes` is ambiguous: \
+             `Login nodes` (id `a1`, group `ARCHER2`), `Login nodes` (id `c1`, group `Cirrus`)\n\
+             hint: use the id"
+        );
+    }
+
+    #[test]
+    fn ambiguous_group_lists_ids() {
+        let mut snap = hpc();
+        snap.groups.push(group("gc2", "Cirrus", &[]));
+        let e = resolve(&cluster("x", &["Cirrus"], &[]), &snap)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("group `Cirrus` is ambiguous: `Cirrus` (id `gc`), `Cirrus` (id `gc2`)"));
+        assert!(e.ends_with("hint: use the id"), "{e}");
+    }
+
+    #[test]
+    fn no_groups_upstream_says_so() {
+        let mut snap = hpc();
+        snap.groups.clear();
+        let e = resolve(&cluster("x", &["ARCHER2"], &[]), &snap)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("source `hpc` has no component groups"), "{e}");
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("lustrework", "lustrewrok"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
+
+    #[test]
+    fn slugs() {
+        for (name, slug) in [
+            ("ARCHER2 (HPE Cray EX)", "archer2-hpe-cray-ex"),
+            ("Cirrus", "cirrus"),
+            ("  --Login / Nodes--  ", "login-nodes"),
+            ("Zürich GPU", "z-rich-gpu"),
+            ("", "cluster"),
+            ("…", "cluster"),
+            ("../etc", "etc"),
+            (".hidden", "hidden"),
+        ] {
+            assert_eq!(slugify(name), slug, "{name}");
+        }
+        let long = slugify(&"ab ".repeat(40));
+        assert!(long.len() <= 64 && !long.ends_with('-'), "{long}");
+        for name in [
+            "ARCHER2 (HPE Cray EX)",
+            "",
+            "/",
+            "a/b",
+            "..",
+            &"x-".repeat(50),
+        ] {
+            assert_eq!(validate_cluster_name(&slugify(name)), Ok(()), "{name}");
+        }
+    }
+
+    #[test]
+    fn unique_slugs() {
+        let mut used = BTreeSet::new();
+        assert_eq!(unique_slug("A B", &mut used), "a-b");
+        assert_eq!(unique_slug("a-b", &mut used), "a-b-2");
+        assert_eq!(unique_slug("A/B", &mut used), "a-b-3");
+        let long = "y".repeat(70);
+        assert_eq!(unique_slug(&long, &mut used).len(), 64);
+        assert_eq!(
+            unique_slug(&long, &mut used),
+            format!("{}-2", "y".repeat(62))
+        );
+    }
+
+    fn public_source() -> SourceConfig {
+        SourceConfig {
+            name: "hpc".into(),
+            kind: SourceKind::Public {
+                url: "https://status.example.ac.uk".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn skeleton_parses_back_and_maps_every_group() {
+        let mut snap = hpc();
+        // Same slug twice, and a name that needs quoting.
+        snap.groups.push(group("gq", "archer2", &[]));
+        snap.groups.push(group("gz", "Say \"hi\"", &[]));
+        let text = skeleton(&snap, &public_source());
+        let config = Config::parse(&text, Path::new("/etc/statusmotd/mapping.toml"))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(
+            config.cluster_names().collect::<Vec<_>>(),
+            [
+                "archer2",
+                "archer2-2",
+                "archive-services",
+                "cirrus",
+                "say-hi"
+            ]
+        );
+        // A name on two lines is given by id.
+        assert_eq!(config.clusters["archive-services"].groups, ["gx"]);
+        assert!(
+            text.contains("# in this group: Login nodes, Compute nodes, GPU nodes\n"),
+            "{text}"
+        );
+        assert_eq!(config.clusters["archer2"].groups, ["ARCHER2"]);
+        assert_eq!(config.clusters["say-hi"].groups, ["Say \"hi\""]);
+        assert_eq!(config.sources["hpc"], public_source());
+        // Ungrouped components are offered in comments.
+        assert!(text.contains("#   \"Lustre /work\"   # id l1"), "{text}");
+        assert!(text.contains("#   \"Website\"   # id w1"), "{text}");
+
+        let report = check(&config, &BTreeMap::from([("hpc".to_owned(), snap)]));
+        assert!(report.errors.is_empty(), "{report}");
+        assert!(report.unmapped_groups.is_empty(), "{report}");
+        assert_eq!(
+            report.unmapped_components,
+            ["`Lustre /work` (id `l1`)", "`Website` (id `w1`)"]
+        );
+    }
+
+    #[test]
+    fn skeleton_of_a_manage_source_with_duplicate_group_names() {
+        let mut snap = hpc();
+        snap.groups.push(group("gc2", "Cirrus", &[]));
+        let source = SourceConfig {
+            name: "hpc".into(),
+            kind: SourceKind::Manage {
+                page_id: "kctbh9vrtdwd".into(),
+                api_key: Secret::Env("STATUSPAGE_API_KEY".into()),
+                api_base: "https://api.statuspage.io/v1".into(),
+            },
+        };
+        let text = skeleton(&snap, &source);
+        let config =
+            Config::parse(&text, Path::new("/m.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(config.sources["hpc"], source);
+        assert_eq!(config.clusters["cirrus"].groups, ["gc"]);
+        assert_eq!(config.clusters["cirrus-2"].groups, ["gc2"]);
+        let report = check(&config, &BTreeMap::from([("hpc".to_owned(), snap)]));
+        assert!(report.is_ok(), "{report}");
+    }
+
+    #[test]
+    fn skeleton_without_groups_still_parses() {
+        let mut snap = hpc();
+        snap.groups.clear();
+        for c in &mut snap.components {
+            c.group_id = None;
+        }
+        let text = skeleton(&snap, &public_source());
+        let config =
+            Config::parse(&text, Path::new("/m.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(config.clusters.is_empty());
+        assert!(text.contains("# components = [\"Login nodes\"]"), "{text}");
+    }
+
+    #[test]
+    fn check_lists_errors_and_unmapped() {
+        let text =
+            "[sources.hpc]\nkind = \"statuspage-public\"\nurl = \"https://status.example.ac.uk\"\n\
+                    [clusters.archer2]\ngroups = [\"ARCHER2\"]\n\
+                    [clusters.cirrus]\ncomponents = [\"c1\", \"Lustre /wrok\"]\n";
+        let config = Config::parse(text, Path::new("/m.toml")).unwrap();
+        let report = check(&config, &BTreeMap::from([("hpc".to_owned(), hpc())]));
+        assert_eq!(report.errors.len(), 1, "{report}");
+        assert!(report.errors[0].starts_with(
+            "cluster `cirrus`: component `Lustre /wrok` matches no component of source `hpc`\n\
+             hint: known components: `Lustre /work`, "
+        ));
+        // Cirrus is partly shown, so its missing component is listed alone;
+        // the archive group is not shown at all, so it is listed as a group.
+        assert_eq!(report.unmapped_groups, ["`Archive services` (id `gx`)"]);
+        assert_eq!(
+            report.unmapped_components,
+            [
+                "`Compute nodes` (id `c2`, group `Cirrus`)",
+                "`Lustre /work` (id `l1`)",
+                "`Website` (id `w1`)"
+            ]
+        );
+        let shown = report.to_string();
+        assert!(
+            shown.starts_with("1 error in the mapping:\n  cluster `cirrus`"),
+            "{shown}"
+        );
+        assert!(shown.contains("\n    hint: known components"), "{shown}");
+        assert!(
+            shown.contains("components no cluster shows:\n  `Compute nodes`"),
+            "{shown}"
+        );
+
+        let report = check(&config, &BTreeMap::new());
+        assert_eq!(
+            report.errors,
+            [
+                "cluster `archer2`: no data from source `hpc`",
+                "cluster `cirrus`: no data from source `hpc`"
+            ]
+        );
+    }
+}

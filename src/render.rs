@@ -1,1 +1,1049 @@
-//! TODO
+//! Rendering: one minijinja environment holding the templates, the filters
+//! they may use (`localtime`, `ago`, `until`, `wrap`, `lines`) and a
+//! formatter that makes every printed value terminal-safe.
+//!
+//! Templates are plain text written by the administrator and trusted as such;
+//! values are upstream data and are not. Strings in a view have already been
+//! through [`crate::sanitize::sanitize`]; the formatter runs its control stage
+//! again on whatever `{{ }}` prints, so a view built some other way, or a
+//! filter that puts text back together, still cannot reach the terminal with
+//! an escape sequence. Templates can read only other templates, by plain
+//! relative name inside `templates_dir`.
+//!
+//! Output is capped at [`MAX_FILE_BYTES`], cut at a line boundary with a note
+//! pointing at the status page.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use minijinja::value::{Kwargs, Value};
+use minijinja::{context, Environment, ErrorKind, State, UndefinedBehavior};
+
+use crate::error::{Error, Result};
+use crate::sanitize::terminal_safe;
+use crate::view::{ClusterView, Item};
+
+/// A cluster file is at most this long (`DESIGN.md`, "Files written").
+pub const MAX_FILE_BYTES: usize = 64 * 1024;
+
+/// The default MOTD; see `templates/motd.txt.j2`.
+pub const MOTD_TEMPLATE: &str = "motd.txt.j2";
+/// The default per-item snippet; see `templates/item.txt.j2`.
+pub const ITEM_TEMPLATE: &str = "item.txt.j2";
+
+const EMBEDDED: &[(&str, &str)] = &[
+    (MOTD_TEMPLATE, include_str!("../templates/motd.txt.j2")),
+    (ITEM_TEMPLATE, include_str!("../templates/item.txt.j2")),
+];
+
+/// A template file larger than this is certainly a mistake (a log, a binary).
+const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
+
+const DEFAULT_TIME_FORMAT: &str = "%a %d %b %Y %H:%M %Z";
+
+pub struct Renderer {
+    env: Environment<'static>,
+    names: BTreeSet<String>,
+    /// Where the administrator's templates are, for error messages.
+    dir: Option<PathBuf>,
+    /// Names loaded from `dir` rather than embedded.
+    from_dir: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field("names", &self.names)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Renderer {
+    /// Templates from `templates_dir` when given (a name missing there falls
+    /// back to the embedded default), else the embedded defaults.
+    ///
+    /// Every `*.j2` file directly inside `templates_dir` is compiled here, so
+    /// a syntax error is reported at startup (or reload) rather than at the
+    /// first render. Other files, and files in subdirectories, can be
+    /// included by relative name and are read when first used.
+    pub fn new(templates_dir: Option<&Path>) -> Result<Self> {
+        let mut env = Environment::new();
+        env.set_keep_trailing_newline(true);
+        // Plain text: nothing to escape, and `foo.html` must not change that.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        // A template may test `item.latest.body` when `latest` is missing.
+        env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        env.set_formatter(|out, _state, value| {
+            if value.is_undefined() || value.is_none() {
+                return Ok(());
+            }
+            match value.as_str() {
+                Some(s) => out.write_str(&terminal_safe(s))?,
+                None => out.write_str(&terminal_safe(&value.to_string()))?,
+            }
+            Ok(())
+        });
+        env.add_filter("localtime", localtime);
+        env.add_filter("ago", ago);
+        env.add_filter("until", until);
+        env.add_filter("wrap", wrap);
+        env.add_filter("lines", lines);
+
+        let mut names = BTreeSet::new();
+        for (name, source) in EMBEDDED {
+            env.add_template(name, source)
+                .map_err(|e| template_error("invalid built-in template", &e, None))?;
+            names.insert((*name).to_owned());
+        }
+
+        let dir = templates_dir.map(Path::to_path_buf);
+        let mut from_dir = BTreeSet::new();
+        if let Some(dir) = &dir {
+            for name in list_templates(dir)? {
+                let source = read_template(dir, &name).map_err(Error::Config)?;
+                env.add_template_owned(name.clone(), source)
+                    .map_err(|e| template_error("invalid template", &e, Some(dir)))?;
+                names.insert(name.clone());
+                from_dir.insert(name);
+            }
+        }
+        let loader_dir = dir.clone();
+        env.set_loader(move |name| {
+            check_name(name)
+                .map_err(|msg| minijinja::Error::new(ErrorKind::InvalidOperation, msg))?;
+            let Some(dir) = &loader_dir else {
+                return Ok(None);
+            };
+            if !dir.join(name).is_file() {
+                return Ok(None);
+            }
+            read_template(dir, name)
+                .map(Some)
+                .map_err(|msg| minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+        });
+
+        Ok(Self {
+            env,
+            names,
+            dir,
+            from_dir,
+        })
+    }
+
+    /// Renders `template` with the view as context.
+    pub fn render(&self, template: &str, view: &ClusterView) -> Result<String> {
+        self.render_with(template, Value::from_serialize(view), view)
+    }
+
+    /// Renders `item.txt.j2` with the view's fields plus `item`.
+    pub fn render_item(&self, view: &ClusterView, item: &Item) -> Result<String> {
+        let ctx = context! { item => Value::from_serialize(item), ..Value::from_serialize(view) };
+        self.render_with(ITEM_TEMPLATE, ctx, view)
+    }
+
+    /// Names of the templates available (embedded and from `templates_dir`),
+    /// sorted.
+    pub fn template_names(&self) -> Vec<String> {
+        self.names.iter().cloned().collect()
+    }
+
+    fn render_with(&self, template: &str, ctx: Value, view: &ClusterView) -> Result<String> {
+        let dir = self
+            .from_dir
+            .contains(template)
+            .then_some(())
+            .and(self.dir.as_deref());
+        let tmpl = self.env.get_template(template).map_err(|e| {
+            if e.kind() == ErrorKind::TemplateNotFound {
+                Error::Config(format!(
+                    "no template named `{template}`\nhint: the templates available are {}",
+                    self.names
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            } else {
+                template_error("cannot load template", &e, self.dir.as_deref())
+            }
+        })?;
+        let out = tmpl
+            .render(ctx)
+            .map_err(|e| template_error("cannot render template", &e, dir))?;
+        Ok(finish(out, view))
+    }
+}
+
+/// The `*.j2` files directly inside `dir`, sorted; hidden files are skipped.
+fn list_templates(dir: &Path) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        Error::Config(format!(
+            "cannot read templates directory `{}`: {e}\nhint: create it, or remove `templates_dir` from [settings] to use the built-in templates",
+            dir.display()
+        ))
+    })?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(Error::io("read templates directory", dir))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let is_template = Path::new(&name)
+            .extension()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("j2"));
+        if name.starts_with('.') || !is_template {
+            continue;
+        }
+        // Follows symlinks: config management often links templates in.
+        if std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file()) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Only plain relative names: no absolute paths, no `..`, no backslashes, no
+/// hidden files. This is what keeps `{% include %}` inside `templates_dir`.
+fn check_name(name: &str) -> std::result::Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && !name.contains(['\\', '\0'])
+        && !name.starts_with('/')
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && !part.starts_with('.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "template name `{}` is not allowed: templates are named by a relative path inside `templates_dir`, without `..`",
+            name.escape_debug()
+        ))
+    }
+}
+
+fn read_template(dir: &Path, name: &str) -> std::result::Result<String, String> {
+    let path = dir.join(name);
+    let meta = std::fs::metadata(&path)
+        .map_err(|e| format!("cannot read template `{}`: {e}", path.display()))?;
+    if meta.len() > MAX_TEMPLATE_BYTES {
+        return Err(format!(
+            "template `{}` is {} bytes, over the limit of {MAX_TEMPLATE_BYTES}",
+            path.display(),
+            meta.len()
+        ));
+    }
+    let bytes = std::fs::read(&path)
+        .map_err(|e| format!("cannot read template `{}`: {e}", path.display()))?;
+    String::from_utf8(bytes).map_err(|_| format!("template `{}` is not UTF-8", path.display()))
+}
+
+/// A configuration error naming the template file, the line and the cause.
+fn template_error(what: &str, e: &minijinja::Error, dir: Option<&Path>) -> Error {
+    let name = e.name().unwrap_or("?");
+    let shown = match dir {
+        Some(dir) => dir.join(name).display().to_string(),
+        None => name.to_owned(),
+    };
+    let mut msg = format!("{what} `{shown}`");
+    if let Some(line) = e.line() {
+        let _ = write!(msg, ", line {line}");
+    }
+    let _ = write!(msg, ": {}", e.kind());
+    if let Some(detail) = e.detail() {
+        let _ = write!(msg, ": {detail}");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let _ = write!(msg, ": {cause}");
+        source = cause.source();
+    }
+    if dir.is_some() {
+        msg.push_str("\nhint: fix the template, or remove it to use the built-in default");
+    }
+    Error::Config(msg)
+}
+
+/// Final touches every rendered file gets: a text that is only whitespace is
+/// empty (no news is good news), a non-empty one ends with a newline (`pam_motd`
+/// concatenates files), and the size cap.
+fn finish(mut out: String, view: &ClusterView) -> String {
+    if out.trim().is_empty() {
+        return String::new();
+    }
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    if out.len() <= MAX_FILE_BYTES {
+        return out;
+    }
+    let url = view
+        .sources
+        .iter()
+        .find_map(|s| s.url.as_deref())
+        .map(terminal_safe)
+        .filter(|u| !u.is_empty() && u.len() < 1024 && !u.contains('\n'));
+    let note = match url {
+        Some(url) => format!("[truncated: the full status is at {url}]\n"),
+        None => "[truncated: see the status page for the full status]\n".to_owned(),
+    };
+    let room = MAX_FILE_BYTES - note.len();
+    // A newline byte is always a character boundary.
+    let keep = out.as_bytes()[..room]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    out.truncate(keep);
+    out.push_str(&note);
+    out
+}
+
+/// The timestamp a filter was given, as the view serializes them (RFC 3339).
+/// `None` for none, undefined and anything that is not a time.
+fn timestamp(value: &Value) -> Option<Timestamp> {
+    value.as_str()?.trim().parse().ok()
+}
+
+/// The `now` of the context: the view's render time, so that output depends
+/// on `--now` and not on the clock.
+fn context_now(state: &State) -> Timestamp {
+    state
+        .lookup("now")
+        .as_ref()
+        .and_then(timestamp)
+        .unwrap_or_else(Timestamp::now)
+}
+
+fn context_tz(state: &State) -> std::result::Result<TimeZone, minijinja::Error> {
+    let name = state
+        .lookup("timezone")
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    if name.is_empty() {
+        return Ok(TimeZone::system());
+    }
+    TimeZone::get(&name).map_err(|e| {
+        minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("unknown time zone `{name}`: {e}"),
+        )
+    })
+}
+
+/// `localtime(value, format="%a %d %b %Y %H:%M %Z")`: a time in the zone of
+/// the context's `timezone`.
+// minijinja hands filter arguments over by value.
+#[allow(clippy::needless_pass_by_value)]
+fn localtime(
+    state: &State,
+    value: Value,
+    format: Option<String>,
+    kwargs: Kwargs,
+) -> std::result::Result<String, minijinja::Error> {
+    let format = kwargs.get::<Option<String>>("format")?.or(format);
+    kwargs.assert_all_used()?;
+    let Some(ts) = timestamp(&value) else {
+        return Ok(passthrough(&value));
+    };
+    let zoned = ts.to_zoned(context_tz(state)?);
+    let format = format.as_deref().unwrap_or(DEFAULT_TIME_FORMAT);
+    jiff::fmt::strtime::format(format, &zoned).map_err(|e| {
+        minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("bad time format `{format}`: {e}"),
+        )
+    })
+}
+
+/// `ago(value)`: "5 minutes ago", "just now".
+fn ago(state: &State, value: &Value) -> String {
+    let Some(ts) = timestamp(value) else {
+        return passthrough(value);
+    };
+    let secs = context_now(state).duration_since(ts).as_secs();
+    match span_words(secs) {
+        Some(words) => format!("{words} ago"),
+        None => "just now".to_owned(),
+    }
+}
+
+/// `until(value)`: "in 2 hours", "now".
+fn until(state: &State, value: &Value) -> String {
+    let Some(ts) = timestamp(value) else {
+        return passthrough(value);
+    };
+    let secs = ts.duration_since(context_now(state)).as_secs();
+    match span_words(secs) {
+        Some(words) => format!("in {words}"),
+        None => "now".to_owned(),
+    }
+}
+
+/// What a time filter gives back for a value that is not a time: nothing
+/// for none or undefined, the text itself otherwise.
+fn passthrough(value: &Value) -> String {
+    if value.is_none() || value.is_undefined() {
+        String::new()
+    } else {
+        value.to_string()
+    }
+}
+
+/// "5 minutes", "2 hours", "3 days", rounded down; `None` under a minute
+/// (and for times on the wrong side of `now`).
+fn span_words(secs: i64) -> Option<String> {
+    let (n, unit) = match secs {
+        ..60 => return None,
+        60..3600 => (secs / 60, "minute"),
+        3600..86_400 => (secs / 3600, "hour"),
+        _ => (secs / 86_400, "day"),
+    };
+    Some(format!("{n} {unit}{}", if n == 1 { "" } else { "s" }))
+}
+
+/// `wrap(text, width=76, indent="")`: word wrap to `width` columns, the
+/// indent included, keeping existing line breaks and breaking words longer
+/// than a line.
+// minijinja hands filter arguments over by value.
+#[allow(clippy::needless_pass_by_value)]
+fn wrap(
+    value: Value,
+    width: Option<usize>,
+    indent: Option<String>,
+    kwargs: Kwargs,
+) -> std::result::Result<String, minijinja::Error> {
+    let width = kwargs
+        .get::<Option<usize>>("width")?
+        .or(width)
+        .unwrap_or(76);
+    let indent = kwargs
+        .get::<Option<String>>("indent")?
+        .or(indent)
+        .unwrap_or_default();
+    kwargs.assert_all_used()?;
+    Ok(wrap_text(&passthrough(&value), width, &indent))
+}
+
+pub(crate) fn wrap_text(text: &str, width: usize, indent: &str) -> String {
+    let room = width.saturating_sub(indent.chars().count()).max(1);
+    let mut lines: Vec<String> = Vec::new();
+    for source_line in text.split('\n') {
+        let mut line = String::new();
+        let mut len = 0;
+        for word in source_line.split_whitespace() {
+            let mut word = word;
+            let mut word_len = word.chars().count();
+            if len > 0 && len + 1 + word_len <= room {
+                line.push(' ');
+                line.push_str(word);
+                len += 1 + word_len;
+                continue;
+            }
+            if len > 0 {
+                lines.push(std::mem::take(&mut line));
+            }
+            while word_len > room {
+                let cut = word.char_indices().nth(room).map_or(word.len(), |(i, _)| i);
+                lines.push(word[..cut].to_owned());
+                word = &word[cut..];
+                word_len -= room;
+            }
+            line.push_str(word);
+            len = word_len;
+        }
+        lines.push(line);
+    }
+    let mut out = String::with_capacity(text.len() + lines.len() * (indent.len() + 1));
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        // Blank lines stay empty: trailing spaces would show as garbage in
+        // some terminals and break `diff`.
+        if !line.is_empty() {
+            out.push_str(indent);
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// `lines(text, n=4)`: the first `n` lines; when lines were cut, the last
+/// one kept ends with " …".
+// minijinja hands filter arguments over by value.
+#[allow(clippy::needless_pass_by_value)]
+fn lines(
+    value: Value,
+    n: Option<usize>,
+    kwargs: Kwargs,
+) -> std::result::Result<String, minijinja::Error> {
+    let n = kwargs.get::<Option<usize>>("n")?.or(n).unwrap_or(4);
+    kwargs.assert_all_used()?;
+    Ok(first_lines(&passthrough(&value), n))
+}
+
+pub(crate) fn first_lines(text: &str, n: usize) -> String {
+    let text = text.trim_end_matches('\n');
+    let all: Vec<&str> = text.split('\n').collect();
+    if all.len() <= n {
+        return text.to_owned();
+    }
+    let mut kept = all[..n].to_vec();
+    // Ending on a blank line would put the marker alone on a line of its own.
+    while kept.last().is_some_and(|l| l.trim().is_empty()) {
+        kept.pop();
+    }
+    if kept.is_empty() {
+        return "…".to_owned();
+    }
+    let mut out = kept.join("\n");
+    out.push_str(" …");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Component, ComponentStatus, Incident, ItemKind, Page, Snapshot, Update};
+    use crate::view::{self, Selection, ViewOptions};
+    use jiff::SignedDuration;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    const NOW: &str = "2024-05-14T14:34:00Z";
+
+    fn opts(tz: &str) -> ViewOptions {
+        ViewOptions {
+            upcoming: SignedDuration::from_hours(24 * 7),
+            recent_resolved: SignedDuration::from_hours(24),
+            stale_after: SignedDuration::from_mins(30),
+            page_wide: true,
+            timezone: tz.into(),
+        }
+    }
+
+    fn component(id: &str, name: &str, status: ComponentStatus) -> Component {
+        Component {
+            id: id.into(),
+            name: name.into(),
+            status,
+            group_id: None,
+            description: None,
+            updated_at: Some(ts("2024-05-14T13:00:00Z")),
+        }
+    }
+
+    fn incident(id: &str, kind: ItemKind, status: &str, name: &str, body: &str) -> Incident {
+        Incident {
+            id: id.into(),
+            kind,
+            name: name.into(),
+            status: status.into(),
+            impact: "major".into(),
+            created_at: Some(ts("2024-05-14T13:22:00Z")),
+            updated_at: Some(ts("2024-05-14T14:22:00Z")),
+            started_at: Some(ts("2024-05-14T13:22:00Z")),
+            monitoring_at: None,
+            resolved_at: None,
+            scheduled_for: None,
+            scheduled_until: None,
+            shortlink: Some(format!("https://stspg.io/{id}")),
+            components: vec!["work".into()],
+            updates: vec![Update {
+                id: format!("{id}-u1"),
+                status: status.into(),
+                body: body.into(),
+                created_at: Some(ts("2024-05-14T14:22:00Z")),
+                display_at: Some(ts("2024-05-14T14:22:00Z")),
+                updated_at: Some(ts("2024-05-14T14:22:00Z")),
+            }],
+        }
+    }
+
+    const BODY: &str = "We have identified the cause of the slow metadata operations on \
+        Lustre /work: one of the metadata servers is overloaded by a job creating millions \
+        of small files. We are working with the user to reduce the load and expect \
+        performance to recover within the hour. Jobs reading from /work may run slower \
+        than usual until then; jobs writing large numbers of files may fail.";
+
+    fn snapshot(incidents: Vec<Incident>) -> Snapshot {
+        Snapshot {
+            page: Page {
+                id: "page".into(),
+                name: "HPC status".into(),
+                url: Some("https://status.example.org".into()),
+            },
+            fetched_at: ts("2024-05-14T14:30:00Z"),
+            components: vec![
+                component("work", "Lustre /work", ComponentStatus::PartialOutage),
+                component("login", "Login nodes", ComponentStatus::Operational),
+            ],
+            groups: vec![],
+            incidents,
+        }
+    }
+
+    fn view_of(snap: &Snapshot, tz: &str) -> ClusterView {
+        let sel: Selection = ["work", "login"].iter().map(|s| (*s).to_owned()).collect();
+        view::build("archer2", "hpc", snap, &sel, &opts(tz), ts(NOW))
+    }
+
+    fn busy_view(tz: &str) -> ClusterView {
+        let inc = incident(
+            "inc1",
+            ItemKind::Incident,
+            "identified",
+            "Lustre /work slow",
+            BODY,
+        );
+        let mut active = incident(
+            "m1",
+            ItemKind::Maintenance,
+            "in_progress",
+            "Login node reboots",
+            "Login nodes are being rebooted one at a time.",
+        );
+        active.scheduled_for = Some(ts("2024-05-14T13:00:00Z"));
+        active.scheduled_until = Some(ts("2024-05-14T17:00:00Z"));
+        let mut upcoming = incident(
+            "m2",
+            ItemKind::Maintenance,
+            "scheduled",
+            "Lustre /work upgrade",
+            "The file system will be unavailable.",
+        );
+        upcoming.scheduled_for = Some(ts("2024-05-17T21:00:00Z"));
+        upcoming.scheduled_until = Some(ts("2024-05-17T22:30:00Z"));
+        let mut resolved = incident(
+            "r1",
+            ItemKind::Incident,
+            "resolved",
+            "Slurm controller restart",
+            "Fixed.",
+        );
+        resolved.resolved_at = Some(ts("2024-05-14T12:30:00Z"));
+        view_of(&snapshot(vec![inc, active, upcoming, resolved]), tz)
+    }
+
+    fn render_motd(view: &ClusterView) -> String {
+        Renderer::new(None)
+            .unwrap()
+            .render(MOTD_TEMPLATE, view)
+            .unwrap()
+    }
+
+    fn assert_fits(out: &str, cols: usize) {
+        for line in out.lines() {
+            assert!(
+                line.chars().count() <= cols,
+                "line over {cols} columns: {line:?}\n{out}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_view_renders_an_empty_file() {
+        let mut snap = snapshot(vec![]);
+        snap.components[0].status = ComponentStatus::Operational;
+        let view = view_of(&snap, "UTC");
+        assert!(view.is_empty());
+        assert_eq!(render_motd(&view), "");
+    }
+
+    #[test]
+    fn incident_shows_name_wrapped_update_and_link() {
+        let view = busy_view("UTC");
+        let out = render_motd(&view);
+        println!("{out}");
+        assert!(out.starts_with("== archer2: Partial outage ==="), "{out}");
+        assert!(
+            out.contains("[INCIDENT] Lustre /work slow (identified, since Tue 14 May 13:22 UTC)"),
+            "{out}"
+        );
+        assert!(out.contains("  Affects: Lustre /work\n"), "{out}");
+        assert!(out.contains("\n  We have identified the cause"), "{out}");
+        assert!(
+            out.contains("  Updated Tue 14 May 14:22 UTC - https://stspg.io/inc1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("[MAINTENANCE NOW] Login node reboots (until Tue 14 May 17:00 UTC)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("[UPCOMING] Lustre /work upgrade\n  Fri 17 May 21:00 - 22:30 UTC\n"),
+            "{out}"
+        );
+        assert!(out.contains("[RESOLVED] Slurm controller restart (resolved Tue 14 May 12:30 UTC)\n  https://stspg.io/r1\n"), "{out}");
+        assert!(
+            out.contains("Not operational: Lustre /work (partial outage)\n"),
+            "{out}"
+        );
+        // The body is cut to four lines, the last marked.
+        let body: Vec<&str> = out
+            .lines()
+            .skip_while(|l| !l.contains("We have identified"))
+            .take(5)
+            .collect();
+        assert!(body[3].ends_with(" …"), "{out}");
+        assert!(body[4].starts_with("  Updated"), "{out}");
+        assert_fits(&out, 80);
+        assert!(out.ends_with('\n') && !out.ends_with("\n\n"));
+        assert!(!out.contains("\n\n"), "no blank lines: {out}");
+    }
+
+    #[test]
+    fn long_names_are_wrapped_within_80_columns() {
+        let name = "Lustre /work and /home are very slow for everybody on every login node and compute node of the system";
+        let snap = snapshot(vec![incident(
+            "i",
+            ItemKind::Incident,
+            "investigating",
+            name,
+            BODY,
+        )]);
+        let out = render_motd(&view_of(&snap, "UTC"));
+        assert_fits(&out, 80);
+        assert!(
+            out.contains("\n    "),
+            "continuation lines are indented: {out}"
+        );
+    }
+
+    #[test]
+    fn times_are_printed_in_the_configured_zone() {
+        let out = render_motd(&busy_view("Europe/London"));
+        assert!(out.contains("since Tue 14 May 14:22 BST"), "{out}");
+        let out = render_motd(&busy_view("America/New_York"));
+        assert!(out.contains("since Tue 14 May 09:22 EDT"), "{out}");
+    }
+
+    #[test]
+    fn unknown_time_zone_is_a_config_error() {
+        let err = Renderer::new(None)
+            .unwrap()
+            .render(MOTD_TEMPLATE, &busy_view("Mars/Olympus"))
+            .unwrap_err();
+        assert!(matches!(err, Error::Config(_)));
+        assert!(err.to_string().contains("Mars/Olympus"), "{err}");
+    }
+
+    #[test]
+    fn stale_data_is_announced() {
+        let mut view = busy_view("UTC");
+        view.stale = true;
+        view.data_age = "2h".into();
+        let out = render_motd(&view);
+        assert!(
+            out.ends_with("(status data is 2h old: the status page could not be reached)\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn values_that_bypassed_the_sanitizer_are_made_safe_when_printed() {
+        let mut view = busy_view("UTC");
+        view.cluster = "arch\x1b]52;c;QQ==\x07er2".into();
+        view.incidents[0].name = "Lustre \x1b[2J\u{202E}slow\u{2066}".into();
+        view.incidents[0].latest.as_mut().unwrap().body = "body\x1b[31m red\r\n\u{9b}1mmore".into();
+        let out = render_motd(&view);
+        assert!(out.contains("== archer2:"), "{out}");
+        assert!(out.contains("[INCIDENT] Lustre slow ("), "{out}");
+        assert!(out.contains("  body red\n  more\n"), "{out}");
+        for c in out.chars() {
+            assert!(c == '\n' || !c.is_control(), "{c:?} in {out:?}");
+            assert!(!matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'));
+        }
+        let item = Renderer::new(None)
+            .unwrap()
+            .render_item(&view, &view.incidents[0])
+            .unwrap();
+        assert!(
+            !item.contains('\x1b') && !item.contains('\u{202E}'),
+            "{item:?}"
+        );
+    }
+
+    #[test]
+    fn item_snippet_has_the_full_update() {
+        let view = busy_view("Europe/London");
+        let out = Renderer::new(None)
+            .unwrap()
+            .render_item(&view, &view.incidents[0])
+            .unwrap();
+        println!("{out}");
+        assert!(out.starts_with("[INCIDENT] Lustre /work slow\n"), "{out}");
+        assert!(
+            out.contains("  Started: Tue 14 May 2024 14:22 BST\n"),
+            "{out}"
+        );
+        assert!(out.contains("\n  may fail.\n\n  Updated"), "{out}");
+        assert!(
+            out.contains("\n  Affects: Lustre /work\n\n  We have"),
+            "{out}"
+        );
+        assert!(!out.contains('…'), "{out}");
+        assert!(
+            out.contains("  Updated Tue 14 May 2024 15:22 BST\n"),
+            "{out}"
+        );
+        assert!(out.ends_with("  https://stspg.io/inc1\n"), "{out}");
+        assert_fits(&out, 80);
+
+        let upcoming = &view.maintenance.upcoming[0];
+        let out = Renderer::new(None)
+            .unwrap()
+            .render_item(&view, upcoming)
+            .unwrap();
+        assert!(
+            out.starts_with("[UPCOMING] Lustre /work upgrade\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("  Window: Fri 17 May 2024 22:00 BST - Fri 17 May 2024 23:30 BST\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn template_dir_overrides_one_template_and_falls_back_for_the_other() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("motd.txt.j2"),
+            "custom {{ cluster }}: {{ incidents|length }}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("ood.md.j2"),
+            "# {{ cluster }}\n{% include \"part/footer.txt\" %}",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("part")).unwrap();
+        std::fs::write(dir.path().join("part/footer.txt"), "footer\n").unwrap();
+        let r = Renderer::new(Some(dir.path())).unwrap();
+        let view = busy_view("UTC");
+        assert_eq!(
+            r.render(MOTD_TEMPLATE, &view).unwrap(),
+            "custom archer2: 1\n"
+        );
+        assert_eq!(r.render("ood.md.j2", &view).unwrap(), "# archer2\nfooter\n");
+        let item = r.render_item(&view, &view.incidents[0]).unwrap();
+        assert!(item.starts_with("[INCIDENT] Lustre /work slow\n"), "{item}");
+        assert_eq!(
+            r.template_names(),
+            vec!["item.txt.j2", "motd.txt.j2", "ood.md.j2"]
+        );
+    }
+
+    #[test]
+    fn includes_cannot_leave_the_template_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("templates");
+        std::fs::create_dir(&inner).unwrap();
+        std::fs::write(dir.path().join("secret"), "SECRET").unwrap();
+        for (file, name) in [
+            ("a.j2", "../secret"),
+            ("b.j2", "/etc/passwd"),
+            ("c.j2", "sub/../../secret"),
+            ("d.j2", "..\\secret"),
+        ] {
+            std::fs::write(inner.join(file), format!("{{% include \"{name}\" %}}")).unwrap();
+        }
+        let r = Renderer::new(Some(&inner)).unwrap();
+        let view = busy_view("UTC");
+        for file in ["a.j2", "b.j2", "c.j2", "d.j2"] {
+            let err = r.render(file, &view).unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{file}: {err}");
+            assert!(!err.to_string().contains("SECRET"));
+        }
+        // And without a template dir.
+        let r = Renderer::new(None).unwrap();
+        assert!(r.render("../secret", &view).is_err());
+    }
+
+    #[test]
+    fn syntax_errors_name_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("motd.txt.j2"),
+            "line one\n{% if cluster %}\nno end\n",
+        )
+        .unwrap();
+        let err = Renderer::new(Some(dir.path())).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Config(_)), "{msg}");
+        assert!(msg.contains("motd.txt.j2"), "{msg}");
+        assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
+        assert!(msg.contains("line "), "{msg}");
+        assert!(msg.contains("hint:"), "{msg}");
+    }
+
+    #[test]
+    fn huge_output_is_cut_at_a_line_with_a_note() {
+        let mut view = busy_view("UTC");
+        let item = view.incidents[0].clone();
+        view.incidents = (0..400).map(|_| item.clone()).collect();
+        let out = render_motd(&view);
+        assert!(out.len() <= MAX_FILE_BYTES, "{}", out.len());
+        assert!(out.ends_with("\n[truncated: the full status is at https://status.example.org]\n"));
+        // Cut at a line boundary: every kept line is a whole line of the template.
+        let kept = out.lines().rev().nth(1).unwrap();
+        assert!(
+            kept.starts_with("[INCIDENT]") || kept.starts_with("  "),
+            "{kept:?}"
+        );
+    }
+
+    #[test]
+    fn the_cap_holds_without_newlines_or_url() {
+        let mut view = busy_view("UTC");
+        view.sources.clear();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x.j2"), "{{ 'a' * 100000 }}").unwrap();
+        let out = Renderer::new(Some(dir.path()))
+            .unwrap()
+            .render("x.j2", &view)
+            .unwrap();
+        assert_eq!(
+            out,
+            "[truncated: see the status page for the full status]\n"
+        );
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        let view = busy_view("Europe/London");
+        let r = Renderer::new(None).unwrap();
+        let a = r.render(MOTD_TEMPLATE, &view).unwrap();
+        let b = Renderer::new(None)
+            .unwrap()
+            .render(MOTD_TEMPLATE, &view)
+            .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, r.render(MOTD_TEMPLATE, &view).unwrap());
+    }
+
+    #[test]
+    fn default_motd_does_not_change_while_only_the_clock_moves() {
+        let inc = incident("i", ItemKind::Incident, "identified", "Slow", BODY);
+        let snap = snapshot(vec![inc]);
+        let sel: Selection = ["work"].iter().map(|s| (*s).to_owned()).collect();
+        let at = |now: &str| view::build("c", "s", &snap, &sel, &opts("UTC"), ts(now));
+        let early = at("2024-05-14T14:31:00Z");
+        let later = at("2024-05-14T14:59:00Z");
+        assert!(!later.stale);
+        assert_eq!(render_motd(&early), render_motd(&later));
+        let r = Renderer::new(None).unwrap();
+        assert_eq!(
+            r.render_item(&early, &early.incidents[0]).unwrap(),
+            r.render_item(&later, &later.incidents[0]).unwrap()
+        );
+    }
+
+    #[test]
+    fn missing_template_names_the_ones_available() {
+        let err = Renderer::new(None)
+            .unwrap()
+            .render("nope.j2", &busy_view("UTC"))
+            .unwrap_err();
+        assert!(err.to_string().contains("`motd.txt.j2`"), "{err}");
+    }
+
+    fn filter(expr: &str) -> String {
+        let r = Renderer::new(None).unwrap();
+        let ctx = context! { now => "2024-05-14T12:00:00Z", timezone => "Europe/London" };
+        r.env.render_str(expr, ctx).unwrap()
+    }
+
+    #[test]
+    fn ago_filter() {
+        assert_eq!(filter("{{ '2024-05-14T11:59:30Z'|ago }}"), "just now");
+        assert_eq!(filter("{{ '2024-05-14T12:05:00Z'|ago }}"), "just now");
+        assert_eq!(filter("{{ '2024-05-14T11:59:00Z'|ago }}"), "1 minute ago");
+        assert_eq!(filter("{{ '2024-05-14T11:55:00Z'|ago }}"), "5 minutes ago");
+        assert_eq!(
+            filter("{{ '2024-05-14T10:00:00+00:00'|ago }}"),
+            "2 hours ago"
+        );
+        assert_eq!(filter("{{ '2024-05-11T11:00:00Z'|ago }}"), "3 days ago");
+        assert_eq!(
+            filter("{{ none|ago }}|{{ missing|ago }}|{{ missing.deeper|ago }}"),
+            "||"
+        );
+    }
+
+    #[test]
+    fn until_filter() {
+        assert_eq!(filter("{{ '2024-05-14T14:00:00Z'|until }}"), "in 2 hours");
+        assert_eq!(filter("{{ '2024-05-17T12:30:00Z'|until }}"), "in 3 days");
+        assert_eq!(filter("{{ '2024-05-14T12:01:00Z'|until }}"), "in 1 minute");
+        assert_eq!(filter("{{ '2024-05-14T12:00:30Z'|until }}"), "now");
+        assert_eq!(filter("{{ '2024-05-14T10:00:00Z'|until }}"), "now");
+        assert_eq!(filter("{{ none|until }}"), "");
+    }
+
+    #[test]
+    fn localtime_filter() {
+        assert_eq!(
+            filter("{{ '2024-01-14T12:00:00Z'|localtime }}"),
+            "Sun 14 Jan 2024 12:00 GMT"
+        );
+        assert_eq!(
+            filter("{{ '2024-05-14T12:00:00Z'|localtime('%H:%M %Z') }}"),
+            "13:00 BST"
+        );
+        assert_eq!(
+            filter("{{ '2024-05-14T12:00:00Z'|localtime(format='%F') }}"),
+            "2024-05-14"
+        );
+        assert_eq!(filter("{{ none|localtime }}|{{ missing|localtime }}"), "|");
+    }
+
+    #[test]
+    fn wrap_filter() {
+        assert_eq!(
+            wrap_text("one two three four", 9, ""),
+            "one two\nthree\nfour"
+        );
+        assert_eq!(wrap_text("one two three", 10, "  "), "  one two\n  three");
+        assert_eq!(
+            wrap_text("para one\n\npara two", 76, "  "),
+            "  para one\n\n  para two"
+        );
+        assert_eq!(wrap_text("x abcdefghij y", 4, ""), "x\nabcd\nefgh\nij y");
+        assert_eq!(wrap_text("ééééé", 2, ""), "éé\néé\né");
+        assert_eq!(wrap_text("", 10, "  "), "");
+        assert_eq!(wrap_text("a b", 0, "    "), "    a\n    b");
+        assert_eq!(
+            filter("{{ 'aaa bbb'|wrap(5, indent='> ') }}"),
+            "> aaa\n> bbb"
+        );
+        assert_eq!(filter("{{ 'aaa bbb'|wrap(width=5) }}"), "aaa\nbbb");
+        assert_eq!(filter("{{ none|wrap }}"), "");
+    }
+
+    #[test]
+    fn lines_filter() {
+        assert_eq!(first_lines("a\nb\nc", 4), "a\nb\nc");
+        assert_eq!(first_lines("a\nb\nc\nd", 4), "a\nb\nc\nd");
+        assert_eq!(first_lines("a\nb\nc\nd\ne", 4), "a\nb\nc\nd …");
+        assert_eq!(first_lines("a\n\nb", 2), "a …");
+        assert_eq!(first_lines("a\nb", 0), "…");
+        assert_eq!(first_lines("a\nb\n", 2), "a\nb");
+        assert_eq!(filter("{{ 'a\nb\nc'|lines(n=1) }}"), "a …");
+        assert_eq!(filter("{{ missing|lines }}"), "");
+    }
+
+    #[test]
+    fn shipped_templates_load() {
+        let r = Renderer::new(None).unwrap();
+        assert_eq!(r.template_names(), vec!["item.txt.j2", "motd.txt.j2"]);
+    }
+}

@@ -1,8 +1,519 @@
 //! Untrusted upstream text -> text that is safe to print on a terminal.
+//!
+//! Statuspage text is typed by people into a web form, goes through HTML and
+//! JSON, and ends up on the login screen of every user of a cluster. A status
+//! page account is not a shell account: nothing in its text may move the
+//! cursor, clear the screen, set the clipboard (OSC 52), retitle the window,
+//! or reorder what the reader sees (bidi overrides). [`sanitize`] turns such
+//! text into plain lines; [`terminal_safe`] is its control-character stage
+//! alone, which the renderer applies once more to everything a template
+//! prints.
+//!
+//! One pass is: HTML tags -> line breaks or nothing, then entities decoded,
+//! then escape sequences and control, bidi and invisible characters removed,
+//! then whitespace tidied. Decoding comes before filtering so that `&#27;[2J`
+//! or `&#x202E;` are caught like the raw characters would be.
 
-/// Placeholder until the real sanitizer lands.
+use std::borrow::Cow;
+
+/// Passes before giving up on text that keeps changing. Real text settles
+/// in one or two; only entities encoded inside entities over and over
+/// (`&amp;amp;amp;…`) take more, one pass per level, and such text is hostile.
+const MAX_PASSES: usize = 16;
+
+/// Makes untrusted text safe and tidy for a terminal.
+///
+/// The result has no control character but `\n`, no escape sequence, no bidi
+/// control, no zero-width space or byte order mark, no HTML tag, no trailing
+/// space on a line, no leading or trailing blank line and never two blank
+/// lines in a row.
+///
+/// `sanitize(sanitize(x)) == sanitize(x)`: a snapshot is sanitized when a
+/// source builds it and again when it is loaded from `state_dir`, and both
+/// must render the same bytes. One pass is not idempotent on its own
+/// (`&amp;lt;b&amp;gt;` becomes `&lt;b&gt;`, then `<b>`, then nothing), so
+/// passes repeat until the text no longer changes; text encoded too many
+/// times over loses its `<` and `&` instead. Clean text, the common case, is
+/// recognised in one scan.
 pub fn sanitize(s: &str) -> String {
-    s.chars()
-        .filter(|c| *c == '\n' || !c.is_control())
-        .collect()
+    let mut current = Cow::Borrowed(s);
+    for _ in 0..MAX_PASSES {
+        if is_clean(&current) {
+            return current.into_owned();
+        }
+        let next = pass(&current);
+        if next == *current {
+            return next;
+        }
+        current = Cow::Owned(next);
+    }
+    // Still changing: drop what could be decoded further, so that the result
+    // is clean and the cost stays linear.
+    let flat: String = current
+        .chars()
+        .filter(|c| !matches!(c, '<' | '&'))
+        .collect();
+    tidy_whitespace(&filter_controls(&flat))
+}
+
+/// The control-character stage of [`sanitize`] alone: escape sequences,
+/// C0/C1 controls but `\n`, bidi controls, zero-width space and byte order
+/// mark removed; `\r` dropped, `\t` to a space, U+2028/U+2029 to `\n`. No
+/// HTML handling and no whitespace tidying, so text that is already laid out
+/// (indented, wrapped) keeps its shape.
+pub fn terminal_safe(s: &str) -> Cow<'_, str> {
+    if s.chars().all(|c| !needs_filter(c)) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(filter_controls(s))
+    }
+}
+
+fn pass(s: &str) -> String {
+    let s = strip_tags(s);
+    let s = decode_entities(&s);
+    let s = filter_controls(&s);
+    tidy_whitespace(&s)
+}
+
+/// Whether a pass would leave `s` unchanged, judged conservatively: any `<`
+/// or `&` sends the text the long way.
+fn is_clean(s: &str) -> bool {
+    if s.starts_with('\n') || s.ends_with('\n') || s.contains("\n\n\n") {
+        return false;
+    }
+    let mut prev = '\n';
+    for c in s.chars() {
+        if c == '<' || c == '&' || needs_filter(c) {
+            return false;
+        }
+        if c == '\n' && prev.is_whitespace() && prev != '\n' {
+            return false;
+        }
+        prev = c;
+    }
+    !(prev.is_whitespace() && prev != '\n')
+}
+
+/// Characters the control stage removes or replaces.
+fn needs_filter(c: char) -> bool {
+    (c.is_control() && c != '\n') || is_invisible(c) || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// Bidi controls, zero-width space and byte order mark: they change what the
+/// reader sees without being seen.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200E}'
+            | '\u{200F}'
+            | '\u{061C}'
+            | '\u{200B}'
+            | '\u{FEFF}'
+    )
+}
+
+/// Drops tags and turns `<br>` into a line break and `<p>`, `</p>` into a
+/// paragraph break. Only `<` followed by a letter, `/` or `!` starts a tag,
+/// and only when a `>` closes it before another `<`, so `a < b`, `<3` and
+/// `x <- y` are text.
+fn strip_tags(s: &str) -> Cow<'_, str> {
+    if !s.contains('<') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(lt) = rest.find('<') {
+        out.push_str(&rest[..lt]);
+        let after = &rest[lt + 1..];
+        if let Some((len, replacement)) = tag_len(after) {
+            out.push_str(replacement);
+            rest = &after[len..];
+        } else {
+            out.push('<');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// For text just after a `<`: the length of the tag up to and including its
+/// `>`, and what replaces it; `None` when this `<` is not a tag.
+fn tag_len(after: &str) -> Option<(usize, &'static str)> {
+    let first = after.chars().next()?;
+    if !(first.is_ascii_alphabetic() || first == '/' || first == '!') {
+        return None;
+    }
+    if let Some(comment) = after.strip_prefix("!--") {
+        let end = comment.find("-->")?;
+        return Some((3 + end + 3, ""));
+    }
+    let end = after.find(['<', '>'])?;
+    if after.as_bytes()[end] == b'<' {
+        return None;
+    }
+    let inner = &after[..end];
+    let name = inner
+        .trim_start_matches('/')
+        .split(|c: char| c.is_whitespace() || c == '/')
+        .next()
+        .unwrap_or_default();
+    let replacement = if name.eq_ignore_ascii_case("br") {
+        "\n"
+    } else if name.eq_ignore_ascii_case("p") {
+        "\n\n"
+    } else {
+        ""
+    };
+    Some((end + 1, replacement))
+}
+
+/// Decodes `&name;`, `&#123;` and `&#x1F;`. Anything else with an `&` is
+/// left as written. What an entity decodes to is filtered afterwards like any
+/// other character.
+fn decode_entities(s: &str) -> Cow<'_, str> {
+    if !s.contains('&') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let tail = &rest[amp..];
+        if let Some((len, decoded)) = entity(tail) {
+            out.push_str(&decoded);
+            rest = &tail[len..];
+        } else {
+            out.push('&');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// The entity at the start of `s` (which starts with `&`): its length and
+/// its text.
+fn entity(s: &str) -> Option<(usize, Cow<'static, str>)> {
+    // The longest HTML5 entity name is 31 characters; numeric ones are shorter.
+    let semi = s[1..].char_indices().take(40).find(|&(_, c)| c == ';')?.0 + 1;
+    let body = &s[1..semi];
+    let len = semi + 1;
+    if let Some(num) = body.strip_prefix('#') {
+        let code = match num.strip_prefix(['x', 'X']) {
+            Some(hex) if !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()) => {
+                u32::from_str_radix(hex, 16).ok()
+            }
+            None if !num.is_empty() && num.chars().all(|c| c.is_ascii_digit()) => num.parse().ok(),
+            _ => return None,
+        };
+        // Out of range, surrogates and NUL become the replacement character,
+        // as browsers show them.
+        let c = code
+            .filter(|&c| c != 0)
+            .and_then(char::from_u32)
+            .unwrap_or('\u{FFFD}');
+        return Some((len, Cow::Owned(c.to_string())));
+    }
+    if body.is_empty() || !body.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    if body == "nbsp" {
+        // A non-breaking space would survive line trimming and confuse
+        // wrapping; on a terminal it is just a space.
+        return Some((len, Cow::Borrowed(" ")));
+    }
+    match html_escape::decode_html_entities(&s[..len]) {
+        Cow::Owned(decoded) => Some((len, Cow::Owned(decoded))),
+        Cow::Borrowed(_) => None,
+    }
+}
+
+/// The control stage; see [`terminal_safe`].
+fn filter_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' | '\u{2028}' | '\u{2029}' => out.push('\n'),
+            '\t' => out.push(' '),
+            '\u{1B}' => skip_escape(&mut chars),
+            '\u{9B}' => skip_csi(&mut chars),
+            '\u{90}' | '\u{98}' | '\u{9D}' | '\u{9E}' | '\u{9F}' => skip_string(&mut chars),
+            c if c.is_control() || is_invisible(c) => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+type Chars<'a> = std::iter::Peekable<std::str::Chars<'a>>;
+
+/// Skips what follows an ESC that a terminal would read as part of the
+/// sequence.
+fn skip_escape(chars: &mut Chars<'_>) {
+    match chars.peek() {
+        Some('[') => {
+            chars.next();
+            skip_csi(chars);
+        }
+        // OSC, DCS, SOS, PM, APC: strings up to a terminator.
+        Some(']' | 'P' | 'X' | '^' | '_') => {
+            chars.next();
+            skip_string(chars);
+        }
+        _ => {
+            // nF sequences (`ESC ( B`): intermediates, then one final byte.
+            while chars
+                .next_if(|c| matches!(c, '\u{20}'..='\u{2F}'))
+                .is_some()
+            {}
+            chars.next_if(|c| matches!(c, '\u{30}'..='\u{7E}'));
+        }
+    }
+}
+
+/// Skips the parameters, intermediates and final byte of a CSI sequence. A
+/// character outside those ranges ends the sequence and is kept (and filtered
+/// on its own).
+fn skip_csi(chars: &mut Chars<'_>) {
+    while chars
+        .next_if(|c| matches!(c, '\u{30}'..='\u{3F}'))
+        .is_some()
+    {}
+    while chars
+        .next_if(|c| matches!(c, '\u{20}'..='\u{2F}'))
+        .is_some()
+    {}
+    chars.next_if(|c| matches!(c, '\u{40}'..='\u{7E}'));
+}
+
+/// Skips a control string up to BEL, ESC `\` or U+009C. An unterminated one
+/// runs to the end of the text, as a terminal would swallow it.
+fn skip_string(chars: &mut Chars<'_>) {
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{07}' | '\u{9C}' => return,
+            '\u{1B}' => {
+                chars.next_if_eq(&'\\');
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Trailing spaces off each line, no blank lines at either end, at most one
+/// blank line in a row.
+fn tidy_whitespace(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut blank_run = 0usize;
+    for line in s.split('\n').map(str::trim_end) {
+        if line.is_empty() {
+            blank_run += 1;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+            if blank_run > 0 {
+                out.push('\n');
+            }
+        }
+        blank_run = 0;
+        out.push_str(line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn clean_text_is_returned_unchanged() {
+        for s in [
+            "",
+            "Lustre /work is slow",
+            "line one\nline two\n\nnew paragraph",
+            "  indented code",
+            "kaomoji (╯°□°)╯︵ ┻━┻ and emoji 👩‍💻",
+        ] {
+            assert_eq!(sanitize(s), s);
+        }
+    }
+
+    #[test]
+    fn csi_sequences_vanish_whole() {
+        assert_eq!(sanitize("\x1b[2J"), "");
+        assert_eq!(sanitize("a\x1b[1;31mred\x1b[0m b"), "ared b");
+        assert_eq!(sanitize("x\x1b[?25ly"), "xy");
+        assert_eq!(sanitize("x\u{9b}2Jy"), "xy");
+    }
+
+    #[test]
+    fn osc_and_string_sequences_vanish_whole() {
+        assert_eq!(sanitize("\x1b]52;c;QkFTRTY0\x07"), "");
+        assert_eq!(sanitize("a\x1b]0;title\x1b\\b"), "ab");
+        assert_eq!(sanitize("a\x1bPq#0;2;0;0;0\x1b\\b"), "ab");
+        assert_eq!(sanitize("a\x1b_apc\x07b"), "ab");
+        assert_eq!(sanitize("a\u{9d}8;;http://x\u{9c}b"), "ab");
+        assert_eq!(sanitize("a\u{90}dcs\x07b"), "ab");
+        // Unterminated: a terminal would swallow the rest, so do we.
+        assert_eq!(sanitize("a\x1b]0;never ends"), "a");
+    }
+
+    #[test]
+    fn two_character_escapes_vanish() {
+        assert_eq!(sanitize("a\x1bcb"), "ab");
+        assert_eq!(sanitize("a\x1b(Bb"), "ab");
+        assert_eq!(sanitize("a\x1b"), "a");
+    }
+
+    #[test]
+    fn control_characters_are_removed_but_newlines_kept() {
+        assert_eq!(sanitize("a\x00b\x07c\x08d\x7fe\u{85}f\nz"), "abcdef\nz");
+    }
+
+    #[test]
+    fn bidi_and_invisible_characters_are_removed() {
+        assert_eq!(
+            sanitize("a\u{202E}b\u{2066}c\u{2069}d\u{200E}e\u{200F}f\u{061C}g\u{200B}h\u{FEFF}i"),
+            "abcdefghi"
+        );
+    }
+
+    #[test]
+    fn line_and_paragraph_separators_become_newlines() {
+        assert_eq!(sanitize("a\u{2028}b\u{2029}c"), "a\nb\nc");
+    }
+
+    #[test]
+    fn carriage_returns_and_tabs() {
+        assert_eq!(sanitize("a\r\nb\rc"), "a\nbc");
+        assert_eq!(sanitize("a\tb"), "a b");
+    }
+
+    #[test]
+    fn br_and_p_tags_break_lines() {
+        assert_eq!(sanitize("a<br>b<BR/>c<br />d<Br  />e"), "a\nb\nc\nd\ne");
+        assert_eq!(sanitize("<p>one</p><p>two</p>"), "one\n\ntwo");
+    }
+
+    #[test]
+    fn other_tags_are_dropped() {
+        assert_eq!(
+            sanitize("<b>bold</b> <a href=\"https://x\">link</a><!-- c > d -->!"),
+            "bold link!"
+        );
+    }
+
+    #[test]
+    fn things_that_are_not_tags_survive() {
+        assert_eq!(sanitize("a < b and c > d"), "a < b and c > d");
+        assert_eq!(sanitize("<3"), "<3");
+        assert_eq!(sanitize("x <- y"), "x <- y");
+        assert_eq!(sanitize("unclosed <b"), "unclosed <b");
+        assert_eq!(sanitize("<<b>>"), "<>");
+    }
+
+    #[test]
+    fn entities_are_decoded_after_tags_are_stripped() {
+        assert_eq!(
+            sanitize("a &amp; b &lt;c&gt; &quot;d&quot;"),
+            "a & b  \"d\""
+        );
+        assert_eq!(sanitize("&#65;&#x42;&#X43;"), "ABC");
+        assert_eq!(sanitize("a&nbsp;b"), "a b");
+        assert_eq!(sanitize("caf&eacute;"), "café");
+        assert_eq!(
+            sanitize("AT&T; &unknown; &#xZZ; & alone"),
+            "AT&T; &unknown; &#xZZ; & alone"
+        );
+    }
+
+    #[test]
+    fn entities_cannot_smuggle_controls() {
+        assert_eq!(sanitize("&#27;[2J"), "");
+        assert_eq!(sanitize("a&#x1b;]52;c;QQ&#7;b"), "ab");
+        assert_eq!(sanitize("a&#x202E;b&#8238;c"), "abc");
+        assert_eq!(sanitize("a&#0;b"), "a\u{FFFD}b");
+    }
+
+    #[test]
+    fn whitespace_is_tidied() {
+        assert_eq!(
+            sanitize("\n\n  \nfirst  \nsecond\t\n\n\n\nthird\n\n"),
+            "first\nsecond\n\nthird"
+        );
+        assert_eq!(sanitize("a\r\n\r\n\r\n\r\nb"), "a\n\nb");
+    }
+
+    #[test]
+    fn double_encoded_text_settles() {
+        let once = sanitize("&amp;lt;b&amp;gt;x");
+        assert_eq!(once, "x");
+        assert_eq!(sanitize(&once), once);
+    }
+
+    #[test]
+    fn deeply_nested_entities_settle_too() {
+        let deep = format!("a &{}lt;b&gt; c", "amp;".repeat(40));
+        let once = sanitize(&deep);
+        assert!(once.starts_with("a ") && once.ends_with(" c"), "{once}");
+        assert!(!once.contains(['<', '&']), "{once}");
+        assert_eq!(sanitize(&once), once);
+    }
+
+    #[test]
+    fn terminal_safe_keeps_layout() {
+        assert_eq!(terminal_safe("  a  \n\n\n  b\n"), "  a  \n\n\n  b\n");
+        assert_eq!(terminal_safe("<b>&amp;</b>"), "<b>&amp;</b>");
+        assert_eq!(terminal_safe("x\x1b[2Jy\u{202E}z\r\n"), "xyz\n");
+    }
+
+    fn assert_safe(out: &str) {
+        for c in out.chars() {
+            assert!(c == '\n' || !c.is_control(), "control {c:?} in {out:?}");
+            assert!(
+                !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'),
+                "bidi {c:?} in {out:?}"
+            );
+        }
+    }
+
+    fn hostile() -> impl Strategy<Value = String> {
+        let alphabet = prop::sample::select(vec![
+            "\x1b", "[", "]", "0", "2", "5", ";", "\x07", "\u{9b}", "\u{9d}", "\u{9c}", "\u{202E}",
+            "\u{2066}", "\r", "\n", "<", ">", "&", "#", "x", "b", "r", "p", "/", "!", "a", "m",
+            "l", "t", "g", "J", " ", "\\", "P", "\t",
+        ]);
+        prop::collection::vec(alphabet, 0..60).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_comes_out_safe_and_stable(s in any::<String>()) {
+            let out = sanitize(&s);
+            assert_safe(&out);
+            prop_assert_eq!(sanitize(&out), out);
+        }
+
+        #[test]
+        fn hostile_text_comes_out_safe_and_stable(s in hostile()) {
+            let out = sanitize(&s);
+            assert_safe(&out);
+            prop_assert_eq!(sanitize(&out), out.clone());
+            let safe = terminal_safe(&s);
+            assert_safe(&safe);
+        }
+
+        #[test]
+        fn plain_text_is_untouched(s in "[!-;=-~&&[^&]]+( [!-;=-~&&[^&]]+)*") {
+            prop_assert_eq!(sanitize(&s), s);
+        }
+    }
 }

@@ -1,1 +1,672 @@
-//! TODO
+//! Statuspage clients: fetch one page's components, groups, incidents and
+//! maintenance over the manage API v1 (with a key) or the public API v2, and
+//! normalize them into a [`Snapshot`].
+//!
+//! This module owns the HTTP side both APIs share: per-request timeouts,
+//! retries with backoff on 5xx and broken connections, waiting out `420`/`429`
+//! `Retry-After` within a bound, a cap on body size, and error messages that
+//! say what happened where without ever showing the API key.
+
+pub(crate) mod raw;
+mod v1;
+mod v2;
+
+use std::fmt;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, RETRY_AFTER};
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::model::Snapshot;
+
+/// Where the manage API v1 lives unless the configuration says otherwise.
+pub const DEFAULT_API_BASE: &str = "https://api.statuspage.io/v1";
+
+/// The largest response body read; a larger one is an error, not an
+/// out-of-memory.
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// How many times in a row a rate-limited request waits and tries again
+/// before giving up, so a server that always answers 429 cannot keep a fetch
+/// going forever.
+const MAX_RATE_LIMIT_WAITS: u32 = 5;
+
+/// The longest pause between two retries, however many there were.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Which Statuspage API to read, and how to reach it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Manage API v1: `Authorization: OAuth <api_key>`.
+    Manage {
+        api_base: String,
+        page_id: String,
+        api_key: String,
+    },
+    /// Public API v2 of any page: `{url}/api/v2/...`.
+    Public { url: String },
+}
+
+// Written by hand so that the key never reaches a log line via `{:?}`.
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Manage {
+                api_base, page_id, ..
+            } => f
+                .debug_struct("Manage")
+                .field("api_base", api_base)
+                .field("page_id", page_id)
+                .field("api_key", &"<hidden>")
+                .finish(),
+            Endpoint::Public { url } => f.debug_struct("Public").field("url", url).finish(),
+        }
+    }
+}
+
+/// How patient a fetch is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchOptions {
+    /// Per request, from connecting to the last byte of the body.
+    pub timeout: Duration,
+    /// Extra attempts after a 5xx, a timeout or a broken connection.
+    pub retries: u32,
+    /// The longest `Retry-After` waited out; a longer one fails at once.
+    pub max_retry_after: Duration,
+    /// v1: stop paging `/incidents` once a page is entirely older than this.
+    /// `None` reads every page.
+    pub resolved_since: Option<Timestamp>,
+    /// The pause before the first retry; it doubles with each further one.
+    pub backoff: Duration,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            retries: 3,
+            max_retry_after: Duration::from_secs(60),
+            resolved_since: None,
+            backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+/// The HTTP client every fetch uses: rustls with the system's CA store, a
+/// `statusmotd/<version>` user agent, and proxies from `HTTPS_PROXY` and
+/// friends.
+pub fn client() -> reqwest::Client {
+    let builder =
+        || reqwest::Client::builder().user_agent(concat!("statusmotd/", env!("CARGO_PKG_VERSION")));
+    builder().build().unwrap_or_else(|e| {
+        // Only a broken system CA store gets here. Carry on without it so
+        // that plain-http endpoints work and https ones fail with a TLS error
+        // that names the host, rather than refusing to start.
+        tracing::warn!("cannot load the system CA store ({e}); https requests will fail");
+        builder()
+            .tls_built_in_root_certs(false)
+            .build()
+            .unwrap_or_default()
+    })
+}
+
+/// Fetches one page and returns its normalized, sanitized snapshot. Either
+/// everything needed arrives or the fetch fails: there is no half-new
+/// snapshot.
+pub async fn fetch(
+    client: &reqwest::Client,
+    endpoint: &Endpoint,
+    opts: &FetchOptions,
+) -> Result<Snapshot, FetchError> {
+    let result = match endpoint {
+        Endpoint::Manage {
+            api_base,
+            page_id,
+            api_key,
+        } => {
+            let http = Http {
+                client,
+                opts,
+                authorization: Some(format!("OAuth {api_key}")),
+                api: Api::Manage,
+            };
+            v1::fetch(&http, api_base, page_id).await
+        }
+        Endpoint::Public { url } => {
+            let http = Http {
+                client,
+                opts,
+                authorization: None,
+                api: Api::Public,
+            };
+            v2::fetch(&http, url).await
+        }
+    };
+    match (result, endpoint) {
+        (Ok(snapshot), _) => Ok(snapshot.sanitized()),
+        // Nothing above formats the key into a message, but a key pasted
+        // into `api_base` by mistake would show up in a URL: hide it anyway.
+        (Err(e), Endpoint::Manage { api_key, .. }) => Err(e.redact(api_key)),
+        (Err(e), Endpoint::Public { .. }) => Err(e),
+    }
+}
+
+/// What kind of failure a [`FetchError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FetchErrorKind {
+    /// The server answered with this status (after any retries).
+    Status(u16),
+    /// 420 or 429 with a `Retry-After` too long to wait, or too many in a row.
+    RateLimited,
+    /// No complete answer within the timeout.
+    Timeout,
+    /// Connecting failed or the connection broke.
+    Connection,
+    /// The body is not JSON (garbage, or cut short).
+    InvalidJson,
+    /// Valid JSON, but not what a Statuspage API sends.
+    UnexpectedShape,
+    /// The body is larger than [`MAX_BODY_BYTES`].
+    TooLarge,
+}
+
+/// A fetch that did not produce a snapshot. `Display` is one lowercase line
+/// saying what happened and where; the alternate form (`{:#}`) adds the
+/// `hint:` line when there is something to do. Neither ever contains the API
+/// key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchError {
+    kind: FetchErrorKind,
+    message: String,
+    hint: Option<String>,
+}
+
+impl FetchError {
+    fn new(kind: FetchErrorKind, message: String) -> Self {
+        Self {
+            kind,
+            message,
+            hint: None,
+        }
+    }
+
+    fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    fn redact(mut self, secret: &str) -> Self {
+        if !secret.is_empty() {
+            self.message = self.message.replace(secret, "<api key>");
+            self.hint = self.hint.map(|h| h.replace(secret, "<api key>"));
+        }
+        self
+    }
+
+    pub fn kind(&self) -> FetchErrorKind {
+        self.kind
+    }
+
+    /// The HTTP status the server answered with, when that was the failure.
+    pub fn status(&self) -> Option<u16> {
+        match self.kind {
+            FetchErrorKind::Status(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether the server kept saying "too many requests".
+    pub fn is_rate_limited(&self) -> bool {
+        self.kind == FetchErrorKind::RateLimited
+    }
+
+    /// What to do about it, when there is something to do.
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let (true, Some(hint)) = (f.alternate(), &self.hint) {
+            write!(f, "\nhint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+impl From<FetchError> for crate::Error {
+    fn from(e: FetchError) -> Self {
+        crate::Error::Runtime(format!("{e:#}"))
+    }
+}
+
+/// Which API a request belongs to, for hints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Manage,
+    Public,
+}
+
+/// What the top level of a JSON answer must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Object,
+    Array,
+}
+
+/// The shared request machinery of one fetch.
+struct Http<'a> {
+    client: &'a reqwest::Client,
+    opts: &'a FetchOptions,
+    /// The whole `Authorization` value; never logged or formatted.
+    authorization: Option<String>,
+    api: Api,
+}
+
+/// Why one attempt failed, and so what the retry loop does next.
+enum Failure {
+    /// Worth another attempt (5xx, timeout, broken connection).
+    Retry(Retryable),
+    /// 420/429: wait `Retry-After` (when given) and try again.
+    RateLimited {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    /// Trying again will not help.
+    Fatal(FetchError),
+}
+
+struct Retryable {
+    kind: FetchErrorKind,
+    message: String,
+}
+
+impl Http<'_> {
+    /// GETs `url` and decodes its JSON, retrying as [`FetchOptions`] allows.
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        expect: Expect,
+    ) -> Result<T, FetchError> {
+        let body = self.get(url).await?;
+        decode(url, &body, expect)
+    }
+
+    async fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        let mut attempts: u32 = 0;
+        let mut failures: u32 = 0;
+        let mut rate_waits: u32 = 0;
+        loop {
+            attempts += 1;
+            let failure = match self.attempt(url).await {
+                Ok(body) => return Ok(body),
+                Err(failure) => failure,
+            };
+            match failure {
+                Failure::Fatal(e) => return Err(e),
+                Failure::Retry(r) => {
+                    if failures >= self.opts.retries {
+                        let message = match (r.kind, attempts) {
+                            (_, 1) => r.message,
+                            (FetchErrorKind::Status(_), n) => {
+                                format!("{} after {n} attempts", r.message)
+                            }
+                            (_, n) => format!("{} (gave up after {n} attempts)", r.message),
+                        };
+                        return Err(FetchError::new(r.kind, message));
+                    }
+                    failures += 1;
+                    let wait = backoff(self.opts.backoff, failures);
+                    tracing::debug!(
+                        url,
+                        attempt = attempts,
+                        wait_ms = wait.as_millis(),
+                        "{}; retrying",
+                        r.message
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                Failure::RateLimited {
+                    status,
+                    retry_after,
+                } => {
+                    let wait = match retry_after {
+                        Some(wait) if wait > self.opts.max_retry_after => {
+                            return Err(FetchError::new(
+                                FetchErrorKind::RateLimited,
+                                format!(
+                                    "`{url}` answered {status} with Retry-After {}, longer than the {} this tool waits",
+                                    show_duration(wait),
+                                    show_duration(self.opts.max_retry_after)
+                                ),
+                            )
+                            .with_hint(rate_limit_hint(self.api)));
+                        }
+                        Some(wait) => wait,
+                        // No usable Retry-After: back off as for a 5xx, but
+                        // at least a second, the rate limit's own unit.
+                        None => backoff(self.opts.backoff, rate_waits + 1)
+                            .max(Duration::from_secs(1))
+                            .min(self.opts.max_retry_after),
+                    };
+                    if rate_waits >= MAX_RATE_LIMIT_WAITS {
+                        return Err(FetchError::new(
+                            FetchErrorKind::RateLimited,
+                            format!(
+                                "`{url}` still answered {status} after waiting out its rate limit {rate_waits} times"
+                            ),
+                        )
+                        .with_hint(rate_limit_hint(self.api)));
+                    }
+                    rate_waits += 1;
+                    tracing::warn!(
+                        url,
+                        status,
+                        wait_ms = wait.as_millis(),
+                        "rate limited; waiting before the next attempt"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// One request, bounded by the timeout from connecting to the last byte.
+    async fn attempt(&self, url: &str) -> Result<Vec<u8>, Failure> {
+        let timeout = self.opts.timeout;
+        match tokio::time::timeout(timeout, self.request(url)).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::Retry(Retryable {
+                kind: FetchErrorKind::Timeout,
+                message: format!(
+                    "timed out after {} waiting for `{url}`",
+                    show_duration(timeout)
+                ),
+            })),
+        }
+    }
+
+    async fn request(&self, url: &str) -> Result<Vec<u8>, Failure> {
+        let mut request = self.client.get(url).header(ACCEPT, "application/json");
+        if let Some(authorization) = &self.authorization {
+            request = request.header(AUTHORIZATION, authorization);
+        }
+        let mut response = request.send().await.map_err(|e| {
+            let what = if e.is_connect() {
+                "could not connect to"
+            } else {
+                "request failed for"
+            };
+            Failure::Retry(Retryable {
+                kind: FetchErrorKind::Connection,
+                message: format!("{what} `{url}`: {}", root_cause(&e)),
+            })
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(self.status_failure(url, status, response.headers()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+        {
+            return Err(Failure::Fatal(too_large(url)));
+        }
+        let mut body: Vec<u8> = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_BODY_BYTES {
+                        return Err(Failure::Fatal(too_large(url)));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(body),
+                Err(e) => {
+                    return Err(Failure::Retry(Retryable {
+                        kind: FetchErrorKind::Connection,
+                        message: format!(
+                            "reading the answer from `{url}` failed: {}",
+                            root_cause(&e)
+                        ),
+                    }))
+                }
+            }
+        }
+    }
+
+    fn status_failure(&self, url: &str, status: StatusCode, headers: &HeaderMap) -> Failure {
+        let code = status.as_u16();
+        let shown = show_status(status);
+        if code == 420 || code == 429 {
+            let retry_after = headers
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            return Failure::RateLimited {
+                status: code,
+                retry_after,
+            };
+        }
+        if status.is_server_error() {
+            return Failure::Retry(Retryable {
+                kind: FetchErrorKind::Status(code),
+                message: format!("`{url}` answered {shown}"),
+            });
+        }
+        let error = FetchError::new(
+            FetchErrorKind::Status(code),
+            format!("`{url}` answered {shown}"),
+        );
+        let error = match (code, self.api) {
+            (401 | 403, Api::Manage) => error.with_hint(
+                "check the source's `api_key`: it must be a Statuspage API key with access to this page",
+            ),
+            (401 | 403, Api::Public) => {
+                error.with_hint("this page is not public; use the manage API (`kind = \"statuspage\"`) with an API key")
+            }
+            (404, Api::Manage) => error.with_hint("check the source's `page_id` and `api_base`"),
+            (404, Api::Public) => {
+                error.with_hint("check the source's `url`: it must be the address of a Statuspage status page")
+            }
+            _ => error,
+        };
+        Failure::Fatal(error)
+    }
+}
+
+/// Parses a body as JSON of the expected top level, then as `T`. Syntax
+/// errors and shape errors are told apart, since one is a broken transfer or
+/// a wrong URL and the other a changed API.
+fn decode<T: DeserializeOwned>(url: &str, body: &[u8], expect: Expect) -> Result<T, FetchError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        FetchError::new(
+            FetchErrorKind::InvalidJson,
+            format!("invalid JSON from `{url}`: {e}"),
+        )
+    })?;
+    let found = match &value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
+    };
+    let wanted = match expect {
+        Expect::Object if !value.is_object() => Some("an object"),
+        Expect::Array if !value.is_array() => Some("a list"),
+        _ => None,
+    };
+    if let Some(wanted) = wanted {
+        return Err(FetchError::new(
+            FetchErrorKind::UnexpectedShape,
+            format!("unexpected JSON from `{url}`: expected {wanted}, found {found}"),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        FetchError::new(
+            FetchErrorKind::UnexpectedShape,
+            format!("unexpected JSON from `{url}`: {e}"),
+        )
+    })
+}
+
+fn too_large(url: &str) -> FetchError {
+    FetchError::new(
+        FetchErrorKind::TooLarge,
+        format!(
+            "`{url}` sent more than {} MiB, the most this tool reads",
+            MAX_BODY_BYTES / (1024 * 1024)
+        ),
+    )
+}
+
+fn rate_limit_hint(api: Api) -> &'static str {
+    match api {
+        Api::Manage => "the manage API allows 1 request per second per key over a minute; does another program use the same key?",
+        Api::Public => "poll less often, or raise `debounce` and `poll_interval`",
+    }
+}
+
+/// The pause before retry number `n` (1-based): `base`, doubled for each
+/// further retry, plus up to a tenth more so that clients do not retry in
+/// lockstep.
+fn backoff(base: Duration, n: u32) -> Duration {
+    let doubled = base.saturating_mul(1 << n.saturating_sub(1).min(16));
+    let jitter_ms = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos()),
+    ) % (u64::try_from(doubled.as_millis() / 10).unwrap_or(0) + 1);
+    (doubled + Duration::from_millis(jitter_ms)).min(MAX_BACKOFF)
+}
+
+/// `Retry-After` is either seconds or an HTTP date.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value)
+        .ok()?;
+    let wait = at.duration_since(Timestamp::now());
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+fn show_status(status: StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    }
+}
+
+/// `1s`, `90s`, `500ms`: short, and exact for the values people configure.
+fn show_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_secs() == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// The innermost cause of a transport error ("connection refused"), which
+/// says more than reqwest's outer "error sending request" and never repeats
+/// the URL or any header.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let text = cause.to_string();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => "unknown error".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        let soon = Timestamp::now() + jiff::SignedDuration::from_secs(120);
+        let header = jiff::fmt::rfc2822::DateTimePrinter::new()
+            .timestamp_to_rfc9110_string(&soon)
+            .unwrap();
+        let wait = parse_retry_after(&header).unwrap();
+        assert!(
+            wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
+            "{wait:?}"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let base = Duration::from_millis(100);
+        let first = backoff(base, 1);
+        let third = backoff(base, 3);
+        assert!(
+            first >= base && first <= Duration::from_millis(110),
+            "{first:?}"
+        );
+        assert!(
+            third >= Duration::from_millis(400) && third <= Duration::from_millis(440),
+            "{third:?}"
+        );
+        assert_eq!(backoff(base, 40), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn durations_read_like_configuration() {
+        assert_eq!(show_duration(Duration::from_secs(60)), "60s");
+        assert_eq!(show_duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(show_duration(Duration::from_millis(1500)), "1.5s");
+    }
+
+    #[test]
+    fn the_debug_form_of_an_endpoint_hides_the_key() {
+        let e = Endpoint::Manage {
+            api_base: DEFAULT_API_BASE.into(),
+            page_id: "p".into(),
+            api_key: "sekrit-key".into(),
+        };
+        assert!(!format!("{e:?}").contains("sekrit-key"));
+    }
+
+    #[test]
+    fn json_of_the_wrong_shape_is_told_apart_from_broken_json() {
+        let e = decode::<serde_json::Value>("u", b"[]", Expect::Object).unwrap_err();
+        assert_eq!(e.kind(), FetchErrorKind::UnexpectedShape);
+        assert_eq!(
+            e.to_string(),
+            "unexpected JSON from `u`: expected an object, found a list"
+        );
+        let e = decode::<serde_json::Value>("u", b"{\"a\": [", Expect::Object).unwrap_err();
+        assert_eq!(e.kind(), FetchErrorKind::InvalidJson);
+        assert!(
+            e.to_string()
+                .starts_with("invalid JSON from `u`: EOF while parsing"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! The manage API v1 of one page, read with an API key: components and
+//! component groups, the open, upcoming and in-progress items, and the most
+//! recent incidents, paging each list until a short page.
+
+use jiff::Timestamp;
+use serde::de::DeserializeOwned;
+
+use super::raw::{self, RawComponent, RawGroup, RawIncident};
+use super::{Expect, FetchError, Http};
+use crate::model::{Page, Snapshot};
+
+/// The largest page the API hands out.
+const PER_PAGE: usize = 100;
+
+/// A bound on pages per list, so that a server that always answers a full
+/// page cannot keep a fetch going forever. 100 pages of 100 items is far more
+/// than any page has components, and far more incidents than a MOTD shows.
+const MAX_PAGES: u32 = 100;
+
+/// How a list endpoint takes its paging parameters.
+#[derive(Debug, Clone, Copy)]
+enum Paging {
+    /// `page` + `per_page` (components, groups, the incident sub-lists).
+    PerPage,
+    /// `limit` + `page` (`/incidents`).
+    Limit,
+}
+
+pub(super) async fn fetch(
+    http: &Http<'_>,
+    api_base: &str,
+    page_id: &str,
+) -> Result<Snapshot, FetchError> {
+    let base = format!("{}/pages/{page_id}", api_base.trim().trim_end_matches('/'));
+    let since = http.opts.resolved_since;
+    let no_stop = |_: &[RawIncident]| false;
+    let older_than_since = |items: &[RawIncident]| {
+        since.is_some_and(|since| {
+            !items.is_empty()
+                && items
+                    .iter()
+                    .all(|i| i.newest_time().is_some_and(|t| t < since))
+        })
+    };
+    // The rate limit (1/s per key over a rolling minute) allows this short
+    // burst; paging within each list is sequential.
+    let (rows, groups, unresolved, upcoming, active, recent) = tokio::try_join!(
+        list::<RawComponent>(http, &base, "components", Paging::PerPage, |_| false),
+        list::<RawGroup>(http, &base, "component-groups", Paging::PerPage, |_| false),
+        list::<RawIncident>(
+            http,
+            &base,
+            "incidents/unresolved",
+            Paging::PerPage,
+            no_stop
+        ),
+        list::<RawIncident>(http, &base, "incidents/upcoming", Paging::PerPage, no_stop),
+        list::<RawIncident>(
+            http,
+            &base,
+            "incidents/active_maintenance",
+            Paging::PerPage,
+            no_stop
+        ),
+        list::<RawIncident>(http, &base, "incidents", Paging::Limit, older_than_since),
+    )?;
+
+    let (components, groups) = raw::components_and_groups(rows, groups);
+    let incidents = raw::merge_incidents(
+        unresolved
+            .into_iter()
+            .map(|i| (i, false))
+            .chain(upcoming.into_iter().map(|i| (i, true)))
+            .chain(active.into_iter().map(|i| (i, true)))
+            .chain(recent.into_iter().map(|i| (i, false)))
+            .filter_map(|(i, scheduled)| i.into_incident(scheduled)),
+    );
+
+    // The page's own name would take one more request (`GET /pages/{id}`)
+    // against a tight rate limit; the id names the page well enough, and the
+    // configuration names the source anyway.
+    Ok(Snapshot {
+        page: Page {
+            id: page_id.to_string(),
+            name: page_id.to_string(),
+            url: None,
+        },
+        fetched_at: Timestamp::now(),
+        components,
+        groups,
+        incidents,
+    })
+}
+
+/// Reads every page of one list until a short or empty page, a page `stop`
+/// says ends it, or [`MAX_PAGES`].
+async fn list<T: DeserializeOwned>(
+    http: &Http<'_>,
+    base: &str,
+    path: &str,
+    paging: Paging,
+    stop: impl Fn(&[T]) -> bool,
+) -> Result<Vec<T>, FetchError> {
+    let mut all: Vec<T> = Vec::new();
+    for page in 1..=MAX_PAGES {
+        let url = match paging {
+            Paging::PerPage => format!("{base}/{path}?page={page}&per_page={PER_PAGE}"),
+            Paging::Limit => format!("{base}/{path}?limit={PER_PAGE}&page={page}"),
+        };
+        let items: Vec<T> = http.get_json(&url, Expect::Array).await?;
+        let done = items.len() < PER_PAGE || stop(&items);
+        all.extend(items);
+        if done {
+            return Ok(all);
+        }
+    }
+    tracing::warn!("`{base}/{path}` still had more after {MAX_PAGES} pages; reading no further");
+    Ok(all)
+}

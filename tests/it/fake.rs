@@ -1,0 +1,452 @@
+//! A fake Statuspage for tests: an in-process axum server on `127.0.0.1:0`
+//! that serves whatever JSON a test sets for a path (v2 documents, v1 lists
+//! paged the way the manage API pages them), counts the requests it sees, and
+//! misbehaves on demand: error statuses, rate limiting with `Retry-After`,
+//! hanging, dropping the connection, garbage and truncated bodies.
+#![allow(dead_code)] // each test uses only part of it
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::serve::IncomingStream;
+use axum::Router;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A way to misbehave, for every request ([`FakeStatuspage::fault`]) or the
+/// next few ([`FakeStatuspage::fault_next`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer this status with a small JSON error body.
+    Status(u16),
+    StatusWithBody(u16, String),
+    /// Answer `status` (420 or 429) with this `Retry-After` header.
+    RateLimited {
+        status: u16,
+        retry_after: String,
+    },
+    /// Never answer (sleeps an hour).
+    Hang,
+    /// Close the connection without an answer.
+    Reset,
+    /// 200 with a body that is not JSON.
+    Garbage,
+    /// 200 with the first half of the configured body.
+    Truncated,
+}
+
+#[derive(Debug, Clone)]
+enum Body {
+    Json(Value),
+    Raw(String),
+}
+
+#[derive(Debug, Clone)]
+struct Route {
+    status: u16,
+    body: Body,
+}
+
+#[derive(Default)]
+struct Inner {
+    routes: HashMap<String, Route>,
+    fault: Option<Fault>,
+    next: VecDeque<Fault>,
+    total: usize,
+    per_path: HashMap<String, usize>,
+    log: Vec<String>,
+    last_authorization: Option<String>,
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+pub struct FakeStatuspage {
+    addr: SocketAddr,
+    state: Shared,
+    stop: Stop,
+}
+
+enum Stop {
+    /// Started inside the test's runtime: abort the server task.
+    Task(tokio::task::AbortHandle),
+    /// Runs its own runtime on a thread: tell it to end, which drops every
+    /// connection task with the runtime.
+    Thread(Option<tokio::sync::oneshot::Sender<()>>),
+}
+
+impl FakeStatuspage {
+    /// Starts the server on the current tokio runtime.
+    pub async fn start() -> Self {
+        let state = Shared::default();
+        let (addr, server) = bind(state.clone()).await;
+        let task = tokio::spawn(server);
+        Self {
+            addr,
+            state,
+            stop: Stop::Task(task.abort_handle()),
+        }
+    }
+
+    /// Starts the server on a runtime of its own in a background thread, for
+    /// tests without a runtime (such as those that run the real binary).
+    pub fn spawn() -> Self {
+        let state = Shared::default();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread_state = state.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("fake statuspage runtime");
+            runtime.block_on(async move {
+                let (addr, server) = bind(thread_state).await;
+                addr_tx
+                    .send(addr)
+                    .expect("test still waiting for the address");
+                tokio::select! {
+                    () = server => {}
+                    _ = stop_rx => {}
+                }
+            });
+        });
+        let addr = addr_rx.recv().expect("fake statuspage started");
+        Self {
+            addr,
+            state,
+            stop: Stop::Thread(Some(stop_tx)),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`: the v2 page url and the v1 `api_base` alike.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Serves `body` with 200 at `path` (no query). A JSON array is paged
+    /// when the request asks for a page: `page` + `per_page`, or `page` +
+    /// `limit`, 1-based, 100 per page unless told otherwise.
+    pub fn set_json(&self, path: &str, body: Value) {
+        self.lock().routes.insert(
+            path.to_string(),
+            Route {
+                status: 200,
+                body: Body::Json(body),
+            },
+        );
+    }
+
+    /// Serves `body` as it is, with `status`, at `path`.
+    pub fn set_raw(&self, path: &str, status: u16, body: &str) {
+        self.lock().routes.insert(
+            path.to_string(),
+            Route {
+                status,
+                body: Body::Raw(body.to_string()),
+            },
+        );
+    }
+
+    /// Misbehaves on every request until [`Self::clear_faults`].
+    pub fn fault(&self, fault: Fault) {
+        self.lock().fault = Some(fault);
+    }
+
+    /// Misbehaves on the next `n` requests (after any already queued), then
+    /// serves normally again.
+    pub fn fault_next(&self, n: usize, fault: Fault) {
+        self.lock().next.extend(std::iter::repeat_n(fault, n));
+    }
+
+    pub fn clear_faults(&self) {
+        let mut inner = self.lock();
+        inner.fault = None;
+        inner.next.clear();
+    }
+
+    /// Requests seen so far, faulty ones included.
+    pub fn requests(&self) -> usize {
+        self.lock().total
+    }
+
+    /// Requests seen so far for `path`, whatever their query.
+    pub fn requests_to(&self, path: &str) -> usize {
+        self.lock().per_path.get(path).copied().unwrap_or(0)
+    }
+
+    /// Every request seen so far as `path?query`, in the order they came.
+    pub fn request_log(&self) -> Vec<String> {
+        self.lock().log.clone()
+    }
+
+    /// The `Authorization` header of the latest request, if it had one.
+    pub fn last_authorization(&self) -> Option<String> {
+        self.lock().last_authorization.clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Drop for FakeStatuspage {
+    fn drop(&mut self) {
+        match &mut self.stop {
+            Stop::Task(task) => task.abort(),
+            Stop::Thread(stop) => {
+                if let Some(stop) = stop.take() {
+                    let _ = stop.send(());
+                }
+            }
+        }
+    }
+}
+
+async fn bind(state: Shared) -> (SocketAddr, impl std::future::Future<Output = ()>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local address");
+    let app = Router::new()
+        .fallback(handle)
+        .with_state(state)
+        .into_make_service_with_connect_info::<Conn>();
+    let server = async move {
+        let _ = axum::serve(KillableListener(listener), app).await;
+    };
+    (addr, server)
+}
+
+async fn handle(
+    State(state): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let path = uri.path().to_string();
+    let query = parse_query(uri.query().unwrap_or(""));
+    let (fault, route) = {
+        let mut inner = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.total += 1;
+        *inner.per_path.entry(path.clone()).or_default() += 1;
+        inner.log.push(match uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.clone(),
+        });
+        inner.last_authorization = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let fault = inner.next.pop_front().or_else(|| inner.fault.clone());
+        (fault, inner.routes.get(&path).cloned())
+    };
+    let json = |status: u16, body: String| {
+        (
+            status_code(status),
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    };
+    match fault {
+        None => match route {
+            Some(route) => json(route.status, render(&route.body, &query)),
+            None => json(404, r#"{"error":"not found"}"#.into()),
+        },
+        Some(Fault::Status(status)) => json(status, format!(r#"{{"error":"fake {status}"}}"#)),
+        Some(Fault::StatusWithBody(status, body)) => json(status, body),
+        Some(Fault::RateLimited {
+            status,
+            retry_after,
+        }) => (
+            status_code(status),
+            [
+                (header::CONTENT_TYPE, "application/json".to_string()),
+                (header::RETRY_AFTER, retry_after),
+            ],
+            r#"{"error":"rate limited"}"#,
+        )
+            .into_response(),
+        Some(Fault::Hang) => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            json(504, r#"{"error":"hung"}"#.into())
+        }
+        Some(Fault::Reset) => {
+            // Writing the answer will fail, so the client gets none.
+            conn.kill.store(true, Ordering::SeqCst);
+            json(500, String::new())
+        }
+        Some(Fault::Garbage) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "<html><body>502 Bad Gateway, but said with a 200</body></html>",
+        )
+            .into_response(),
+        Some(Fault::Truncated) => {
+            let full = route.map_or_else(
+                || r#"{"page":{"id":"x","name":"truncated"},"components":[]}"#.to_string(),
+                |r| render(&r.body, &query),
+            );
+            let mut half = full.len() / 2;
+            while !full.is_char_boundary(half) {
+                half -= 1;
+            }
+            json(200, full[..half].to_string())
+        }
+    }
+}
+
+fn status_code(status: u16) -> StatusCode {
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn parse_query(query: &str) -> HashMap<String, String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The body for one request: a JSON array sliced to the asked page, or the
+/// configured body as it is.
+fn render(body: &Body, query: &HashMap<String, String>) -> String {
+    match body {
+        Body::Raw(raw) => raw.clone(),
+        Body::Json(Value::Array(items)) if query.contains_key("page") => {
+            let number = |k: &str| query.get(k).and_then(|v| v.parse::<usize>().ok());
+            let page = number("page").unwrap_or(1).max(1);
+            let per_page = number("per_page")
+                .or_else(|| number("limit"))
+                .unwrap_or(100)
+                .max(1);
+            let slice: Vec<&Value> = items
+                .iter()
+                .skip((page - 1) * per_page)
+                .take(per_page)
+                .collect();
+            serde_json::to_string(&slice).expect("serialize page")
+        }
+        Body::Json(value) => value.to_string(),
+    }
+}
+
+/// A TCP listener whose connections a handler can break: the way to answer
+/// a request with no answer at all.
+struct KillableListener(TcpListener);
+
+/// What a handler knows about its connection: who, and the switch that breaks it.
+#[derive(Debug, Clone)]
+struct Conn {
+    peer: SocketAddr,
+    kill: Arc<AtomicBool>,
+}
+
+struct KillableStream {
+    inner: TcpStream,
+    kill: Arc<AtomicBool>,
+}
+
+impl axum::serve::Listener for KillableListener {
+    type Io = KillableStream;
+    type Addr = Conn;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok((inner, peer)) => {
+                    let kill = Arc::new(AtomicBool::new(false));
+                    let io = KillableStream {
+                        inner,
+                        kill: kill.clone(),
+                    };
+                    return (io, Conn { peer, kill });
+                }
+                // Out of file descriptors and the like: wait, as axum does.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(Conn {
+            peer: self.0.local_addr()?,
+            kill: Arc::default(),
+        })
+    }
+}
+
+impl Connected<IncomingStream<'_, KillableListener>> for Conn {
+    fn connect_info(stream: IncomingStream<'_, KillableListener>) -> Self {
+        stream.remote_addr().clone()
+    }
+}
+
+impl KillableStream {
+    /// Once killed, every read and write fails, and closing sends a reset.
+    fn check(&self) -> io::Result<()> {
+        if self.kill.load(Ordering::SeqCst) {
+            let _ = self.inner.set_zero_linger();
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "killed by the test",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl AsyncRead for KillableStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Err(e) = this.check() {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for KillableStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Err(e) = this.check() {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Err(e) = this.check() {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,7 @@
+//! The one integration-test binary: every module below links against the
+//! library once.
+
+#[macro_use]
+mod common;
+mod fake;
+mod source;
