@@ -452,7 +452,6 @@ fn fetch_error_label(kind: FetchErrorKind) -> String {
         FetchErrorKind::InvalidJson => "invalid_json".into(),
         FetchErrorKind::UnexpectedShape => "unexpected_shape".into(),
         FetchErrorKind::TooLarge => "too_large".into(),
-        _ => "error".into(),
     }
 }
 

@@ -140,11 +140,11 @@ impl Metrics {
         // Show the outcomes at zero from the start, so a dashboard or an
         // alert on "errors > 0" has a series to look at.
         for result in ["ok", "error"] {
-            refreshes.get_or_create(&ResultLabel { result });
-            config_reloads.get_or_create(&ResultLabel { result });
+            let _ = refreshes.get_or_create(&ResultLabel { result });
+            let _ = config_reloads.get_or_create(&ResultLabel { result });
         }
         for outcome in Webhook::ALL {
-            webhooks.get_or_create(&OutcomeLabel {
+            let _ = webhooks.get_or_create(&OutcomeLabel {
                 outcome: outcome.as_str(),
             });
         }

@@ -5,3 +5,4 @@
 mod common;
 mod fake;
 mod source;
+mod serve;
