@@ -55,7 +55,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ConfigArg {
-    /// The mapping file [default: $STATUSMOTD_CONFIG, ./mapping.toml, /etc/statusmotd/mapping.toml]
+    /// The mapping file [default: `$STATUSMOTD_CONFIG`, ./mapping.toml, /etc/statusmotd/mapping.toml]
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -159,7 +159,7 @@ pub enum MappingCommand {
         /// The source to read groups from [default: the only source].
         #[arg(long, value_name = "NAME", conflicts_with = "url")]
         source: Option<String>,
-        /// Read a public status page directly, without a mapping.toml (e.g. https://www.githubstatus.com).
+        /// Read a public status page directly, without a mapping.toml (e.g. `https://www.githubstatus.com`).
         #[arg(long, value_name = "URL")]
         url: Option<String>,
         /// Read groups from a saved snapshot instead of fetching.

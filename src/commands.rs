@@ -75,7 +75,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     let changed = if args.check {
         let changes = pipeline::check(&plan, &out, now);
         for c in &changes {
-            let _ = writeln!(stdout, "would {}", c);
+            let _ = writeln!(stdout, "would {c}");
         }
         !changes.is_empty()
     } else {
@@ -278,8 +278,8 @@ pub fn mapping(cmd: &MappingCommand) -> Result<u8> {
                         config.path.display()
                     )));
                 };
-                let snap = match file {
-                    Some(path) => pipeline::from_file(&config, path)?
+                let snap = if let Some(path) = file {
+                    pipeline::from_file(&config, path)?
                         .sources
                         .remove(&name)
                         .map(|d| d.snapshot)
@@ -288,25 +288,18 @@ pub fn mapping(cmd: &MappingCommand) -> Result<u8> {
                                 "snapshot `{}` holds no source `{name}`",
                                 path.display()
                             ))
-                        })?,
-                    None => {
-                        let fetched = runtime()?.block_on(pipeline::fetch_sources(
-                            &config,
-                            std::slice::from_ref(&name),
-                            &pipeline::fetch_options(&config, Timestamp::now()),
-                        ))?;
-                        match fetched.into_values().next() {
-                            Some(Ok(s)) => s,
-                            Some(Err(e)) => {
-                                return Err(Error::Runtime(format!("source `{name}`: {e}")))
-                            }
-                            None => {
-                                return Err(Error::Runtime(format!(
-                                    "source `{name}` was not fetched"
-                                )))
-                            }
-                        }
-                    }
+                        })?
+                } else {
+                    let fetched = runtime()?.block_on(pipeline::fetch_sources(
+                        &config,
+                        std::slice::from_ref(&name),
+                        &pipeline::fetch_options(&config, Timestamp::now()),
+                    ))?;
+                    fetched
+                        .into_values()
+                        .next()
+                        .unwrap_or_else(|| Err(format!("source `{name}` was not fetched")))
+                        .map_err(|e| Error::Runtime(format!("source `{name}`: {e}")))?
                 };
                 (src, snap)
             };

@@ -385,7 +385,7 @@ pub fn apply(plan: &Plan, dir: &Path, now: Timestamp) -> Result<Vec<Change>> {
     for (name, cluster) in &plan.clusters {
         for file in &cluster.files {
             let written = out.write(&file.rel, &file.bytes, file.newest, now)?;
-            if let Some(action) = action_of(&written) {
+            if let Some(action) = action_of(written) {
                 changes.push(Change {
                     path: display_rel(&file.rel),
                     action,
@@ -401,7 +401,7 @@ pub fn apply(plan: &Plan, dir: &Path, now: Timestamp) -> Result<Vec<Change>> {
     }
     let index = index_json(plan, dir, now);
     let written = out.write(Path::new("index.json"), index.as_bytes(), None, now)?;
-    if let Some(action) = action_of(&written) {
+    if let Some(action) = action_of(written) {
         changes.push(Change {
             path: "index.json".into(),
             action,
@@ -433,7 +433,10 @@ pub fn check(plan: &Plan, dir: &Path, now: Timestamp) -> Vec<Change> {
             let mut gone: Vec<String> = entries
                 .filter_map(std::result::Result::ok)
                 .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.ends_with(".txt") && !cluster.items.contains(n))
+                .filter(|n| {
+                    Path::new(n).extension().is_some_and(|e| e == "txt")
+                        && !cluster.items.contains(n)
+                })
                 .collect();
             gone.sort();
             for n in gone {
@@ -459,7 +462,7 @@ pub fn check(plan: &Plan, dir: &Path, now: Timestamp) -> Vec<Change> {
     changes
 }
 
-fn action_of(w: &Written) -> Option<Action> {
+fn action_of(w: Written) -> Option<Action> {
     match w {
         Written::Created => Some(Action::Created),
         Written::Updated => Some(Action::Updated),
@@ -482,7 +485,6 @@ pub struct IndexEntry {
     pub status: String,
     pub stale: bool,
     pub source: String,
-    pub data_fetched_at: Timestamp,
     pub items: Vec<IndexItem>,
     /// Path (relative to the output directory) -> mtime.
     pub files: BTreeMap<String, Option<Timestamp>>,
@@ -531,7 +533,6 @@ fn index_json(plan: &Plan, dir: &Path, _now: Timestamp) -> String {
                     .first()
                     .map(|s| s.name.clone())
                     .unwrap_or_default(),
-                data_fetched_at: v.generated_at,
                 items,
                 files,
             },

@@ -46,6 +46,7 @@ pub fn prepare(out: Option<&Path>) -> Result<(PathBuf, Config)> {
 /// The bundled page, normalized as a fetch would, fetched at [`now`].
 pub fn data(config: &Config) -> Result<Gathered> {
     let mut snapshot = crate::source::v2::from_payloads(
+        "https://status.example.ac.uk",
         SUMMARY.as_bytes(),
         Some(INCIDENTS.as_bytes()),
         Some(MAINTENANCES.as_bytes()),

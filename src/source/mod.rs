@@ -9,7 +9,7 @@
 
 pub(crate) mod raw;
 mod v1;
-mod v2;
+pub mod v2;
 
 use std::fmt;
 use std::time::Duration;

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 
 use super::raw::{self, RawComponent, RawIncident, RawPage};
-use super::{Expect, FetchError, FetchErrorKind, Http};
+use super::{decode, Expect, FetchError, FetchErrorKind, Http};
 use crate::model::Snapshot;
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,6 +53,34 @@ pub(super) async fn fetch(http: &Http<'_>, url: &str) -> Result<Snapshot, FetchE
         optional(http.get_json::<Maintenances>(&maintenances_url, Expect::Object)),
     )?;
 
+    Ok(normalize(url, summary, incidents, maintenances))
+}
+
+/// Normalizes payloads already at hand, in the shapes of `summary.json`,
+/// `incidents.json` and `scheduled-maintenances.json`: what `statusmotd demo`
+/// renders, through the same code as a live fetch.
+pub fn from_payloads(
+    url: &str,
+    summary: &[u8],
+    incidents: Option<&[u8]>,
+    maintenances: Option<&[u8]>,
+) -> Result<Snapshot, FetchError> {
+    let summary = decode::<Summary>(url, summary, Expect::Object)?;
+    let incidents = incidents
+        .map(|b| decode::<Incidents>(url, b, Expect::Object))
+        .transpose()?;
+    let maintenances = maintenances
+        .map(|b| decode::<Maintenances>(url, b, Expect::Object))
+        .transpose()?;
+    Ok(normalize(url, summary, incidents, maintenances).sanitized())
+}
+
+fn normalize(
+    url: &str,
+    summary: Summary,
+    incidents: Option<Incidents>,
+    maintenances: Option<Maintenances>,
+) -> Snapshot {
     let mut page = summary.page.unwrap_or_default().into_page();
     if page.id.is_empty() {
         page.id = url.trim().trim_end_matches('/').to_string();
@@ -85,13 +113,13 @@ pub(super) async fn fetch(http: &Http<'_>, url: &str) -> Result<Snapshot, FetchE
             .filter_map(|(i, scheduled)| i.into_incident(scheduled)),
     );
 
-    Ok(Snapshot {
+    Snapshot {
         page,
         fetched_at: Timestamp::now(),
         components,
         groups,
         incidents,
-    })
+    }
 }
 
 /// Some pages answer 404 for the incident lists; the summary alone still

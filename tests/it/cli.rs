@@ -10,7 +10,7 @@ use assert_cmd::Command;
 use serde_json::{json, Value};
 
 use crate::common::shared_fixture;
-use crate::fake::{Fault, FakeStatuspage};
+use crate::fake::{FakeStatuspage, Fault};
 
 /// A temporary site: a directory holding `mapping.toml`, `out/` and `state/`.
 pub struct Site {
@@ -96,6 +96,15 @@ fn json_fixture(name: &str) -> Option<Value> {
     shared_fixture(name).map(|t| serde_json::from_str(&t).unwrap())
 }
 
+/// A fake page serving `summary` as `summary.json`, and a site whose
+/// mapping points at it with `clusters`.
+fn v2_site(summary: Value, clusters: &str) -> (FakeStatuspage, Site) {
+    let fake = FakeStatuspage::spawn();
+    fake.set_json("/api/v2/summary.json", summary);
+    let site = Site::new(&v2_mapping(&fake.url(), clusters));
+    (fake, site)
+}
+
 /// Renders one cluster with `--now` and returns its MOTD.
 fn render_motd(site: &Site, cluster: &str, now: &str) -> String {
     let o = site.run(&["render", "--now", now]);
@@ -126,7 +135,11 @@ fn demo_shows_a_motd_and_the_files_written() {
     let archer2 = fs::read_to_string(out.join("archer2/motd")).unwrap();
     assert!(archer2.contains("https://stspg.io/demo01"));
     assert!(!archer2.contains("52;c"), "{archer2}");
-    assert_eq!(fs::read_to_string(out.join("tursa/motd")).unwrap(), "", "nothing concerns tursa");
+    assert_eq!(
+        fs::read_to_string(out.join("tursa/motd")).unwrap(),
+        "",
+        "nothing concerns tursa"
+    );
     // A second run writes nothing.
     let again = Command::cargo_bin("statusmotd")
         .unwrap()
@@ -139,22 +152,26 @@ fn demo_shows_a_motd_and_the_files_written() {
 
 #[test]
 fn fixture_github_summary_during_an_incident() {
-    let Some(summary) = json_fixture("v2-summary-github-incident.json") else { return };
-    let fake = FakeStatuspage::spawn();
-    fake.set_json("/api/v2/summary.json", summary);
-    let site = Site::new(&v2_mapping(
-        &fake.url(),
+    let Some(summary) = json_fixture("v2-summary-github-incident.json") else {
+        return;
+    };
+    let (_fake, site) = v2_site(
+        summary,
         r#"[clusters.packages]
 components = ["Packages"]
 
 [clusters.git]
 components = ["Git Operations"]
 "#,
-    ));
+    );
     let motd = render_motd(&site, "packages", "2022-11-25T16:00:00Z");
     insta::assert_snapshot!("github_summary_packages", motd);
     assert!(motd.contains("Incident with Packages and Pages"));
-    assert_eq!(site.read("git/motd"), "", "the incident names Packages and Pages only");
+    assert_eq!(
+        site.read("git/motd"),
+        "",
+        "the incident names Packages and Pages only"
+    );
 }
 
 #[test]
@@ -184,11 +201,11 @@ components = ["Actions"]
 
 #[test]
 fn fixture_docs_example_with_maintenance() {
-    let Some(summary) = json_fixture("v2-summary-docs-example-maintenance.json") else { return };
-    let fake = FakeStatuspage::spawn();
-    fake.set_json("/api/v2/summary.json", summary);
-    let site = Site::new(&v2_mapping(
-        &fake.url(),
+    let Some(summary) = json_fixture("v2-summary-docs-example-maintenance.json") else {
+        return;
+    };
+    let (_fake, site) = v2_site(
+        summary,
         r#"[clusters.api]
 components = ["API"]
 
@@ -196,7 +213,7 @@ components = ["API"]
 components = ["Management Portal"]
 page_wide = false
 "#,
-    ));
+    );
     // 15:00 in the page's -06:00 zone: the web tier recycle is in progress,
     // the network maintenance three days ahead.
     let motd = render_motd(&site, "api", "2014-05-14T21:00:00Z");
@@ -206,12 +223,17 @@ page_wide = false
     assert!(motd.contains("Network Maintenance"));
     let portal = site.read("portal/motd");
     insta::assert_snapshot!("docs_example_portal", portal);
-    assert!(!portal.contains("Unplanned Database Outage"), "page_wide = false");
+    assert!(
+        !portal.contains("Unplanned Database Outage"),
+        "page_wide = false"
+    );
 }
 
 #[test]
 fn fixture_hashicorp_groups() {
-    let Some(components) = json_fixture("v2-components-hashicorp-groups.json") else { return };
+    let Some(components) = json_fixture("v2-components-hashicorp-groups.json") else {
+        return;
+    };
     let fake = FakeStatuspage::spawn();
     fake.set_json(
         "/api/v2/summary.json",
@@ -246,7 +268,10 @@ fn fixture_v1_manage_api() {
     let fake = FakeStatuspage::spawn();
     let id = page["id"].as_str().unwrap().to_owned();
     fake.set_json(&format!("/pages/{id}"), page);
-    fake.set_json(&format!("/pages/{id}/components"), incident["components"].clone());
+    fake.set_json(
+        &format!("/pages/{id}/components"),
+        incident["components"].clone(),
+    );
     fake.set_json(&format!("/pages/{id}/component-groups"), json!([group]));
     fake.set_json(&format!("/pages/{id}/incidents"), json!([incident]));
     for list in ["unresolved", "upcoming", "active_maintenance"] {
@@ -279,13 +304,27 @@ components = ["Payment Service"]
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(fake.last_authorization().as_deref(), Some("OAuth k-7f3a9c-secret"));
+    assert_eq!(
+        fake.last_authorization().as_deref(),
+        Some("OAuth k-7f3a9c-secret")
+    );
     let backend = site.read("backend/motd");
     assert_terminal_safe(&backend);
     insta::assert_snapshot!("v1_backend", backend);
-    // The update names "Backend - Fraud Detection Service"; matching is by id.
-    assert!(backend.contains("Fraud Detection Service"), "{backend}");
-    assert!(site.read("payments/motd").contains("resolved") || site.read("payments/motd").contains("RESOLVED"));
+    assert!(backend.contains("API Gateway Timeout Errors"), "{backend}");
+    // The update names "Backend - Fraud Detection Service"; matching is by id,
+    // so the snippet lists the component under its own name, in this cluster.
+    let snippet = site.read("backend/items/incident-f5v3b6dr7k53.txt");
+    assert_terminal_safe(&snippet);
+    insta::assert_snapshot!("v1_backend_item", snippet);
+    assert!(snippet.contains("Fraud Detection Service"), "{snippet}");
+    assert!(
+        !snippet.contains("Payment Service"),
+        "not in this cluster: {snippet}"
+    );
+    assert!(site
+        .read("payments/motd")
+        .contains("API Gateway Timeout Errors"));
 }
 
 impl Site {
@@ -299,10 +338,8 @@ impl Site {
 
 fn docs_site() -> Option<(FakeStatuspage, Site)> {
     let summary = json_fixture("v2-summary-docs-example-maintenance.json")?;
-    let fake = FakeStatuspage::spawn();
-    fake.set_json("/api/v2/summary.json", summary);
-    let site = Site::new(&v2_mapping(
-        &fake.url(),
+    let (fake, site) = v2_site(
+        summary,
         r#"[clusters.api]
 components = ["API"]
 
@@ -310,7 +347,7 @@ components = ["API"]
 components = ["Management Portal"]
 page_wide = false
 "#,
-    ));
+    );
     Some((fake, site))
 }
 
@@ -318,12 +355,21 @@ const DOCS_NOW: &str = "2014-05-14T21:00:00Z";
 
 #[test]
 fn render_check_reports_what_would_change_and_writes_nothing() {
-    let Some((_fake, site)) = docs_site() else { return };
+    let Some((_fake, site)) = docs_site() else {
+        return;
+    };
     let o = site.run(&["render", "--check", "--now", DOCS_NOW]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
-    assert!(stdout(&o).contains("would created api/motd") || stdout(&o).contains("would create"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("would created api/motd") || stdout(&o).contains("would create"),
+        "{}",
+        stdout(&o)
+    );
     assert!(!site.out("").exists(), "--check must write nothing");
-    assert!(!site.path().join("state").exists(), "--check must not keep state");
+    assert!(
+        !site.path().join("state").exists(),
+        "--check must not keep state"
+    );
 
     let o = site.run(&["render", "--now", DOCS_NOW]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -331,15 +377,17 @@ fn render_check_reports_what_would_change_and_writes_nothing() {
     let o = site.run(&["render", "--check", "--now", DOCS_NOW]);
     assert_eq!(code(&o), 0, "nothing changes: {}", stdout(&o));
     assert_eq!(stdout(&o), "");
-    // A later `now` moves the upcoming maintenance's "in 3 days": a change.
-    let o = site.run(&["render", "--check", "--now", "2014-05-15T21:00:00Z"]);
+    // Weeks earlier, the network maintenance is outside the 7-day window.
+    let o = site.run(&["render", "--check", "--now", "2014-05-01T00:00:00Z"]);
     assert_eq!(code(&o), 1);
     assert!(stdout(&o).contains("api/motd"));
 }
 
 #[test]
 fn render_twice_with_the_same_now_is_byte_identical_and_untouched() {
-    let Some((_fake, site)) = docs_site() else { return };
+    let Some((_fake, site)) = docs_site() else {
+        return;
+    };
     assert_eq!(code(&site.run(&["render", "--now", DOCS_NOW])), 0);
     let meta = fs::metadata(site.out("api/motd")).unwrap();
     let bytes = site.read("api/motd");
@@ -355,27 +403,69 @@ fn render_twice_with_the_same_now_is_byte_identical_and_untouched() {
 
 #[test]
 fn gate_exit_codes() {
-    let Some((fake, site)) = docs_site() else { return };
+    let Some((fake, site)) = docs_site() else {
+        return;
+    };
     let snap = site.path().join("snap.json");
     let o = site.run(&["fetch", "--save", snap.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let snap = snap.to_str().unwrap();
     // A page-wide incident and maintenance in progress block `api`.
-    let o = site.run(&["gate", "api", "--snapshot", snap, "--now", DOCS_NOW, "--max-age", "1000000d"]);
+    let o = site.run(&[
+        "gate",
+        "api",
+        "--snapshot",
+        snap,
+        "--now",
+        DOCS_NOW,
+        "--max-age",
+        "1000000d",
+    ]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
-    assert!(stdout(&o).contains("Unplanned Database Outage"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("Unplanned Database Outage"),
+        "{}",
+        stdout(&o)
+    );
     // `portal` ignores page-wide incidents; its component is down, which blocks
     // only with --block-on degraded.
-    let o = site.run(&["gate", "portal", "--snapshot", snap, "--now", DOCS_NOW, "--max-age", "1000000d"]);
+    let o = site.run(&[
+        "gate",
+        "portal",
+        "--snapshot",
+        snap,
+        "--now",
+        DOCS_NOW,
+        "--max-age",
+        "1000000d",
+    ]);
     assert_eq!(code(&o), 0, "{}", stdout(&o));
     let o = site.run(&[
-        "gate", "portal", "--snapshot", snap, "--now", DOCS_NOW, "--max-age", "1000000d", "--block-on", "degraded",
+        "gate",
+        "portal",
+        "--snapshot",
+        snap,
+        "--now",
+        DOCS_NOW,
+        "--max-age",
+        "1000000d",
+        "--block-on",
+        "degraded",
     ]);
     assert_eq!(code(&o), 1);
     assert!(stdout(&o).contains("Management Portal"));
     // The snapshot was fetched now; as of 2014 it is not "old", but as of a
     // day after the fetch it is older than 1h.
-    let o = site.run(&["gate", "api", "--snapshot", snap, "--max-age", "1h", "--now", "2099-01-01T00:00:00Z"]);
+    let o = site.run(&[
+        "gate",
+        "api",
+        "--snapshot",
+        snap,
+        "--max-age",
+        "1h",
+        "--now",
+        "2099-01-01T00:00:00Z",
+    ]);
     assert_eq!(code(&o), 4, "{}", stdout(&o));
     // No data at all: upstream down and nothing kept.
     fake.fault(Fault::Status(500));
@@ -385,7 +475,9 @@ fn gate_exit_codes() {
 
 #[test]
 fn faults_leave_every_file_byte_identical_and_say_why() {
-    let Some((fake, site)) = docs_site() else { return };
+    let Some((fake, site)) = docs_site() else {
+        return;
+    };
     let now = jiff::Timestamp::now().to_string();
     let o = site.run(&["render", "--now", &now]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -399,12 +491,24 @@ fn faults_leave_every_file_byte_identical_and_say_why() {
         .collect();
     let faults = [
         (Fault::Status(500), "500"),
-        (Fault::RateLimited { status: 420, retry_after: "1".into() }, "420"),
-        (Fault::RateLimited { status: 429, retry_after: "1".into() }, "429"),
+        (
+            Fault::RateLimited {
+                status: 420,
+                retry_after: "1".into(),
+            },
+            "420",
+        ),
+        (
+            Fault::RateLimited {
+                status: 429,
+                retry_after: "1".into(),
+            },
+            "429",
+        ),
         (Fault::Garbage, "invalid JSON"),
         (Fault::Truncated, "invalid JSON"),
         (Fault::Hang, "timed out"),
-        (Fault::Reset, "summary.json"),
+        (Fault::Reset, "connection reset"),
     ];
     for (fault, says) in faults {
         fake.fault(fault);
@@ -417,18 +521,28 @@ fn faults_leave_every_file_byte_identical_and_say_why() {
         for (f, (text, mtime, ino)) in files.iter().zip(&before) {
             let m = fs::metadata(site.out(f)).unwrap();
             assert_eq!(&site.read(f), text, "{f} changed during {says}");
-            assert_eq!((m.mtime(), m.ino()), (*mtime, *ino), "{f} touched during {says}");
+            assert_eq!(
+                (m.mtime(), m.ino()),
+                (*mtime, *ino),
+                "{f} touched during {says}"
+            );
         }
     }
 }
 
 #[test]
 fn no_data_and_no_state_exits_1_and_writes_nothing() {
-    let Some((fake, site)) = docs_site() else { return };
+    let Some((fake, site)) = docs_site() else {
+        return;
+    };
     fake.fault(Fault::Status(503));
     let o = site.run(&["render"]);
     assert_eq!(code(&o), 1);
-    assert!(stderr(&o).contains("no earlier good snapshot"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no earlier good snapshot"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!site.out("api/motd").exists());
 }
 
@@ -466,26 +580,47 @@ fn config_error_unsafe_cluster_names() {
 
 #[test]
 fn config_error_unknown_and_ambiguous_names() {
-    let Some(components) = json_fixture("v2-components-hashicorp-groups.json") else { return };
+    let Some(components) = json_fixture("v2-components-hashicorp-groups.json") else {
+        return;
+    };
     let fake = FakeStatuspage::spawn();
-    fake.set_json("/api/v2/summary.json", json!({"page": components["page"], "components": components["components"]}));
-    let site = Site::new(&v2_mapping(&fake.url(), "[clusters.hpc1]\ngroups = [\"Terraform Clod\"]\n"));
+    fake.set_json(
+        "/api/v2/summary.json",
+        json!({"page": components["page"], "components": components["components"]}),
+    );
+    let site = Site::new(&v2_mapping(
+        &fake.url(),
+        "[clusters.hpc1]\ngroups = [\"Terraform Clod\"]\n",
+    ));
     let o = site.run(&["render"]);
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("hpc1") && err.contains("Terraform Clod") && err.contains("Terraform Cloud"), "{err}");
+    assert!(
+        err.contains("hpc1") && err.contains("Terraform Clod") && err.contains("Terraform Cloud"),
+        "{err}"
+    );
 
     // Two components share a name only in data we make: duplicate one.
     let mut rows = components["components"].as_array().unwrap().clone();
     let mut twin = rows.iter().find(|c| c["name"] == "Vault").unwrap().clone();
     twin["id"] = json!("twinvault0001");
     rows.push(twin);
-    fake.set_json("/api/v2/summary.json", json!({"page": components["page"], "components": rows}));
-    fs::write(site.path().join("mapping.toml"), v2_mapping(&fake.url(), "[clusters.hpc2]\ncomponents = [\"Vault\"]\n")).unwrap();
+    fake.set_json(
+        "/api/v2/summary.json",
+        json!({"page": components["page"], "components": rows}),
+    );
+    fs::write(
+        site.path().join("mapping.toml"),
+        v2_mapping(&fake.url(), "[clusters.hpc2]\ncomponents = [\"Vault\"]\n"),
+    )
+    .unwrap();
     let o = site.run(&["render"]);
     assert_eq!(code(&o), 3);
     let err = stderr(&o);
-    assert!(err.contains("hpc2") && err.contains("ambiguous") && err.contains("twinvault0001"), "{err}");
+    assert!(
+        err.contains("hpc2") && err.contains("ambiguous") && err.contains("twinvault0001"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -495,7 +630,11 @@ fn config_error_missing_secret_names_the_variable_never_a_secret() {
     );
     let o = site.run(&["render"]);
     assert_eq!(code(&o), 3);
-    assert!(stderr(&o).contains("STATUSMOTD_TEST_MISSING_KEY"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("STATUSMOTD_TEST_MISSING_KEY"),
+        "{}",
+        stderr(&o)
+    );
 
     // With the key set but upstream refusing it, the key appears nowhere.
     let fake = FakeStatuspage::spawn();
@@ -505,7 +644,10 @@ fn config_error_missing_secret_names_the_variable_never_a_secret() {
         format!("[settings]\nretries = 0\n\n[sources.hpc]\nkind = \"statuspage\"\npage_id = \"abc\"\napi_key = {{ env = \"STATUSMOTD_TEST_KEY\" }}\napi_base = \"{}\"\n\n[clusters.a]\ngroups = [\"x\"]\n", fake.url()),
     )
     .unwrap();
-    let o = site.cmd_with_env("STATUSMOTD_TEST_KEY", "sekrit-4242-token").output().unwrap();
+    let o = site
+        .cmd_with_env("STATUSMOTD_TEST_KEY", "sekrit-4242-token")
+        .output()
+        .unwrap();
     assert_ne!(code(&o), 0);
     let all = format!("{}{}", stdout(&o), stderr(&o));
     assert!(all.contains("401"), "{all}");
@@ -519,4 +661,140 @@ fn the_shipped_mapping_and_templates_load() {
     assert!(!config.clusters.is_empty());
     let renderer = statusmotd::render::Renderer::new(Some(&root.join("templates"))).unwrap();
     assert!(renderer.template_names().iter().any(|n| n == "motd.txt.j2"));
+}
+
+#[test]
+fn stale_data_is_marked_after_stale_after_and_said_on_stderr() {
+    let Some((fake, site)) = docs_site() else {
+        return;
+    };
+    assert_eq!(code(&site.run(&["render"])), 0);
+    let fresh = site.read("api/motd");
+    assert!(!fresh.contains("could not be reached"));
+    fake.fault(Fault::Status(500));
+    // An hour later (stale_after defaults to 30m) with upstream still down.
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    let o = site.run(&["render", "--now", &later]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("last good snapshot"), "{}", stderr(&o));
+    let stale = site.read("api/motd");
+    assert!(stale.contains("status data is 1h old"), "{stale}");
+    assert!(
+        stale.contains("Unplanned Database Outage"),
+        "the news is kept: {stale}"
+    );
+}
+
+#[test]
+fn a_cluster_whose_names_stop_resolving_keeps_its_files_while_others_render() {
+    let Some((_fake, site)) = docs_site() else {
+        return;
+    };
+    assert_eq!(code(&site.run(&["render", "--now", DOCS_NOW])), 0);
+    let portal = site.read("portal/motd");
+    let mapping = fs::read_to_string(site.path().join("mapping.toml")).unwrap();
+    fs::write(
+        site.path().join("mapping.toml"),
+        mapping.replace(
+            "components = [\"Management Portal\"]",
+            "components = [\"Management Portl\"]",
+        ),
+    )
+    .unwrap();
+    let o = site.run(&["render", "--now", "2014-05-01T00:00:00Z"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("portal") && stderr(&o).contains("Management Portl"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(site.read("portal/motd"), portal, "left as it was");
+    assert!(
+        stdout(&o).contains("updated api/motd"),
+        "api still rendered: {}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn show_prints_one_motd_and_writes_nothing() {
+    let Some((_fake, site)) = docs_site() else {
+        return;
+    };
+    let o = site.run(&["show", "api", "--now", DOCS_NOW]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("== api: Major outage"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!site.out("").exists());
+    let o = site.run(&["show", "nope"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("`api`"),
+        "lists known clusters: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn fetch_save_then_render_from_the_snapshot_gives_the_same_bytes() {
+    let Some((fake, site)) = docs_site() else {
+        return;
+    };
+    let snap = site.path().join("snap.json");
+    assert_eq!(
+        code(&site.run(&["fetch", "--save", snap.to_str().unwrap()])),
+        0
+    );
+    fake.fault(Fault::Hang);
+    let o = site.run(&[
+        "render",
+        "--snapshot",
+        snap.to_str().unwrap(),
+        "--now",
+        DOCS_NOW,
+    ]);
+    assert_eq!(code(&o), 0, "no fetch with --snapshot: {}", stderr(&o));
+    let from_file = site.read("api/motd");
+    fake.clear_faults();
+    fs::remove_dir_all(site.out("")).unwrap();
+    assert_eq!(code(&site.run(&["render", "--now", DOCS_NOW])), 0);
+    assert_eq!(site.read("api/motd"), from_file);
+}
+
+#[test]
+fn mapping_init_and_check_against_a_page_with_groups() {
+    let Some(components) = json_fixture("v2-components-hashicorp-groups.json") else {
+        return;
+    };
+    let fake = FakeStatuspage::spawn();
+    fake.set_json(
+        "/api/v2/summary.json",
+        json!({"page": components["page"], "components": components["components"]}),
+    );
+    let site = Site::new("");
+    let o = site.run(&["mapping", "init", "--url", &fake.url()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let skeleton = stdout(&o);
+    assert!(
+        skeleton.contains("[clusters.terraform-cloud]"),
+        "{skeleton}"
+    );
+    assert!(
+        skeleton.contains("groups = [\"Terraform Cloud\"]"),
+        "{skeleton}"
+    );
+    // The skeleton is a working mapping: check resolves every name.
+    fs::write(site.path().join("mapping.toml"), &skeleton).unwrap();
+    let o = site.run(&["mapping", "check"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    // Drop one cluster: check names the group nobody maps.
+    let fewer = skeleton.replace("groups = [\"Terraform Cloud\"]", "components = [\"Vault\"]");
+    assert_ne!(fewer, skeleton);
+    fs::write(site.path().join("mapping.toml"), fewer).unwrap();
+    let o = site.run(&["mapping", "check"]);
+    assert_eq!(code(&o), 0, "unmapped groups are news, not errors");
+    assert!(stdout(&o).contains("`Terraform Cloud`"), "{}", stdout(&o));
 }

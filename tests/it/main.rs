@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod common;
+mod cli;
 mod fake;
 mod source;
 mod serve;
