@@ -53,8 +53,14 @@ impl std::fmt::Debug for Live {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Live")
             .field("config", &self.config.path)
-            .field("webhook_token", &self.webhook_token.as_ref().map(|_| "<hidden>"))
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "<hidden>"))
+            .field(
+                "webhook_token",
+                &self.webhook_token.as_ref().map(|_| "<hidden>"),
+            )
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<hidden>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -129,7 +135,7 @@ enum RenderMsg {
     /// A fetch finished; render with its result.
     Fetched {
         source: String,
-        result: std::result::Result<Snapshot, String>,
+        result: std::result::Result<Box<Snapshot>, String>,
         waiters: Vec<Waiter>,
     },
     /// The configuration or templates changed (or the process started):
@@ -380,29 +386,26 @@ impl Coordinator {
             reasons.push("nothing has been rendered yet".to_owned());
         }
         for name in live.used_sources() {
-            match data.sources.get(&name) {
-                Some(d) => {
-                    let age = now.duration_since(d.snapshot.fetched_at);
-                    if age > stale_after {
-                        let why = d
-                            .fetch_error
-                            .as_deref()
-                            .map(|e| format!(": {e}"))
-                            .unwrap_or_default();
-                        reasons.push(format!(
-                            "source `{name}`: the last good fetch was {} ago, more than `stale_after` ({}){why}",
-                            short_duration(age),
-                            short_duration(stale_after)
-                        ));
-                    }
-                }
-                None => {
-                    let why = data
-                        .missing
-                        .get(&name)
-                        .map_or("not fetched yet", String::as_str);
-                    reasons.push(format!("source `{name}`: no data: {why}"));
-                }
+            let Some(d) = data.sources.get(&name) else {
+                let why = data
+                    .missing
+                    .get(&name)
+                    .map_or("not fetched yet", String::as_str);
+                reasons.push(format!("source `{name}`: no data: {why}"));
+                continue;
+            };
+            let age = now.duration_since(d.snapshot.fetched_at);
+            if age > stale_after {
+                let why = d
+                    .fetch_error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default();
+                reasons.push(format!(
+                    "source `{name}`: the last good fetch was {} ago, more than `stale_after` ({}){why}",
+                    short_duration(age),
+                    short_duration(stale_after)
+                ));
             }
         }
         reasons.extend(health.errors);
@@ -413,7 +416,11 @@ impl Coordinator {
         }
     }
 
-    async fn fetch(&self, src: &SourceConfig, config: &Config) -> std::result::Result<Snapshot, String> {
+    async fn fetch(
+        &self,
+        src: &SourceConfig,
+        config: &Config,
+    ) -> std::result::Result<Snapshot, String> {
         let started = Instant::now();
         let endpoint = match pipeline::endpoint(src) {
             Ok(e) => e,
@@ -543,7 +550,7 @@ async fn source_worker(c: Arc<Coordinator>, q: Arc<SourceQueue>) {
         let result = match live.config.sources.get(&q.name) {
             Some(src) => tokio::select! {
                 () = c.cancel.cancelled() => return,
-                r = c.fetch(src, &live.config) => r,
+                r = c.fetch(src, &live.config) => r.map(Box::new),
             },
             None => Err(format!("no source `{}` is configured", q.name)),
         };
@@ -591,8 +598,8 @@ async fn renderer_task(
                     match result {
                         Ok(snap) => {
                             c.metrics.good_fetch(&source, snap.fetched_at);
-                            good.push((source, snap.clone()));
-                            state.snapshot = Some(snap);
+                            good.push((source, (*snap).clone()));
+                            state.snapshot = Some(*snap);
                             state.error = None;
                         }
                         Err(e) => {
@@ -613,7 +620,9 @@ async fn renderer_task(
             let (live, data) = (live.clone(), data.clone());
             tokio::task::spawn_blocking(move || {
                 for (name, snap) in &good {
-                    if let Err(e) = snapshot::save_state(&live.config.settings.state_dir, name, snap) {
+                    if let Err(e) =
+                        snapshot::save_state(&live.config.settings.state_dir, name, snap)
+                    {
                         tracing::warn!("cannot keep the snapshot of source `{name}`: {e}");
                     }
                 }
@@ -701,8 +710,8 @@ async fn on_change_task(c: Arc<Coordinator>) {
             () = c.on_change_wake.notified() => {}
         }
         let clusters = std::mem::take(&mut *lock(&c.changed_clusters));
-        let argv = c.live().config.server.on_change.clone();
-        let Some((program, args)) = argv.split_first() else {
+        let command = c.live().config.server.on_change.clone();
+        let Some((program, args)) = command.split_first() else {
             continue;
         };
         if clusters.is_empty() {

@@ -1,5 +1,5 @@
-//! What `serve` counts, and `GET /metrics` in the Prometheus (OpenMetrics)
-//! text format: refreshes, upstream fetches and their duration, webhooks by
+//! What `serve` counts, and `GET /metrics` in the Prometheus text format
+//! (`OpenMetrics`): refreshes, upstream fetches and their duration, webhooks by
 //! outcome, the last good fetch per source, render duration, files written,
 //! configuration reloads and `on_change` runs.
 //!
@@ -102,11 +102,7 @@ impl Metrics {
             fetch_duration.clone(),
         );
         let webhooks = Family::<OutcomeLabel, Counter>::default();
-        registry.register(
-            "webhooks",
-            "Webhook requests, by outcome",
-            webhooks.clone(),
-        );
+        registry.register("webhooks", "Webhook requests, by outcome", webhooks.clone());
         let last_good_fetch = Family::<SourceLabel, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "last_good_fetch_timestamp_seconds",
@@ -287,9 +283,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("statusmotd_webhooks_total{outcome=\"wrong_token\"} 0"));
-        assert!(text.contains(
-            "statusmotd_upstream_fetches_total{source=\"hpc\",result=\"status_500\"} 1"
-        ));
+        assert!(text
+            .contains("statusmotd_upstream_fetches_total{source=\"hpc\",result=\"status_500\"} 1"));
         assert!(text.contains("statusmotd_config_reloads_total{result=\"error\"} 1"));
         assert!(text.ends_with("# EOF\n"));
     }

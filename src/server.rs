@@ -53,7 +53,11 @@ pub type AppState = Arc<Coordinator>;
 /// snapshots, then refreshes) and the file watcher on `tracker`. Must be
 /// called within a Tokio runtime. Fails when a template or a `[server]`
 /// token cannot be read.
-pub fn start(config: Config, cancel: &CancellationToken, tracker: &TaskTracker) -> Result<AppState> {
+pub fn start(
+    config: Config,
+    cancel: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<AppState> {
     let live = Live::new(config)?;
     if live.webhook_token.is_none() {
         tracing::warn!(
@@ -291,7 +295,10 @@ async fn webhook(
         Ok(v) => v,
         Err(e) => {
             c.metrics.webhook(Webhook::NotJson);
-            return error(StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}"));
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not JSON: {e}"),
+            );
         }
     };
     let page = webhook_page_id(&payload);
@@ -504,8 +511,7 @@ async fn gate(
             cluster.name, view.data_age
         ));
     }
-    let reasons =
-        crate::commands::gate_reasons(&view, &[BlockOn::Incident, BlockOn::Maintenance]);
+    let reasons = crate::commands::gate_reasons(&view, &[BlockOn::Incident, BlockOn::Maintenance]);
     if reasons.is_empty() {
         (StatusCode::OK, Json(json!({ "clear": true }))).into_response()
     } else {

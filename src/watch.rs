@@ -132,8 +132,8 @@ pub fn spawn(c: Arc<Coordinator>, cancel: CancellationToken, tracker: &TaskTrack
         let _ = tx.send(event);
     })
     .map_err(|e| Error::Runtime(format!("cannot start the file watcher: {e}")))?;
-    let mut watched = Watched::default();
-    watched.update(&mut watcher, &c.live());
+    let mut watching = Watched::default();
+    watching.update(&mut watcher, &c.live());
     tracker.spawn(async move {
         loop {
             let event = tokio::select! {
@@ -144,7 +144,7 @@ pub fn spawn(c: Arc<Coordinator>, cancel: CancellationToken, tracker: &TaskTrack
                 },
             };
             let mut relevant = match event {
-                Ok(e) => watched.concerns(&e),
+                Ok(e) => watching.concerns(&e),
                 Err(e) => {
                     tracing::warn!("file watcher: {e}");
                     false
@@ -161,14 +161,14 @@ pub fn spawn(c: Arc<Coordinator>, cancel: CancellationToken, tracker: &TaskTrack
                     () = &mut settle => break,
                     () = cancel.cancelled() => return,
                     e = rx.recv() => match e {
-                        Some(Ok(e)) => relevant |= watched.concerns(&e),
+                        Some(Ok(e)) => relevant |= watching.concerns(&e),
                         Some(Err(_)) => {}
                         None => break,
                     },
                 }
             }
             if relevant && reload(&c, "file changed").await {
-                watched.update(&mut watcher, &c.live());
+                watching.update(&mut watcher, &c.live());
             }
         }
         drop(watcher);

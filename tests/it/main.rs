@@ -5,5 +5,5 @@
 mod common;
 mod cli;
 mod fake;
-mod source;
 mod serve;
+mod source;

@@ -2,6 +2,7 @@
 //! the real binary end to end against the fake Statuspage (webhooks, bursts,
 //! upstream failures, restarts, reloads by rename, shutdown, logs).
 
+use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
@@ -63,10 +64,12 @@ fn mapping(url: &str, s: &Settings) -> String {
         server.push_str("refresh_token = { file = \"refresh-token\" }\n");
     }
     if let Some(log) = &s.on_change {
-        server.push_str(&format!(
-            "on_change = [\"sh\", \"-c\", \"echo \\\"$STATUSMOTD_CHANGED_CLUSTERS\\\" >> '{}'\"]\n",
+        writeln!(
+            server,
+            "on_change = [\"sh\", \"-c\", \"echo \\\"$STATUSMOTD_CHANGED_CLUSTERS\\\" >> '{}'\"]",
             log.display()
-        ));
+        )
+        .unwrap();
     }
     let extra = if s.extra_cluster {
         "[clusters.gamma]\nsource = \"hpc\"\ncomponents = [\"Login nodes\"]\n"
@@ -157,7 +160,11 @@ impl Site {
     fn new(url: &str, settings: &Settings) -> Site {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("mapping.toml"), mapping(url, settings)).unwrap();
-        fs::write(dir.path().join("webhook-token"), format!("{WEBHOOK_TOKEN}\n")).unwrap();
+        fs::write(
+            dir.path().join("webhook-token"),
+            format!("{WEBHOOK_TOKEN}\n"),
+        )
+        .unwrap();
         fs::write(dir.path().join("refresh-token"), REFRESH_TOKEN).unwrap();
         fs::write(dir.path().join("api-key"), API_KEY).unwrap();
         Site { dir }
@@ -218,7 +225,10 @@ impl App {
     }
 
     async fn send(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-        let resp = server::router(self.state.clone()).oneshot(req).await.unwrap();
+        let resp = server::router(self.state.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
@@ -291,10 +301,7 @@ async fn webhook_answers_by_token_body_and_size() {
             app.webhook("wh7Kq2ZpX9vLm5", payload.clone()).await,
             StatusCode::NOT_FOUND
         );
-        assert_eq!(
-            app.webhook("wh7Kq2", payload).await,
-            StatusCode::NOT_FOUND
-        );
+        assert_eq!(app.webhook("wh7Kq2", payload).await, StatusCode::NOT_FOUND);
     }
     assert_eq!(
         app.webhook(WEBHOOK_TOKEN, "<html>not json</html>").await,
@@ -306,10 +313,7 @@ async fn webhook_answers_by_token_body_and_size() {
         StatusCode::PAYLOAD_TOO_LARGE
     );
     // The wrong token wins over a bad body: nothing tells a prober more.
-    assert_eq!(
-        app.webhook("nope", "not json").await,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(app.webhook("nope", "not json").await, StatusCode::NOT_FOUND);
 
     let (status, headers, body) = app.get("/metrics").await;
     assert_eq!(status, StatusCode::OK);
@@ -318,10 +322,22 @@ async fn webhook_answers_by_token_body_and_size() {
         .unwrap()
         .starts_with("application/openmetrics-text"));
     let text = String::from_utf8(body).unwrap();
-    assert!(text.contains("statusmotd_webhooks_total{outcome=\"accepted\"} 3"), "{text}");
-    assert!(text.contains("statusmotd_webhooks_total{outcome=\"wrong_token\"} 7"), "{text}");
-    assert!(text.contains("statusmotd_webhooks_total{outcome=\"not_json\"} 1"), "{text}");
-    assert!(text.contains("statusmotd_webhooks_total{outcome=\"too_large\"} 1"), "{text}");
+    assert!(
+        text.contains("statusmotd_webhooks_total{outcome=\"accepted\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("statusmotd_webhooks_total{outcome=\"wrong_token\"} 7"),
+        "{text}"
+    );
+    assert!(
+        text.contains("statusmotd_webhooks_total{outcome=\"not_json\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("statusmotd_webhooks_total{outcome=\"too_large\"} 1"),
+        "{text}"
+    );
     app.stop().await;
 }
 
@@ -331,12 +347,21 @@ async fn webhook_refreshes_only_the_source_its_page_names() {
     let site = Site::new(&fake.url(), &Settings::default());
     let app = App::start(&site);
     app.ready().await;
-    let (v1, v2) = (fake.requests_to(V1_COMPONENTS), fake.requests_to(V2_SUMMARY));
+    let (v1, v2) = (
+        fake.requests_to(V1_COMPONENTS),
+        fake.requests_to(V2_SUMMARY),
+    );
 
     // `page.id` of the documented example is the manage source's page.
     let payload = shared_fixture!("webhook-component-docs-example.json");
-    assert_eq!(app.webhook(WEBHOOK_TOKEN, payload).await, StatusCode::ACCEPTED);
-    eventually("a fetch of `hpc`", 10, || fake.requests_to(V1_COMPONENTS) > v1).await;
+    assert_eq!(
+        app.webhook(WEBHOOK_TOKEN, payload).await,
+        StatusCode::ACCEPTED
+    );
+    eventually("a fetch of `hpc`", 10, || {
+        fake.requests_to(V1_COMPONENTS) > v1
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(fake.requests_to(V2_SUMMARY), v2, "`pub` was not named");
 
@@ -352,7 +377,10 @@ async fn webhook_refreshes_only_the_source_its_page_names() {
     assert_eq!(fake.requests_to(V1_COMPONENTS), v1, "`hpc` was not named");
 
     // A page nobody configured, or none at all: refresh everything.
-    let (v1, v2) = (fake.requests_to(V1_COMPONENTS), fake.requests_to(V2_SUMMARY));
+    let (v1, v2) = (
+        fake.requests_to(V1_COMPONENTS),
+        fake.requests_to(V2_SUMMARY),
+    );
     assert_eq!(app.webhook(WEBHOOK_TOKEN, "{}").await, StatusCode::ACCEPTED);
     eventually("a fetch of both", 10, || {
         fake.requests_to(V1_COMPONENTS) > v1 && fake.requests_to(V2_SUMMARY) > v2
@@ -371,7 +399,10 @@ async fn without_tokens_webhook_and_refresh_are_not_found() {
     };
     let site = Site::new(&fake.url(), &settings);
     let app = App::start(&site);
-    assert_eq!(app.webhook(WEBHOOK_TOKEN, "{}").await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.webhook(WEBHOOK_TOKEN, "{}").await,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(app.webhook("", "{}").await, StatusCode::NOT_FOUND);
     let req = Request::post("/refresh")
         .header(header::AUTHORIZATION, format!("Bearer {REFRESH_TOKEN}"))
@@ -402,7 +433,10 @@ async fn refresh_needs_the_bearer_token_and_can_wait() {
         .await;
     assert_eq!(wrong.0, StatusCode::UNAUTHORIZED);
     let webhook_token_is_not_it = app
-        .send(refresh(Some(&format!("Bearer {WEBHOOK_TOKEN}")), "/refresh"))
+        .send(refresh(
+            Some(&format!("Bearer {WEBHOOK_TOKEN}")),
+            "/refresh",
+        ))
         .await;
     assert_eq!(webhook_token_is_not_it.0, StatusCode::UNAUTHORIZED);
     let bearer = format!("Bearer {REFRESH_TOKEN}");
@@ -411,9 +445,7 @@ async fn refresh_needs_the_bearer_token_and_can_wait() {
 
     // Upstream changes; a waiting refresh answers with what it rewrote.
     set_pub(&fake, "partial_outage");
-    let (status, _, body) = app
-        .send(refresh(Some(&bearer), "/refresh?wait=true"))
-        .await;
+    let (status, _, body) = app.send(refresh(Some(&bearer), "/refresh?wait=true")).await;
     assert_eq!(status, StatusCode::OK);
     let report = json_of(&body);
     let paths: Vec<&str> = report["changed"]
@@ -429,19 +461,9 @@ async fn refresh_needs_the_bearer_token_and_can_wait() {
     assert!(beta.contains("Storage (partial outage)"), "{beta}");
 
     // Nothing changed upstream: nothing is rewritten.
-    let (status, _, body) = app
-        .send(refresh(Some(&bearer), "/refresh?wait=true"))
-        .await;
+    let (status, _, body) = app.send(refresh(Some(&bearer), "/refresh?wait=true")).await;
     assert_eq!(status, StatusCode::OK);
-    // (index.json records when the data was fetched, so only it changes.)
-    let report = json_of(&body);
-    let rewritten: Vec<&Value> = report["changed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["path"] != "index.json")
-        .collect();
-    assert!(rewritten.is_empty(), "{report}");
+    assert_eq!(json_of(&body)["changed"], json!([]));
     app.stop().await;
 }
 
@@ -523,7 +545,11 @@ async fn gate_status_clusters_and_readiness() {
     assert_eq!(json_of(&body)["ready"], json!(false));
     assert_eq!(app.get("/livez").await.0, StatusCode::OK);
     eventually("a failed fetch", 10, || {
-        app.state.data().missing.get("hpc").is_some_and(|m| m.contains("500"))
+        app.state
+            .data()
+            .missing
+            .get("hpc")
+            .is_some_and(|m| m.contains("500"))
     })
     .await;
     let (status, _, body) = app.get("/readyz").await;
@@ -552,7 +578,10 @@ async fn gate_status_clusters_and_readiness() {
             "body": "We are looking into it.", "created_at": "2024-05-14T10:05:00Z",
             "display_at": "2024-05-14T10:05:00Z"}]
     });
-    fake.set_json(&format!("/pages/{HPC_PAGE}/incidents/unresolved"), json!([incident]));
+    fake.set_json(
+        &format!("/pages/{HPC_PAGE}/incidents/unresolved"),
+        json!([incident]),
+    );
     let bearer = format!("Bearer {REFRESH_TOKEN}");
     let req = Request::post("/refresh?wait=true")
         .header(header::AUTHORIZATION, bearer)
@@ -647,12 +676,9 @@ impl Served {
                 log.push('\n');
             }
         });
-        let base = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(base) => base,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("serve did not start:\n{}", log.lock().unwrap());
-            }
+        let Ok(base) = rx.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            panic!("serve did not start:\n{}", log.lock().unwrap());
         };
         assert!(base.starts_with("http://127.0.0.1:"), "{base}");
         Served { child, base, log }
@@ -759,7 +785,11 @@ async fn serve_end_to_end_webhooks_bursts_and_shutdown() {
     assert_eq!(r.status(), 200);
     let etag = r.headers()["etag"].to_str().unwrap().to_owned();
     let date = r.headers()["last-modified"].to_str().unwrap().to_owned();
-    assert!(r.text().await.unwrap().contains("Login nodes (major outage)"));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Login nodes (major outage)"));
     let r = client
         .get(served.url("/motd/alpha"))
         .header("if-none-match", &etag)
@@ -796,7 +826,7 @@ async fn serve_end_to_end_webhooks_bursts_and_shutdown() {
     })
     .await;
     // Long enough for a second cycle (debounce 1 s + fetch) and a third.
-    tokio::time::sleep(Duration::from_millis(3000)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let cycles = fake.requests_to(V2_SUMMARY) - before;
     assert!((1..=2).contains(&cycles), "{cycles} fetch cycles");
 
@@ -808,12 +838,18 @@ async fn serve_end_to_end_webhooks_bursts_and_shutdown() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("statusmotd_webhooks_total{outcome=\"accepted\"} 301"), "{metrics}");
+    assert!(
+        metrics.contains("statusmotd_webhooks_total{outcome=\"accepted\"} 301"),
+        "{metrics}"
+    );
 
     let status = served.terminate().await;
     assert_eq!(status.code(), Some(0), "{}", served.log());
     let log = served.log();
-    assert!(log.contains("/webhook/{token}"), "the route is logged:\n{log}");
+    assert!(
+        log.contains("/webhook/{token}"),
+        "the route is logged:\n{log}"
+    );
     for secret in [WEBHOOK_TOKEN, REFRESH_TOKEN, API_KEY] {
         assert!(!log.contains(secret), "a secret is in the log:\n{log}");
     }
@@ -858,15 +894,30 @@ async fn upstream_failure_keeps_the_files_and_a_restart_serves_the_last_good_dat
     // the MOTD keeps its news and says it is stale.
     fake.fault(Fault::Status(500));
     wait_status(&client, &served.url("/readyz"), 503, 15).await;
-    let body = client.get(served.url("/readyz")).send().await.unwrap().text().await.unwrap();
+    let body = client
+        .get(served.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(body.contains("stale_after"), "{body}");
     eventually("the MOTD to say it is stale", 10, || {
-        site.motd("alpha").is_some_and(|(t, _)| t.contains("could not be reached"))
+        site.motd("alpha")
+            .is_some_and(|(t, _)| t.contains("could not be reached"))
     })
     .await;
     let (stale, _) = site.motd("alpha").unwrap();
     assert!(stale.contains("Login nodes (major outage)"), "{stale}");
-    let metrics = client.get(served.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client
+        .get(served.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("result=\"timeout\""), "{metrics}");
     assert!(metrics.contains("result=\"status_500\""), "{metrics}");
 
@@ -877,7 +928,8 @@ async fn upstream_failure_keeps_the_files_and_a_restart_serves_the_last_good_dat
     fs::remove_dir_all(site.dir.path().join("out")).unwrap();
     let mut again = Served::start(&site);
     eventually("alpha/motd from the persisted snapshot", 15, || {
-        site.motd("alpha").is_some_and(|(t, _)| t.contains("Login nodes (major outage)"))
+        site.motd("alpha")
+            .is_some_and(|(t, _)| t.contains("Login nodes (major outage)"))
     })
     .await;
     let r = client.get(again.url("/motd/alpha")).send().await.unwrap();
@@ -904,7 +956,8 @@ async fn a_config_saved_by_rename_is_reloaded_and_a_bad_one_is_refused() {
     };
     site.replace_mapping(&mapping(&fake.url(), &with_gamma));
     eventually("gamma/motd", 15, || {
-        site.motd("gamma").is_some_and(|(t, _)| t.contains("Login nodes"))
+        site.motd("gamma")
+            .is_some_and(|(t, _)| t.contains("Login nodes"))
     })
     .await;
     wait_status(&client, &served.url("/motd/gamma"), 200, 5).await;
@@ -914,12 +967,25 @@ async fn a_config_saved_by_rename_is_reloaded_and_a_bad_one_is_refused() {
     let metrics_url = served.url("/metrics");
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let m = client.get(&metrics_url).send().await.unwrap().text().await.unwrap();
+        let m = client
+            .get(&metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if m.contains("statusmotd_config_reloads_total{result=\"error\"} 1") {
-            assert!(m.contains("statusmotd_config_reloads_total{result=\"ok\"} 1"), "{m}");
+            assert!(
+                m.contains("statusmotd_config_reloads_total{result=\"ok\"} 1"),
+                "{m}"
+            );
             break;
         }
-        assert!(Instant::now() < deadline, "the bad config was not counted:\n{m}");
+        assert!(
+            Instant::now() < deadline,
+            "the bad config was not counted:\n{m}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(status_of(&client, &served.url("/motd/gamma")).await, 200);
