@@ -995,3 +995,42 @@ async fn a_config_saved_by_rename_is_reloaded_and_a_bad_one_is_refused() {
     assert_eq!(served.terminate().await.code(), Some(0));
     assert!(!served.log().contains(API_KEY));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let fake = healthy_fake().await;
+    let site = Site::new(&fake.url(), &Settings::default());
+    let app = App::start(&site);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(server::serve(
+        listener,
+        server::router(app.state.clone()),
+        stop.clone().cancelled_owned(),
+    ));
+
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Meanwhile other clients are served.
+    let r = reqwest::get(format!("http://{addr}/livez")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        server::HEADER_READ_TIMEOUT + Duration::from_secs(5),
+        slow.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(read.is_ok(), "the connection is still open");
+    assert!(started.elapsed() >= server::HEADER_READ_TIMEOUT - Duration::from_secs(1));
+    assert!(!String::from_utf8_lossy(&rest).contains("200 OK"));
+
+    stop.cancel();
+    server.await.unwrap().unwrap();
+    app.stop().await;
+}
