@@ -5,5 +5,6 @@
 mod common;
 mod cli;
 mod fake;
+mod packaging;
 mod serve;
 mod source;
