@@ -1,9 +1,9 @@
-//! Packaging and deployment, end to end with the real tools: pam_motd shows a
+//! Packaging and deployment, end to end with the real tools: `pam_motd` shows a
 //! rendered MOTD through `pamtester`; the example Makefile distributes with
 //! `make` and `rsync -t` only what changed; the login-node pull script
 //! fetches from a real `statusmotd serve` with conditional requests; the
 //! Debian package built by `cargo deb` holds what it should; the man page,
-//! completions, Open OnDemand template and systemd units are what they claim.
+//! completions, the Markdown template and the systemd units are what they claim.
 //!
 //! The tools are installed by `scripts/test` (as root, with apt-get). A test
 //! whose tool is missing fails and says how to get it, rather than passing
@@ -64,7 +64,9 @@ fn is_root() -> bool {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\n{}{}",
@@ -121,12 +123,14 @@ fn incident(id: &str, name: &str, body: &str, component_id: &str, component_name
 }
 
 fn summary(incidents: &[Value]) -> Value {
-    let down = |id: &str| {
-        incidents
-            .iter()
-            .any(|i| i["components"][0]["id"] == id)
+    let down = |id: &str| incidents.iter().any(|i| i["components"][0]["id"] == id);
+    let status = |id| {
+        if down(id) {
+            "major_outage"
+        } else {
+            "operational"
+        }
     };
-    let status = |id| if down(id) { "major_outage" } else { "operational" };
     json!({
         "page": {"id": "pkgtestpage1", "name": "Test", "url": "https://status.example.org",
                  "time_zone": "Etc/UTC", "updated_at": stamp(1)},
@@ -182,10 +186,25 @@ page_wide = false
 fn man_page_is_roff_naming_every_subcommand() {
     let out = run(Command::new(bin()).arg("man"));
     let man = stdout(&out);
-    assert!(man.starts_with(".ie") || man.contains(".TH statusmotd"), "{man}");
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH statusmotd"),
+        "{man}"
+    );
     assert!(man.contains(".TH statusmotd"), "no title header:\n{man}");
-    for sub in ["demo", "render", "fetch", "show", "gate", "serve", "mapping", "completions"] {
-        assert!(man.contains(sub), "the man page does not name `{sub}`:\n{man}");
+    for sub in [
+        "demo",
+        "render",
+        "fetch",
+        "show",
+        "gate",
+        "serve",
+        "mapping",
+        "completions",
+    ] {
+        assert!(
+            man.contains(sub),
+            "the man page does not name `{sub}`:\n{man}"
+        );
     }
 }
 
@@ -194,11 +213,20 @@ fn completions_for_bash_zsh_and_fish_know_the_subcommands() {
     for shell in ["bash", "zsh", "fish"] {
         let out = run(Command::new(bin()).args(["completions", shell]));
         let text = stdout(&out);
-        assert!(text.len() > 200, "{shell} completion is almost empty:\n{text}");
+        assert!(
+            text.len() > 200,
+            "{shell} completion is almost empty:\n{text}"
+        );
         assert!(text.contains("render"), "{shell} completion lacks `render`");
-        assert!(text.contains("config"), "{shell} completion lacks `--config`");
+        assert!(
+            text.contains("config"),
+            "{shell} completion lacks `--config`"
+        );
     }
-    let out = Command::new(bin()).args(["completions", "tcsh"]).output().unwrap();
+    let out = Command::new(bin())
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 2, "an unknown shell is a usage error");
 }
 
@@ -263,7 +291,11 @@ fn pam_motd_shows_the_rendered_motd_without_escape_sequences() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 
     let motd_dir = tempfile::tempdir().unwrap();
-    fs::copy(site.out("alpha/motd"), motd_dir.path().join("50-statusmotd.motd")).unwrap();
+    fs::copy(
+        site.out("alpha/motd"),
+        motd_dir.path().join("50-statusmotd.motd"),
+    )
+    .unwrap();
     let service = PamService::new(motd_dir.path());
     let out = run(Command::new("pamtester").args([&service.name, "root", "open_session"]));
     drop(service);
@@ -274,8 +306,14 @@ fn pam_motd_shows_the_rendered_motd_without_escape_sequences() {
         "pam_motd did not show the MOTD (is pam_motd.so installed? `apt-get install libpam-modules`):\n{screen}"
     );
     assert!(screen.contains("https://stspg.io/inclogin0001"), "{screen}");
-    assert!(!out.stdout.contains(&0x1b), "an ESC byte reached the screen:\n{screen:?}");
-    assert!(!screen.contains("52;c"), "the OSC 52 payload reached the screen:\n{screen}");
+    assert!(
+        !out.stdout.contains(&0x1b),
+        "an ESC byte reached the screen:\n{screen:?}"
+    );
+    assert!(
+        !screen.contains("52;c"),
+        "the OSC 52 payload reached the screen:\n{screen}"
+    );
     assert_terminal_safe(&screen.replace('\r', ""));
 }
 
@@ -288,11 +326,15 @@ struct MakeSite {
 
 impl MakeSite {
     fn dest(&self, node: &str) -> PathBuf {
-        self.nodes.path().join(node).join("motd.d/50-statusmotd.motd")
+        self.nodes
+            .path()
+            .join(node)
+            .join("motd.d/50-statusmotd.motd")
     }
 
+    /// `make deploy` with a site Makefile that sets the variables and
+    /// includes the example, as the README suggests.
     fn deploy(&self) -> String {
-        let out = self.site.path().join("out");
         let dests = |nodes: &[&str]| {
             nodes
                 .iter()
@@ -300,15 +342,24 @@ impl MakeSite {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
+        let makefile = self.site.path().join("Makefile");
+        fs::write(
+            &makefile,
+            format!(
+                "STATUSMOTD = {}\nCONFIG = {}\nOUT = {}\nDEST_alpha = {}\nDEST_beta = {}\ninclude {}\n",
+                bin(),
+                self.site.path().join("mapping.toml").display(),
+                self.site.path().join("out").display(),
+                dests(&["login1", "login2"]),
+                dests(&["beta-login"]),
+                root().join("packaging/examples/Makefile").display(),
+            ),
+        )
+        .unwrap();
         let o = run(Command::new("make")
             .arg("-f")
-            .arg(root().join("packaging/examples/Makefile"))
+            .arg(&makefile)
             .arg("deploy")
-            .arg(format!("STATUSMOTD={}", bin()))
-            .arg(format!("CONFIG={}", self.site.path().join("mapping.toml").display()))
-            .arg(format!("OUT={}", out.display()))
-            .arg(format!("DEST_alpha={}", dests(&["login1", "login2"])))
-            .arg(format!("DEST_beta={}", dests(&["beta-login"])))
             .current_dir(self.site.path())
             .env_remove("MAKEFLAGS")
             .env_remove("MFLAGS"));
@@ -332,7 +383,10 @@ fn makefile_copies_only_what_changed() {
     let fake = FakeStatuspage::spawn();
     fake.set_json(
         "/api/v2/summary.json",
-        summary(&[login_incident("Login nodes are slow", "We are looking into it.")]),
+        summary(&[login_incident(
+            "Login nodes are slow",
+            "We are looking into it.",
+        )]),
     );
     let site = MakeSite {
         site: Site::new(&mapping(&fake.url(), "")),
@@ -346,12 +400,26 @@ fn makefile_copies_only_what_changed() {
     // the MOTD's mtime.
     let log = site.deploy();
     assert_eq!(copied(&log).len(), 3, "three nodes to fill:\n{log}");
-    for (node, cluster) in [("login1", "alpha"), ("login2", "alpha"), ("beta-login", "beta")] {
+    for (node, cluster) in [
+        ("login1", "alpha"),
+        ("login2", "alpha"),
+        ("beta-login", "beta"),
+    ] {
         let src = site.site.out(&format!("{cluster}/motd"));
-        assert_eq!(fs::read(site.dest(node)).unwrap(), fs::read(&src).unwrap(), "{node}");
-        assert_eq!(mtime(&site.dest(node)), mtime(&src), "rsync -t keeps the mtime on {node}");
+        assert_eq!(
+            fs::read(site.dest(node)).unwrap(),
+            fs::read(&src).unwrap(),
+            "{node}"
+        );
+        assert_eq!(
+            mtime(&site.dest(node)),
+            mtime(&src),
+            "rsync -t keeps the mtime on {node}"
+        );
     }
-    assert!(fs::read_to_string(site.dest("login1")).unwrap().contains("Login nodes are slow"));
+    assert!(fs::read_to_string(site.dest("login1"))
+        .unwrap()
+        .contains("Login nodes are slow"));
     assert_eq!(fs::read_to_string(site.dest("beta-login")).unwrap(), "");
     let nodes_before: Vec<_> = ["login1", "login2", "beta-login"]
         .iter()
@@ -364,13 +432,19 @@ fn makefile_copies_only_what_changed() {
     let log = site.deploy();
     assert!(copied(&log).is_empty(), "nothing may be copied:\n{log}");
     assert!(!log.contains("rsync"), "no rsync may even run:\n{log}");
-    assert!(!log.contains("updated") && !log.contains("created"), "nothing may be rendered:\n{log}");
+    assert!(
+        !log.contains("updated") && !log.contains("created"),
+        "nothing may be rendered:\n{log}"
+    );
     let nodes_after: Vec<_> = ["login1", "login2", "beta-login"]
         .iter()
         .map(|n| identity(&site.dest(n)))
         .collect();
     assert_eq!(nodes_before, nodes_after, "login-node files were touched");
-    assert_eq!(stamps_before, [mtime(&site.stamp("alpha")), mtime(&site.stamp("beta"))]);
+    assert_eq!(
+        stamps_before,
+        [mtime(&site.stamp("alpha")), mtime(&site.stamp("beta"))]
+    );
 
     // Upstream news for beta only: exactly beta's node gets a copy.
     fake.set_json(
@@ -383,11 +457,20 @@ fn makefile_copies_only_what_changed() {
     let log = site.deploy();
     let lines = copied(&log);
     assert_eq!(lines.len(), 1, "only beta changed:\n{log}");
+    assert!(
+        lines[0].ends_with(&site.dest("beta-login").display().to_string()),
+        "{log}"
+    );
     assert!(log.contains("updated beta/motd"), "{log}");
-    assert!(fs::read_to_string(site.dest("beta-login")).unwrap().contains("Storage is offline"));
+    assert!(fs::read_to_string(site.dest("beta-login"))
+        .unwrap()
+        .contains("Storage is offline"));
     assert_eq!(identity(&site.dest("login1")), nodes_before[0]);
     assert_eq!(identity(&site.dest("login2")), nodes_before[1]);
-    assert_eq!(mtime(&site.dest("beta-login")), mtime(&site.site.out("beta/motd")));
+    assert_eq!(
+        mtime(&site.dest("beta-login")),
+        mtime(&site.site.out("beta/motd"))
+    );
 }
 
 #[test]
@@ -407,7 +490,10 @@ fn makefile_gate_reports_a_blocked_cluster() {
             .arg("gate")
             .arg(format!("CLUSTER={cluster}"))
             .arg(format!("STATUSMOTD={}", bin()))
-            .arg(format!("CONFIG={}", site.path().join("mapping.toml").display()))
+            .arg(format!(
+                "CONFIG={}",
+                site.path().join("mapping.toml").display()
+            ))
             .current_dir(site.path())
             .env_remove("MAKEFLAGS")
             .output()
@@ -416,7 +502,11 @@ fn makefile_gate_reports_a_blocked_cluster() {
     assert!(gate("alpha").status.success(), "alpha is clear");
     let blocked = gate("beta");
     assert!(!blocked.status.success(), "beta has an incident");
-    assert!(stdout(&blocked).contains("Storage is offline"), "{}", stdout(&blocked));
+    assert!(
+        stdout(&blocked).contains("Storage is offline"),
+        "{}",
+        stdout(&blocked)
+    );
 }
 
 // The pull script against `statusmotd serve`
@@ -508,10 +598,17 @@ impl Puller {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(in_motd_d, ["50-statusmotd.motd"], "pam_motd would show these");
+        assert_eq!(
+            in_motd_d,
+            ["50-statusmotd.motd"],
+            "pam_motd would show these"
+        );
         for entry in fs::read_dir(&self.state).unwrap() {
             let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-            assert_eq!(name, "50-statusmotd.motd.etag", "temporary file left in the state dir");
+            assert_eq!(
+                name, "50-statusmotd.motd.etag",
+                "temporary file left in the state dir"
+            );
         }
     }
 }
@@ -526,7 +623,10 @@ async fn pull_script_fetches_conditionally_and_keeps_the_file_on_errors() {
     let fake = FakeStatuspage::spawn();
     fake.set_json(
         "/api/v2/summary.json",
-        summary(&[login_incident("Login nodes reboot at noon", "Save your work.")]),
+        summary(&[login_incident(
+            "Login nodes reboot at noon",
+            "Save your work.",
+        )]),
     );
     let site = Site::new(&mapping(
         &fake.url(),
@@ -535,7 +635,10 @@ async fn pull_script_fetches_conditionally_and_keeps_the_file_on_errors() {
     // Poll rarely, so that only the refresh below changes the files.
     let text = fs::read_to_string(site.path().join("mapping.toml"))
         .unwrap()
-        .replace("[settings]\n", "[settings]\npoll_interval = \"1h\"\ndebounce = \"0s\"\n");
+        .replace(
+            "[settings]\n",
+            "[settings]\npoll_interval = \"1h\"\ndebounce = \"0s\"\n",
+        );
     fs::write(site.path().join("mapping.toml"), text).unwrap();
     let served = Served::start(&site.path().join("mapping.toml"));
     let client = reqwest::Client::new();
@@ -549,7 +652,11 @@ async fn pull_script_fetches_conditionally_and_keeps_the_file_on_errors() {
         if body.contains("Login nodes reboot at noon") {
             break;
         }
-        assert!(Instant::now() < deadline, "serve never rendered alpha:\n{}", served.log.lock().unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "serve never rendered alpha:\n{}",
+            served.log.lock().unwrap()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -559,8 +666,15 @@ async fn pull_script_fetches_conditionally_and_keeps_the_file_on_errors() {
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("updated"), "{}", stdout(&o));
     let served_file = site.out("alpha/motd");
-    assert_eq!(fs::read(&p.output).unwrap(), fs::read(&served_file).unwrap());
-    assert_eq!(unix_secs(mtime(&p.output)), unix_secs(mtime(&served_file)), "Last-Modified kept as mtime");
+    assert_eq!(
+        fs::read(&p.output).unwrap(),
+        fs::read(&served_file).unwrap()
+    );
+    assert_eq!(
+        unix_secs(mtime(&p.output)),
+        unix_secs(mtime(&served_file)),
+        "Last-Modified kept as mtime"
+    );
     assert_eq!(fs::metadata(&p.output).unwrap().mode() & 0o777, 0o644);
     let first = identity(&p.output);
     p.assert_no_leftovers();
@@ -586,7 +700,9 @@ async fn pull_script_fetches_conditionally_and_keeps_the_file_on_errors() {
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("kept"), "{}", stderr(&o));
     assert_eq!(identity(&p.output), first);
-    assert!(fs::read_to_string(&p.output).unwrap().contains("Login nodes reboot at noon"));
+    assert!(fs::read_to_string(&p.output)
+        .unwrap()
+        .contains("Login nodes reboot at noon"));
     p.assert_no_leftovers();
 
     // The incident ends: an empty MOTD is news too, and is written.
@@ -604,7 +720,11 @@ async fn pull_script_fetches_conditionally_and_keeps_the_file_on_errors() {
     assert!(p.output.exists());
     assert_eq!(fs::read_to_string(&p.output).unwrap(), "");
     let o = p.pull(&served.base, "alpha");
-    assert!(stdout(&o).contains("304"), "an empty file has an ETag too: {}", stdout(&o));
+    assert!(
+        stdout(&o).contains("304"),
+        "an empty file has an ETag too: {}",
+        stdout(&o)
+    );
     p.assert_no_leftovers();
 }
 
@@ -621,23 +741,39 @@ fn pull_script_refuses_bad_usage_and_a_state_dir_on_another_file_system() {
     assert!(stderr(&o).contains("STATUSMOTD_URL"), "{}", stderr(&o));
     let o = p.pull("http://127.0.0.1:1", "../etc");
     assert_eq!(code(&o), 2);
-    assert!(stderr(&o).contains("invalid cluster name"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid cluster name"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!p.output.exists());
     // /dev/shm is a tmpfs, the temporary directory usually not: when they
     // differ, the script must refuse rather than copy non-atomically.
     let shm = Path::new("/dev/shm");
-    if shm.is_dir() && fs::metadata(shm).unwrap().dev() != fs::metadata(std::env::temp_dir()).unwrap().dev() {
+    if shm.is_dir()
+        && fs::metadata(shm).unwrap().dev() != fs::metadata(std::env::temp_dir()).unwrap().dev()
+    {
         let state = tempfile::tempdir_in(shm).unwrap();
         let o = Command::new("sh")
             .arg(root().join("packaging/login-node/statusmotd-pull"))
-            .args(["--url", "http://127.0.0.1:1", "--cluster", "alpha", "--output"])
+            .args([
+                "--url",
+                "http://127.0.0.1:1",
+                "--cluster",
+                "alpha",
+                "--output",
+            ])
             .arg(&p.output)
             .arg("--state-dir")
             .arg(state.path())
             .output()
             .unwrap();
         assert_eq!(code(&o), 2);
-        assert!(stderr(&o).contains("different file systems"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("different file systems"),
+            "{}",
+            stderr(&o)
+        );
     }
 }
 
@@ -649,15 +785,22 @@ fn update_motd_snippet_prints_the_cached_file_without_controls() {
     let defaults = dir.path().join("statusmotd-pull");
     fs::write(
         &defaults,
-        format!("STATUSMOTD_URL=http://x\nSTATUSMOTD_OUTPUT=\"{}\"\n", cached.display()),
+        format!(
+            "STATUSMOTD_URL=http://x\nSTATUSMOTD_OUTPUT=\"{}\"\n",
+            cached.display()
+        ),
     )
     .unwrap();
     let script = root().join("packaging/login-node/update-motd.d/50-statusmotd");
-    let o = run(Command::new("sh").arg(&script).env("STATUSMOTD_PULL_DEFAULTS", &defaults));
+    let o = run(Command::new("sh")
+        .arg(&script)
+        .env("STATUSMOTD_PULL_DEFAULTS", &defaults));
     assert_eq!(stdout(&o), "== alpha: Major outage\n[2Jnews\n");
     // Without the file: nothing, and success (a login must not fail).
     fs::remove_file(&cached).unwrap();
-    let o = run(Command::new("sh").arg(&script).env("STATUSMOTD_PULL_DEFAULTS", &defaults));
+    let o = run(Command::new("sh")
+        .arg(&script)
+        .env("STATUSMOTD_PULL_DEFAULTS", &defaults));
     assert_eq!(stdout(&o), "");
 }
 
@@ -682,11 +825,23 @@ fn ood_markdown_output_links_shortlinks_and_escapes_upstream_markdown() {
     let md = site.read("alpha/motd.md");
     assert_terminal_safe(&md);
     assert!(md.starts_with("## alpha: Major outage\n"), "{md}");
-    assert!(md.contains("### Incident: Logins fail \\[click\\](https://evil.example)"), "{md}");
-    assert!(md.contains("- [Details](<https://stspg.io/inclogin0001>)"), "{md}");
-    assert!(md.contains("> Use !\\[x\\](https://evil.example/x.png) nothing"), "{md}");
+    assert!(
+        md.contains("### Incident: Logins fail \\[click\\](https://evil.example)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- [Details](<https://stspg.io/inclogin0001>)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("> Use !\\[x\\](https://evil.example/x.png) nothing"),
+        "{md}"
+    );
     assert!(!md.contains("<b>"), "{md}");
-    assert!(!md.replace("\\]", "").contains("](https://evil"), "an upstream link survived:\n{md}");
+    assert!(
+        !md.replace("\\]", "").contains("](https://evil"),
+        "an upstream link survived:\n{md}"
+    );
     assert_eq!(site.read("beta/motd.md"), "", "nothing concerns beta");
 }
 
@@ -696,9 +851,18 @@ fn ood_markdown_output_links_shortlinks_and_escapes_upstream_markdown() {
 fn packaged_config_loads_and_writes_under_the_state_directory() {
     let config = statusmotd::config::Config::load(&root().join("packaging/etc/mapping.toml"))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.settings.output_dir, Path::new("/var/lib/statusmotd/out"));
-    assert_eq!(config.settings.state_dir, Path::new("/var/lib/statusmotd/state"));
-    assert!(config.clusters.is_empty(), "clusters are for the administrator to add");
+    assert_eq!(
+        config.settings.output_dir,
+        Path::new("/var/lib/statusmotd/out")
+    );
+    assert_eq!(
+        config.settings.state_dir,
+        Path::new("/var/lib/statusmotd/state")
+    );
+    assert!(
+        config.clusters.is_empty(),
+        "clusters are for the administrator to add"
+    );
     assert!(config.sources.contains_key("main"));
 
     // With its example cluster enabled and its paths moved, it renders.
@@ -749,15 +913,24 @@ fn systemd_units_pass_systemd_analyze_verify() {
     ] {
         assert!(unit.contains(line), "the unit lacks `{}`", line.trim());
     }
-    assert!(!unit.contains("\nDynamicUser="), "DynamicUser hides the output from pam_motd");
+    assert!(
+        !unit.contains("\nDynamicUser="),
+        "DynamicUser hides the output from pam_motd"
+    );
     if !on_path("systemd-analyze") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let units = [
         ("packaging/systemd/statusmotd.service", "statusmotd.service"),
-        ("packaging/login-node/statusmotd-pull.service", "statusmotd-pull.service"),
-        ("packaging/login-node/statusmotd-pull.timer", "statusmotd-pull.timer"),
+        (
+            "packaging/login-node/statusmotd-pull.service",
+            "statusmotd-pull.service",
+        ),
+        (
+            "packaging/login-node/statusmotd-pull.timer",
+            "statusmotd-pull.timer",
+        ),
     ];
     let mut paths = Vec::new();
     for (src, name) in units {
@@ -767,7 +940,10 @@ fn systemd_units_pass_systemd_analyze_verify() {
             .replace("/usr/bin/statusmotd", bin())
             .replace(
                 "/usr/local/sbin/statusmotd-pull",
-                &root().join("packaging/login-node/statusmotd-pull").display().to_string(),
+                &root()
+                    .join("packaging/login-node/statusmotd-pull")
+                    .display()
+                    .to_string(),
             );
         let path = dir.path().join(name);
         fs::write(&path, text).unwrap();
@@ -780,7 +956,10 @@ fn systemd_units_pass_systemd_analyze_verify() {
         .output()
         .unwrap();
     let complaints = stderr(&o);
-    assert!(o.status.success() && complaints.trim().is_empty(), "{complaints}");
+    assert!(
+        o.status.success() && complaints.trim().is_empty(),
+        "{complaints}"
+    );
 }
 
 // The Debian package
@@ -803,7 +982,9 @@ fn cargo_deb_packages_binary_unit_conffile_man_page_and_completions() {
 
     // The generated files, made by this very binary, where Cargo.toml's
     // metadata expects them.
-    run(Command::new("sh").arg(root().join("packaging/build-assets")).arg(bin()));
+    run(Command::new("sh")
+        .arg(root().join("packaging/build-assets"))
+        .arg(bin()));
 
     // `cargo deb --no-build` packages `<target dir>/release/statusmotd`: a
     // private target dir holding this test's (debug) binary, stripped when
@@ -824,7 +1005,13 @@ fn cargo_deb_packages_binary_unit_conffile_man_page_and_completions() {
     }
     let deb = target.path().join("statusmotd.deb");
     run(Command::new(&cargo)
-        .args(["deb", "--no-build", "--no-strip", "--fast", "--manifest-path"])
+        .args([
+            "deb",
+            "--no-build",
+            "--no-strip",
+            "--fast",
+            "--manifest-path",
+        ])
         .arg(root().join("Cargo.toml"))
         .arg("--output")
         .arg(&deb)
@@ -849,7 +1036,10 @@ fn cargo_deb_packages_binary_unit_conffile_man_page_and_completions() {
             "`{path}` is not in the package:\n{listing}"
         );
     }
-    let conffiles = stdout(&run(Command::new("dpkg-deb").arg("--info").arg(&deb).arg("conffiles")));
+    let conffiles = stdout(&run(Command::new("dpkg-deb")
+        .arg("--info")
+        .arg(&deb)
+        .arg("conffiles")));
     assert_eq!(conffiles.trim(), "/etc/statusmotd/mapping.toml");
 
     // What is packaged is what is here, and the maintainer scripts create
@@ -865,13 +1055,22 @@ fn cargo_deb_packages_binary_unit_conffile_man_page_and_completions() {
         .arg(tree.join("usr/share/man/man1/statusmotd.1.gz"))
         .output()
         .unwrap();
-    assert!(stdout(&man).contains(".TH statusmotd"), "the man page is not roff");
+    assert!(
+        stdout(&man).contains(".TH statusmotd"),
+        "the man page is not roff"
+    );
     let control = target.path().join("control");
     run(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&control));
     let postinst = fs::read_to_string(control.join("postinst")).unwrap();
     assert!(postinst.contains("useradd --system"), "{postinst}");
-    assert!(postinst.contains("deb-systemd-helper enable statusmotd.service"), "{postinst}");
-    assert!(!postinst.contains("deb-systemd-invoke start"), "the unit must not start before it is configured");
+    assert!(
+        postinst.contains("deb-systemd-helper enable statusmotd.service"),
+        "{postinst}"
+    );
+    assert!(
+        !postinst.contains("deb-systemd-invoke start"),
+        "the unit must not start before it is configured"
+    );
     for script in ["postinst", "prerm", "postrm"] {
         run(Command::new("sh").arg("-n").arg(control.join(script)));
     }
