@@ -1046,6 +1046,9 @@ mod tests {
     #[test]
     fn shipped_templates_load() {
         let r = Renderer::new(None).unwrap();
-        assert_eq!(r.template_names(), vec!["item.txt.j2", "motd.txt.j2"]);
+        assert_eq!(
+            r.template_names(),
+            vec!["item.txt.j2", "motd.txt.j2", "ood.md.j2"]
+        );
     }
 }
