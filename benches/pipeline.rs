@@ -17,7 +17,7 @@ use std::path::Path;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use jiff::Timestamp;
 use statusmotd::config::Config;
-use statusmotd::model::Snapshot;
+use statusmotd::model::{Snapshot, SnapshotIndex};
 use statusmotd::pipeline::{self, Gathered, SourceData};
 use statusmotd::render::Renderer;
 use statusmotd::source::v2;
@@ -89,6 +89,8 @@ fn stages(c: &mut Criterion, spec: Spec) {
     let clusters: Vec<_> = f.config.clusters.values().collect();
     let renderer = Renderer::new(None).expect("embedded templates");
     let opts = view_options(&f.config);
+    // As `pipeline::plan` does: one index per snapshot for all clusters.
+    let index = SnapshotIndex::new(snap);
     let label = format!(
         "{}x{}x{}",
         spec.clusters,
@@ -101,24 +103,30 @@ fn stages(c: &mut Criterion, spec: Spec) {
     g.bench_function(BenchmarkId::new("parse_v2", &label), |b| {
         b.iter(|| snapshot(black_box(&f.payloads)));
     });
+    g.bench_function(BenchmarkId::new("index", &label), |b| {
+        b.iter(|| black_box(SnapshotIndex::new(snap)));
+    });
     g.bench_function(BenchmarkId::new("map", &label), |b| {
         b.iter(|| {
             for cluster in &clusters {
-                black_box(statusmotd::mapping::resolve(cluster, snap).expect("resolves"));
+                black_box(
+                    statusmotd::mapping::resolve_indexed(cluster, snap, &index).expect("resolves"),
+                );
             }
         });
     });
     let selections: Vec<_> = clusters
         .iter()
-        .map(|cl| statusmotd::mapping::resolve(cl, snap).expect("resolves"))
+        .map(|cl| statusmotd::mapping::resolve_indexed(cl, snap, &index).expect("resolves"))
         .collect();
     g.bench_function(BenchmarkId::new("view", &label), |b| {
         b.iter(|| {
             for (cluster, selection) in clusters.iter().zip(&selections) {
-                black_box(view::build(
+                black_box(view::build_indexed(
                     &cluster.name,
                     "synth",
                     snap,
+                    &index,
                     selection,
                     &opts,
                     f.now,
@@ -129,7 +137,7 @@ fn stages(c: &mut Criterion, spec: Spec) {
     let views: Vec<_> = clusters
         .iter()
         .zip(&selections)
-        .map(|(cl, sel)| view::build(&cl.name, "synth", snap, sel, &opts, f.now))
+        .map(|(cl, sel)| view::build_indexed(&cl.name, "synth", snap, &index, sel, &opts, f.now))
         .collect();
     g.bench_function(BenchmarkId::new("render", &label), |b| {
         b.iter(|| {

@@ -15,6 +15,14 @@
 //! `scripts/bench` installs them. A figure whose tool is missing says so and
 //! is skipped.
 
+// Statistics over at most a few thousand samples: the casts between counts
+// and floats lose nothing that matters.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+
 #[path = "../tests/it/fake.rs"]
 mod fake;
 #[path = "common/synth.rs"]
@@ -87,8 +95,10 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let bench = Bench {
         mode,
-        bin: std::env::var_os("STATUSMOTD_BIN")
-            .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_statusmotd")), PathBuf::from),
+        bin: std::env::var_os("STATUSMOTD_BIN").map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_statusmotd")),
+            PathBuf::from,
+        ),
         python: (mode != Mode::Smoke).then(python).flatten(),
         wrk: mode != Mode::Smoke && tool_works("wrk", &["--version"]),
         time: Path::new("/usr/bin/time").exists(),
@@ -459,7 +469,7 @@ fn snapshot(bench: &Bench, sizes: &[usize], headline: bool) {
         let file = dir.path().join("snapshot.json");
         let snaps = statusmotd::snapshot::Snapshots::from([("synth".to_owned(), snap)]);
         std::fs::write(&file, statusmotd::snapshot::to_json(&snaps)).expect("write snapshot");
-        let size_mib = std::fs::metadata(&file).map_or(0.0, |m| m.len() as f64 / 1048576.0);
+        let size_mib = std::fs::metadata(&file).map_or(0.0, |m| m.len() as f64 / 1_048_576.0);
         let cmd = || {
             let mut cmd = Command::new(&bench.bin);
             cmd.arg("render")
@@ -499,11 +509,22 @@ fn snapshot(bench: &Bench, sizes: &[usize], headline: bool) {
             spec.items
         );
         let (cold, steady) = (stats(cold), stats(steady));
-        show(&format!("render --snapshot {label}, nothing changed"), "ms", &steady);
-        show(&format!("render --snapshot {label}, empty output dir"), "ms", &cold);
+        show(
+            &format!("render --snapshot {label}, nothing changed"),
+            "ms",
+            &steady,
+        );
+        show(
+            &format!("render --snapshot {label}, empty output dir"),
+            "ms",
+            &cold,
+        );
         if !rss.is_empty() {
             let peak = rss.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
-            println!("peak RSS {label}: max {peak:.1} MiB over {} runs", rss.len());
+            println!(
+                "peak RSS {label}: max {peak:.1} MiB over {} runs",
+                rss.len()
+            );
         }
         let work = spec.clusters * spec.items;
         match first {
@@ -635,7 +656,9 @@ async fn serve_figure(bench: &Bench, figure: &str) {
         per_cluster: 5,
         items: 500,
     };
-    let fake = Arc::new(FakeStatuspage::start().await);
+    // On a runtime of its own, so that serving big pages does not delay the
+    // load generator's requests and timers on this one.
+    let fake = Arc::new(tokio::task::block_in_place(FakeStatuspage::spawn));
     serve_v2(&fake, live_page(&spec, "probe-start"));
     let port = free_port();
     let dir = workdir(
@@ -649,7 +672,11 @@ async fn serve_figure(bench: &Bench, figure: &str) {
     let Some(serve) = start_serve(bench, dir.path(), port).await else {
         return;
     };
-    let motd = dir.path().join("out").join(synth::cluster_name(0)).join("motd");
+    let motd = dir
+        .path()
+        .join("out")
+        .join(synth::cluster_name(0))
+        .join("motd");
     if wait_for(&motd, "probe-start", Duration::from_secs(30))
         .await
         .is_none()
@@ -671,11 +698,15 @@ async fn serve_figure(bench: &Bench, figure: &str) {
 
 fn print_serve_rss(serve: &Serve) {
     let status = std::fs::read_to_string(format!("/proc/{}/status", serve.child.id()));
-    if let Some(line) = status
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(str::to_owned))
-    {
-        println!("serve peak RSS: {}", line.trim_start_matches("VmHWM:").trim());
+    if let Some(line) = status.ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("VmHWM"))
+            .map(str::to_owned)
+    }) {
+        println!(
+            "serve peak RSS: {}",
+            line.trim_start_matches("VmHWM:").trim()
+        );
     }
 }
 
@@ -779,9 +810,9 @@ async fn webhook(
     for r in 0..reps {
         let marker = format!("base-{r}");
         serve_v2(fake, live_page(&spec, &marker));
-        let post = client.post(&url).body(body.clone()).send();
+        let request = client.post(&url).body(body.clone()).send();
         let (answer, left) = tokio::join!(
-            post,
+            request,
             wait_for(&theirs_motd, &marker, Duration::from_secs(60))
         );
         answer.expect("baseline hook answered");
@@ -840,7 +871,7 @@ async fn burst(
         let started = Instant::now();
         let ok = fire(hook.to_owned(), n).await;
         let sent = started.elapsed();
-        settle(fake, Duration::from_millis(1000)).await;
+        settle(fake, Duration::from_secs(1)).await;
         println!(
             "statusmotd serve: {n} webhooks ({ok} answered 2xx, sent in {:.0} ms) -> {} fetch cycles",
             ms(sent),

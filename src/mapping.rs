@@ -51,7 +51,11 @@ struct Resolved {
     errors: Vec<String>,
 }
 
-fn resolve_entries(cluster: &ClusterConfig, snap: &Snapshot, index: &SnapshotIndex<'_>) -> Resolved {
+fn resolve_entries(
+    cluster: &ClusterConfig,
+    snap: &Snapshot,
+    index: &SnapshotIndex<'_>,
+) -> Resolved {
     let mut resolved = Resolved {
         selection: Selection::new(),
         groups: BTreeSet::new(),
@@ -524,8 +528,8 @@ pub fn check(config: &Config, snapshots: &BTreeMap<String, Snapshot>) -> CheckRe
         let index = &indexes[source.as_str()];
         let mut unmapped = BTreeSet::new();
         for group in &snap.groups {
-            let touched =
-                listed.contains(&group.id) || members(index, group).any(|id| selected.contains(&id));
+            let touched = listed.contains(&group.id)
+                || members(index, group).any(|id| selected.contains(&id));
             if !touched {
                 unmapped.insert(group.id.as_str());
                 report.unmapped_groups.push(in_source(format!(

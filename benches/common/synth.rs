@@ -108,10 +108,14 @@ fn rows(spec: &Spec, now: Timestamp) -> Rows {
 /// One incident or maintenance in the v2 shape (v1 is a superset that the
 /// client reads the same way).
 fn item(spec: &Spec, i: usize, now: Timestamp, marker: &str) -> Value {
-    let cluster = if i == 0 { 0 } else { (i * 7919) % spec.clusters };
+    let cluster = if i == 0 {
+        0
+    } else {
+        (i * 7919) % spec.clusters
+    };
     let k = i % spec.per_cluster;
     let mut affected = vec![component_id(cluster, k)];
-    if i % 3 == 0 && spec.per_cluster > 1 {
+    if i.is_multiple_of(3) && spec.per_cluster > 1 {
         affected.push(component_id(cluster, (k + 1) % spec.per_cluster));
     }
     let page_wide = i % 500 == 1;
@@ -122,7 +126,14 @@ fn item(spec: &Spec, i: usize, now: Timestamp, marker: &str) -> Value {
     let age = i64::try_from(i % 100).unwrap_or(0);
     // (kind, status, impact, created, resolved, scheduled_for, scheduled_until)
     let (maintenance, status, impact, created, resolved, window) = match i % 100 {
-        0..=1 => (false, "investigating", "major", -(age + 1) * HOUR, None, None),
+        0..=1 => (
+            false,
+            "investigating",
+            "major",
+            -(age + 1) * HOUR,
+            None,
+            None,
+        ),
         2 => (
             true,
             "in_progress",
@@ -169,18 +180,21 @@ fn item(spec: &Spec, i: usize, now: Timestamp, marker: &str) -> Value {
         .iter()
         .map(|c| json!({"id": c, "name": c, "status": "degraded_performance", "group_id": null}))
         .collect();
-    let updates: Vec<Value> = (0..3)
+    let history: Vec<Value> = (0..3)
         .rev()
         .map(|u| {
             let t = at(now, created + (updated - created) * u / 2);
-            let mut body = format!(
-                "Update {u} on {id}: we are looking into slow I/O on the /work file system.<br />\
+            // The marker leads the body: the MOTD shows only its first lines.
+            let lead = if i == 0 && u == 2 {
+                format!("[{marker}] ")
+            } else {
+                String::new()
+            };
+            let body = format!(
+                "{lead}Update {u} on {id}: we are looking into slow I/O on the /work file system.<br />\
                  Jobs that read many small files may run slower than usual.\r\n\
                  The next update follows within 30 minutes &amp; sooner if anything changes."
             );
-            if i == 0 && u == 2 {
-                let _ = write!(body, " [{marker}]");
-            }
             json!({
                 "id": format!("{id}u{u}"), "status": statuses[usize::try_from(u).unwrap_or(0)],
                 "body": body, "incident_id": id, "created_at": t, "display_at": t, "updated_at": t,
@@ -202,7 +216,7 @@ fn item(spec: &Spec, i: usize, now: Timestamp, marker: &str) -> Value {
         "started_at": at(now, created), "page_id": PAGE_ID,
         "shortlink": format!("https://stspg.io/{id}"),
         "scheduled_for": scheduled_for, "scheduled_until": scheduled_until,
-        "incident_updates": updates, "components": comps,
+        "incident_updates": history, "components": comps,
     })
 }
 
@@ -215,15 +229,14 @@ fn is_open(v: &Value) -> bool {
 }
 
 fn items(spec: &Spec, now: Timestamp, marker: &str) -> Vec<Value> {
-    (0..spec.items).map(|i| item(spec, i, now, marker)).collect()
+    (0..spec.items)
+        .map(|i| item(spec, i, now, marker))
+        .collect()
 }
 
 /// The v2 documents of a page of `spec`'s size, with times relative to `now`.
 pub fn v2(spec: &Spec, now: Timestamp, marker: &str) -> V2 {
-    let Rows {
-        groups,
-        components,
-    } = rows(spec, now);
+    let Rows { groups, components } = rows(spec, now);
     let all = items(spec, now, marker);
     let page = json!({
         "id": PAGE_ID, "name": "Synthetic HPC status", "url": "https://status.example.org",
@@ -288,13 +301,11 @@ fn newest_first(list: &mut [Value]) {
 
 /// The v1 lists of a page of `spec`'s size.
 pub fn v1(spec: &Spec, now: Timestamp) -> V1 {
-    let Rows {
-        groups,
-        components,
-    } = rows(spec, now);
+    let Rows { groups, components } = rows(spec, now);
     let mut all = items(spec, now, "");
     newest_first(&mut all);
-    let pick = |f: &dyn Fn(&Value) -> bool| Value::Array(all.iter().filter(|v| f(v)).cloned().collect());
+    let pick =
+        |f: &dyn Fn(&Value) -> bool| Value::Array(all.iter().filter(|v| f(v)).cloned().collect());
     V1 {
         components: Value::Array(components),
         groups: Value::Array(groups),
