@@ -15,7 +15,7 @@ use crate::config::{
     validate_cluster_name, ClusterConfig, Config, Secret, SourceConfig, SourceKind,
 };
 use crate::error::{Error, Result};
-use crate::model::{Component, Group, Snapshot};
+use crate::model::{Component, Group, Snapshot, SnapshotIndex};
 use crate::view::Selection;
 
 /// How many candidates an "unknown name" hint lists before "and N more".
@@ -25,7 +25,18 @@ const MAX_CANDIDATES: usize = 8;
 /// name) against a snapshot into component ids; groups expand to their
 /// children. Every bad entry of the cluster is reported at once.
 pub fn resolve(cluster: &ClusterConfig, snap: &Snapshot) -> Result<Selection> {
-    let resolved = resolve_entries(cluster, snap);
+    resolve_indexed(cluster, snap, &SnapshotIndex::new(snap))
+}
+
+/// [`resolve`] with the snapshot's index at hand: what a caller resolving
+/// many clusters against one snapshot uses, so that each lookup is a hash
+/// lookup instead of a scan of every component.
+pub fn resolve_indexed(
+    cluster: &ClusterConfig,
+    snap: &Snapshot,
+    index: &SnapshotIndex<'_>,
+) -> Result<Selection> {
+    let resolved = resolve_entries(cluster, snap, index);
     if resolved.errors.is_empty() {
         Ok(resolved.selection)
     } else {
@@ -40,23 +51,27 @@ struct Resolved {
     errors: Vec<String>,
 }
 
-fn resolve_entries(cluster: &ClusterConfig, snap: &Snapshot) -> Resolved {
+fn resolve_entries(
+    cluster: &ClusterConfig,
+    snap: &Snapshot,
+    index: &SnapshotIndex<'_>,
+) -> Resolved {
     let mut resolved = Resolved {
         selection: Selection::new(),
         groups: BTreeSet::new(),
         errors: Vec::new(),
     };
     for entry in &cluster.groups {
-        match find_group(cluster, snap, entry) {
+        match find_group(cluster, snap, index, entry) {
             Ok(group) => {
-                resolved.selection.extend(members(snap, group));
+                resolved.selection.extend(members(index, group));
                 resolved.groups.insert(group.id.clone());
             }
             Err(e) => resolved.errors.push(e),
         }
     }
     for entry in &cluster.components {
-        match find_component(cluster, snap, entry) {
+        match find_component(cluster, snap, index, entry) {
             Ok(component) => {
                 resolved.selection.insert(component.id.clone());
             }
@@ -68,28 +83,30 @@ fn resolve_entries(cluster: &ClusterConfig, snap: &Snapshot) -> Resolved {
 
 /// A group's components: those it lists and those that name it, since one
 /// API may fill in only one side.
-fn members(snap: &Snapshot, group: &Group) -> impl Iterator<Item = String> {
-    let named: Vec<String> = snap
+fn members<'a>(
+    index: &'a SnapshotIndex<'_>,
+    group: &'a Group,
+) -> impl Iterator<Item = String> + 'a {
+    group
         .components
         .iter()
-        .filter(|c| c.group_id.as_deref() == Some(group.id.as_str()))
-        .map(|c| c.id.clone())
-        .collect();
-    group.components.clone().into_iter().chain(named)
+        .map(String::as_str)
+        .chain(index.children(&group.id).iter().copied())
+        .map(str::to_owned)
 }
 
 fn find_group<'a>(
     cluster: &ClusterConfig,
-    snap: &'a Snapshot,
+    snap: &Snapshot,
+    index: &SnapshotIndex<'a>,
     entry: &str,
 ) -> std::result::Result<&'a Group, String> {
     // Ids win over names: an id is what users reach for to disambiguate.
-    if let Some(group) = snap.group(entry) {
+    if let Some(group) = index.group(entry) {
         return Ok(group);
     }
-    let found: Vec<&Group> = snap.groups.iter().filter(|g| g.name == entry).collect();
-    match found.as_slice() {
-        [group] => Ok(group),
+    match index.groups_named(entry) {
+        [group] => Ok(*group),
         [] => {
             let mut message = format!(
                 "cluster `{}`: group `{entry}` matches no group of source `{}`",
@@ -135,15 +152,15 @@ fn find_group<'a>(
 
 fn find_component<'a>(
     cluster: &ClusterConfig,
-    snap: &'a Snapshot,
+    snap: &Snapshot,
+    index: &SnapshotIndex<'a>,
     entry: &str,
 ) -> std::result::Result<&'a Component, String> {
-    if let Some(component) = snap.component(entry) {
+    if let Some(component) = index.component(entry) {
         return Ok(component);
     }
-    let found: Vec<&Component> = snap.components.iter().filter(|c| c.name == entry).collect();
-    match found.as_slice() {
-        [component] => Ok(component),
+    match index.components_named(entry) {
+        [component] => Ok(*component),
         [] => {
             let mut message = format!(
                 "cluster `{}`: component `{entry}` matches no component of source `{}`",
@@ -325,12 +342,13 @@ state_dir = \"state\"            # last good snapshots
     );
     write_source(&mut out, source);
 
+    let index = SnapshotIndex::new(snap);
     let mut used = BTreeSet::new();
     for group in &snap.groups {
         // The id, when the name alone would not say which group, or would
         // not fit on one line.
-        let by_id = group.name.contains(char::is_control)
-            || snap.groups.iter().filter(|g| g.name == group.name).count() > 1;
+        let by_id =
+            group.name.contains(char::is_control) || index.groups_named(&group.name).len() > 1;
         let slug = unique_slug(&group.name, &mut used);
         let _ = writeln!(out, "\n[clusters.{slug}]");
         let _ = writeln!(out, "source = {}", quote(&source.name));
@@ -344,7 +362,7 @@ state_dir = \"state\"            # last good snapshots
         } else {
             let _ = writeln!(out, "groups = [{}]", quote(&group.name));
         }
-        let member_ids: BTreeSet<String> = members(snap, group).collect();
+        let member_ids: BTreeSet<String> = members(&index, group).collect();
         let children: Vec<String> = snap
             .components
             .iter()
@@ -471,6 +489,10 @@ pub fn check(config: &Config, snapshots: &BTreeMap<String, Snapshot>) -> CheckRe
     let mut report = CheckReport::default();
     let mut selected: BTreeMap<&str, Selection> = BTreeMap::new();
     let mut listed: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let indexes: BTreeMap<&str, SnapshotIndex<'_>> = snapshots
+        .iter()
+        .map(|(name, snap)| (name.as_str(), SnapshotIndex::new(snap)))
+        .collect();
     for cluster in config.clusters.values() {
         let Some(snap) = snapshots.get(&cluster.source) else {
             report.errors.push(format!(
@@ -479,7 +501,7 @@ pub fn check(config: &Config, snapshots: &BTreeMap<String, Snapshot>) -> CheckRe
             ));
             continue;
         };
-        let resolved = resolve_entries(cluster, snap);
+        let resolved = resolve_entries(cluster, snap, &indexes[cluster.source.as_str()]);
         report.errors.extend(resolved.errors);
         selected
             .entry(&cluster.source)
@@ -503,10 +525,11 @@ pub fn check(config: &Config, snapshots: &BTreeMap<String, Snapshot>) -> CheckRe
                 s
             }
         };
+        let index = &indexes[source.as_str()];
         let mut unmapped = BTreeSet::new();
         for group in &snap.groups {
-            let touched =
-                listed.contains(&group.id) || members(snap, group).any(|id| selected.contains(&id));
+            let touched = listed.contains(&group.id)
+                || members(index, group).any(|id| selected.contains(&id));
             if !touched {
                 unmapped.insert(group.id.as_str());
                 report.unmapped_groups.push(in_source(format!(

@@ -7,7 +7,7 @@
 //! builds it and when a snapshot file is loaded, so nothing downstream has to
 //! wonder whether upstream text is safe.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -241,5 +241,84 @@ impl Snapshot {
     /// Component id -> component, for lookups in loops.
     pub fn component_index(&self) -> BTreeMap<&str, &Component> {
         self.components.iter().map(|c| (c.id.as_str(), c)).collect()
+    }
+}
+
+/// Lookups into one snapshot by id and by name, built once per snapshot, so
+/// that mapping and viewing N clusters costs N times one cluster rather than
+/// N times the whole page. Where ids repeat, the first wins, as in
+/// [`Snapshot::component`] and [`Snapshot::group`].
+#[derive(Debug)]
+pub struct SnapshotIndex<'a> {
+    /// Component id -> its position in `components` and the component.
+    components: HashMap<&'a str, (usize, &'a Component)>,
+    groups: HashMap<&'a str, &'a Group>,
+    components_by_name: HashMap<&'a str, Vec<&'a Component>>,
+    groups_by_name: HashMap<&'a str, Vec<&'a Group>>,
+    /// Group id -> ids of the components that name it, in upstream order.
+    children: HashMap<&'a str, Vec<&'a str>>,
+}
+
+impl<'a> SnapshotIndex<'a> {
+    pub fn new(snap: &'a Snapshot) -> Self {
+        let mut index = Self {
+            components: HashMap::with_capacity(snap.components.len()),
+            groups: HashMap::with_capacity(snap.groups.len()),
+            components_by_name: HashMap::with_capacity(snap.components.len()),
+            groups_by_name: HashMap::with_capacity(snap.groups.len()),
+            children: HashMap::with_capacity(snap.groups.len()),
+        };
+        for (at, c) in snap.components.iter().enumerate() {
+            index.components.entry(c.id.as_str()).or_insert((at, c));
+            index
+                .components_by_name
+                .entry(c.name.as_str())
+                .or_default()
+                .push(c);
+            if let Some(group) = &c.group_id {
+                index
+                    .children
+                    .entry(group.as_str())
+                    .or_default()
+                    .push(c.id.as_str());
+            }
+        }
+        for g in &snap.groups {
+            index.groups.entry(g.id.as_str()).or_insert(g);
+            index
+                .groups_by_name
+                .entry(g.name.as_str())
+                .or_default()
+                .push(g);
+        }
+        index
+    }
+
+    pub fn component(&self, id: &str) -> Option<&'a Component> {
+        self.components.get(id).map(|(_, c)| *c)
+    }
+
+    /// The component and its position in upstream order.
+    pub fn component_at(&self, id: &str) -> Option<(usize, &'a Component)> {
+        self.components.get(id).copied()
+    }
+
+    pub fn group(&self, id: &str) -> Option<&'a Group> {
+        self.groups.get(id).copied()
+    }
+
+    /// Components named exactly `name`, in upstream order.
+    pub fn components_named(&self, name: &str) -> &[&'a Component] {
+        self.components_by_name.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// Groups named exactly `name`, in upstream order.
+    pub fn groups_named(&self, name: &str) -> &[&'a Group] {
+        self.groups_by_name.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// Ids of the components whose `group_id` is `group`, in upstream order.
+    pub fn children(&self, group: &str) -> &[&'a str] {
+        self.children.get(group).map_or(&[], Vec::as_slice)
     }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ClusterConfig, Config, SourceConfig, SourceKind};
 use crate::error::{Error, Result};
-use crate::model::Snapshot;
+use crate::model::{Snapshot, SnapshotIndex};
 use crate::output::{self, OutputDir, Written};
 use crate::render::Renderer;
 use crate::snapshot::{self, Snapshots};
@@ -225,7 +225,23 @@ pub fn cluster_view(
     data: &Gathered,
     now: Timestamp,
 ) -> Result<ClusterView> {
-    let Some(source) = data.sources.get(&cluster.source) else {
+    let index = data
+        .sources
+        .get(&cluster.source)
+        .map(|s| SnapshotIndex::new(&s.snapshot));
+    cluster_view_indexed(config, cluster, data, index.as_ref(), now)
+}
+
+/// [`cluster_view`] with the index of the cluster's snapshot at hand (when
+/// there is a snapshot), built once for all the clusters of a plan.
+fn cluster_view_indexed(
+    config: &Config,
+    cluster: &ClusterConfig,
+    data: &Gathered,
+    index: Option<&SnapshotIndex<'_>>,
+    now: Timestamp,
+) -> Result<ClusterView> {
+    let (Some(source), Some(index)) = (data.sources.get(&cluster.source), index) else {
         let why = data
             .missing
             .get(&cluster.source)
@@ -235,7 +251,7 @@ pub fn cluster_view(
             cluster.name, cluster.source
         )));
     };
-    let selection = crate::mapping::resolve(cluster, &source.snapshot)?;
+    let selection = crate::mapping::resolve_indexed(cluster, &source.snapshot, index)?;
     let opts = ViewOptions {
         upcoming: config.settings.upcoming,
         recent_resolved: config.settings.recent_resolved,
@@ -243,10 +259,11 @@ pub fn cluster_view(
         page_wide: cluster.page_wide,
         timezone: config.timezone_for(cluster),
     };
-    let mut v = view::build(
+    let mut v = view::build_indexed(
         &cluster.name,
         &cluster.source,
         &source.snapshot,
+        index,
         &selection,
         &opts,
         now,
@@ -296,8 +313,15 @@ pub fn plan(
     now: Timestamp,
 ) -> Plan {
     let mut plan = Plan::default();
+    // One index per snapshot, shared by all the clusters that read it.
+    let indexes: BTreeMap<&str, SnapshotIndex<'_>> = data
+        .sources
+        .iter()
+        .map(|(name, s)| (name.as_str(), SnapshotIndex::new(&s.snapshot)))
+        .collect();
     for cluster in clusters {
-        match plan_cluster(config, renderer, cluster, data, now) {
+        let index = indexes.get(cluster.source.as_str());
+        match plan_cluster(config, renderer, cluster, data, index, now) {
             Ok(p) => {
                 plan.clusters.insert(cluster.name.clone(), p);
             }
@@ -312,9 +336,10 @@ fn plan_cluster(
     renderer: &Renderer,
     cluster: &ClusterConfig,
     data: &Gathered,
+    index: Option<&SnapshotIndex<'_>>,
     now: Timestamp,
 ) -> Result<ClusterPlan> {
-    let view = cluster_view(config, cluster, data, now)?;
+    let view = cluster_view_indexed(config, cluster, data, index, now)?;
     let dir = PathBuf::from(&cluster.name);
     let template = cluster.template.as_deref().unwrap_or("motd.txt.j2");
     let newest = view.newest_change();

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use crate::model::{Component, ComponentStatus, Incident, ItemKind, Snapshot};
+use crate::model::{Component, ComponentStatus, Incident, ItemKind, Snapshot, SnapshotIndex};
 
 /// The windows and switches that shape a view; taken from `[settings]` and the
 /// cluster's own table.
@@ -168,7 +168,29 @@ pub fn build(
     opts: &ViewOptions,
     now: Timestamp,
 ) -> ClusterView {
-    let index = snap.component_index();
+    build_indexed(
+        cluster,
+        source,
+        snap,
+        &SnapshotIndex::new(snap),
+        selection,
+        opts,
+        now,
+    )
+}
+
+/// [`build`] with the snapshot's index at hand, for callers that view many
+/// clusters of one snapshot: the work is then the cluster's components and
+/// the page's items, not the page's components again for every cluster.
+pub fn build_indexed(
+    cluster: &str,
+    source: &str,
+    snap: &Snapshot,
+    index: &SnapshotIndex<'_>,
+    selection: &Selection,
+    opts: &ViewOptions,
+    now: Timestamp,
+) -> ClusterView {
     let concerns = |i: &Incident| {
         if i.components.is_empty() {
             opts.page_wide
@@ -176,7 +198,7 @@ pub fn build(
             i.components.iter().any(|id| selection.contains(id))
         }
     };
-    let item = |i: &Incident| make_item(i, selection, &index);
+    let item = |i: &Incident| make_item(i, selection, index);
 
     let mut incidents = Vec::new();
     let mut active = Vec::new();
@@ -213,11 +235,16 @@ pub fn build(
     upcoming.sort_by_key(|i| i.scheduled_for);
     resolved.sort_by_key(|i| std::cmp::Reverse(i.resolved_at));
 
-    let components: Vec<ComponentView> = snap
-        .components
+    // In upstream order, as the page lists them.
+    let mut degraded: Vec<(usize, &Component)> = selection
         .iter()
-        .filter(|c| selection.contains(&c.id) && c.status != ComponentStatus::Operational)
-        .map(|c| component_view(c, snap))
+        .filter_map(|id| index.component_at(id))
+        .filter(|(_, c)| c.status != ComponentStatus::Operational)
+        .collect();
+    degraded.sort_by_key(|(at, _)| *at);
+    let components: Vec<ComponentView> = degraded
+        .into_iter()
+        .map(|(_, c)| component_view(c, index))
         .collect();
 
     let status = worst_status(&components, &incidents, &active);
@@ -247,11 +274,7 @@ pub fn build(
     }
 }
 
-fn make_item(
-    i: &Incident,
-    selection: &Selection,
-    index: &std::collections::BTreeMap<&str, &Component>,
-) -> Item {
+fn make_item(i: &Incident, selection: &Selection, index: &SnapshotIndex<'_>) -> Item {
     let updates: Vec<UpdateView> = i
         .updates
         .iter()
@@ -278,7 +301,7 @@ fn make_item(
             .components
             .iter()
             .filter(|id| selection.contains(*id))
-            .filter_map(|id| index.get(id.as_str()).map(|c| c.name.clone()))
+            .filter_map(|id| index.component(id).map(|c| c.name.clone()))
             .collect(),
         latest: updates.first().cloned(),
         updates,
@@ -287,14 +310,14 @@ fn make_item(
     }
 }
 
-fn component_view(c: &Component, snap: &Snapshot) -> ComponentView {
+fn component_view(c: &Component, index: &SnapshotIndex<'_>) -> ComponentView {
     ComponentView {
         id: c.id.clone(),
         name: c.name.clone(),
         group: c
             .group_id
             .as_deref()
-            .and_then(|g| snap.group(g))
+            .and_then(|g| index.group(g))
             .map(|g| g.name.clone()),
         status: c.status,
         status_label: c.status.label(),

@@ -1,0 +1,1076 @@
+//! The service benchmarks: statusmotd as a build step and as `serve`,
+//! against the fake Statuspage of the integration tests serving synthetic
+//! pages, each figure beside a baseline measured in the same run (the Python
+//! script and webhook hook in `benches/baseline/`, or the smallest size).
+//!
+//! `cargo bench --bench service -- [--quick] [FIGURE...]` runs the figures
+//! named (all by default): `requests`, `oneshot`, `snapshot`, `growth`,
+//! `webhook`, `burst`, `answer`, `notmodified`. Without `--bench` (as
+//! `cargo test --all-targets` runs it) it only checks, on tiny pages, that
+//! the harness still works. Timings are medians over repeated runs, with
+//! the quartiles and the extremes, since the machines are shared.
+//!
+//! Tools: `python3` with `requests` and `jinja2` for the baseline,
+//! `/usr/bin/time` for peak memory, `wrk` for requests per second.
+//! `scripts/bench` installs them. A figure whose tool is missing says so and
+//! is skipped.
+
+// Statistics over at most a few thousand samples: the casts between counts
+// and floats lose nothing that matters.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+
+#[path = "../tests/it/fake.rs"]
+mod fake;
+#[path = "common/synth.rs"]
+mod synth;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fake::{FakeStatuspage, Fault};
+use jiff::Timestamp;
+use statusmotd::source::{self, Endpoint, FetchOptions};
+use synth::Spec;
+
+/// How much of everything to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `cargo test`: tiny pages, one repetition, no baseline.
+    Smoke,
+    /// `--quick`: every figure, briefly.
+    Quick,
+    Full,
+}
+
+struct Bench {
+    mode: Mode,
+    bin: PathBuf,
+    python: Option<String>,
+    wrk: bool,
+    time: bool,
+    baseline_dir: PathBuf,
+}
+
+impl Bench {
+    fn reps(&self, full: usize, quick: usize) -> usize {
+        match self.mode {
+            Mode::Smoke => 1,
+            Mode::Quick => quick,
+            Mode::Full => full,
+        }
+    }
+
+    /// 300 clusters in a real run, 10 in a smoke test.
+    fn clusters(&self, n: usize) -> usize {
+        if self.mode == Mode::Smoke {
+            10
+        } else {
+            n
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = if !args.iter().any(|a| a == "--bench") {
+        Mode::Smoke
+    } else if args.iter().any(|a| a == "--quick") {
+        Mode::Quick
+    } else {
+        Mode::Full
+    };
+    let wanted: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bench = Bench {
+        mode,
+        bin: std::env::var_os("STATUSMOTD_BIN").map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_statusmotd")),
+            PathBuf::from,
+        ),
+        python: (mode != Mode::Smoke).then(python).flatten(),
+        wrk: mode != Mode::Smoke && tool_works("wrk", &["--version"]),
+        time: Path::new("/usr/bin/time").exists(),
+        baseline_dir: root.join("benches/baseline"),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    println!("# statusmotd service benchmarks ({mode:?})");
+    println!("# binary: {}", bench.bin.display());
+    if bench.python.is_none() && mode != Mode::Smoke {
+        println!("# python3 with requests and jinja2 not found: baseline figures skipped");
+    }
+    let all = [
+        "requests",
+        "oneshot",
+        "snapshot",
+        "growth",
+        "webhook",
+        "burst",
+        "notmodified",
+        "answer",
+    ];
+    for figure in all {
+        if !wanted.is_empty() && !wanted.contains(&figure) {
+            continue;
+        }
+        println!("\n## {figure}");
+        let started = Instant::now();
+        match figure {
+            "requests" => runtime.block_on(requests(&bench)),
+            "oneshot" => runtime.block_on(oneshot(&bench)),
+            "snapshot" => snapshot(&bench, &[1000], true),
+            "growth" => {
+                let sizes: &[usize] = match mode {
+                    Mode::Smoke => &[10],
+                    Mode::Quick => &[10, 100, 1000],
+                    Mode::Full => &[10, 100, 1000, 10_000],
+                };
+                snapshot(&bench, sizes, false);
+            }
+            "webhook" | "burst" | "notmodified" | "answer" => {
+                runtime.block_on(serve_figure(&bench, figure));
+            }
+            _ => unreachable!(),
+        }
+        println!("# ({figure} took {:.1}s)", started.elapsed().as_secs_f64());
+    }
+}
+
+// ---------------------------------------------------------------- statistics
+
+/// Median, quartiles and extremes of a sample.
+struct Stats {
+    n: usize,
+    min: f64,
+    p25: f64,
+    median: f64,
+    p75: f64,
+    p99: f64,
+    max: f64,
+}
+
+fn stats(mut xs: Vec<f64>) -> Stats {
+    assert!(!xs.is_empty(), "no samples");
+    xs.sort_by(f64::total_cmp);
+    let q = |p: f64| {
+        // Nearest rank: a quantile is a value that was measured.
+        let rank = (p * xs.len() as f64).ceil().max(1.0) as usize;
+        xs[rank.min(xs.len()) - 1]
+    };
+    Stats {
+        n: xs.len(),
+        min: xs[0],
+        p25: q(0.25),
+        median: q(0.5),
+        p75: q(0.75),
+        p99: q(0.99),
+        max: xs[xs.len() - 1],
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn show(what: &str, unit: &str, s: &Stats) {
+    println!(
+        "{what}: median {:.2} {unit} (p25 {:.2}, p75 {:.2}, min {:.2}, max {:.2}, n={})",
+        s.median, s.p25, s.p75, s.min, s.max, s.n
+    );
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn tool_works(tool: &str, args: &[&str]) -> bool {
+    Command::new(tool)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// A `python3` that can import the baseline's libraries.
+fn python() -> Option<String> {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    Command::new(&python)
+        .args(["-c", "import requests, jinja2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()
+        .filter(std::process::ExitStatus::success)
+        .map(|_| python)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Serves `page` at the fake's v2 paths.
+fn serve_v2(fake: &FakeStatuspage, page: synth::V2) {
+    fake.set_json("/api/v2/summary.json", page.summary);
+    fake.set_json("/api/v2/incidents.json", page.incidents);
+    fake.set_json("/api/v2/scheduled-maintenances.json", page.maintenances);
+}
+
+/// A live page as the real API serves it: the 50 most recent items in the
+/// history documents.
+fn live_page(spec: &Spec, marker: &str) -> synth::V2 {
+    synth::v2(spec, Timestamp::now(), marker).recent_only(50)
+}
+
+/// A scratch directory with a `mapping.toml` for `spec` and the baseline's
+/// cluster table.
+fn workdir(spec: &Spec, url: &str, settings: &str, server: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("statusmotd-bench-")
+        .tempdir_in(std::env::var_os("BENCH_TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from))
+        .expect("temp dir");
+    std::fs::write(
+        dir.path().join("mapping.toml"),
+        synth::mapping_toml(spec, url, settings, server),
+    )
+    .expect("write mapping.toml");
+    std::fs::write(
+        dir.path().join("clusters.json"),
+        synth::baseline_clusters(spec),
+    )
+    .expect("write clusters.json");
+    dir
+}
+
+/// Runs a command to completion and returns its wall time; panics when it
+/// fails, since a figure of a failed run means nothing.
+fn timed(cmd: &mut Command) -> Duration {
+    let started = Instant::now();
+    let out = cmd.output().expect("run command");
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
+
+/// Runs a command under `/usr/bin/time` and returns its wall time and peak
+/// resident memory in KiB.
+fn timed_rss(bench: &Bench, cmd: &Command) -> (Duration, Option<u64>) {
+    if !bench.time {
+        let mut plain = Command::new(cmd.get_program());
+        plain.args(cmd.get_args());
+        return (timed(&mut plain), None);
+    }
+    let report = tempfile::NamedTempFile::new().expect("temp file");
+    let mut wrapped = Command::new("/usr/bin/time");
+    wrapped
+        .args(["-f", "%M", "-o"])
+        .arg(report.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    let took = timed(&mut wrapped);
+    let kib = std::fs::read_to_string(report.path())
+        .ok()
+        .and_then(|t| t.trim().lines().last()?.trim().parse().ok());
+    (took, kib)
+}
+
+// ---------------------------------------------------------------- requests
+
+/// Upstream requests per refresh, v2 and v1, with and without paging.
+async fn requests(bench: &Bench) {
+    let client = source::client();
+    let now = Timestamp::now();
+    let opts = FetchOptions {
+        resolved_since: now.checked_sub(jiff::SignedDuration::from_hours(24)).ok(),
+        ..FetchOptions::default()
+    };
+    let sizes = [
+        Spec {
+            clusters: 10,
+            per_cluster: 5,
+            items: 50,
+        },
+        Spec {
+            clusters: bench.clusters(1000),
+            per_cluster: 5,
+            items: 500,
+        },
+    ];
+    for spec in sizes {
+        let fake = FakeStatuspage::start().await;
+        serve_v2(&fake, live_page(&spec, "x"));
+        let v1 = synth::v1(&spec, now);
+        let base = format!("/pages/{}", synth::PAGE_ID);
+        for (path, list) in [
+            ("components", v1.components),
+            ("component-groups", v1.groups),
+            ("incidents/unresolved", v1.unresolved),
+            ("incidents/upcoming", v1.upcoming),
+            ("incidents/active_maintenance", v1.active_maintenance),
+            ("incidents", v1.incidents),
+        ] {
+            fake.set_json(&format!("{base}/{path}"), list);
+        }
+        let size = format!(
+            "{} components, {} items",
+            spec.clusters * spec.per_cluster,
+            spec.items
+        );
+        let endpoint = Endpoint::Public { url: fake.url() };
+        source::fetch(&client, &endpoint, &opts)
+            .await
+            .expect("v2 fetch");
+        println!("v2 requests per refresh ({size}): {}", fake.requests());
+        let before = fake.requests();
+        let endpoint = Endpoint::Manage {
+            api_base: fake.url(),
+            page_id: synth::PAGE_ID.into(),
+            api_key: "bench-key".into(),
+        };
+        source::fetch(&client, &endpoint, &opts)
+            .await
+            .expect("v1 fetch");
+        let log = fake.request_log();
+        let mut lists: BTreeMap<&str, usize> = BTreeMap::new();
+        for line in &log[before..] {
+            let path = line.split('?').next().unwrap_or(line);
+            *lists
+                .entry(path.rsplit_once(synth::PAGE_ID).map_or(path, |(_, p)| p))
+                .or_default() += 1;
+        }
+        println!(
+            "v1 requests per refresh ({size}): {} over {} lists {lists:?}",
+            log.len() - before,
+            lists.len()
+        );
+    }
+}
+
+// ---------------------------------------------------------------- oneshot
+
+/// `statusmotd render` of 300 clusters fetching from the fake, as a build
+/// step runs it, against the baseline script.
+async fn oneshot(bench: &Bench) {
+    let spec = Spec {
+        clusters: bench.clusters(300),
+        per_cluster: 5,
+        items: 500,
+    };
+    let fake = FakeStatuspage::start().await;
+    serve_v2(&fake, live_page(&spec, "x"));
+    let dir = workdir(&spec, &fake.url(), "", "");
+    let config = dir.path().join("mapping.toml");
+    let reps = bench.reps(15, 5);
+    let mut cold = Vec::new();
+    let mut steady = Vec::new();
+    let mut baseline = Vec::new();
+    for _ in 0..reps {
+        let out = dir.path().join("out");
+        let _ = std::fs::remove_dir_all(&out);
+        let run = || {
+            let mut cmd = Command::new(&bench.bin);
+            cmd.arg("render").arg("--config").arg(&config);
+            cmd.stdout(Stdio::null());
+            cmd
+        };
+        // Blocking commands on a runtime thread: the fake answers on the
+        // other worker.
+        cold.push(ms(tokio::task::block_in_place(|| timed(&mut run()))));
+        steady.push(ms(tokio::task::block_in_place(|| timed(&mut run()))));
+        if let Some(python) = &bench.python {
+            let out = dir.path().join("out-baseline");
+            let _ = std::fs::remove_dir_all(&out);
+            let mut cmd = Command::new(python);
+            cmd.arg(bench.baseline_dir.join("motd_baseline.py"))
+                .arg(fake.url())
+                .arg(dir.path().join("clusters.json"))
+                .arg(&out);
+            baseline.push(ms(tokio::task::block_in_place(|| timed(&mut cmd))));
+        }
+    }
+    let n = spec.clusters;
+    let (cold, steady) = (stats(cold), stats(steady));
+    show(
+        &format!("statusmotd render, {n} clusters, empty output dir"),
+        "ms",
+        &cold,
+    );
+    show(
+        &format!("statusmotd render, {n} clusters, nothing changed"),
+        "ms",
+        &steady,
+    );
+    if !baseline.is_empty() {
+        let baseline = stats(baseline);
+        show(&format!("baseline script, {n} clusters"), "ms", &baseline);
+        println!(
+            "speedup (baseline median / statusmotd median): empty dir {:.1}x, nothing changed {:.1}x",
+            baseline.median / cold.median,
+            baseline.median / steady.median
+        );
+    }
+}
+
+// ---------------------------------------------------------------- snapshot
+
+/// `statusmotd render --snapshot` of N clusters × 5N components × 500 items:
+/// wall time and peak memory, from an empty output directory and with
+/// nothing changed. `also_items` adds the 1,000-cluster page with 5,000
+/// items to the curve.
+fn snapshot(bench: &Bench, sizes: &[usize], headline: bool) {
+    let now: Timestamp = "2026-03-10T12:00:00Z".parse().expect("fixed time");
+    let mut specs: Vec<Spec> = sizes
+        .iter()
+        .map(|&n| Spec {
+            clusters: bench.clusters(n),
+            per_cluster: 5,
+            items: 500,
+        })
+        .collect();
+    if !headline && bench.mode == Mode::Full {
+        specs.push(Spec {
+            clusters: 1000,
+            per_cluster: 5,
+            items: 5000,
+        });
+    }
+    let mut first: Option<(f64, usize)> = None;
+    for spec in specs {
+        let page = synth::v2(&spec, now, "probe");
+        let snap = source::v2::from_payloads(
+            "https://status.example.org",
+            page.summary.to_string().as_bytes(),
+            Some(page.incidents.to_string().as_bytes()),
+            Some(page.maintenances.to_string().as_bytes()),
+        )
+        .expect("synthetic page parses");
+        let dir = workdir(&spec, "https://status.example.org", "", "");
+        let file = dir.path().join("snapshot.json");
+        let snaps = statusmotd::snapshot::Snapshots::from([("synth".to_owned(), snap)]);
+        std::fs::write(&file, statusmotd::snapshot::to_json(&snaps)).expect("write snapshot");
+        let size_mib = std::fs::metadata(&file).map_or(0.0, |m| m.len() as f64 / 1_048_576.0);
+        let cmd = || {
+            let mut cmd = Command::new(&bench.bin);
+            cmd.arg("render")
+                .arg("--config")
+                .arg(dir.path().join("mapping.toml"))
+                .arg("--snapshot")
+                .arg(&file)
+                .arg("--now")
+                .arg(now.to_string());
+            cmd.stdout(Stdio::null());
+            cmd
+        };
+        let cold_reps = if spec.clusters >= 10_000 {
+            1
+        } else {
+            bench.reps(5, 2)
+        };
+        let mut cold = Vec::new();
+        let mut steady = Vec::new();
+        let mut rss = Vec::new();
+        for _ in 0..cold_reps {
+            let _ = std::fs::remove_dir_all(dir.path().join("out"));
+            let (t, kib) = timed_rss(bench, &cmd());
+            cold.push(ms(t));
+            rss.extend(kib);
+        }
+        for _ in 0..bench.reps(15, 5) {
+            let (t, kib) = timed_rss(bench, &cmd());
+            steady.push(ms(t));
+            rss.extend(kib);
+        }
+        let files = count_files(&dir.path().join("out"));
+        let label = format!(
+            "{} clusters x {} components x {} items ({size_mib:.1} MiB snapshot, {files} files)",
+            spec.clusters,
+            spec.clusters * spec.per_cluster,
+            spec.items
+        );
+        let (cold, steady) = (stats(cold), stats(steady));
+        show(
+            &format!("render --snapshot {label}, nothing changed"),
+            "ms",
+            &steady,
+        );
+        show(
+            &format!("render --snapshot {label}, empty output dir"),
+            "ms",
+            &cold,
+        );
+        if !rss.is_empty() {
+            let peak = rss.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
+            println!(
+                "peak RSS {label}: max {peak:.1} MiB over {} runs",
+                rss.len()
+            );
+        }
+        let work = spec.clusters * spec.items;
+        match first {
+            None => first = Some((steady.median, work)),
+            Some((t0, w0)) => println!(
+                "growth vs the first size: work x{:.0}, time x{:.1} (nothing changed)",
+                work as f64 / w0 as f64,
+                steady.median / t0
+            ),
+        }
+    }
+}
+
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .map(|e| {
+                let p = e.path();
+                if p.is_dir() {
+                    count_files(&p)
+                } else {
+                    1
+                }
+            })
+            .sum()
+    })
+}
+
+// ---------------------------------------------------------------- serve
+
+const TOKEN: &str = "bench-webhook-token";
+
+/// A running `statusmotd serve`, stopped (SIGTERM) when dropped.
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `serve` on a free port and waits for `/livez`; `None` when this
+/// build has no `serve`.
+async fn start_serve(bench: &Bench, dir: &Path, port: u16) -> Option<Serve> {
+    let log = std::fs::File::create(dir.join("serve.log")).expect("log file");
+    let child = Command::new(&bench.bin)
+        .arg("serve")
+        .arg("--config")
+        .arg(dir.join("mapping.toml"))
+        .env("STATUSMOTD_WEBHOOK_TOKEN", TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn statusmotd serve");
+    let mut serve = Serve {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = serve.child.try_wait() {
+            let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+            println!(
+                "# statusmotd serve exited at once; serve figures pending\n# {}",
+                log.trim()
+            );
+            return None;
+        }
+        let live = client.get(format!("{}/livez", serve.url)).send().await;
+        if live.is_ok_and(|r| r.status().is_success()) {
+            return Some(serve);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = serve.child.kill();
+    println!("# statusmotd serve did not answer /livez within 20s; serve figures pending");
+    None
+}
+
+/// Polls `path` until its text contains `marker`.
+async fn wait_for(path: &Path, marker: &str, timeout: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if std::fs::read_to_string(path).is_ok_and(|t| t.contains(marker)) {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    None
+}
+
+/// Waits until the fake has seen no request for `quiet`.
+async fn settle(fake: &FakeStatuspage, quiet: Duration) {
+    let mut last = fake.requests();
+    let mut since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = fake.requests();
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= quiet {
+            return;
+        }
+    }
+}
+
+async fn serve_figure(bench: &Bench, figure: &str) {
+    let spec = Spec {
+        clusters: bench.clusters(300),
+        per_cluster: 5,
+        items: 500,
+    };
+    // On a runtime of its own, so that serving big pages does not delay the
+    // load generator's requests and timers on this one.
+    let fake = Arc::new(tokio::task::block_in_place(FakeStatuspage::spawn));
+    serve_v2(&fake, live_page(&spec, "probe-start"));
+    let port = free_port();
+    let dir = workdir(
+        &spec,
+        &fake.url(),
+        "debounce = \"0s\"\npoll_interval = \"1h\"\nrequest_timeout = \"5s\"\nretries = 0\n",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nwebhook_token = {{ env = \"STATUSMOTD_WEBHOOK_TOKEN\" }}\n"
+        ),
+    );
+    let Some(serve) = start_serve(bench, dir.path(), port).await else {
+        return;
+    };
+    let motd = dir
+        .path()
+        .join("out")
+        .join(synth::cluster_name(0))
+        .join("motd");
+    if wait_for(&motd, "probe-start", Duration::from_secs(30))
+        .await
+        .is_none()
+    {
+        println!("# serve wrote no MOTD within 30s; see serve.log; figure skipped");
+        return;
+    }
+    let client = reqwest::Client::new();
+    let hook = format!("{}/webhook/{TOKEN}", serve.url);
+    match figure {
+        "webhook" => webhook(bench, &fake, &client, &hook, &motd, dir.path()).await,
+        "burst" => burst(bench, &fake, &client, &hook, dir.path(), &spec).await,
+        "notmodified" => not_modified(bench, &client, &serve.url, dir.path()).await,
+        "answer" => answer(bench, &fake, &client, &hook).await,
+        _ => unreachable!(),
+    }
+    print_serve_rss(&serve);
+}
+
+fn print_serve_rss(serve: &Serve) {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", serve.child.id()));
+    if let Some(line) = status.ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("VmHWM"))
+            .map(str::to_owned)
+    }) {
+        println!(
+            "serve peak RSS: {}",
+            line.trim_start_matches("VmHWM:").trim()
+        );
+    }
+}
+
+/// Webhook -> MOTD on disk, statusmotd against the baseline hook, and the
+/// floor: one fetch cycle plus one fsynced write, measured in process.
+async fn webhook(
+    bench: &Bench,
+    fake: &FakeStatuspage,
+    client: &reqwest::Client,
+    hook: &str,
+    motd: &Path,
+    dir: &Path,
+) {
+    let spec = Spec {
+        clusters: bench.clusters(300),
+        per_cluster: 5,
+        items: 500,
+    };
+    let reps = bench.reps(30, 8);
+    let body = synth::webhook_body(Timestamp::now());
+    let mut ours = Vec::new();
+    let mut answers = Vec::new();
+    for r in 0..reps {
+        let marker = format!("probe-{r}");
+        serve_v2(fake, live_page(&spec, &marker));
+        let started = Instant::now();
+        let answer = client
+            .post(hook)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("webhook answered");
+        answers.push(ms(started.elapsed()));
+        assert_eq!(answer.status().as_u16(), 202, "webhook answer");
+        let left = wait_for(motd, &marker, Duration::from_secs(20))
+            .await
+            .expect("the MOTD changed");
+        ours.push(ms(started.elapsed().max(left)));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ours = stats(ours);
+    show("statusmotd serve: webhook -> MOTD on disk", "ms", &ours);
+    show("statusmotd serve: webhook answer", "ms", &stats(answers));
+
+    // The floor: what no implementation can avoid.
+    let source_client = source::client();
+    let endpoint = Endpoint::Public { url: fake.url() };
+    let mut fetches = Vec::new();
+    for _ in 0..reps {
+        let started = Instant::now();
+        source::fetch(&source_client, &endpoint, &FetchOptions::default())
+            .await
+            .expect("fetch");
+        fetches.push(ms(started.elapsed()));
+    }
+    let out = statusmotd::output::OutputDir::open(&dir.join("floor")).expect("output dir");
+    let mut writes = Vec::new();
+    for r in 0..reps {
+        let bytes = format!("{r}\n").repeat(300);
+        let now = Timestamp::now();
+        let started = Instant::now();
+        tokio::task::block_in_place(|| {
+            out.write(Path::new("c/motd"), bytes.as_bytes(), None, now)
+                .expect("write")
+        });
+        writes.push(ms(started.elapsed()));
+    }
+    let (fetches, writes) = (stats(fetches), stats(writes));
+    show("floor: one fetch cycle (3 requests)", "ms", &fetches);
+    show("floor: one atomic fsynced write", "ms", &writes);
+    let floor = fetches.median + writes.median;
+    println!(
+        "statusmotd vs floor: {:.2} ms over the floor of {floor:.2} ms ({:.1}x the floor)",
+        ours.median - floor,
+        ours.median / floor
+    );
+
+    let Some(python) = &bench.python else {
+        return;
+    };
+    let port = free_port();
+    let out = dir.join("out-baseline");
+    let mut server = Command::new(python)
+        .arg(bench.baseline_dir.join("webhook_server.py"))
+        .arg(port.to_string())
+        .arg(fake.url())
+        .arg(dir.join("clusters.json"))
+        .arg(&out)
+        .spawn()
+        .expect("start the baseline hook");
+    let url = format!("http://127.0.0.1:{port}/");
+    for _ in 0..100 {
+        if client.get(&url).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let theirs_motd = out.join(synth::cluster_name(0)).join("motd");
+    let mut theirs = Vec::new();
+    for r in 0..reps {
+        let marker = format!("base-{r}");
+        serve_v2(fake, live_page(&spec, &marker));
+        let request = client.post(&url).body(body.clone()).send();
+        let (answer, left) = tokio::join!(
+            request,
+            wait_for(&theirs_motd, &marker, Duration::from_secs(60))
+        );
+        answer.expect("baseline hook answered");
+        theirs.push(ms(left.expect("the baseline MOTD changed")));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let theirs = stats(theirs);
+    show("baseline hook: webhook -> MOTD on disk", "ms", &theirs);
+    println!(
+        "speedup (baseline median / statusmotd median): {:.1}x",
+        theirs.median / ours.median
+    );
+}
+
+/// Fetch cycles for a burst of webhooks: statusmotd, then the baseline hook.
+async fn burst(
+    bench: &Bench,
+    fake: &Arc<FakeStatuspage>,
+    client: &reqwest::Client,
+    hook: &str,
+    dir: &Path,
+    spec: &Spec,
+) {
+    let n = match bench.mode {
+        Mode::Smoke => 10,
+        Mode::Quick | Mode::Full => 300,
+    };
+    let body = synth::webhook_body(Timestamp::now());
+    let fire = |url: String, n: usize| {
+        let client = client.clone();
+        let body = body.clone();
+        async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..n {
+                let request = client
+                    .post(&url)
+                    .timeout(Duration::from_secs(600))
+                    .body(body.clone())
+                    .send();
+                tasks.spawn(request);
+            }
+            let mut ok = 0;
+            while let Some(r) = tasks.join_next().await {
+                if r.is_ok_and(|r| r.is_ok_and(|r| r.status().is_success())) {
+                    ok += 1;
+                }
+            }
+            ok
+        }
+    };
+    for r in 0..bench.reps(5, 2) {
+        settle(fake, Duration::from_millis(500)).await;
+        serve_v2(fake, live_page(spec, &format!("burst-{r}")));
+        let before = fake.requests_to("/api/v2/summary.json");
+        let started = Instant::now();
+        let ok = fire(hook.to_owned(), n).await;
+        let sent = started.elapsed();
+        settle(fake, Duration::from_secs(1)).await;
+        println!(
+            "statusmotd serve: {n} webhooks ({ok} answered 2xx, sent in {:.0} ms) -> {} fetch cycles",
+            ms(sent),
+            fake.requests_to("/api/v2/summary.json") - before
+        );
+    }
+    let Some(python) = &bench.python else {
+        return;
+    };
+    // The baseline runs one script per webhook; a burst of 300 takes
+    // minutes, so the quick run sends fewer.
+    let n = if bench.mode == Mode::Full { n } else { 20 };
+    let port = free_port();
+    let mut server = Command::new(python)
+        .arg(bench.baseline_dir.join("webhook_server.py"))
+        .arg(port.to_string())
+        .arg(fake.url())
+        .arg(dir.join("clusters.json"))
+        .arg(dir.join("out-baseline"))
+        .spawn()
+        .expect("start the baseline hook");
+    let url = format!("http://127.0.0.1:{port}/");
+    for _ in 0..100 {
+        if client.get(&url).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    settle(fake, Duration::from_millis(500)).await;
+    let before = fake.requests_to("/api/v2/summary.json");
+    let started = Instant::now();
+    let ok = fire(url, n).await;
+    let took = started.elapsed();
+    println!(
+        "baseline hook: {n} webhooks ({ok} answered 2xx, last after {:.1} s) -> {} fetch cycles",
+        took.as_secs_f64(),
+        fake.requests_to("/api/v2/summary.json") - before
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// Webhook answer times at a steady 1,000 requests/s (open loop: a request
+/// is sent every millisecond whatever the answers do), healthy and while
+/// every upstream request hangs.
+async fn answer(bench: &Bench, fake: &FakeStatuspage, client: &reqwest::Client, hook: &str) {
+    let seconds = match bench.mode {
+        Mode::Smoke => 0.2,
+        Mode::Quick => 2.0,
+        Mode::Full => 10.0,
+    };
+    let body = synth::webhook_body(Timestamp::now());
+    for hanging in [false, true] {
+        if hanging {
+            fake.fault(Fault::Hang);
+        }
+        let total = (seconds * 1000.0) as u64;
+        let start = tokio::time::Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..total {
+            tokio::time::sleep_until(start + Duration::from_millis(i)).await;
+            let request = client
+                .post(hook)
+                .header("content-type", "application/json")
+                .body(body.clone());
+            tasks.spawn(async move {
+                let sent = Instant::now();
+                let status = request.send().await.map(|r| r.status().as_u16());
+                (ms(sent.elapsed()), status)
+            });
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        let mut latencies = Vec::new();
+        let mut bad = 0;
+        while let Some(joined) = tasks.join_next().await {
+            let (latency, status) = joined.expect("request task");
+            if status.ok() == Some(202) {
+                latencies.push(latency);
+            } else {
+                bad += 1;
+            }
+        }
+        let s = stats(latencies);
+        println!(
+            "webhook answers at {:.0} req/s{}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, n={}, not 202: {bad}",
+            total as f64 / elapsed,
+            if hanging { ", upstream hanging" } else { ", healthy" },
+            s.median,
+            s.p99,
+            s.max,
+            s.n
+        );
+        fake.clear_faults();
+    }
+}
+
+/// `GET /motd/{cluster}` answered 304, requests/s with wrk, against Python's
+/// `http.server` answering 304 to `If-Modified-Since` for the same file.
+async fn not_modified(bench: &Bench, client: &reqwest::Client, url: &str, dir: &Path) {
+    let motd_url = format!("{url}/motd/{}", synth::cluster_name(0));
+    let first = client.get(&motd_url).send().await.expect("GET /motd");
+    assert_eq!(first.status().as_u16(), 200, "GET {motd_url}");
+    let etag = first
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("an ETag");
+    let last_modified = first
+        .headers()
+        .get("last-modified")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("a Last-Modified");
+    let check = client
+        .get(&motd_url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("conditional GET");
+    assert_eq!(check.status().as_u16(), 304, "If-None-Match answered");
+    if !bench.wrk {
+        println!("# wrk not found: requests/s not measured (the 304 itself works)");
+        return;
+    }
+    let seconds = if bench.mode == Mode::Full { 10 } else { 3 };
+    let reps = bench.reps(5, 2);
+    let ours: Vec<f64> = (0..reps)
+        .map(|_| wrk(&motd_url, &format!("If-None-Match: {etag}"), seconds))
+        .collect();
+    let ours = stats(ours);
+    show("statusmotd serve: GET /motd/{cluster} 304", "req/s", &ours);
+
+    let Some(python) = &bench.python else {
+        return;
+    };
+    let port = free_port();
+    let mut server = Command::new(python)
+        .args(["-m", "http.server", "--bind", "127.0.0.1"])
+        .arg(port.to_string())
+        .arg("--directory")
+        .arg(dir.join("out"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python http.server");
+    let file_url = format!("http://127.0.0.1:{port}/{}/motd", synth::cluster_name(0));
+    let mut answered = None;
+    for _ in 0..100 {
+        if let Ok(r) = client
+            .get(&file_url)
+            .header("if-modified-since", &last_modified)
+            .send()
+            .await
+        {
+            answered = Some(r.status().as_u16());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if answered == Some(304) {
+        let theirs: Vec<f64> = (0..reps)
+            .map(|_| {
+                wrk(
+                    &file_url,
+                    &format!("If-Modified-Since: {last_modified}"),
+                    seconds,
+                )
+            })
+            .collect();
+        let theirs = stats(theirs);
+        show("baseline python http.server 304", "req/s", &theirs);
+        println!(
+            "ratio (statusmotd / baseline): {:.1}x",
+            ours.median / theirs.median
+        );
+    } else {
+        println!("# python http.server answered {answered:?}, not 304; baseline skipped");
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// Requests/s of one wrk run: 2 threads, 32 connections.
+fn wrk(url: &str, header: &str, seconds: u64) -> f64 {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c32", &format!("-d{seconds}s"), "-H", header, url])
+        .output()
+        .expect("run wrk");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let non2xx = text
+        .lines()
+        .find(|l| l.contains("Non-2xx or 3xx"))
+        .unwrap_or("");
+    if !non2xx.is_empty() {
+        println!("# wrk: {}", non2xx.trim());
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk output:\n{text}"))
+}
