@@ -324,6 +324,20 @@ impl RawIncident {
 /// a separate list (v1 `component-groups`), and makes membership agree both
 /// ways: a group lists every child that names it, and a child listed by a
 /// group names that group.
+/// Whether some component names a group that has no row of its own among
+/// `rows`: then only `/component-groups` can tell that group's name.
+pub fn missing_group_rows(rows: &[RawComponent]) -> bool {
+    let rows_of_groups: HashSet<&str> = rows
+        .iter()
+        .filter(|r| r.group.0)
+        .filter_map(|r| r.id.get())
+        .collect();
+    rows.iter()
+        .filter_map(|r| r.group_id.get())
+        .filter(|g| !g.trim().is_empty())
+        .any(|g| !rows_of_groups.contains(g))
+}
+
 pub fn components_and_groups(
     rows: Vec<RawComponent>,
     extra_groups: Vec<RawGroup>,

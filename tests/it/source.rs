@@ -285,6 +285,40 @@ async fn v1_fixtures_key_header_and_grouped_names() {
 }
 
 #[tokio::test]
+async fn v1_reads_component_groups_only_when_components_lack_group_rows() {
+    // Group rows in `/components`: five requests make the whole refresh.
+    let rows = json!([
+        {"id": "g1", "name": "ARCHER2", "group": true, "components": ["c1"]},
+        {"id": "c1", "name": "Login nodes", "group_id": "g1", "status": "major_outage"},
+        {"id": "c2", "name": "Website", "group_id": null, "status": "operational"},
+    ]);
+    let fake = v1_page(rows, json!([])).await;
+    let snap = fetch_v1(&fake, &opts()).await.unwrap();
+    assert_eq!(
+        fake.requests_to(&format!("/pages/{PAGE}/component-groups")),
+        0
+    );
+    assert_eq!(fake.requests(), 5);
+    assert_eq!(snap.group("g1").unwrap().name, "ARCHER2");
+    assert_eq!(snap.group("g1").unwrap().components, ["c1"]);
+
+    // A child whose group has no row: the group list names it.
+    let rows =
+        json!([{"id": "c1", "name": "Login nodes", "group_id": "g1", "status": "operational"}]);
+    let fake = v1_page(rows, json!([])).await;
+    fake.set_json(
+        &format!("/pages/{PAGE}/component-groups"),
+        json!([{"id": "g1", "name": "ARCHER2", "components": ["c1"]}]),
+    );
+    let snap = fetch_v1(&fake, &opts()).await.unwrap();
+    assert_eq!(
+        fake.requests_to(&format!("/pages/{PAGE}/component-groups")),
+        1
+    );
+    assert_eq!(snap.group("g1").unwrap().name, "ARCHER2");
+}
+
+#[tokio::test]
 async fn v1_lists_are_paged_until_a_short_page() {
     let components: Vec<Value> = (0..250)
         .map(|n| json!({"id": format!("c{n:03}"), "name": format!("Node {n}"), "status": "operational"}))
@@ -305,7 +339,9 @@ async fn v1_lists_are_paged_until_a_short_page() {
         fake.requests_to(&format!("/pages/{PAGE}/incidents/unresolved")),
         1
     );
-    assert_eq!(fake.requests(), 3 + 5, "one request for each short list");
+    // Three pages of components, one request for each of the four incident
+    // lists, and none for `/component-groups`: no component names a group.
+    assert_eq!(fake.requests(), 3 + 4, "one request for each short list");
 }
 
 #[tokio::test]
@@ -578,7 +614,8 @@ async fn a_refused_key_says_to_check_it() {
     ));
     let err = fetch_v1(&fake, &opts()).await.unwrap_err();
     assert_eq!(err.status(), Some(401));
-    assert_eq!(fake.requests(), 6, "a 401 is not retried");
+    // One request for each of the five lists, none retried.
+    assert_eq!(fake.requests(), 5, "a 401 is not retried");
     assert!(!err.to_string().contains('\n'), "one line: {err}");
     let full = format!("{err:#}");
     assert!(
