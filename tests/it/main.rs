@@ -5,4 +5,5 @@
 mod common;
 mod cli;
 mod fake;
+mod reliability;
 mod source;
