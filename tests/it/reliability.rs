@@ -28,6 +28,8 @@ use crate::fake::{FakeStatuspage, Fault};
 /// The key the v1 sites use; it must appear nowhere but in the request.
 const KEY: &str = "k3y-Reliab1lity-5ecret-0042";
 const PAGE: &str = "pg7rel";
+const WEBHOOK_TOKEN: &str = "wh-Tok3n-reliability-77aa";
+const REFRESH_TOKEN: &str = "rf-Tok3n-reliability-88bb";
 
 // ---------------------------------------------------------------------------
 // Upstream data: two states of one page, `a` and `b`, whose MOTDs differ in
@@ -110,6 +112,11 @@ impl Rig {
     }
 
     fn with_settings(api: Api, extra_settings: &str) -> Rig {
+        Self::with_sections(api, extra_settings, "")
+    }
+
+    /// With more `[settings]` lines and more sections (such as `[server]`).
+    fn with_sections(api: Api, extra_settings: &str, sections: &str) -> Rig {
         let fake = FakeStatuspage::spawn();
         let source = match api {
             Api::V2 => format!(
@@ -124,7 +131,7 @@ impl Rig {
         let mapping = format!(
             "[settings]\ntimezone = \"UTC\"\nrequest_timeout = \"1s\"\nretries = 1\n{extra_settings}\n{source}\n\
              [clusters.alpha]\ncomponents = [\"Login nodes\"]\npage_wide = false\n\n\
-             [clusters.beta]\ncomponents = [\"Storage\"]\npage_wide = false\n"
+             [clusters.beta]\ncomponents = [\"Storage\"]\npage_wide = false\n\n{sections}"
         );
         let rig = Rig {
             fake,
@@ -186,6 +193,8 @@ impl Rig {
         cmd.current_dir(self.site.path())
             .env("STATUSMOTD_CONFIG", self.site.path().join("mapping.toml"))
             .env("STATUSMOTD_RELIABILITY_KEY", KEY)
+            .env("STATUSMOTD_RELIABILITY_WEBHOOK", WEBHOOK_TOKEN)
+            .env("STATUSMOTD_RELIABILITY_REFRESH", REFRESH_TOKEN)
             .env_remove("RUST_LOG")
             .args(args);
         cmd
@@ -882,18 +891,23 @@ fn strays(out: &Path) -> Vec<String> {
     found
 }
 
-#[test]
-fn sigkill_during_renders_never_shows_a_partial_file() {
-    let rig = Rig::new(Api::V2);
-    // The two states and their files, rendered cleanly first.
-    let mut motds: BTreeMap<&str, BTreeSet<Vec<u8>>> = BTreeMap::new();
-    let mut snippets: BTreeSet<String> = BTreeSet::new();
-    let mut render_times = Vec::new();
+/// The MOTDs of both clusters in states `a` and `b`, and every snippet name,
+/// from clean renders; with the typical render time.
+struct Versions {
+    motds: BTreeMap<&'static str, BTreeSet<Vec<u8>>>,
+    snippets: BTreeSet<String>,
+    typical: Duration,
+}
+
+fn versions(rig: &Rig) -> Versions {
+    let mut motds: BTreeMap<&'static str, BTreeSet<Vec<u8>>> = BTreeMap::new();
+    let mut snippets = BTreeSet::new();
+    let mut times = Vec::new();
     for tag in ["a", "b", "a", "b"] {
         rig.serve_state(tag, 16, 3);
         let started = Instant::now();
         rig.render_ok();
-        render_times.push(started.elapsed());
+        times.push(started.elapsed());
         for cluster in ["alpha", "beta"] {
             motds
                 .entry(cluster)
@@ -908,33 +922,99 @@ fn sigkill_during_renders_never_shows_a_partial_file() {
         assert_eq!(versions.len(), 2, "{cluster}: two distinct versions");
         assert!(versions.iter().all(|v| v.len() > 2000), "{cluster}: long MOTDs");
     }
-    render_times.sort();
-    let typical = render_times[1].as_micros();
-    let window = u64::try_from(typical * 3 / 2).unwrap();
+    times.sort();
+    Versions {
+        motds,
+        snippets,
+        typical: times[1],
+    }
+}
 
-    // A reader re-reading both MOTDs and the index as fast as it can.
-    let stop = Arc::new(AtomicBool::new(false));
-    let reads = Arc::new(AtomicUsize::new(0));
-    let reader = {
-        let (stop, reads, out, motds) = (stop.clone(), reads.clone(), rig.out(), motds.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                for (cluster, versions) in &motds {
-                    let bytes = fs::read(out.join(cluster).join("motd"))
-                        .unwrap_or_else(|e| panic!("{cluster}/motd unreadable: {e}"));
-                    assert!(
-                        versions.contains(&bytes),
-                        "{cluster}/motd is neither version ({} bytes)",
-                        bytes.len()
-                    );
+/// A thread re-reading both MOTDs and the index as fast as it can; each read
+/// must be one of the known versions. [`Reader::stop`] returns the count.
+struct Reader {
+    stop: Arc<AtomicBool>,
+    reads: Arc<AtomicUsize>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Reader {
+    fn start(out: PathBuf, motds: BTreeMap<&'static str, BTreeSet<Vec<u8>>>) -> Reader {
+        let stop = Arc::new(AtomicBool::new(false));
+        let reads = Arc::new(AtomicUsize::new(0));
+        let thread = {
+            let (stop, reads) = (stop.clone(), reads.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    for (cluster, versions) in &motds {
+                        let bytes = fs::read(out.join(cluster).join("motd"))
+                            .unwrap_or_else(|e| panic!("{cluster}/motd unreadable: {e}"));
+                        assert!(
+                            versions.contains(&bytes),
+                            "{cluster}/motd is neither version ({} bytes)",
+                            bytes.len()
+                        );
+                    }
+                    let index = fs::read(out.join("index.json")).unwrap();
+                    serde_json::from_slice::<Value>(&index).expect("index.json is whole");
+                    reads.fetch_add(1, Ordering::Relaxed);
                 }
-                let index = fs::read(out.join("index.json")).unwrap();
-                serde_json::from_slice::<Value>(&index).expect("index.json is whole");
-                reads.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    };
+            })
+        };
+        Reader {
+            stop,
+            reads,
+            thread,
+        }
+    }
 
+    fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the reader saw only whole versions");
+        self.reads.load(Ordering::Relaxed)
+    }
+}
+
+/// After a kill: no stray file in a cluster directory, only known snippets,
+/// and a whole last good snapshot.
+fn check_after_kill(rig: &Rig, v: &Versions, i: usize) {
+    let stray = strays(&rig.out());
+    assert!(stray.is_empty(), "after kill {i}: stray files {stray:?}");
+    for cluster in ["alpha", "beta"] {
+        for e in fs::read_dir(rig.site.out(&format!("{cluster}/items"))).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(v.snippets.contains(&name), "unknown snippet {cluster}/items/{name}");
+        }
+    }
+    statusmotd::snapshot::load(&rig.state_file()).unwrap_or_else(|e| panic!("after kill {i}: {e}"));
+}
+
+/// A clean render after the kills: the right state, nothing left in the
+/// staging directory or in `state_dir`.
+fn check_recovery(rig: &Rig, v: &Versions) {
+    rig.serve_state("b", 16, 3);
+    rig.render_ok();
+    assert!(v.motds["alpha"].contains(&fs::read(rig.site.out("alpha/motd")).unwrap()));
+    assert!(rig.site.read("alpha/motd").contains("State b"));
+    let staging: Vec<_> = fs::read_dir(rig.out().join(".statusmotd"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(staging, ["lock"]);
+    let state_temps: Vec<_> = fs::read_dir(rig.site.path().join("state"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(state_temps.is_empty(), "temp files left in state_dir: {state_temps:?}");
+}
+
+#[test]
+fn sigkill_during_renders_never_shows_a_partial_file() {
+    let rig = Rig::new(Api::V2);
+    let v = versions(&rig);
+    let window = u64::try_from(v.typical.as_micros() * 3 / 2).unwrap();
+    let reader = Reader::start(rig.out(), v.motds.clone());
     let mut rng = Rng::new();
     let (mut killed, mut finished) = (0, 0);
     for i in 0..crash_kills() {
@@ -953,45 +1033,17 @@ fn sigkill_during_renders_never_shows_a_partial_file() {
             killed += 1;
         }
         child.wait().unwrap();
-        let stray = strays(&rig.out());
-        assert!(stray.is_empty(), "after kill {i}: stray files {stray:?}");
-        for cluster in ["alpha", "beta"] {
-            for e in fs::read_dir(rig.site.out(&format!("{cluster}/items"))).unwrap() {
-                let name = e.unwrap().file_name().to_string_lossy().into_owned();
-                assert!(snippets.contains(&name), "unknown snippet {cluster}/items/{name}");
-            }
-        }
-        // The last good snapshot is always whole.
-        statusmotd::snapshot::load(&rig.state_file())
-            .unwrap_or_else(|e| panic!("after kill {i}: {e}"));
+        check_after_kill(&rig, &v, i);
     }
-    stop.store(true, Ordering::Relaxed);
-    reader.join().expect("the reader saw only whole versions");
-    let reads = reads.load(Ordering::Relaxed);
+    let reads = reader.stop();
     eprintln!(
         "crash test: {killed} renders killed mid-run, {finished} finished first, \
-         {reads} reads of both MOTDs and the index, typical render {typical} us"
+         {reads} reads of both MOTDs and the index, typical render {:?}",
+        v.typical
     );
     assert!(killed >= crash_kills() / 4, "too few kills landed: {killed}");
     assert!(reads > 100, "the reader ran: {reads}");
-
-    // A clean render afterwards: the right state, the staging directory
-    // emptied of whatever the killed runs left.
-    rig.serve_state("b", 16, 3);
-    rig.render_ok();
-    assert!(motds["alpha"].contains(&fs::read(rig.site.out("alpha/motd")).unwrap()));
-    assert!(rig.site.read("alpha/motd").contains("State b"));
-    let staging: Vec<_> = fs::read_dir(rig.out().join(".statusmotd"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(staging, ["lock"]);
-    let state_temps: Vec<_> = fs::read_dir(rig.site.path().join("state"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tmp"))
-        .collect();
-    assert!(state_temps.is_empty(), "temp files left in state_dir: {state_temps:?}");
+    check_recovery(&rig, &v);
 }
 
 // ---------------------------------------------------------------------------
@@ -1320,4 +1372,466 @@ fn cluster_names_that_could_leave_the_output_directory_are_refused() {
         refused += 1;
     }
     assert_eq!(refused, names.len());
+}
+
+// ---------------------------------------------------------------------------
+// Serve: crashes, attacks on the HTTP side, load while upstream flaps.
+
+const SERVER: &str = "[server]\nlisten = \"127.0.0.1:0\"\n\
+    webhook_token = { env = \"STATUSMOTD_RELIABILITY_WEBHOOK\" }\n\
+    refresh_token = { env = \"STATUSMOTD_RELIABILITY_REFRESH\" }\n";
+
+/// A site set up for `serve`: quick debounce, no polling of its own.
+fn serve_rig(api: Api) -> Rig {
+    Rig::with_sections(api, "debounce = \"50ms\"\npoll_interval = \"1h\"\n", SERVER)
+}
+
+/// A running `statusmotd serve`, killed when dropped; its stderr goes to a
+/// file so that a test can read every line it logged.
+struct Serve {
+    child: std::process::Child,
+    addr: String,
+    log: PathBuf,
+}
+
+impl Serve {
+    fn start(rig: &Rig, verbose: bool) -> Serve {
+        let log = rig.site.path().join(format!(
+            "serve-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let mut args = vec!["serve"];
+        if verbose {
+            args.insert(0, "-vv");
+        }
+        let child = rig
+            .std_cmd(&args)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = loop {
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            if let Some(rest) = text.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+            assert!(Instant::now() < deadline, "serve did not start: {text}");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Serve { child, addr, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One raw HTTP/1.1 exchange, exactly as written (no path normalization):
+/// the status line's code and the whole answer.
+fn raw_http(addr: &str, request: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+fn get(addr: &str, path: &str) -> (u16, String) {
+    raw_http(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+fn post(addr: &str, path: &str, headers: &str, body: &[u8]) -> (u16, String) {
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    raw_http(addr, &request)
+}
+
+fn webhook_body() -> Vec<u8> {
+    json!({
+        "meta": {"unsubscribe": "https://x", "documentation": "https://y"},
+        "page": {"id": PAGE, "status_indicator": "major", "status_description": "Partial outage"},
+        "component": {"id": "login01", "name": "Login nodes", "status": "major_outage"},
+        "component_update": {"old_status": "operational", "new_status": "major_outage"}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Waits until `alpha/motd` holds `expected`, or fails after `limit`.
+fn wait_for_motd(rig: &Rig, expected: &[u8], limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if fs::read(rig.site.out("alpha/motd")).is_ok_and(|b| b == expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alpha/motd never became the expected version:\n{}",
+            rig.site.read("alpha/motd")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The MOTD `render` would write for the current upstream state.
+fn expected_motd(rig: &Rig) -> Vec<u8> {
+    let o = rig.run(&["show", "alpha"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    o.stdout
+}
+
+fn serve_kills() -> usize {
+    std::env::var("STATUSMOTD_SERVE_KILLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40)
+}
+
+#[test]
+fn sigkill_of_serve_mid_refresh_never_shows_a_partial_file() {
+    let rig = serve_rig(Api::V2);
+    let v = versions(&rig);
+    let reader = Reader::start(rig.out(), v.motds.clone());
+    let mut rng = Rng::new();
+    let mut wrote = 0;
+    for i in 0..serve_kills() {
+        rig.serve_state(if i % 2 == 0 { "a" } else { "b" }, 16, 3);
+        let mut serve = Serve::start(&rig, false);
+        // The start renders from the persisted snapshot and refreshes; a
+        // refresh asked for now makes a second write likely.
+        let (status, _) = post(
+            &serve.addr,
+            "/refresh",
+            &format!("Authorization: Bearer {REFRESH_TOKEN}\r\n"),
+            b"",
+        );
+        assert_eq!(status, 202, "kill {i}");
+        let before = fs::metadata(rig.site.out("alpha/motd")).unwrap().ino();
+        std::thread::sleep(Duration::from_micros(rng.below(400_000)));
+        serve.kill();
+        if fs::metadata(rig.site.out("alpha/motd")).unwrap().ino() != before {
+            wrote += 1;
+        }
+        check_after_kill(&rig, &v, i);
+    }
+    let reads = reader.stop();
+    eprintln!(
+        "serve crash test: {} serve processes killed, {wrote} of them after replacing alpha/motd, {reads} reads",
+        serve_kills()
+    );
+    assert!(reads > 100, "the reader ran: {reads}");
+    check_recovery(&rig, &v);
+}
+
+#[test]
+fn serve_refuses_traversal_wrong_tokens_big_bodies_and_huge_headers() {
+    let rig = serve_rig(Api::V2);
+    fs::write(rig.site.path().join("secret.txt"), "TOP-SECRET-CONTENT").unwrap();
+    let serve = Serve::start(&rig, true);
+    let addr = serve.addr.clone();
+    wait_for_motd(&rig, &expected_motd(&rig), Duration::from_secs(15));
+    let (status, body) = get(&addr, "/motd/alpha");
+    assert_eq!(status, 200);
+    assert!(body.contains("State a incident"), "{body}");
+
+    // Path traversal: every one is a 404 (or a 400), never a file.
+    let traversals = [
+        "/motd/..",
+        "/motd/../mapping.toml",
+        "/motd/..%2fmapping.toml",
+        "/motd/..%2F..%2Fsecret.txt",
+        "/motd/%2e%2e",
+        "/motd/%2e%2e%2fsecret.txt",
+        "/motd/alpha%2f..%2f..%2fsecret.txt",
+        "/motd/alpha/../../secret.txt",
+        "/motd/.statusmotd",
+        "/motd/index.json",
+        "/motd/%00",
+        "/motd/alpha%00",
+        "/motd//etc/passwd",
+        "/motd/..\\..\\secret.txt",
+        "/status/..%2fsecret.txt",
+        "/gate/..%2f..%2fsecret.txt",
+        "/../secret.txt",
+        "/motd/%c0%ae%c0%ae",
+    ];
+    for path in traversals {
+        let (status, body) = get(&addr, path);
+        assert!(matches!(status, 400 | 404), "{path}: {status}\n{body}");
+        assert!(!body.contains("TOP-SECRET") && !body.contains("root:x:0"), "{path}: {body}");
+        assert!(!body.contains("[sources"), "{path}: {body}");
+    }
+
+    // Webhook tokens: only the exact one.
+    let wrong = [
+        String::new(),
+        "x".into(),
+        WEBHOOK_TOKEN[..WEBHOOK_TOKEN.len() - 1].into(),
+        format!("{WEBHOOK_TOKEN}x"),
+        WEBHOOK_TOKEN.to_uppercase(),
+        format!("{WEBHOOK_TOKEN}%00"),
+        format!("%20{WEBHOOK_TOKEN}"),
+        REFRESH_TOKEN.into(),
+        "A".repeat(10_000),
+    ];
+    for token in &wrong {
+        let (status, _) = post(&addr, &format!("/webhook/{token}"), "", &webhook_body());
+        assert_eq!(status, 404, "token {token:?}");
+    }
+    let (status, _) = post(&addr, &format!("/webhook/{WEBHOOK_TOKEN}"), "", &webhook_body());
+    assert_eq!(status, 202);
+    // The refresh token only as a bearer token.
+    for auth in ["", "Authorization: Bearer x\r\n", "Authorization: Basic eDp5\r\n"] {
+        let (status, _) = post(&addr, "/refresh", auth, b"");
+        assert_eq!(status, 401, "{auth:?}");
+    }
+
+    // Bodies: not JSON 400, over 1 MiB 413, then still serving.
+    let (status, _) = post(&addr, &format!("/webhook/{WEBHOOK_TOKEN}"), "", b"{not json");
+    assert_eq!(status, 400);
+    let big = vec![b' '; 1024 * 1024 + 1];
+    let (status, _) = post(&addr, &format!("/webhook/{WEBHOOK_TOKEN}"), "", &big);
+    assert_eq!(status, 413);
+    let huge = vec![b'['; 1024 * 1024 - 1];
+    let (status, _) = post(&addr, &format!("/webhook/{WEBHOOK_TOKEN}"), "", &huge);
+    assert_eq!(status, 400, "deeply nested JSON is refused, not a stack overflow");
+
+    // Headers: a 1 MiB header, and 10,000 headers, are refused or cut off.
+    let (status, _) = raw_http(
+        &addr,
+        format!("GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(1 << 20)).as_bytes(),
+    );
+    assert!(status == 431 || status == 0 || status == 400, "{status}");
+    let many: String = (0..10_000).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let (status, _) = raw_http(
+        &addr,
+        format!("GET /livez HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes(),
+    );
+    assert!(status == 431 || status == 0 || status == 400, "{status}");
+    assert_eq!(get(&addr, "/livez").0, 200, "still serving");
+
+    // No secret in the logs (at -vv) or the metrics.
+    let (status, metrics) = get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("statusmotd_webhooks_total"), "{metrics}");
+    let log = serve.log();
+    assert!(log.contains("DEBUG") || log.contains("INFO"), "verbose logs ran: {log}");
+    for secret in [WEBHOOK_TOKEN, REFRESH_TOKEN, KEY] {
+        assert!(!log.contains(secret), "{secret} in the log");
+        assert!(!metrics.contains(secret), "{secret} in /metrics");
+    }
+    walk(&rig.site.path().join("state"), &mut |p| {
+        let text = fs::read_to_string(p).unwrap();
+        assert!(!text.contains(WEBHOOK_TOKEN) && !text.contains(REFRESH_TOKEN));
+    });
+}
+
+#[test]
+fn a_slow_client_cannot_hold_the_server() {
+    use std::io::{Read, Write};
+    let rig = serve_rig(Api::V2);
+    let serve = Serve::start(&rig, false);
+    let addr = serve.addr.clone();
+    // 200 clients that send half a request line and then nothing.
+    let mut slow: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            s.write_all(b"GET /livez HT").unwrap();
+            s
+        })
+        .collect();
+    // And one that sends a webhook body one byte at a time, slowly.
+    let mut trickle = std::net::TcpStream::connect(&addr).unwrap();
+    trickle
+        .write_all(
+            format!("POST /webhook/{WEBHOOK_TOKEN} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{")
+                .as_bytes(),
+        )
+        .unwrap();
+    // Others are served at once meanwhile.
+    for _ in 0..20 {
+        let started = Instant::now();
+        assert_eq!(get(&addr, "/livez").0, 200);
+        let (status, _) = post(&addr, &format!("/webhook/{WEBHOOK_TOKEN}"), "", &webhook_body());
+        assert_eq!(status, 202);
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        let _ = trickle.write_all(b" ");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Clients that never finish their headers are cut off after the
+    // header-read timeout (10 s).
+    std::thread::sleep(Duration::from_secs(10));
+    let mut closed = 0;
+    for s in &mut slow {
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut buf = [0u8; 256];
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => closed += 1,
+            Ok(n) => {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                if text.starts_with("HTTP/1.1 408") || text.starts_with("HTTP/1.1 400") {
+                    closed += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(closed, slow.len(), "slow clients still held");
+    assert_eq!(get(&addr, "/livez").0, 200);
+}
+
+/// VmRSS of `pid` in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Seconds of load: 5 in CI, `STATUSMOTD_LOAD_SECONDS` for the full run.
+fn load_seconds() -> u64 {
+    std::env::var("STATUSMOTD_LOAD_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
+}
+
+#[test]
+fn webhooks_under_load_while_upstream_flaps() {
+    let rig = serve_rig(Api::V2);
+    let serve = Serve::start(&rig, false);
+    let pid = serve.pid();
+    wait_for_motd(&rig, &expected_motd(&rig), Duration::from_secs(15));
+    let seconds = load_seconds();
+    let rate = 1000u64;
+    let url = serve.url(&format!("/webhook/{WEBHOOK_TOKEN}"));
+
+    // Upstream: healthy (alternating state) for 500 ms, hanging for 500 ms.
+    let mut rss = Vec::new();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (sent, statuses) = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let body = webhook_body();
+        let limit = Arc::new(tokio::sync::Semaphore::new(128));
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let started = Instant::now();
+        let mut sent = 0u64;
+        let mut phase = 0u128;
+        let mut next_sample = Instant::now();
+        while started.elapsed() < Duration::from_secs(seconds) {
+            tick.tick().await;
+            let now_phase = started.elapsed().as_millis() / 500;
+            if now_phase != phase {
+                phase = now_phase;
+                if phase % 2 == 1 {
+                    rig.fake.fault(Fault::Hang);
+                } else {
+                    rig.fake.clear_faults();
+                    rig.serve_state(if phase % 4 == 0 { "a" } else { "b" }, 16, 3);
+                }
+            }
+            if Instant::now() >= next_sample {
+                rss.push(rss_kib(pid).expect("serve is running"));
+                next_sample += Duration::from_millis(250);
+            }
+            let permit = limit.clone().acquire_owned().await.unwrap();
+            let (client, url, body) = (client.clone(), url.clone(), body.clone());
+            tasks.spawn(async move {
+                let status = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0);
+                drop(permit);
+                status
+            });
+            sent += 1;
+        }
+        let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
+        while let Some(s) = tasks.join_next().await {
+            *statuses.entry(s.unwrap()).or_default() += 1;
+        }
+        (sent, statuses)
+    });
+
+    // The final upstream state comes through.
+    rig.fake.clear_faults();
+    rig.serve_state("b", 16, 3);
+    let expected = expected_motd(&rig);
+    let (status, _) = post(&serve.addr, &format!("/webhook/{WEBHOOK_TOKEN}"), "", &webhook_body());
+    assert_eq!(status, 202);
+    wait_for_motd(&rig, &expected, Duration::from_secs(20));
+
+    let accepted = statuses.get(&202).copied().unwrap_or(0);
+    let third = rss.len() / 3;
+    let first = *rss[..third.max(1)].iter().max().unwrap();
+    let last = *rss[rss.len() - third.max(1)..].iter().max().unwrap();
+    let (_, metrics) = get(&serve.addr, "/metrics");
+    eprintln!(
+        "load: {sent} webhooks in {seconds}s ({} per s), answers {statuses:?}; \
+         VmRSS KiB first third max {first}, last third max {last}, all {rss:?}",
+        sent / seconds
+    );
+    assert!(sent >= rate * seconds * 9 / 10, "only {sent} sent");
+    assert_eq!(accepted, sent, "every webhook answered 202: {statuses:?}");
+    assert!(
+        last <= first + first / 2 + 16 * 1024,
+        "memory grew: {first} KiB -> {last} KiB"
+    );
+    assert!(
+        metrics.contains("statusmotd_webhooks_total{outcome=\"accepted\"}"),
+        "{metrics}"
+    );
 }
