@@ -6,17 +6,21 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod coordinator;
 pub mod demo;
 pub mod error;
 pub mod mapping;
+pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod pipeline;
 pub mod render;
 pub mod sanitize;
+pub mod server;
 pub mod snapshot;
 pub mod source;
 pub mod view;
+pub mod watch;
 
 pub use error::{Error, Result};
 
@@ -25,16 +29,14 @@ use cli::{Cli, Command};
 /// Runs a parsed command line and returns the process exit code. Errors are
 /// printed here, once, as `error: ...`.
 pub fn run(cli: &Cli) -> u8 {
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, matches!(cli.command, Command::Serve(_)));
     let result = match &cli.command {
         Command::Demo(args) => commands::demo(args),
         Command::Render(args) => commands::render(args),
         Command::Fetch(args) => commands::fetch(args),
         Command::Show(args) => commands::show(args),
         Command::Gate(args) => commands::gate(args),
-        Command::Serve(_) => Err(Error::Usage(
-            "`serve` is not available in this build".into(),
-        )),
+        Command::Serve(args) => server::run(args),
         Command::Mapping(cmd) => commands::mapping(cmd),
         Command::Completions { shell } => commands::completions(*shell),
         Command::Man => commands::man(),
@@ -48,14 +50,28 @@ pub fn run(cli: &Cli) -> u8 {
     }
 }
 
-fn init_logging(verbose: u8) {
+/// Logs go to stderr; a service (`serve`) logs what it does by default, and
+/// to the journal when systemd connected its output there.
+fn init_logging(verbose: u8, service: bool) {
     let default = match verbose {
+        0 if service => "info",
         0 => "warn",
         1 => "info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    if service && std::env::var_os("JOURNAL_STREAM").is_some() {
+        if let Ok(journald) = tracing_journald::layer() {
+            use tracing_subscriber::layer::SubscriberExt as _;
+            use tracing_subscriber::util::SubscriberInitExt as _;
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(journald)
+                .try_init();
+            return;
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -96,6 +96,15 @@ fn json_fixture(name: &str) -> Option<Value> {
     shared_fixture(name).map(|t| serde_json::from_str(&t).unwrap())
 }
 
+/// A fake page serving `summary` as `summary.json`, and a site whose
+/// mapping points at it with `clusters`.
+fn v2_site(summary: Value, clusters: &str) -> (FakeStatuspage, Site) {
+    let fake = FakeStatuspage::spawn();
+    fake.set_json("/api/v2/summary.json", summary);
+    let site = Site::new(&v2_mapping(&fake.url(), clusters));
+    (fake, site)
+}
+
 /// Renders one cluster with `--now` and returns its MOTD.
 fn render_motd(site: &Site, cluster: &str, now: &str) -> String {
     let o = site.run(&["render", "--now", now]);
@@ -146,17 +155,15 @@ fn fixture_github_summary_during_an_incident() {
     let Some(summary) = json_fixture("v2-summary-github-incident.json") else {
         return;
     };
-    let fake = FakeStatuspage::spawn();
-    fake.set_json("/api/v2/summary.json", summary);
-    let site = Site::new(&v2_mapping(
-        &fake.url(),
+    let (_fake, site) = v2_site(
+        summary,
         r#"[clusters.packages]
 components = ["Packages"]
 
 [clusters.git]
 components = ["Git Operations"]
 "#,
-    ));
+    );
     let motd = render_motd(&site, "packages", "2022-11-25T16:00:00Z");
     insta::assert_snapshot!("github_summary_packages", motd);
     assert!(motd.contains("Incident with Packages and Pages"));
@@ -197,10 +204,8 @@ fn fixture_docs_example_with_maintenance() {
     let Some(summary) = json_fixture("v2-summary-docs-example-maintenance.json") else {
         return;
     };
-    let fake = FakeStatuspage::spawn();
-    fake.set_json("/api/v2/summary.json", summary);
-    let site = Site::new(&v2_mapping(
-        &fake.url(),
+    let (_fake, site) = v2_site(
+        summary,
         r#"[clusters.api]
 components = ["API"]
 
@@ -208,7 +213,7 @@ components = ["API"]
 components = ["Management Portal"]
 page_wide = false
 "#,
-    ));
+    );
     // 15:00 in the page's -06:00 zone: the web tier recycle is in progress,
     // the network maintenance three days ahead.
     let motd = render_motd(&site, "api", "2014-05-14T21:00:00Z");
@@ -333,10 +338,8 @@ impl Site {
 
 fn docs_site() -> Option<(FakeStatuspage, Site)> {
     let summary = json_fixture("v2-summary-docs-example-maintenance.json")?;
-    let fake = FakeStatuspage::spawn();
-    fake.set_json("/api/v2/summary.json", summary);
-    let site = Site::new(&v2_mapping(
-        &fake.url(),
+    let (fake, site) = v2_site(
+        summary,
         r#"[clusters.api]
 components = ["API"]
 
@@ -344,7 +347,7 @@ components = ["API"]
 components = ["Management Portal"]
 page_wide = false
 "#,
-    ));
+    );
     Some((fake, site))
 }
 

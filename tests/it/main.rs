@@ -6,4 +6,5 @@ mod common;
 mod cli;
 mod fake;
 mod reliability;
+mod serve;
 mod source;

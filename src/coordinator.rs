@@ -1,0 +1,748 @@
+//! The refresh coordinator of `serve`: the one place every trigger lands
+//! (webhook, `POST /refresh`, the poll timer, a configuration change, SIGHUP)
+//! and the one renderer task that writes files.
+//!
+//! Each source has a worker with a pending flag: a trigger sets the flag and
+//! wakes the worker, which waits `debounce` so a burst becomes one fetch, then
+//! clears the flag and fetches. Triggers that arrive while it fetches set the
+//! flag again, so per source there is at most one fetch in flight and one
+//! queued, however many webhooks arrive. Fetch results go over a channel to
+//! the renderer task, the only code that changes the current snapshots or
+//! writes under `output_dir`: it takes every result waiting, keeps a failed
+//! source's last good snapshot, persists good ones to `state_dir`, and runs
+//! `pipeline::plan` + `pipeline::apply` once for the lot. Writes never race,
+//! and a failed fetch never blanks a file.
+//!
+//! Handlers only read: [`Coordinator::live`] (configuration, templates,
+//! tokens) and [`Coordinator::data`] (current snapshots) are swapped whole
+//! behind `Arc`s, so a request never waits for a fetch or a render.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, SourceConfig};
+use crate::error::Result;
+use crate::metrics::Metrics;
+use crate::model::Snapshot;
+use crate::pipeline::{self, Change, Gathered, SourceData};
+use crate::render::Renderer;
+use crate::snapshot;
+use crate::source::{self, FetchErrorKind};
+use crate::view::short_duration;
+
+/// The configuration in force, with what was derived from it: compiled
+/// templates and the revealed tokens of `[server]`. Replaced whole on reload.
+pub struct Live {
+    pub config: Config,
+    pub renderer: Renderer,
+    pub webhook_token: Option<String>,
+    pub refresh_token: Option<String>,
+}
+
+// By hand, so that no `{:?}` shows a token.
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("config", &self.config.path)
+            .field(
+                "webhook_token",
+                &self.webhook_token.as_ref().map(|_| "<hidden>"),
+            )
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<hidden>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Live {
+    /// Reads and validates `path`, compiles its templates and reveals its
+    /// tokens: anything wrong is found here, before it replaces what runs.
+    pub fn load(path: &Path) -> Result<Live> {
+        Live::new(Config::load(path)?)
+    }
+
+    pub fn new(config: Config) -> Result<Live> {
+        let renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
+        let webhook_token = config
+            .server
+            .webhook_token
+            .as_ref()
+            .map(|s| s.reveal("the `webhook_token` of `[server]`"))
+            .transpose()?;
+        let refresh_token = config
+            .server
+            .refresh_token
+            .as_ref()
+            .map(|s| s.reveal("the `refresh_token` of `[server]`"))
+            .transpose()?;
+        Ok(Live {
+            config,
+            renderer,
+            webhook_token,
+            refresh_token,
+        })
+    }
+
+    /// The sources some cluster uses: the ones worth fetching.
+    pub fn used_sources(&self) -> BTreeSet<String> {
+        self.config
+            .clusters
+            .values()
+            .map(|c| c.source.clone())
+            .collect()
+    }
+}
+
+/// What a refresh changed, as `POST /refresh?wait=true` answers it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub changed: Vec<Change>,
+    /// Failed fetches and clusters that could not be rendered (their files
+    /// are left as they were).
+    pub errors: Vec<String>,
+}
+
+impl Report {
+    fn merge(&mut self, other: Report) {
+        for c in other.changed {
+            if !self.changed.iter().any(|d| d.path == c.path) {
+                self.changed.push(c);
+            }
+        }
+        for e in other.errors {
+            if !self.errors.contains(&e) {
+                self.errors.push(e);
+            }
+        }
+    }
+}
+
+type Waiter = oneshot::Sender<Report>;
+
+/// What the renderer task is asked to do.
+enum RenderMsg {
+    /// A fetch finished; render with its result.
+    Fetched {
+        source: String,
+        result: std::result::Result<Box<Snapshot>, String>,
+        waiters: Vec<Waiter>,
+    },
+    /// The configuration or templates changed (or the process started):
+    /// render from the current snapshots.
+    Rerender,
+}
+
+#[derive(Default)]
+struct Pending {
+    queued: bool,
+    waiters: Vec<Waiter>,
+}
+
+/// The trigger slot of one source's worker.
+struct SourceQueue {
+    name: String,
+    pending: Mutex<Pending>,
+    wake: Notify,
+}
+
+/// The outcome of the last render, for `/readyz`.
+#[derive(Debug, Clone, Default)]
+struct Health {
+    rendered_at: Option<Timestamp>,
+    errors: Vec<String>,
+}
+
+/// The coordinator: shared state of `serve` and the handle triggers go
+/// through. Create it with [`Coordinator::start`].
+pub struct Coordinator {
+    live: RwLock<Arc<Live>>,
+    data: RwLock<Arc<Gathered>>,
+    health: Mutex<Health>,
+    pub metrics: Metrics,
+    queues: Mutex<BTreeMap<String, Arc<SourceQueue>>>,
+    render_tx: mpsc::UnboundedSender<RenderMsg>,
+    changed_clusters: Mutex<BTreeSet<String>>,
+    on_change_wake: Notify,
+    client: reqwest::Client,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator").finish_non_exhaustive()
+    }
+}
+
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    lock.read().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
+fn write<T>(lock: &RwLock<T>, value: T) {
+    *lock.write().unwrap_or_else(PoisonError::into_inner) = value;
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A configured duration as a timer duration, never shorter than `min` (a
+/// zero poll interval would spin).
+fn std_duration(d: SignedDuration, min: Duration) -> Duration {
+    Duration::try_from(d).unwrap_or(min).max(min)
+}
+
+impl Coordinator {
+    /// Starts the renderer, the poll timer and the `on_change` runner on
+    /// `tracker`, renders at once from the snapshots persisted in
+    /// `state_dir`, then refreshes every source. Every task stops when
+    /// `cancel` is cancelled; a render under way finishes first. Must be
+    /// called within a Tokio runtime.
+    pub fn start(live: Live, cancel: CancellationToken, tracker: &TaskTracker) -> Arc<Coordinator> {
+        let (render_tx, render_rx) = mpsc::unbounded_channel();
+        let persisted = load_persisted(&live);
+        let coordinator = Arc::new(Coordinator {
+            live: RwLock::new(Arc::new(live)),
+            data: RwLock::new(Arc::new(Gathered::default())),
+            health: Mutex::new(Health::default()),
+            metrics: Metrics::new(),
+            queues: Mutex::new(BTreeMap::new()),
+            render_tx,
+            changed_clusters: Mutex::new(BTreeSet::new()),
+            on_change_wake: Notify::new(),
+            client: source::client(),
+            cancel,
+            tracker: tracker.clone(),
+        });
+        let have_data = persisted.values().any(|s| s.snapshot.is_some());
+        tracker.spawn(renderer_task(coordinator.clone(), render_rx, persisted));
+        tracker.spawn(poll_task(coordinator.clone()));
+        tracker.spawn(on_change_task(coordinator.clone()));
+        if have_data {
+            coordinator.send(RenderMsg::Rerender);
+        } else {
+            tracing::info!("no persisted snapshot: the first render waits for the first fetch");
+        }
+        coordinator.refresh(None, "start");
+        coordinator
+    }
+
+    /// The configuration in force.
+    pub fn live(&self) -> Arc<Live> {
+        read(&self.live)
+    }
+
+    /// The current snapshot of every source (the last good one when a fetch
+    /// failed), and why a source has none.
+    pub fn data(&self) -> Arc<Gathered> {
+        read(&self.data)
+    }
+
+    fn send(&self, msg: RenderMsg) {
+        // Fails only once the renderer has stopped, at shutdown.
+        let _ = self.render_tx.send(msg);
+    }
+
+    /// The sources to fetch for `names`: all used ones when `None`.
+    fn targets(&self, names: Option<&[String]>) -> Vec<String> {
+        match names {
+            Some(names) => names.to_vec(),
+            None => self.live().used_sources().into_iter().collect(),
+        }
+    }
+
+    fn queue(self: &Arc<Self>, name: &str) -> Arc<SourceQueue> {
+        let mut queues = lock(&self.queues);
+        if let Some(q) = queues.get(name) {
+            return q.clone();
+        }
+        let q = Arc::new(SourceQueue {
+            name: name.to_owned(),
+            pending: Mutex::new(Pending::default()),
+            wake: Notify::new(),
+        });
+        queues.insert(name.to_owned(), q.clone());
+        self.tracker.spawn(source_worker(self.clone(), q.clone()));
+        q
+    }
+
+    fn enqueue(self: &Arc<Self>, name: &str, waiter: Option<Waiter>) {
+        let q = self.queue(name);
+        {
+            let mut p = lock(&q.pending);
+            p.queued = true;
+            p.waiters.extend(waiter);
+        }
+        q.wake.notify_one();
+    }
+
+    /// Asks for a refresh of `sources` (every used source when `None`) and
+    /// returns at once.
+    pub fn refresh(self: &Arc<Self>, sources: Option<&[String]>, reason: &str) {
+        let targets = self.targets(sources);
+        tracing::debug!(reason, sources = ?targets, "refresh requested");
+        for name in &targets {
+            self.enqueue(name, None);
+        }
+    }
+
+    /// Refreshes `sources` (every used source when `None`) and returns once
+    /// the result is rendered, with what changed.
+    pub async fn refresh_and_wait(
+        self: &Arc<Self>,
+        sources: Option<&[String]>,
+        reason: &str,
+    ) -> Report {
+        let targets = self.targets(sources);
+        tracing::debug!(reason, sources = ?targets, "refresh requested, waiting");
+        let mut receivers = Vec::new();
+        for name in &targets {
+            let (tx, rx) = oneshot::channel();
+            self.enqueue(name, Some(tx));
+            receivers.push(rx);
+        }
+        let mut report = Report::default();
+        for rx in receivers {
+            match rx.await {
+                Ok(r) => report.merge(r),
+                Err(_) => report.merge(Report {
+                    changed: Vec::new(),
+                    errors: vec!["the refresh was cancelled: the service is stopping".into()],
+                }),
+            }
+        }
+        report
+    }
+
+    /// The sources a webhook about `page_id` concerns: the manage source with
+    /// that page id, or a public one whose snapshot has it. `None` (refresh
+    /// all) when the payload names no page or no source matches.
+    pub fn sources_for_page(&self, page_id: Option<&str>) -> Option<Vec<String>> {
+        let page_id = page_id?;
+        let live = self.live();
+        let data = self.data();
+        let matched: Vec<String> = live
+            .config
+            .sources
+            .values()
+            .filter(|s| match &s.kind {
+                crate::config::SourceKind::Manage { page_id: p, .. } => p == page_id,
+                crate::config::SourceKind::Public { .. } => data
+                    .sources
+                    .get(&s.name)
+                    .is_some_and(|d| d.snapshot.page.id == page_id),
+            })
+            .map(|s| s.name.clone())
+            .collect();
+        (!matched.is_empty()).then_some(matched)
+    }
+
+    /// Puts a new configuration in force: re-renders from the current
+    /// snapshots, and fetches the sources that are new or changed.
+    pub fn reload(self: &Arc<Self>, live: Live) {
+        let old = self.live();
+        let changed: Vec<String> = live
+            .used_sources()
+            .into_iter()
+            .filter(|name| {
+                old.config.sources.get(name) != live.config.sources.get(name)
+                    || !self.data().sources.contains_key(name)
+            })
+            .collect();
+        if live.config.server.listen != old.config.server.listen {
+            tracing::warn!(
+                "`[server] listen` changed to `{}`; it takes effect at the next start",
+                live.config.server.listen
+            );
+        }
+        write(&self.live, Arc::new(live));
+        self.metrics.config_reload(true);
+        self.send(RenderMsg::Rerender);
+        if !changed.is_empty() {
+            self.refresh(Some(&changed), "configuration change");
+        }
+    }
+
+    /// `Ok` when the files are rendered from data no older than
+    /// `stale_after`; otherwise every reason why not.
+    pub fn readiness(&self, now: Timestamp) -> std::result::Result<(), Vec<String>> {
+        let live = self.live();
+        let data = self.data();
+        let health = lock(&self.health).clone();
+        let stale_after = live.config.settings.stale_after;
+        let mut reasons = Vec::new();
+        if health.rendered_at.is_none() {
+            reasons.push("nothing has been rendered yet".to_owned());
+        }
+        for name in live.used_sources() {
+            let Some(d) = data.sources.get(&name) else {
+                let why = data
+                    .missing
+                    .get(&name)
+                    .map_or("not fetched yet", String::as_str);
+                reasons.push(format!("source `{name}`: no data: {why}"));
+                continue;
+            };
+            let age = now.duration_since(d.snapshot.fetched_at);
+            if age > stale_after {
+                let why = d
+                    .fetch_error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default();
+                reasons.push(format!(
+                    "source `{name}`: the last good fetch was {} ago, more than `stale_after` ({}){why}",
+                    short_duration(age),
+                    short_duration(stale_after)
+                ));
+            }
+        }
+        reasons.extend(health.errors);
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons)
+        }
+    }
+
+    async fn fetch(
+        &self,
+        src: &SourceConfig,
+        config: &Config,
+    ) -> std::result::Result<Snapshot, String> {
+        let started = Instant::now();
+        let endpoint = match pipeline::endpoint(src) {
+            Ok(e) => e,
+            Err(e) => {
+                self.metrics.fetch(&src.name, "config_error", 0.0);
+                return Err(e.to_string());
+            }
+        };
+        let opts = pipeline::fetch_options(config, Timestamp::now());
+        let result = source::fetch(&self.client, &endpoint, &opts).await;
+        let label = match &result {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => fetch_error_label(e.kind()),
+        };
+        self.metrics
+            .fetch(&src.name, &label, started.elapsed().as_secs_f64());
+        match result {
+            Ok(snap) => {
+                tracing::info!(source = %src.name, elapsed_ms = started.elapsed().as_millis(), "fetched");
+                Ok(snap)
+            }
+            Err(e) => {
+                tracing::warn!(source = %src.name, "fetch failed: {e}");
+                Err(format!("{e:#}"))
+            }
+        }
+    }
+}
+
+fn fetch_error_label(kind: FetchErrorKind) -> String {
+    match kind {
+        FetchErrorKind::Status(s) => format!("status_{s}"),
+        FetchErrorKind::RateLimited => "rate_limited".into(),
+        FetchErrorKind::Timeout => "timeout".into(),
+        FetchErrorKind::Connection => "connection".into(),
+        FetchErrorKind::InvalidJson => "invalid_json".into(),
+        FetchErrorKind::UnexpectedShape => "unexpected_shape".into(),
+        FetchErrorKind::TooLarge => "too_large".into(),
+    }
+}
+
+/// What the renderer knows of one source.
+#[derive(Debug, Clone, Default)]
+struct SourceState {
+    snapshot: Option<Snapshot>,
+    /// Why the latest fetch failed; `None` after a good one.
+    error: Option<String>,
+}
+
+fn load_persisted(live: &Live) -> BTreeMap<String, SourceState> {
+    let state_dir = &live.config.settings.state_dir;
+    let mut states = BTreeMap::new();
+    for name in live.config.sources.keys() {
+        let snapshot = match snapshot::load_state(state_dir, name) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("source `{name}`: the persisted snapshot cannot be used: {e}");
+                None
+            }
+        };
+        if let Some(s) = &snapshot {
+            tracing::info!(source = %name, fetched_at = %s.fetched_at, "loaded the persisted snapshot");
+        }
+        states.insert(
+            name.clone(),
+            SourceState {
+                snapshot,
+                error: None,
+            },
+        );
+    }
+    states
+}
+
+/// The data every configured source has, in the form `pipeline` takes.
+fn gathered(config: &Config, states: &BTreeMap<String, SourceState>) -> Gathered {
+    let mut g = Gathered::default();
+    for name in config.sources.keys() {
+        match states.get(name) {
+            Some(SourceState {
+                snapshot: Some(snap),
+                error,
+            }) => {
+                g.sources.insert(
+                    name.clone(),
+                    SourceData {
+                        snapshot: snap.clone(),
+                        fetch_error: error.clone(),
+                    },
+                );
+            }
+            Some(SourceState {
+                snapshot: None,
+                error: Some(e),
+            }) => {
+                g.missing.insert(name.clone(), e.clone());
+            }
+            _ => {
+                g.missing.insert(name.clone(), "not fetched yet".into());
+            }
+        }
+    }
+    g
+}
+
+async fn source_worker(c: Arc<Coordinator>, q: Arc<SourceQueue>) {
+    loop {
+        tokio::select! {
+            () = c.cancel.cancelled() => return,
+            () = q.wake.notified() => {}
+        }
+        // A wake-up stored while the last fetch ran may already be served.
+        if !lock(&q.pending).queued {
+            continue;
+        }
+        let debounce = std_duration(c.live().config.settings.debounce, Duration::ZERO);
+        tokio::select! {
+            () = c.cancel.cancelled() => return,
+            () = tokio::time::sleep(debounce) => {}
+        }
+        let waiters = {
+            let mut p = lock(&q.pending);
+            p.queued = false;
+            std::mem::take(&mut p.waiters)
+        };
+        let live = c.live();
+        let result = match live.config.sources.get(&q.name) {
+            Some(src) => tokio::select! {
+                () = c.cancel.cancelled() => return,
+                r = c.fetch(src, &live.config) => r.map(Box::new),
+            },
+            None => Err(format!("no source `{}` is configured", q.name)),
+        };
+        c.send(RenderMsg::Fetched {
+            source: q.name.clone(),
+            result,
+            waiters,
+        });
+    }
+}
+
+async fn renderer_task(
+    c: Arc<Coordinator>,
+    mut rx: mpsc::UnboundedReceiver<RenderMsg>,
+    mut states: BTreeMap<String, SourceState>,
+) {
+    loop {
+        let first = tokio::select! {
+            biased;
+            () = c.cancel.cancelled() => break,
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => break,
+            },
+        };
+        // Everything that arrived meanwhile goes into this one render.
+        let mut batch = vec![first];
+        while let Ok(m) = rx.try_recv() {
+            batch.push(m);
+        }
+        let mut waiters = Vec::new();
+        let mut good = Vec::new();
+        let mut fetch_errors = Vec::new();
+        let mut fetch_outcomes = Vec::new();
+        for msg in batch {
+            match msg {
+                RenderMsg::Fetched {
+                    source,
+                    result,
+                    waiters: w,
+                } => {
+                    fetch_outcomes.push(result.is_ok());
+                    waiters.extend(w);
+                    let state = states.entry(source.clone()).or_default();
+                    match result {
+                        Ok(snap) => {
+                            c.metrics.good_fetch(&source, snap.fetched_at);
+                            good.push((source, (*snap).clone()));
+                            state.snapshot = Some(*snap);
+                            state.error = None;
+                        }
+                        Err(e) => {
+                            fetch_errors.push(format!("source `{source}`: {e}"));
+                            state.error = Some(e);
+                        }
+                    }
+                }
+                RenderMsg::Rerender => {}
+            }
+        }
+        let live = c.live();
+        let data = Arc::new(gathered(&live.config, &states));
+        write(&c.data, data.clone());
+
+        let started = Instant::now();
+        let job = {
+            let (live, data) = (live.clone(), data.clone());
+            tokio::task::spawn_blocking(move || {
+                for (name, snap) in &good {
+                    if let Err(e) =
+                        snapshot::save_state(&live.config.settings.state_dir, name, snap)
+                    {
+                        tracing::warn!("cannot keep the snapshot of source `{name}`: {e}");
+                    }
+                }
+                render_all(&live, &data)
+            })
+        };
+        let (changes, mut errors) = match job.await {
+            Ok(r) => r,
+            Err(e) => (Vec::new(), vec![format!("the render failed: {e}")]),
+        };
+        c.metrics
+            .render_duration
+            .observe(started.elapsed().as_secs_f64());
+        for change in &changes {
+            c.metrics.file_written(change.action);
+            tracing::info!("{change}");
+        }
+        for e in &errors {
+            tracing::warn!("{e}");
+        }
+        {
+            let mut health = lock(&c.health);
+            health.rendered_at = Some(Timestamp::now());
+            health.errors.clone_from(&errors);
+        }
+        for fetched_ok in fetch_outcomes {
+            c.metrics.refresh(fetched_ok && errors.is_empty());
+        }
+        let clusters: BTreeSet<String> = changes
+            .iter()
+            .filter_map(|ch| ch.cluster().map(str::to_owned))
+            .collect();
+        if !clusters.is_empty() && !live.config.server.on_change.is_empty() {
+            lock(&c.changed_clusters).extend(clusters);
+            c.on_change_wake.notify_one();
+        }
+        fetch_errors.append(&mut errors);
+        let report = Report {
+            changed: changes,
+            errors: fetch_errors,
+        };
+        for w in waiters {
+            let _ = w.send(report.clone());
+        }
+    }
+    tracing::debug!("renderer stopped");
+}
+
+/// Plans and writes every cluster. Returns what changed and what could not
+/// be rendered.
+fn render_all(live: &Live, data: &Gathered) -> (Vec<Change>, Vec<String>) {
+    let now = Timestamp::now();
+    let clusters: Vec<_> = live.config.clusters.values().collect();
+    let plan = pipeline::plan(&live.config, &live.renderer, &clusters, data, now);
+    let mut errors: Vec<String> = plan.errors.iter().map(ToString::to_string).collect();
+    let changes = match pipeline::apply(&plan, &live.config.settings.output_dir, now) {
+        Ok(c) => c,
+        Err(e) => {
+            errors.push(e.to_string());
+            Vec::new()
+        }
+    };
+    (changes, errors)
+}
+
+async fn poll_task(c: Arc<Coordinator>) {
+    loop {
+        let interval = std_duration(
+            c.live().config.settings.poll_interval,
+            Duration::from_secs(1),
+        );
+        tokio::select! {
+            () = c.cancel.cancelled() => return,
+            () = tokio::time::sleep(interval) => c.refresh(None, "poll"),
+        }
+    }
+}
+
+/// Runs `on_change` after files changed: one run at a time; changes made
+/// while it runs are collected for the next run.
+async fn on_change_task(c: Arc<Coordinator>) {
+    loop {
+        tokio::select! {
+            () = c.cancel.cancelled() => return,
+            () = c.on_change_wake.notified() => {}
+        }
+        let clusters = std::mem::take(&mut *lock(&c.changed_clusters));
+        let command = c.live().config.server.on_change.clone();
+        let Some((program, args)) = command.split_first() else {
+            continue;
+        };
+        if clusters.is_empty() {
+            continue;
+        }
+        let list = clusters.into_iter().collect::<Vec<_>>().join(" ");
+        tracing::info!(clusters = %list, "running on_change `{program}`");
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .env("STATUSMOTD_CHANGED_CLUSTERS", &list)
+            .stdin(Stdio::null());
+        let status = match cmd.spawn() {
+            Ok(mut child) => tokio::select! {
+                () = c.cancel.cancelled() => {
+                    tracing::warn!("stopping while on_change `{program}` still runs; it is left to finish");
+                    return;
+                }
+                s = child.wait() => s,
+            },
+            Err(e) => Err(e),
+        };
+        match status {
+            Ok(s) if s.success() => c.metrics.on_change(true),
+            Ok(s) => {
+                c.metrics.on_change(false);
+                tracing::error!("on_change `{program}` failed: {s}");
+            }
+            Err(e) => {
+                c.metrics.on_change(false);
+                tracing::error!("cannot run on_change `{program}`: {e}");
+            }
+        }
+    }
+}

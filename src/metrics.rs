@@ -1,0 +1,291 @@
+//! What `serve` counts, and `GET /metrics` in the Prometheus text format
+//! (`OpenMetrics`): refreshes, upstream fetches and their duration, webhooks by
+//! outcome, the last good fetch per source, render duration, files written,
+//! configuration reloads and `on_change` runs.
+//!
+//! Label values are fixed words or configured source names, never anything a
+//! request carries, so a client cannot grow the set of series.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FetchLabel {
+    pub source: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabel {
+    pub action: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    // 5 ms .. about 80 s: a render takes milliseconds, a fetch with retries
+    // against a slow upstream can take a minute.
+    Histogram::new(exponential_buckets(0.005, 2.0, 15))
+}
+
+/// Every metric `serve` exports.
+pub struct Metrics {
+    registry: Registry,
+    /// A refresh is one source fetched and the result rendered.
+    pub refreshes: Family<ResultLabel, Counter>,
+    pub fetches: Family<FetchLabel, Counter>,
+    pub fetch_duration: HistogramFamily<SourceLabel>,
+    pub webhooks: Family<OutcomeLabel, Counter>,
+    pub last_good_fetch: Family<SourceLabel, Gauge<f64, AtomicU64>>,
+    pub render_duration: Histogram,
+    pub files_written: Family<ActionLabel, Counter>,
+    pub config_reloads: Family<ResultLabel, Counter>,
+    pub on_change_runs: Family<ResultLabel, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("statusmotd");
+        let refreshes = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "refreshes",
+            "Refreshes of one source (fetch, then render), by result",
+            refreshes.clone(),
+        );
+        let fetches = Family::<FetchLabel, Counter>::default();
+        registry.register(
+            "upstream_fetches",
+            "Fetches of a Statuspage source, by result (ok, or why it failed)",
+            fetches.clone(),
+        );
+        let fetch_duration: HistogramFamily<SourceLabel> =
+            Family::new_with_constructor(duration_histogram);
+        registry.register(
+            "upstream_fetch_duration_seconds",
+            "Time to fetch a source, retries included",
+            fetch_duration.clone(),
+        );
+        let webhooks = Family::<OutcomeLabel, Counter>::default();
+        registry.register("webhooks", "Webhook requests, by outcome", webhooks.clone());
+        let last_good_fetch = Family::<SourceLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "last_good_fetch_timestamp_seconds",
+            "Unix time of the last good fetch of each source",
+            last_good_fetch.clone(),
+        );
+        let render_duration = duration_histogram();
+        registry.register(
+            "render_duration_seconds",
+            "Time to render and write every cluster's files",
+            render_duration.clone(),
+        );
+        let files_written = Family::<ActionLabel, Counter>::default();
+        registry.register(
+            "files_written",
+            "Output files created, updated or removed",
+            files_written.clone(),
+        );
+        let config_reloads = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Reloads of mapping.toml and the templates, by result",
+            config_reloads.clone(),
+        );
+        let on_change_runs = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "on_change_runs",
+            "Runs of the on_change command, by result",
+            on_change_runs.clone(),
+        );
+        // Show the outcomes at zero from the start, so a dashboard or an
+        // alert on "errors > 0" has a series to look at.
+        for result in ["ok", "error"] {
+            let _ = refreshes.get_or_create(&ResultLabel { result });
+            let _ = config_reloads.get_or_create(&ResultLabel { result });
+        }
+        for outcome in Webhook::ALL {
+            let _ = webhooks.get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            });
+        }
+        Self {
+            registry,
+            refreshes,
+            fetches,
+            fetch_duration,
+            webhooks,
+            last_good_fetch,
+            render_duration,
+            files_written,
+            config_reloads,
+            on_change_runs,
+        }
+    }
+
+    pub fn webhook(&self, outcome: Webhook) {
+        self.webhooks
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            })
+            .inc();
+    }
+
+    pub fn refresh(&self, ok: bool) {
+        self.refreshes
+            .get_or_create(&ResultLabel {
+                result: if ok { "ok" } else { "error" },
+            })
+            .inc();
+    }
+
+    pub fn config_reload(&self, ok: bool) {
+        self.config_reloads
+            .get_or_create(&ResultLabel {
+                result: if ok { "ok" } else { "error" },
+            })
+            .inc();
+    }
+
+    pub fn on_change(&self, ok: bool) {
+        self.on_change_runs
+            .get_or_create(&ResultLabel {
+                result: if ok { "ok" } else { "error" },
+            })
+            .inc();
+    }
+
+    pub fn fetch(&self, source: &str, result: &str, seconds: f64) {
+        self.fetches
+            .get_or_create(&FetchLabel {
+                source: source.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+        self.fetch_duration
+            .get_or_create(&SourceLabel {
+                source: source.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    pub fn good_fetch(&self, source: &str, at: jiff::Timestamp) {
+        #[allow(clippy::cast_precision_loss)] // seconds since 1970 fit in f64's 52 bits
+        let secs = at.as_millisecond() as f64 / 1000.0;
+        self.last_good_fetch
+            .get_or_create(&SourceLabel {
+                source: source.to_owned(),
+            })
+            .set(secs);
+    }
+
+    pub fn file_written(&self, action: crate::pipeline::Action) {
+        let action = match action {
+            crate::pipeline::Action::Created => "created",
+            crate::pipeline::Action::Updated => "updated",
+            crate::pipeline::Action::Removed => "removed",
+        };
+        self.files_written
+            .get_or_create(&ActionLabel { action })
+            .inc();
+    }
+
+    /// The text `GET /metrics` answers with.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!("cannot encode metrics: {e}");
+        }
+        out
+    }
+}
+
+/// What became of a webhook request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Webhook {
+    Accepted,
+    /// No `webhook_token` is configured.
+    Disabled,
+    WrongToken,
+    NotJson,
+    TooLarge,
+}
+
+impl Webhook {
+    const ALL: [Webhook; 5] = [
+        Webhook::Accepted,
+        Webhook::Disabled,
+        Webhook::WrongToken,
+        Webhook::NotJson,
+        Webhook::TooLarge,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Webhook::Accepted => "accepted",
+            Webhook::Disabled => "disabled",
+            Webhook::WrongToken => "wrong_token",
+            Webhook::NotJson => "not_json",
+            Webhook::TooLarge => "too_large",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_counters_with_their_labels() {
+        let m = Metrics::new();
+        m.webhook(Webhook::Accepted);
+        m.webhook(Webhook::Accepted);
+        m.fetch("hpc", "status_500", 0.2);
+        m.config_reload(false);
+        let text = m.encode();
+        assert!(
+            text.contains("statusmotd_webhooks_total{outcome=\"accepted\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("statusmotd_webhooks_total{outcome=\"wrong_token\"} 0"));
+        assert!(text
+            .contains("statusmotd_upstream_fetches_total{source=\"hpc\",result=\"status_500\"} 1"));
+        assert!(text.contains("statusmotd_config_reloads_total{result=\"error\"} 1"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
