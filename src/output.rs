@@ -832,7 +832,10 @@ mod tests {
 
         assert_eq!(fs::read(&path).unwrap(), b"whole\n");
         assert!(!dead.exists(), "a dead writer's temp file is removed");
-        assert!(mine.exists() && live.exists(), "live writers' temp files stay");
+        assert!(
+            mine.exists() && live.exists(),
+            "live writers' temp files stay"
+        );
         assert!(other.exists(), "another file's temp files stay");
     }
 

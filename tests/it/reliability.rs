@@ -79,7 +79,13 @@ fn incidents(tag: &str, n: usize) -> Vec<Value> {
                 "State {tag}, item {i}: {}",
                 "the scheduler is slow to answer while we investigate. ".repeat(5)
             );
-            incident(tag, i, component, &format!("State {tag} incident number {i}"), &body)
+            incident(
+                tag,
+                i,
+                component,
+                &format!("State {tag} incident number {i}"),
+                &body,
+            )
         })
         .collect()
 }
@@ -228,7 +234,11 @@ impl Rig {
 fn files_under(dir: &Path) -> BTreeMap<String, (Vec<u8>, i64, u64)> {
     let mut out = BTreeMap::new();
     walk(dir, &mut |path| {
-        let rel = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+        let rel = path
+            .strip_prefix(dir)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         if rel.starts_with(".statusmotd") {
             return;
         }
@@ -364,10 +374,7 @@ fn cases(api: Api) -> Vec<Case> {
             });
             cases.push(Case {
                 what: "valid JSON of the wrong shape (a number for the incidents)",
-                trouble: Trouble::Body(
-                    200,
-                    br#"{"page": {"id": "x"}, "components": 7}"#.to_vec(),
-                ),
+                trouble: Trouble::Body(200, br#"{"page": {"id": "x"}, "components": 7}"#.to_vec()),
                 says: "unexpected JSON",
             });
             cases.push(Case {
@@ -450,8 +457,16 @@ fn upstream_faults(api: Api) {
             rig.fake.clear_faults();
             let during = format!("{api:?} {} (run {run})", case.what);
             let err = stderr(&o);
-            assert_eq!(code(&o), 0, "{during}: the last good snapshot serves: {err}");
-            assert!(err.contains(case.says), "{during}: stderr should say {:?}: {err}", case.says);
+            assert_eq!(
+                code(&o),
+                0,
+                "{during}: the last good snapshot serves: {err}"
+            );
+            assert!(
+                err.contains(case.says),
+                "{during}: stderr should say {:?}: {err}",
+                case.says
+            );
             assert!(err.contains("last good snapshot"), "{during}: {err}");
             assert_eq!(stdout(&o), "", "{during}: nothing changed");
             assert!(
@@ -472,7 +487,10 @@ fn upstream_faults(api: Api) {
     rig.serve_state("b", 12, 150);
     let o = rig.render_ok();
     assert!(stdout(&o).contains("updated alpha/motd"), "{}", stdout(&o));
-    assert!(rig.site.read("alpha/motd").contains("State b incident number 0"));
+    assert!(rig
+        .site
+        .read("alpha/motd")
+        .contains("State b incident number 0"));
 }
 
 #[test]
@@ -500,8 +518,14 @@ fn retry_after_is_honoured(api: Api, status: u16) {
     let started = Instant::now();
     let o = rig.render_ok();
     let took = started.elapsed();
-    assert!(took >= Duration::from_secs(2), "{api:?} {status}: waited only {took:?}");
-    assert!(took < Duration::from_secs(10), "{api:?} {status}: took {took:?}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "{api:?} {status}: waited only {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "{api:?} {status}: took {took:?}"
+    );
     assert!(stdout(&o).contains("updated alpha/motd"), "{}", stdout(&o));
     assert!(!stderr(&o).contains("last good snapshot"), "{}", stderr(&o));
 }
@@ -530,7 +554,10 @@ fn endless_rate_limiting_gives_up_within_a_bound() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stderr(&o).contains("still answered 429"), "{}", stderr(&o));
     // Five waits of one second, then the last good snapshot.
-    assert!(took >= Duration::from_secs(5) && took < Duration::from_secs(15), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(15),
+        "{took:?}"
+    );
     assert_same_files(&before, &files_under(&rig.out()), "endless 429");
 }
 
@@ -554,7 +581,11 @@ fn a_half_new_paged_list_is_never_used_v1() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(rig.site.read("alpha/motd"), motd);
     let state = fs::read_to_string(rig.state_file()).unwrap();
-    assert!(!state.contains("binc"), "state `b` was kept: {}", &state[..200]);
+    assert!(
+        !state.contains("binc"),
+        "state `b` was kept: {}",
+        &state[..200]
+    );
     assert!(!state.contains("major_outage"));
     let log = rig.fake.request_log();
     assert!(
@@ -569,7 +600,12 @@ fn an_empty_component_list_on_the_first_fetch_is_used() {
     let rig = Rig::new(Api::V2);
     rig.serve(&[], &[]);
     let o = rig.run(&["render"]);
-    assert_eq!(code(&o), 3, "the mapping names a component the page lacks: {}", stderr(&o));
+    assert_eq!(
+        code(&o),
+        3,
+        "the mapping names a component the page lacks: {}",
+        stderr(&o)
+    );
     assert!(!stderr(&o).contains("suspicious"), "{}", stderr(&o));
 }
 
@@ -587,7 +623,13 @@ impl Mount {
     fn tmpfs(dir: &Path, size: &str) -> Option<Mount> {
         fs::create_dir_all(dir).unwrap();
         let o = StdCommand::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
             .arg(dir)
             .output();
         match o {
@@ -605,7 +647,9 @@ impl Mount {
                      Set STATUSMOTD_SKIP_MOUNT_TESTS=1 to skip them.",
                     dir.display()
                 );
-                eprintln!("skipping: cannot mount a tmpfs ({why}); STATUSMOTD_SKIP_MOUNT_TESTS is set");
+                eprintln!(
+                    "skipping: cannot mount a tmpfs ({why}); STATUSMOTD_SKIP_MOUNT_TESTS is set"
+                );
                 None
             }
         }
@@ -641,9 +685,16 @@ fn disk_output_directory_read_only_keeps_files_and_names_the_path() {
         let o = rig.run(&["render"]);
         let err = stderr(&o);
         assert_eq!(code(&o), 1, "run {run}: {err}");
-        assert!(err.contains(&format!("`{}", rig.out().display())), "names the path: {err}");
+        assert!(
+            err.contains(&format!("`{}", rig.out().display())),
+            "names the path: {err}"
+        );
         assert!(err.contains("Read-only file system"), "{err}");
-        assert_same_files(&before, &files_under(&rig.out()), "a read-only output directory");
+        assert_same_files(
+            &before,
+            &files_under(&rig.out()),
+            "a read-only output directory",
+        );
     }
     mount.remount("rw");
     let o = rig.render_ok();
@@ -681,7 +732,10 @@ fn disk_full_keeps_the_previous_file_whole_and_names_the_path() {
         let err = stderr(&o);
         assert_eq!(code(&o), 1, "run {run}: {err}");
         assert!(err.contains("No space left on device"), "{err}");
-        assert!(err.contains(&format!("`{}", rig.out().display())), "names the path: {err}");
+        assert!(
+            err.contains(&format!("`{}", rig.out().display())),
+            "names the path: {err}"
+        );
         assert_same_files(&before_with_filler, &files_under(&rig.out()), "a full disk");
         let staging: Vec<_> = fs::read_dir(rig.out().join(".statusmotd"))
             .unwrap()
@@ -692,7 +746,10 @@ fn disk_full_keeps_the_previous_file_whole_and_names_the_path() {
     fs::remove_file(&filler).unwrap();
     let o = rig.render_ok();
     assert!(stdout(&o).contains("updated alpha/motd"));
-    assert!(rig.site.read("alpha/motd").contains("State b incident number 10"));
+    assert!(rig
+        .site
+        .read("alpha/motd")
+        .contains("State b incident number 10"));
 }
 
 #[test]
@@ -713,8 +770,16 @@ fn state_dir_that_cannot_be_created_warns_and_still_renders() {
     rig.fake.fault(Fault::Status(503));
     let o = rig.run(&["render"]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
-    assert!(stderr(&o).contains("no earlier good snapshot"), "{}", stderr(&o));
-    assert_same_files(&before, &files_under(&rig.out()), "no state and no upstream");
+    assert!(
+        stderr(&o).contains("no earlier good snapshot"),
+        "{}",
+        stderr(&o)
+    );
+    assert_same_files(
+        &before,
+        &files_under(&rig.out()),
+        "no state and no upstream",
+    );
 }
 
 #[test]
@@ -729,14 +794,26 @@ fn state_file_unreadable_is_named_and_files_stay() {
     fs::create_dir(&state).unwrap();
     let o = rig.run(&["render"]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
-    assert!(stderr(&o).contains(&format!("`{}`", state.display())), "{}", stderr(&o));
-    assert_same_files(&before, &files_under(&rig.out()), "a directory as state file");
+    assert!(
+        stderr(&o).contains(&format!("`{}`", state.display())),
+        "{}",
+        stderr(&o)
+    );
+    assert_same_files(
+        &before,
+        &files_under(&rig.out()),
+        "a directory as state file",
+    );
     fs::remove_dir(&state).unwrap();
     fs::write(&state, b"{\"format\": 1, \"sources\": {\"hpc\": [").unwrap();
     let o = rig.run(&["render"]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("invalid snapshot"), "{}", stderr(&o));
-    assert!(stderr(&o).contains(&format!("`{}`", state.display())), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("`{}`", state.display())),
+        "{}",
+        stderr(&o)
+    );
     assert_same_files(&before, &files_under(&rig.out()), "a corrupt state file");
     // A good fetch replaces the bad state.
     rig.fake.clear_faults();
@@ -756,12 +833,18 @@ fn state_dir_read_only_warns_and_renders() {
     rig.serve_state("b", 12, 3);
     let o = rig.render_ok();
     let err = stderr(&o);
-    assert!(err.contains("warning") && err.contains("Read-only file system"), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("Read-only file system"),
+        "{err}"
+    );
     assert!(err.contains(&format!("`{}", state_dir.display())), "{err}");
     assert!(rig.site.read("alpha/motd").contains("State b incident"));
     // The state kept is still the older good one, whole.
     let snaps = statusmotd::snapshot::load(&rig.state_file()).unwrap();
-    assert!(snaps["hpc"].incidents.iter().any(|i| i.id.starts_with("ainc")));
+    assert!(snaps["hpc"]
+        .incidents
+        .iter()
+        .any(|i| i.id.starts_with("ainc")));
 }
 
 /// A process holding the output lock: a shell that takes it with `flock`
@@ -808,7 +891,10 @@ fn a_lock_held_by_a_killed_process_does_not_block_the_next_render() {
             .unwrap();
         // While a live process holds the lock, the render waits.
         std::thread::sleep(Duration::from_millis(1500));
-        assert!(render.try_wait().unwrap().is_none(), "round {round}: render did not wait");
+        assert!(
+            render.try_wait().unwrap().is_none(),
+            "round {round}: render did not wait"
+        );
         if round == 0 {
             assert_same_files(&before, &files_under(&rig.out()), "a held lock");
         }
@@ -819,7 +905,10 @@ fn a_lock_held_by_a_killed_process_does_not_block_the_next_render() {
             if let Some(s) = render.try_wait().unwrap() {
                 break s;
             }
-            assert!(Instant::now() < deadline, "round {round}: render still blocked");
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: render still blocked"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         assert!(status.success(), "round {round}");
@@ -876,7 +965,11 @@ fn crash_kills() -> usize {
 fn strays(out: &Path) -> Vec<String> {
     let mut found = Vec::new();
     walk(out, &mut |path| {
-        let rel = path.strip_prefix(out).unwrap().to_string_lossy().into_owned();
+        let rel = path
+            .strip_prefix(out)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if rel.starts_with(".statusmotd/") {
             return;
@@ -920,7 +1013,10 @@ fn versions(rig: &Rig) -> Versions {
     }
     for (cluster, versions) in &motds {
         assert_eq!(versions.len(), 2, "{cluster}: two distinct versions");
-        assert!(versions.iter().all(|v| v.len() > 2000), "{cluster}: long MOTDs");
+        assert!(
+            versions.iter().all(|v| v.len() > 2000),
+            "{cluster}: long MOTDs"
+        );
     }
     times.sort();
     Versions {
@@ -970,7 +1066,9 @@ impl Reader {
 
     fn stop(self) -> usize {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("the reader saw only whole versions");
+        self.thread
+            .join()
+            .expect("the reader saw only whole versions");
         self.reads.load(Ordering::Relaxed)
     }
 }
@@ -983,7 +1081,10 @@ fn check_after_kill(rig: &Rig, v: &Versions, i: usize) {
     for cluster in ["alpha", "beta"] {
         for e in fs::read_dir(rig.site.out(&format!("{cluster}/items"))).unwrap() {
             let name = e.unwrap().file_name().to_string_lossy().into_owned();
-            assert!(v.snippets.contains(&name), "unknown snippet {cluster}/items/{name}");
+            assert!(
+                v.snippets.contains(&name),
+                "unknown snippet {cluster}/items/{name}"
+            );
         }
     }
     statusmotd::snapshot::load(&rig.state_file()).unwrap_or_else(|e| panic!("after kill {i}: {e}"));
@@ -1006,7 +1107,10 @@ fn check_recovery(rig: &Rig, v: &Versions) {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".tmp"))
         .collect();
-    assert!(state_temps.is_empty(), "temp files left in state_dir: {state_temps:?}");
+    assert!(
+        state_temps.is_empty(),
+        "temp files left in state_dir: {state_temps:?}"
+    );
 }
 
 #[test]
@@ -1041,7 +1145,10 @@ fn sigkill_during_renders_never_shows_a_partial_file() {
          {reads} reads of both MOTDs and the index, typical render {:?}",
         v.typical
     );
-    assert!(killed >= crash_kills() / 4, "too few kills landed: {killed}");
+    assert!(
+        killed >= crash_kills() / 4,
+        "too few kills landed: {killed}"
+    );
     assert!(reads > 100, "the reader ran: {reads}");
     check_recovery(&rig, &v);
 }
@@ -1052,18 +1159,45 @@ fn sigkill_during_renders_never_shows_a_partial_file() {
 /// Hostile upstream text: each entry is (label, text).
 fn attack_corpus() -> Vec<(&'static str, String)> {
     vec![
-        ("OSC 52 clipboard write", "copy \u{1b}]52;c;ZWNobyBwd25lZA==\u{7} done".into()),
-        ("OSC 52 with ST", "copy \u{1b}]52;p;ZWNobyBwd25lZA==\u{1b}\\ done".into()),
-        ("CSI clear screen", "\u{1b}[2J\u{1b}[H\u{1b}[31mred\u{1b}[0m".into()),
+        (
+            "OSC 52 clipboard write",
+            "copy \u{1b}]52;c;ZWNobyBwd25lZA==\u{7} done".into(),
+        ),
+        (
+            "OSC 52 with ST",
+            "copy \u{1b}]52;p;ZWNobyBwd25lZA==\u{1b}\\ done".into(),
+        ),
+        (
+            "CSI clear screen",
+            "\u{1b}[2J\u{1b}[H\u{1b}[31mred\u{1b}[0m".into(),
+        ),
         ("C1 CSI", "before \u{9b}2J\u{9b}31m after".into()),
-        ("DCS", "\u{1b}P1$r0;1m\u{1b}\\ and C1 \u{90}q#0;2;0;0;0\u{9c}".into()),
+        (
+            "DCS",
+            "\u{1b}P1$r0;1m\u{1b}\\ and C1 \u{90}q#0;2;0;0;0\u{9c}".into(),
+        ),
         ("OSC title", "\u{1b}]0;owned\u{7}title".into()),
-        ("bidi overrides", "invoice \u{202e}fdp.exe\u{202c} \u{2066}x\u{2069} \u{200f}".into()),
+        (
+            "bidi overrides",
+            "invoice \u{202e}fdp.exe\u{202c} \u{2066}x\u{2069} \u{200f}".into(),
+        ),
         ("CR overwrite", "all is well\rEVIL OVERWRITE".into()),
-        ("backspace, BEL, NUL, DEL", "a\u{8}\u{8}b\u{7}c\u{0}d\u{7f}e".into()),
-        ("entity-encoded escapes", "&#27;[2J &#x1b;]52;c;QUJD&#7; &#x9b;2J &#x202E;rev".into()),
-        ("HTML", "<script>alert(1)</script><img src=x onerror=alert(1)><br/>next".into()),
-        ("line separators", "one\u{2028}two\u{2029}three\u{85}four".into()),
+        (
+            "backspace, BEL, NUL, DEL",
+            "a\u{8}\u{8}b\u{7}c\u{0}d\u{7f}e".into(),
+        ),
+        (
+            "entity-encoded escapes",
+            "&#27;[2J &#x1b;]52;c;QUJD&#7; &#x9b;2J &#x202E;rev".into(),
+        ),
+        (
+            "HTML",
+            "<script>alert(1)</script><img src=x onerror=alert(1)><br/>next".into(),
+        ),
+        (
+            "line separators",
+            "one\u{2028}two\u{2029}three\u{85}four".into(),
+        ),
         ("zero-width and BOM", "zero\u{200b}width\u{feff}bom".into()),
     ]
 }
@@ -1077,7 +1211,10 @@ fn unsafe_chars(text: &str) -> Vec<char> {
                 || ('\u{80}'..='\u{9f}').contains(&c)
                 || ('\u{202a}'..='\u{202e}').contains(&c)
                 || ('\u{2066}'..='\u{2069}').contains(&c)
-                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{2028}' | '\u{2029}')
+                || matches!(
+                    c,
+                    '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{2028}' | '\u{2029}'
+                )
         })
         .collect()
 }
@@ -1089,11 +1226,15 @@ fn assert_no_unsafe_file(out: &Path) -> usize {
             return;
         }
         let bytes = fs::read(path).unwrap();
-        let text = String::from_utf8(bytes)
-            .unwrap_or_else(|_| panic!("{} is not UTF-8", path.display()));
+        let text =
+            String::from_utf8(bytes).unwrap_or_else(|_| panic!("{} is not UTF-8", path.display()));
         let bad = unsafe_chars(&text);
         assert!(bad.is_empty(), "{}: unsafe {bad:?}", path.display());
-        assert!(!text.contains("ZWNobyBwd25lZA"), "{}: OSC 52 payload", path.display());
+        assert!(
+            !text.contains("ZWNobyBwd25lZA"),
+            "{}: OSC 52 payload",
+            path.display()
+        );
         n += 1;
     });
     n
@@ -1140,8 +1281,7 @@ fn attack_corpus_reaches_no_file_no_snapshot_and_no_login_screen() {
         assert_eq!(code(&o), 0, "{}", stderr(&o));
         assert!(unsafe_chars(&stdout(&o)).is_empty(), "{}", stdout(&o));
         // The last good snapshot holds only sanitized text.
-        let state: Value =
-            serde_json::from_slice(&fs::read(rig.state_file()).unwrap()).unwrap();
+        let state: Value = serde_json::from_slice(&fs::read(rig.state_file()).unwrap()).unwrap();
         let mut strings = Vec::new();
         json_strings(&state, &mut strings);
         for s in &strings {
@@ -1164,18 +1304,31 @@ fn huge_bodies_and_lines_are_capped() {
         &[
             incident("h", 0, "login01", "A huge body", &big),
             incident("h", 1, "login01", &long_line, "a long name"),
-            incident("h", 2, "login01", &format!("\u{1b}[2J{long_line}"), &format!("\u{9b}{big}")),
+            incident(
+                "h",
+                2,
+                "login01",
+                &format!("\u{1b}[2J{long_line}"),
+                &format!("\u{9b}{big}"),
+            ),
         ],
     );
     let started = Instant::now();
     let o = rig.render_ok();
-    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(stdout(&o).contains("created alpha/motd"));
     // Cluster files are capped; `index.json` lists item names in full.
     let mut sizes = Vec::new();
-    walk(&rig.out(), &mut |p| sizes.push((p.to_path_buf(), fs::metadata(p).unwrap().len())));
+    walk(&rig.out(), &mut |p| {
+        sizes.push((p.to_path_buf(), fs::metadata(p).unwrap().len()))
+    });
     for (path, size) in &sizes {
-        if path.ends_with("index.json") || path.components().any(|c| c.as_os_str() == ".statusmotd") {
+        if path.ends_with("index.json") || path.components().any(|c| c.as_os_str() == ".statusmotd")
+        {
             continue;
         }
         assert!(*size <= 64 * 1024, "{} is {size} bytes", path.display());
@@ -1188,7 +1341,10 @@ fn huge_bodies_and_lines_are_capped() {
 /// character and does show `expect`. Skipped, saying so, without pamtester,
 /// unless `STATUSMOTD_REQUIRE_PAMTESTER` is set.
 fn assert_pam_display_is_safe(motd: &Path, expect: &str) {
-    let have = StdCommand::new("pamtester").arg("--version").output().is_ok();
+    let have = StdCommand::new("pamtester")
+        .arg("--version")
+        .output()
+        .is_ok();
     if !have {
         assert!(
             std::env::var_os("STATUSMOTD_REQUIRE_PAMTESTER").is_none(),
@@ -1213,7 +1369,10 @@ fn assert_pam_display_is_safe(motd: &Path, expect: &str) {
             "cannot write `{}`: the pam_motd check needs root",
             conf.display()
         );
-        eprintln!("skipping the pam_motd check: cannot write `{}`", conf.display());
+        eprintln!(
+            "skipping the pam_motd check: cannot write `{}`",
+            conf.display()
+        );
         return;
     }
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
@@ -1224,7 +1383,11 @@ fn assert_pam_display_is_safe(motd: &Path, expect: &str) {
     let o = o.unwrap();
     let shown = String::from_utf8(o.stdout).expect("pam_motd shows UTF-8");
     assert!(shown.contains(expect), "pam_motd showed: {shown}");
-    assert!(unsafe_chars(&shown).is_empty(), "pam_motd showed {:?}", unsafe_chars(&shown));
+    assert!(
+        unsafe_chars(&shown).is_empty(),
+        "pam_motd showed {:?}",
+        unsafe_chars(&shown)
+    );
 }
 
 #[test]
@@ -1237,7 +1400,11 @@ fn templates_cannot_read_files() {
     let mapping = fs::read_to_string(rig.site.path().join("mapping.toml")).unwrap();
     fs::write(
         rig.site.path().join("mapping.toml"),
-        mapping.replacen("[settings]\n", "[settings]\ntemplates_dir = \"templates\"\n", 1),
+        mapping.replacen(
+            "[settings]\n",
+            "[settings]\ntemplates_dir = \"templates\"\n",
+            1,
+        ),
     )
     .unwrap();
     let attempts = [
@@ -1269,8 +1436,14 @@ fn templates_cannot_read_files() {
             stderr(&o),
             fs::read_to_string(rig.site.out("alpha/motd")).unwrap_or_default()
         );
-        assert!(!all.contains("TOP-SECRET-CONTENT"), "attempt {i} `{template}`: {all}");
-        assert!(!all.contains("root:x:0:0"), "attempt {i} `{template}`: {all}");
+        assert!(
+            !all.contains("TOP-SECRET-CONTENT"),
+            "attempt {i} `{template}`: {all}"
+        );
+        assert!(
+            !all.contains("root:x:0:0"),
+            "attempt {i} `{template}`: {all}"
+        );
         let mut leaked = false;
         walk(&rig.out(), &mut |p| {
             let text = fs::read_to_string(p).unwrap_or_default();
@@ -1280,7 +1453,11 @@ fn templates_cannot_read_files() {
     }
     // A relative include inside the directory does work.
     fs::write(templates.join("sub/part.j2"), "PART OK\n").unwrap();
-    fs::write(templates.join("motd.txt.j2"), r#"{% include "sub/part.j2" %}"#).unwrap();
+    fs::write(
+        templates.join("motd.txt.j2"),
+        r#"{% include "sub/part.j2" %}"#,
+    )
+    .unwrap();
     rig.render_ok();
     assert_eq!(rig.site.read("alpha/motd"), "PART OK\n");
 }
@@ -1322,7 +1499,10 @@ fn the_api_key_is_in_no_file_log_or_error() {
         Some(format!("OAuth {KEY}").as_str()),
         "the key was sent"
     );
-    assert!(seen.contains("DEBUG") || seen.contains("debug"), "verbose logs ran");
+    assert!(
+        seen.contains("DEBUG") || seen.contains("debug"),
+        "verbose logs ran"
+    );
     assert!(!seen.contains(KEY), "the key in output: {seen}");
     let mut files = 0;
     walk(rig.site.path(), &mut |p| {
@@ -1383,7 +1563,7 @@ const SERVER: &str = "[server]\nlisten = \"127.0.0.1:0\"\n\
 
 /// A site set up for `serve`: quick debounce, no polling of its own.
 fn serve_rig(api: Api) -> Rig {
-    Rig::with_sections(api, "debounce = \"50ms\"\npoll_interval = \"1h\"\n", SERVER)
+    Rig::with_sections(api, "debounce = \"0s\"\npoll_interval = \"1h\"\n", SERVER)
 }
 
 /// A running `statusmotd serve`, killed when dropped; its stderr goes to a
@@ -1454,7 +1634,9 @@ impl Drop for Serve {
 fn raw_http(addr: &str, request: &[u8]) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
     let _ = stream.write_all(request);
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
@@ -1596,7 +1778,10 @@ fn serve_refuses_traversal_wrong_tokens_big_bodies_and_huge_headers() {
     for path in traversals {
         let (status, body) = get(&addr, path);
         assert!(matches!(status, 400 | 404), "{path}: {status}\n{body}");
-        assert!(!body.contains("TOP-SECRET") && !body.contains("root:x:0"), "{path}: {body}");
+        assert!(
+            !body.contains("TOP-SECRET") && !body.contains("root:x:0"),
+            "{path}: {body}"
+        );
         assert!(!body.contains("[sources"), "{path}: {body}");
     }
 
@@ -1616,28 +1801,49 @@ fn serve_refuses_traversal_wrong_tokens_big_bodies_and_huge_headers() {
         let (status, _) = post(&addr, &format!("/webhook/{token}"), "", &webhook_body());
         assert_eq!(status, 404, "token {token:?}");
     }
-    let (status, _) = post(&addr, &format!("/webhook/{WEBHOOK_TOKEN}"), "", &webhook_body());
+    let (status, _) = post(
+        &addr,
+        &format!("/webhook/{WEBHOOK_TOKEN}"),
+        "",
+        &webhook_body(),
+    );
     assert_eq!(status, 202);
     // The refresh token only as a bearer token.
-    for auth in ["", "Authorization: Bearer x\r\n", "Authorization: Basic eDp5\r\n"] {
+    for auth in [
+        "",
+        "Authorization: Bearer x\r\n",
+        "Authorization: Basic eDp5\r\n",
+    ] {
         let (status, _) = post(&addr, "/refresh", auth, b"");
         assert_eq!(status, 401, "{auth:?}");
     }
 
     // Bodies: not JSON 400, over 1 MiB 413, then still serving.
-    let (status, _) = post(&addr, &format!("/webhook/{WEBHOOK_TOKEN}"), "", b"{not json");
+    let (status, _) = post(
+        &addr,
+        &format!("/webhook/{WEBHOOK_TOKEN}"),
+        "",
+        b"{not json",
+    );
     assert_eq!(status, 400);
     let big = vec![b' '; 1024 * 1024 + 1];
     let (status, _) = post(&addr, &format!("/webhook/{WEBHOOK_TOKEN}"), "", &big);
     assert_eq!(status, 413);
     let huge = vec![b'['; 1024 * 1024 - 1];
     let (status, _) = post(&addr, &format!("/webhook/{WEBHOOK_TOKEN}"), "", &huge);
-    assert_eq!(status, 400, "deeply nested JSON is refused, not a stack overflow");
+    assert_eq!(
+        status, 400,
+        "deeply nested JSON is refused, not a stack overflow"
+    );
 
     // Headers: a 1 MiB header, and 10,000 headers, are refused or cut off.
     let (status, _) = raw_http(
         &addr,
-        format!("GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(1 << 20)).as_bytes(),
+        format!(
+            "GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(1 << 20)
+        )
+        .as_bytes(),
     );
     assert!(status == 431 || status == 0 || status == 400, "{status}");
     let many: String = (0..10_000).map(|i| format!("X-H{i}: v\r\n")).collect();
@@ -1653,7 +1859,10 @@ fn serve_refuses_traversal_wrong_tokens_big_bodies_and_huge_headers() {
     assert_eq!(status, 200);
     assert!(metrics.contains("statusmotd_webhooks_total"), "{metrics}");
     let log = serve.log();
-    assert!(log.contains("DEBUG") || log.contains("INFO"), "verbose logs ran: {log}");
+    assert!(
+        log.contains("DEBUG") || log.contains("INFO"),
+        "verbose logs ran: {log}"
+    );
     for secret in [WEBHOOK_TOKEN, REFRESH_TOKEN, KEY] {
         assert!(!log.contains(secret), "{secret} in the log");
         assert!(!metrics.contains(secret), "{secret} in /metrics");
@@ -1690,9 +1899,18 @@ fn a_slow_client_cannot_hold_the_server() {
     for _ in 0..20 {
         let started = Instant::now();
         assert_eq!(get(&addr, "/livez").0, 200);
-        let (status, _) = post(&addr, &format!("/webhook/{WEBHOOK_TOKEN}"), "", &webhook_body());
+        let (status, _) = post(
+            &addr,
+            &format!("/webhook/{WEBHOOK_TOKEN}"),
+            "",
+            &webhook_body(),
+        );
         assert_eq!(status, 202);
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
         let _ = trickle.write_all(b" ");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -1810,7 +2028,12 @@ fn webhooks_under_load_while_upstream_flaps() {
     rig.fake.clear_faults();
     rig.serve_state("b", 16, 3);
     let expected = expected_motd(&rig);
-    let (status, _) = post(&serve.addr, &format!("/webhook/{WEBHOOK_TOKEN}"), "", &webhook_body());
+    let (status, _) = post(
+        &serve.addr,
+        &format!("/webhook/{WEBHOOK_TOKEN}"),
+        "",
+        &webhook_body(),
+    );
     assert_eq!(status, 202);
     wait_for_motd(&rig, &expected, Duration::from_secs(20));
 
@@ -1834,4 +2057,33 @@ fn webhooks_under_load_while_upstream_flaps() {
         metrics.contains("statusmotd_webhooks_total{outcome=\"accepted\"}"),
         "{metrics}"
     );
+}
+
+#[test]
+fn serve_keeps_the_last_good_data_when_every_component_vanishes() {
+    let rig = serve_rig(Api::V2);
+    let serve = Serve::start(&rig, false);
+    let expected = expected_motd(&rig);
+    wait_for_motd(&rig, &expected, Duration::from_secs(15));
+    let before = files_under(&rig.out());
+    rig.serve(&[], &incidents("b", 16));
+    let (status, report) = post(
+        &serve.addr,
+        "/refresh?wait=true",
+        &format!("Authorization: Bearer {REFRESH_TOKEN}\r\n"),
+        b"",
+    );
+    assert_eq!(status, 200, "{report}");
+    assert!(report.contains("no components"), "{report}");
+    assert_same_files(
+        &before,
+        &files_under(&rig.out()),
+        "serve: every component gone",
+    );
+    let (_, metrics) = get(&serve.addr, "/metrics");
+    assert!(
+        metrics.contains("statusmotd_refreshes_total{result=\"error\"} 1"),
+        "{metrics}"
+    );
+    assert!(serve.log().contains("no components"), "{}", serve.log());
 }
