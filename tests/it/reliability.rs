@@ -2084,6 +2084,9 @@ fn serve_keeps_the_last_good_data_when_every_component_vanishes() {
     let serve = Serve::start(&rig, false);
     let expected = expected_motd(&rig);
     wait_for_motd(&rig, &expected, Duration::from_secs(15));
+    // A refresh that is waited for: every file of the first render is done.
+    let bearer = format!("Authorization: Bearer {REFRESH_TOKEN}\r\n");
+    assert_eq!(post(&serve.addr, "/refresh?wait=true", &bearer, b"").0, 200);
     let before = files_under(&rig.out());
     rig.serve(&[], &incidents("b", 16));
     let (status, report) = post(
