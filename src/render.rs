@@ -37,6 +37,8 @@ pub const ITEM_TEMPLATE: &str = "item.txt.j2";
 const EMBEDDED: &[(&str, &str)] = &[
     (MOTD_TEMPLATE, include_str!("../templates/motd.txt.j2")),
     (ITEM_TEMPLATE, include_str!("../templates/item.txt.j2")),
+    // Not used unless an `[[outputs]]` entry names it (Open OnDemand).
+    ("ood.md.j2", include_str!("../templates/ood.md.j2")),
 ];
 
 /// A template file larger than this is certainly a mistake (a log, a binary).
@@ -1044,6 +1046,9 @@ mod tests {
     #[test]
     fn shipped_templates_load() {
         let r = Renderer::new(None).unwrap();
-        assert_eq!(r.template_names(), vec!["item.txt.j2", "motd.txt.j2"]);
+        assert_eq!(
+            r.template_names(),
+            vec!["item.txt.j2", "motd.txt.j2", "ood.md.j2"]
+        );
     }
 }
