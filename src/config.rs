@@ -1490,6 +1490,82 @@ path = "{cluster}/motd.md"
                 prop_assert!(validate_cluster_name(&name).is_err());
             }
 
+            // Random strings are almost never valid names, so the property
+            // above rarely sees an accepted one. These draw from the allowed
+            // alphabet plus the characters that matter for paths, so both
+            // answers come up often, and compare with the rule written out.
+            #[test]
+            fn cluster_name_accepted_exactly_by_the_rule(
+                s in "[A-Za-z0-9._/\\\\ %\\x00\\n\\u{2024}\\u{202e}-]{0,70}"
+            ) {
+                let by_rule = !s.is_empty()
+                    && s.len() <= 64
+                    && !s.starts_with('.')
+                    && s != "index.json"
+                    && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+                prop_assert_eq!(validate_cluster_name(&s).is_ok(), by_rule, "{:?}", s);
+            }
+
+            #[test]
+            fn cluster_name_from_the_alphabet_is_accepted(s in "[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}") {
+                prop_assume!(s != "index.json");
+                prop_assert!(validate_cluster_name(&s).is_ok(), "{:?}", s);
+                // And it stays one directory below the output root.
+                let path = std::path::Path::new("out").join(&s);
+                prop_assert_eq!(path.parent(), Some(std::path::Path::new("out")));
+                prop_assert_eq!(path.components().count(), 2);
+            }
+
+            #[test]
+            fn cluster_name_with_one_bad_character_is_rejected(
+                a in "[a-z0-9]{1,20}",
+                bad in "[^A-Za-z0-9._-]",
+                b in "[a-z0-9]{0,20}",
+            ) {
+                let name = format!("{a}{bad}{b}");
+                prop_assert!(validate_cluster_name(&name).is_err(), "{:?}", name);
+            }
+
+            #[test]
+            fn parse_duration_adds_its_parts(h in 0i64..100_000, m in 0i64..100_000, s in 0i64..100_000) {
+                prop_assert_eq!(
+                    parse_duration(&format!("{h}h{m}m{s}s")),
+                    Ok(SignedDuration::from_secs(h * 3600 + m * 60 + s))
+                );
+            }
+
+            #[test]
+            fn parse_duration_overflow_is_an_error(n in 16_000_000_000_000u64..u64::MAX, unit in "[smhdw]") {
+                // Above i64::MAX seconds for every unit but `s` with small
+                // numbers; never a panic, never a wrapped value.
+                let text = format!("{n}{unit}{n}{unit}");
+                match parse_duration(&text) {
+                    Ok(d) => prop_assert!(d.as_secs() >= 0, "{} -> {:?}", text, d),
+                    Err(e) => prop_assert!(e.contains("too long"), "{}", e),
+                }
+            }
+
+            #[test]
+            fn parse_duration_rejects_what_is_not_number_and_unit(s in "[0-9smhdw .,:+-]{0,20}") {
+                let well_formed = !s.is_empty() && {
+                    let mut rest = s.as_str();
+                    let mut ok = true;
+                    while !rest.is_empty() {
+                        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                        let unit = rest[digits..].chars().next();
+                        if digits == 0 || !matches!(unit, Some('s' | 'm' | 'h' | 'd' | 'w')) {
+                            ok = false;
+                            break;
+                        }
+                        rest = &rest[digits + 1..];
+                    }
+                    ok
+                };
+                if !well_formed {
+                    prop_assert!(parse_duration(&s).is_err(), "{:?} accepted", s);
+                }
+            }
+
             #[test]
             fn parse_duration_never_panics(s in "\\PC{0,30}") {
                 let _ = parse_duration(&s);

@@ -592,9 +592,21 @@ async fn renderer_task(
                     result,
                     waiters: w,
                 } => {
+                    let state = states.entry(source.clone()).or_default();
+                    // As in `render`: a page that lost every component at
+                    // once keeps its last good data rather than erase every
+                    // banner.
+                    let result = result.and_then(|snap| {
+                        match pipeline::suspicious_drop(&snap, state.snapshot.as_ref()) {
+                            Some(why) => {
+                                tracing::warn!(source = %source, "{why}; keeping the last good snapshot");
+                                Err(why)
+                            }
+                            None => Ok(snap),
+                        }
+                    });
                     fetch_outcomes.push(result.is_ok());
                     waiters.extend(w);
-                    let state = states.entry(source.clone()).or_default();
                     match result {
                         Ok(snap) => {
                             c.metrics.good_fetch(&source, snap.fetched_at);

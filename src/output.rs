@@ -237,6 +237,7 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    remove_dead_temps(dir, &name);
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let temp = dir.join(format!(".{name}.{}-{n}{TEMP_SUFFIX}", std::process::id()));
     let result = write_temp(&temp, path, bytes, Timestamp::now()).and_then(|()| {
@@ -247,6 +248,51 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
         return Err(e);
     }
     sync_dir(dir)
+}
+
+/// A temp file older than this is left over whoever wrote it: a write takes
+/// moments. Used only where `/proc` cannot tell whether its writer lives.
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes the temp files of [`replace_file`] for `name` in `dir` that a
+/// process killed mid-write left behind (`.{name}.{pid}-{n}.tmp`). Without
+/// this, every crash during a state save would leave one in `state_dir` for
+/// good. A temp file whose writer still runs is left alone: it is about to
+/// be renamed. Best effort: a file that cannot be removed is left.
+fn remove_dead_temps(dir: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    let proc_works = Path::new("/proc/self").exists();
+    for entry in entries.filter_map(std::result::Result::ok) {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
+            .and_then(|n| n.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let dead = if proc_works {
+            !Path::new("/proc").join(pid.to_string()).exists()
+        } else {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_TEMP_AGE)
+        };
+        if dead {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// For `render --check`: would writing `bytes` to `path` change the file?
@@ -764,6 +810,33 @@ mod tests {
 
         assert_eq!(names(&staging), ["lock"]);
         assert!(tmp.path().join("keep.tmp").exists());
+    }
+
+    #[test]
+    fn replace_file_removes_temps_of_dead_writers_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("hpc.snapshot.json");
+        // A pid that cannot be running: above the kernel's pid limit.
+        let dead = tmp.path().join(".hpc.snapshot.json.4194305-3.tmp");
+        let mine = tmp
+            .path()
+            .join(format!(".hpc.snapshot.json.{}-999.tmp", std::process::id()));
+        // pid 1 is always running.
+        let live = tmp.path().join(".hpc.snapshot.json.1-0.tmp");
+        let other = tmp.path().join(".other.json.4194305-0.tmp");
+        for p in [&dead, &mine, &live, &other] {
+            fs::write(p, b"half").unwrap();
+        }
+
+        replace_file(&path, b"whole\n").unwrap();
+
+        assert_eq!(fs::read(&path).unwrap(), b"whole\n");
+        assert!(!dead.exists(), "a dead writer's temp file is removed");
+        assert!(
+            mine.exists() && live.exists(),
+            "live writers' temp files stay"
+        );
+        assert!(other.exists(), "another file's temp files stay");
     }
 
     #[test]

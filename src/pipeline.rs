@@ -112,6 +112,21 @@ pub async fn gather(
     let state_dir = &config.settings.state_dir;
     let mut gathered = Gathered::default();
     for (name, result) in fetched {
+        let result = result.and_then(|snap| {
+            // Only an empty fresh snapshot needs the last good one read.
+            let last = if snap.components.is_empty() {
+                snapshot::load_state(state_dir, &name).ok().flatten()
+            } else {
+                None
+            };
+            match suspicious_drop(&snap, last.as_ref()) {
+                Some(why) => Err(format!(
+                    "{why}\n  (if the page really has no components now, delete `{}`)",
+                    snapshot::state_path(state_dir, &name).display()
+                )),
+                None => Ok(snap),
+            }
+        });
         match result {
             Ok(snap) => {
                 if persist {
@@ -161,6 +176,24 @@ pub async fn gather(
         }
     }
     Ok(gathered)
+}
+
+/// Why a fresh snapshot must not replace `last_good`, if it must not: it
+/// lists no component at all while the last good one listed some. A page
+/// does not lose every component at once in earnest; an upstream that does
+/// is broken (a half-migrated page, an API answering an empty list), and
+/// rendering from it would erase every banner. Treated as a failed fetch, so
+/// the last good data stays in use and the reason is said.
+pub fn suspicious_drop(fresh: &Snapshot, last_good: Option<&Snapshot>) -> Option<String> {
+    let last = last_good?;
+    if !fresh.components.is_empty() || last.components.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "upstream listed no components, while the last good snapshot listed {}: \
+         a suspicious drop, treated as a failed fetch",
+        last.components.len()
+    ))
 }
 
 /// Data from a snapshot file instead of the network. A file holding one
@@ -566,4 +599,48 @@ fn index_json(plan: &Plan, dir: &Path, _now: Timestamp) -> String {
     let mut text = serde_json::to_string_pretty(&index).unwrap_or_default();
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Component, ComponentStatus, Page};
+
+    fn snap(components: usize) -> Snapshot {
+        Snapshot {
+            page: Page {
+                id: "p".into(),
+                name: "p".into(),
+                url: None,
+            },
+            fetched_at: "2025-06-01T12:00:00Z".parse().unwrap(),
+            components: (0..components)
+                .map(|i| Component {
+                    id: format!("c{i}"),
+                    name: format!("C{i}"),
+                    status: ComponentStatus::Operational,
+                    group_id: None,
+                    description: None,
+                    updated_at: None,
+                })
+                .collect(),
+            groups: Vec::new(),
+            incidents: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_empty_component_list_after_a_full_one_is_a_suspicious_drop() {
+        let why = suspicious_drop(&snap(0), Some(&snap(3))).unwrap();
+        assert!(why.contains("no components"), "{why}");
+        assert!(why.contains("listed 3"), "{why}");
+    }
+
+    #[test]
+    fn fewer_components_or_no_history_is_not_a_drop() {
+        assert_eq!(suspicious_drop(&snap(0), None), None, "first fetch ever");
+        assert_eq!(suspicious_drop(&snap(0), Some(&snap(0))), None);
+        assert_eq!(suspicious_drop(&snap(1), Some(&snap(40))), None);
+        assert_eq!(suspicious_drop(&snap(5), Some(&snap(3))), None);
+    }
 }

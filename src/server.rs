@@ -256,8 +256,8 @@ fn token_matches(given: &str, expected: &str) -> bool {
 }
 
 /// The page a webhook names: `page.id`, or the legacy
-/// `incident.organization_id`.
-fn webhook_page_id(payload: &serde_json::Value) -> Option<String> {
+/// `incident.organization_id`. Public for the fuzz target of the webhook body.
+pub fn webhook_page_id(payload: &serde_json::Value) -> Option<String> {
     let text = |v: &serde_json::Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
     payload
         .pointer("/page/id")

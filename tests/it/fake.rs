@@ -50,6 +50,8 @@ pub enum Fault {
 enum Body {
     Json(Value),
     Raw(String),
+    /// Not necessarily UTF-8: invalid bytes inside JSON strings.
+    Bytes(Vec<u8>),
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +65,8 @@ struct Inner {
     routes: HashMap<String, Route>,
     fault: Option<Fault>,
     next: VecDeque<Fault>,
+    /// `path?query` -> fault for that request alone, however often it comes.
+    at: HashMap<String, Fault>,
     total: usize,
     per_path: HashMap<String, usize>,
     log: Vec<String>,
@@ -158,6 +162,24 @@ impl FakeStatuspage {
         );
     }
 
+    /// Serves `body`, which need not be UTF-8, with `status`, at `path`.
+    pub fn set_bytes(&self, path: &str, status: u16, body: Vec<u8>) {
+        self.lock().routes.insert(
+            path.to_string(),
+            Route {
+                status,
+                body: Body::Bytes(body),
+            },
+        );
+    }
+
+    /// Misbehaves on every request for exactly `path_and_query` (as in
+    /// [`Self::request_log`]) until [`Self::clear_faults`]: one page of a
+    /// paged list failing while the others answer.
+    pub fn fault_at(&self, path_and_query: &str, fault: Fault) {
+        self.lock().at.insert(path_and_query.to_string(), fault);
+    }
+
     /// Misbehaves on every request until [`Self::clear_faults`].
     pub fn fault(&self, fault: Fault) {
         self.lock().fault = Some(fault);
@@ -173,6 +195,7 @@ impl FakeStatuspage {
         let mut inner = self.lock();
         inner.fault = None;
         inner.next.clear();
+        inner.at.clear();
     }
 
     /// Requests seen so far, faulty ones included.
@@ -252,7 +275,13 @@ async fn handle(
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let fault = inner.next.pop_front().or_else(|| inner.fault.clone());
+        let logged = inner.log.last().cloned().unwrap_or_default();
+        let fault = inner
+            .at
+            .get(&logged)
+            .cloned()
+            .or_else(|| inner.next.pop_front())
+            .or_else(|| inner.fault.clone());
         (fault, inner.routes.get(&path).cloned())
     };
     let json = |status: u16, body: String| {
@@ -265,6 +294,15 @@ async fn handle(
     };
     match fault {
         None => match route {
+            Some(Route {
+                status,
+                body: Body::Bytes(bytes),
+            }) => (
+                status_code(status),
+                [(header::CONTENT_TYPE, "application/json")],
+                bytes,
+            )
+                .into_response(),
             Some(route) => json(route.status, render(&route.body, &query)),
             None => json(404, r#"{"error":"not found"}"#.into()),
         },
@@ -328,6 +366,7 @@ fn parse_query(query: &str) -> HashMap<String, String> {
 fn render(body: &Body, query: &HashMap<String, String>) -> String {
     match body {
         Body::Raw(raw) => raw.clone(),
+        Body::Bytes(bytes) => String::from_utf8_lossy(bytes).into_owned(),
         Body::Json(Value::Array(items)) if query.contains_key("page") => {
             let number = |k: &str| query.get(k).and_then(|v| v.parse::<usize>().ok());
             let page = number("page").unwrap_or(1).max(1);

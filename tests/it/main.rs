@@ -6,5 +6,6 @@ mod common;
 mod cli;
 mod fake;
 mod packaging;
+mod reliability;
 mod serve;
 mod source;
