@@ -145,7 +145,14 @@ pub async fn fetch(
         }
     };
     match (result, endpoint) {
-        (Ok(snapshot), _) => Ok(snapshot.sanitized()),
+        (Ok(snapshot), _) => Ok(tokio::task::spawn_blocking(move || snapshot.sanitized())
+            .await
+            .map_err(|e| {
+                FetchError::new(
+                    FetchErrorKind::UnexpectedShape,
+                    format!("sanitizing the answer failed: {e}"),
+                )
+            })?),
         // Nothing above formats the key into a message, but a key pasted
         // into `api_base` by mistake would show up in a URL: hide it anyway.
         (Err(e), Endpoint::Manage { api_key, .. }) => Err(e.redact(api_key)),
@@ -290,13 +297,23 @@ struct Retryable {
 
 impl Http<'_> {
     /// GETs `url` and decodes its JSON, retrying as [`FetchOptions`] allows.
-    async fn get_json<T: DeserializeOwned>(
+    async fn get_json<T: DeserializeOwned + Send + 'static>(
         &self,
         url: &str,
         expect: Expect,
     ) -> Result<T, FetchError> {
         let body = self.get(url).await?;
-        decode(url, &body, expect)
+        // Parsing a large page takes milliseconds of CPU: off the async
+        // workers, so that webhook answers never wait behind it.
+        let url = url.to_owned();
+        tokio::task::spawn_blocking(move || decode(&url, &body, expect))
+            .await
+            .unwrap_or_else(|e| {
+                Err(FetchError::new(
+                    FetchErrorKind::UnexpectedShape,
+                    format!("decoding the answer failed: {e}"),
+                ))
+            })
     }
 
     async fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {

@@ -106,7 +106,7 @@ pub(super) async fn fetch(
 
 /// Reads every page of one list until a short or empty page, a page `stop`
 /// says ends it, or [`MAX_PAGES`].
-async fn list<T: DeserializeOwned>(
+async fn list<T: DeserializeOwned + Send + 'static>(
     http: &Http<'_>,
     base: &str,
     path: &str,
