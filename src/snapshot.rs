@@ -35,14 +35,25 @@ pub fn parse(text: &str) -> std::result::Result<Snapshots, String> {
     struct Version {
         format: u32,
     }
-    let version: Version = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    if version.format != SNAPSHOT_FORMAT {
-        return Err(format!(
-            "format {} is not the format {SNAPSHOT_FORMAT} this version reads\nhint: fetch it again with `statusmotd fetch --save FILE`",
-            version.format
-        ));
+    let wrong_format = |format: u32| {
+        format!(
+            "format {format} is not the format {SNAPSHOT_FORMAT} this version reads\nhint: fetch it again with `statusmotd fetch --save FILE`"
+        )
+    };
+    // One parse in the usual case; the version alone is read only to explain
+    // a file this version cannot read.
+    let file: SnapshotFile = match serde_json::from_str(text) {
+        Ok(file) => file,
+        Err(e) => {
+            return Err(match serde_json::from_str::<Version>(text) {
+                Ok(v) if v.format != SNAPSHOT_FORMAT => wrong_format(v.format),
+                _ => e.to_string(),
+            })
+        }
+    };
+    if file.format != SNAPSHOT_FORMAT {
+        return Err(wrong_format(file.format));
     }
-    let file: SnapshotFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
     Ok(file
         .sources
         .into_iter()
@@ -87,4 +98,76 @@ pub fn save_state(state_dir: &Path, source: &str, snap: &Snapshot) -> Result<()>
         .map_err(Error::io("cannot create state directory", state_dir))?;
     let snaps = Snapshots::from([(source.to_owned(), snap.clone())]);
     save(&state_path(state_dir, source), &snaps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Component, ComponentStatus, Page};
+
+    fn one(name: &str) -> Snapshots {
+        let snap = Snapshot {
+            page: Page {
+                id: "p1".into(),
+                name: name.into(),
+                url: None,
+            },
+            fetched_at: "2024-05-14T12:00:00Z".parse().unwrap(),
+            components: vec![Component {
+                id: "c1".into(),
+                name: "Login nodes".into(),
+                status: ComponentStatus::MajorOutage,
+                group_id: None,
+                description: None,
+                updated_at: None,
+            }],
+            groups: vec![],
+            incidents: vec![],
+        };
+        Snapshots::from([("hpc".to_owned(), snap)])
+    }
+
+    #[test]
+    fn a_saved_snapshot_reads_back_the_same() {
+        let snaps = one("Example");
+        assert_eq!(parse(&to_json(&snaps)).unwrap(), snaps);
+    }
+
+    #[test]
+    fn another_format_says_to_fetch_again() {
+        let text = to_json(&one("Example")).replace("\"format\": 1", "\"format\": 7");
+        let err = parse(&text).unwrap_err();
+        assert!(
+            err.contains("format 7") && err.contains("fetch --save"),
+            "{err}"
+        );
+        let err = parse(r#"{"format": 9, "sources": 5}"#).unwrap_err();
+        assert!(err.contains("format 9"), "{err}");
+        assert!(parse("{\"format\": 1").unwrap_err().contains("EOF"));
+    }
+
+    #[test]
+    fn loading_sanitizes_a_hand_edited_file() {
+        let text = to_json(&one("Example")).replace("Example", "Ex\\u001b[2Jample");
+        let snaps = parse(&text).unwrap();
+        assert_eq!(snaps["hpc"].page.name, "Example");
+    }
+
+    #[test]
+    fn state_is_kept_per_source_and_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load_state(dir.path(), "hpc").unwrap().is_none());
+        let snaps = one("First");
+        save_state(dir.path(), "hpc", &snaps["hpc"]).unwrap();
+        save_state(dir.path(), "hpc", &one("Second")["hpc"]).unwrap();
+        assert_eq!(
+            load_state(dir.path(), "hpc").unwrap().unwrap().page.name,
+            "Second"
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["hpc.snapshot.json"], "no temp file left beside it");
+    }
 }
