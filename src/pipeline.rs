@@ -335,6 +335,9 @@ pub struct ClusterPlan {
 pub struct Plan {
     pub clusters: BTreeMap<String, ClusterPlan>,
     pub errors: Vec<Error>,
+    /// Whether this plan covers every cluster of the configuration; then
+    /// `index.json` is written from it alone.
+    pub complete: bool,
 }
 
 /// Plans every file of `clusters`. Pure: reads nothing, writes nothing.
@@ -345,7 +348,10 @@ pub fn plan(
     data: &Gathered,
     now: Timestamp,
 ) -> Plan {
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        complete: clusters.len() == config.clusters.len(),
+        ..Plan::default()
+    };
     // One index per snapshot, shared by all the clusters that read it.
     let indexes: BTreeMap<&str, SnapshotIndex<'_>> = data
         .sources
@@ -560,10 +566,17 @@ pub struct IndexItem {
 /// Builds `index.json`, keeping the entries of clusters this plan did not
 /// render (`render --cluster`), so the index always covers every cluster.
 fn index_json(plan: &Plan, dir: &Path, _now: Timestamp) -> String {
-    let mut index: Index = std::fs::read(dir.join("index.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    // A partial plan (`--cluster`, or clusters that failed) keeps the other
+    // clusters' entries; a complete one also drops clusters no longer
+    // configured.
+    let mut index: Index = if plan.complete && plan.errors.is_empty() {
+        Index::default()
+    } else {
+        std::fs::read(dir.join("index.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    };
     for (name, cluster) in &plan.clusters {
         let v = &cluster.view;
         let files = cluster

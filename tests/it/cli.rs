@@ -798,3 +798,47 @@ fn mapping_init_and_check_against_a_page_with_groups() {
     assert_eq!(code(&o), 0, "unmapped groups are news, not errors");
     assert!(stdout(&o).contains("`Terraform Cloud`"), "{}", stdout(&o));
 }
+
+#[test]
+fn index_json_covers_every_configured_cluster() {
+    let Some((_fake, site)) = docs_site() else {
+        return;
+    };
+    assert_eq!(code(&site.run(&["render", "--now", DOCS_NOW])), 0);
+    let index = |site: &Site| -> Value { serde_json::from_str(&site.read("index.json")).unwrap() };
+    let first = index(&site);
+    assert_eq!(first["clusters"]["api"]["status"], "major_outage");
+    assert_eq!(first["clusters"]["portal"]["items"], json!([]));
+    let mtime = first["clusters"]["api"]["files"]["api/motd"]
+        .as_str()
+        .unwrap();
+    let expected: jiff::Timestamp = "2014-05-14T14:35:21.711-06:00".parse().unwrap();
+    assert_eq!(
+        mtime.parse::<jiff::Timestamp>().unwrap().as_second(),
+        expected.as_second()
+    );
+
+    // `--cluster portal` re-renders one cluster and keeps the other's entry.
+    let o = site.run(&[
+        "render",
+        "--cluster",
+        "portal",
+        "--now",
+        "2014-05-01T00:00:00Z",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(index(&site)["clusters"]["api"], first["clusters"]["api"]);
+
+    // A cluster taken out of the mapping leaves the index (its files stay).
+    let mapping = fs::read_to_string(site.path().join("mapping.toml")).unwrap();
+    let without_portal = mapping
+        .split("[clusters.portal]")
+        .next()
+        .unwrap()
+        .to_owned();
+    fs::write(site.path().join("mapping.toml"), without_portal).unwrap();
+    assert_eq!(code(&site.run(&["render", "--now", DOCS_NOW])), 0);
+    let last = index(&site);
+    assert!(last["clusters"].get("portal").is_none(), "{last}");
+    assert!(site.out("portal/motd").exists());
+}
