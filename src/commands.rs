@@ -2,7 +2,7 @@
 //! what a person or a script needs, return the exit code.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use jiff::Timestamp;
 
@@ -376,8 +376,11 @@ pub fn demo(args: &DemoArgs) -> Result<u8> {
     }
     let _ = writeln!(
         out,
-        "\nRun it again and nothing is rewritten; see `{}` for every cluster.",
-        PathBuf::from(&dir).join("index.json").display()
+        "\nMaintenance in progress: `cat {}`. Every cluster: `{}`.\n\
+         Run `statusmotd demo --out {}` again and nothing is rewritten: same bytes, same mtimes.",
+        dir.join("cirrus").join("motd").display(),
+        dir.join("index.json").display(),
+        dir.display()
     );
     Ok(0)
 }
