@@ -75,3 +75,66 @@ macro_rules! shared_json {
         }
     };
 }
+
+/// A running `statusmotd serve`, killed when dropped. Its stderr is kept in
+/// `log`; `base` is the address it printed (`http://127.0.0.1:PORT`).
+pub struct Served {
+    pub child: std::process::Child,
+    pub base: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Served {
+    /// Spawns `cmd` (a `statusmotd serve ... --listen 127.0.0.1:0`) and waits
+    /// until it says where it listens.
+    pub fn spawn(mut cmd: std::process::Command) -> Served {
+        use std::io::BufRead as _;
+        use std::process::Stdio;
+
+        let mut child = cmd
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("STATUSMOTD_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread_log = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.to_owned());
+                }
+                let mut log = thread_log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let Ok(base) = rx.recv_timeout(std::time::Duration::from_secs(30)) else {
+            let _ = child.kill();
+            panic!("serve did not start:\n{}", log.lock().unwrap());
+        };
+        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+        Served { child, base, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Everything it wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -11,16 +11,15 @@
 //! `STATUSMOTD_SKIP_DEB=1` skip the two tests that need root or `cargo-deb`.
 
 use std::fs;
-use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
 use crate::cli::{assert_terminal_safe, code, stderr, stdout, Site};
+use crate::common::Served;
 use crate::fake::FakeStatuspage;
 
 fn root() -> &'static Path {
@@ -514,53 +513,13 @@ fn makefile_gate_reports_a_blocked_cluster() {
 const REFRESH_TOKEN: &str = "pkg-refresh-7Hq2";
 
 /// A running `statusmotd serve` on a free port.
-struct Served {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Served {
-    fn start(config: &Path) -> Served {
-        let mut child = Command::new(bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(config)
-            .env("STATUSMOTD_REFRESH_TOKEN", REFRESH_TOKEN)
-            .env_remove("STATUSMOTD_CONFIG")
-            .env_remove("JOURNAL_STREAM")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread_log = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.to_owned());
-                }
-                let mut log = thread_log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let Ok(base) = rx.recv_timeout(Duration::from_secs(30)) else {
-            let _ = child.kill();
-            panic!("serve did not start:\n{}", log.lock().unwrap());
-        };
-        Served { child, base, log }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `statusmotd serve` on a free port, with the refresh token set.
+fn serve(config: &Path) -> Served {
+    let mut cmd = Command::new(bin());
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .env("STATUSMOTD_REFRESH_TOKEN", REFRESH_TOKEN);
+    Served::spawn(cmd)
 }
 
 struct Puller {
@@ -640,7 +599,7 @@ async fn pull_script_fetches_conditionally_and_keeps_the_file_on_errors() {
             "[settings]\npoll_interval = \"1h\"\ndebounce = \"0s\"\n",
         );
     fs::write(site.path().join("mapping.toml"), text).unwrap();
-    let served = Served::start(&site.path().join("mapping.toml"));
+    let served = serve(&site.path().join("mapping.toml"));
     let client = reqwest::Client::new();
     let motd_url = format!("{}/motd/alpha", served.base);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -655,7 +614,7 @@ async fn pull_script_fetches_conditionally_and_keeps_the_file_on_errors() {
         assert!(
             Instant::now() < deadline,
             "serve never rendered alpha:\n{}",
-            served.log.lock().unwrap()
+            served.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -4,10 +4,8 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
@@ -19,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
+use crate::common::Served;
 use crate::fake::{FakeStatuspage, Fault};
 
 /// The page id of Atlassian's documented webhook examples, so those payloads
@@ -640,56 +639,15 @@ async fn gate_status_clusters_and_readiness() {
 // The real binary
 
 /// A running `statusmotd serve`, its address and everything it logged.
-struct Served {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-}
-
 impl Served {
     fn start(site: &Site) -> Served {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("statusmotd"))
-            .arg("serve")
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("statusmotd"));
+        cmd.arg("serve")
             .arg("--config")
             .arg(site.config_path())
             .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "debug")
-            .env_remove("JOURNAL_STREAM")
-            .env_remove("STATUSMOTD_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread_log = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.to_owned());
-                }
-                let mut log = thread_log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let Ok(base) = rx.recv_timeout(Duration::from_secs(30)) else {
-            let _ = child.kill();
-            panic!("serve did not start:\n{}", log.lock().unwrap());
-        };
-        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
-        Served { child, base, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+            .env("RUST_LOG", "debug");
+        Served::spawn(cmd)
     }
 
     /// SIGTERM, then the exit status (within 15 s).
@@ -705,13 +663,6 @@ impl Served {
             assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
