@@ -58,35 +58,35 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     let now = parse_now(args.now.as_deref())?;
     let clusters = pipeline::select_clusters(&config, &args.clusters)?;
     let renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
-    let data = gather(
-        &config,
-        &clusters,
-        args.snapshot.as_deref(),
-        now,
-        !args.check,
-    )?;
-    let plan = pipeline::plan(&config, &renderer, &clusters, &data, now);
+    let data = gather(&config, &clusters, args.snapshot.as_deref(), now, false)?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| config.settings.output_dir.clone());
+    // New snapshots are kept in `state_dir` on a second thread while the
+    // files are planned and written: each takes milliseconds.
+    let keep_state = !args.check && args.snapshot.is_none();
+    let (plan, outcome) = std::thread::scope(|scope| {
+        if keep_state {
+            scope.spawn(|| pipeline::keep_good_snapshots(&config, &data));
+        }
+        let plan = pipeline::plan(&config, &renderer, &clusters, &data, now);
+        let outcome = if args.check {
+            Ok(pipeline::check(&plan, &out, now))
+        } else {
+            pipeline::apply(&plan, &out, now)
+        };
+        (plan, outcome)
+    });
 
+    let changes = outcome?;
     let mut stdout = std::io::stdout().lock();
-    let changed = if args.check {
-        let changes = pipeline::check(&plan, &out, now);
-        for c in &changes {
-            let _ = writeln!(stdout, "would {c}");
-        }
-        !changes.is_empty()
-    } else {
-        let changes = pipeline::apply(&plan, &out, now)?;
-        for c in &changes {
-            let _ = writeln!(stdout, "{c}");
-        }
-        false
-    };
+    let verb = if args.check { "would " } else { "" };
+    for c in &changes {
+        let _ = writeln!(stdout, "{verb}{c}");
+    }
     finish(plan.errors)?;
-    Ok(u8::from(changed))
+    Ok(u8::from(args.check && !changes.is_empty()))
 }
 
 /// Reports the errors of clusters that could not be rendered; the first

@@ -129,11 +129,6 @@ pub async fn gather(
         });
         match result {
             Ok(snap) => {
-                if persist {
-                    if let Err(e) = snapshot::save_state(state_dir, &name, &snap) {
-                        eprintln!("warning: {e}");
-                    }
-                }
                 gathered.sources.insert(
                     name,
                     SourceData {
@@ -175,7 +170,24 @@ pub async fn gather(
             },
         }
     }
+    if persist {
+        keep_good_snapshots(config, &gathered);
+    }
     Ok(gathered)
+}
+
+/// Keeps each freshly fetched snapshot as its source's last good one in
+/// `state_dir`. A failure is a warning: the render goes on, and the previous
+/// good snapshot stays whole.
+pub fn keep_good_snapshots(config: &Config, data: &Gathered) {
+    for (name, source) in &data.sources {
+        if source.fetch_error.is_none() {
+            if let Err(e) = snapshot::save_state(&config.settings.state_dir, name, &source.snapshot)
+            {
+                eprintln!("warning: {e}");
+            }
+        }
+    }
 }
 
 /// Why a fresh snapshot must not replace `last_good`, if it must not: it

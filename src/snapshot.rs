@@ -14,10 +14,17 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::{Snapshot, SNAPSHOT_FORMAT};
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct SnapshotFile {
     format: u32,
     sources: BTreeMap<String, Snapshot>,
+}
+
+/// The same document, borrowed, for writing without copying snapshots.
+#[derive(Serialize)]
+struct SnapshotFileRef<'a> {
+    format: u32,
+    sources: BTreeMap<&'a str, &'a Snapshot>,
 }
 
 /// Snapshots by source name.
@@ -63,9 +70,9 @@ pub fn parse(text: &str) -> std::result::Result<Snapshots, String> {
 
 /// Serializes snapshots as a snapshot file.
 pub fn to_json(snapshots: &Snapshots) -> String {
-    let file = SnapshotFile {
+    let file = SnapshotFileRef {
         format: SNAPSHOT_FORMAT,
-        sources: snapshots.clone(),
+        sources: snapshots.iter().map(|(k, v)| (k.as_str(), v)).collect(),
     };
     let mut text = serde_json::to_string_pretty(&file).unwrap_or_default();
     text.push('\n');
@@ -96,8 +103,14 @@ pub fn load_state(state_dir: &Path, source: &str) -> Result<Option<Snapshot>> {
 pub fn save_state(state_dir: &Path, source: &str, snap: &Snapshot) -> Result<()> {
     std::fs::create_dir_all(state_dir)
         .map_err(Error::io("cannot create state directory", state_dir))?;
-    let snaps = Snapshots::from([(source.to_owned(), snap.clone())]);
-    save(&state_path(state_dir, source), &snaps)
+    // Compact: written after every good fetch, read by no person.
+    let file = SnapshotFileRef {
+        format: SNAPSHOT_FORMAT,
+        sources: BTreeMap::from([(source, snap)]),
+    };
+    let text = serde_json::to_vec(&file)
+        .map_err(|e| Error::Runtime(format!("cannot serialize the snapshot of `{source}`: {e}")))?;
+    crate::output::replace_file(&state_path(state_dir, source), &text)
 }
 
 #[cfg(test)]
