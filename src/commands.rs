@@ -81,9 +81,13 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
 
     let changes = outcome?;
     let mut stdout = std::io::stdout().lock();
-    let verb = if args.check { "would " } else { "" };
     for c in &changes {
-        let _ = writeln!(stdout, "{verb}{c}");
+        let line = if args.check {
+            c.planned()
+        } else {
+            c.to_string()
+        };
+        let _ = writeln!(stdout, "{line}");
     }
     finish(plan.errors)?;
     Ok(u8::from(args.check && !changes.is_empty()))

@@ -447,6 +447,16 @@ impl std::fmt::Display for Change {
 }
 
 impl Change {
+    /// The change as `render --check` reports it: "would create archer2/motd".
+    pub fn planned(&self) -> String {
+        let verb = match self.action {
+            Action::Created => "create",
+            Action::Updated => "update",
+            Action::Removed => "remove",
+        };
+        format!("would {verb} {}", self.path)
+    }
+
     /// The cluster a change belongs to (the first path component), if any.
     pub fn cluster(&self) -> Option<&str> {
         self.path.split_once('/').map(|(c, _)| c)

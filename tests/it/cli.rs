@@ -361,7 +361,7 @@ fn render_check_reports_what_would_change_and_writes_nothing() {
     let o = site.run(&["render", "--check", "--now", DOCS_NOW]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("would created api/motd") || stdout(&o).contains("would create"),
+        stdout(&o).contains("would create api/motd\n"),
         "{}",
         stdout(&o)
     );
@@ -373,14 +373,20 @@ fn render_check_reports_what_would_change_and_writes_nothing() {
 
     let o = site.run(&["render", "--now", DOCS_NOW]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(stdout(&o).contains("api/motd"));
+    assert!(stdout(&o).contains("created api/motd\n"));
     let o = site.run(&["render", "--check", "--now", DOCS_NOW]);
     assert_eq!(code(&o), 0, "nothing changes: {}", stdout(&o));
     assert_eq!(stdout(&o), "");
     // Weeks earlier, the network maintenance is outside the 7-day window.
+    let before = site.read("api/motd");
     let o = site.run(&["render", "--check", "--now", "2014-05-01T00:00:00Z"]);
     assert_eq!(code(&o), 1);
-    assert!(stdout(&o).contains("api/motd"));
+    assert!(
+        stdout(&o).contains("would update api/motd\n"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(site.read("api/motd"), before, "--check wrote nothing");
 }
 
 #[test]

@@ -138,3 +138,66 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+
+/// Whether the tests run as root.
+pub fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// What `pam_motd` puts on screen for `motd`, through `pamtester` and a
+/// throw-away PAM service in /etc/pam.d (removed afterwards). Needs root and
+/// pamtester (`scripts/test` installs it): without them the test fails,
+/// unless `STATUSMOTD_SKIP_PAM=1` says to skip it, when this returns `None`.
+pub fn pam_motd_screen(motd: &Path) -> Option<Vec<u8>> {
+    use std::process::Command;
+
+    let root = is_root();
+    let have = Command::new("pamtester").arg("--version").output().is_ok();
+    if !(root && have) {
+        let why = format!(
+            "the pam_motd check needs root (root: {root}) and pamtester (installed: {have})"
+        );
+        assert!(
+            std::env::var_os("STATUSMOTD_SKIP_PAM").is_some_and(|v| v == "1"),
+            "{why}\nhint: run `scripts/test` as root, or set STATUSMOTD_SKIP_PAM=1 to skip it"
+        );
+        eprintln!("skipping: {why} (STATUSMOTD_SKIP_PAM=1)");
+        return None;
+    }
+    // pam_motd reads a motd_dir, as on a login node with /etc/motd.d.
+    let motd_dir = tempfile::tempdir().unwrap();
+    std::fs::copy(motd, motd_dir.path().join("50-statusmotd.motd")).unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let service = format!("statusmotd-test-{}-{nanos}", std::process::id());
+    let conf = Path::new("/etc/pam.d").join(&service);
+    // `noupdate`: Debian's pam_motd would otherwise run the host's
+    // update-motd.d scripts. pam_permit: a stack of only optional modules
+    // denies the session.
+    std::fs::write(
+        &conf,
+        format!(
+            "session optional pam_motd.so noupdate motd=/dev/null motd_dir={}\n\
+             session required pam_permit.so\n",
+            motd_dir.path().display()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("cannot write `{}`: {e}", conf.display()));
+    let out = Command::new("pamtester")
+        .args([service.as_str(), "root", "open_session"])
+        .output();
+    let _ = std::fs::remove_file(&conf);
+    let out = out.unwrap();
+    assert!(
+        out.status.success(),
+        "pamtester failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(out.stdout)
+}

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Value};
 
 use crate::cli::{assert_terminal_safe, code, stderr, stdout, Site};
-use crate::common::Served;
+use crate::common::{pam_motd_screen, Served};
 use crate::fake::FakeStatuspage;
 
 fn root() -> &'static Path {
@@ -55,11 +55,6 @@ fn may_run(ok: bool, skip_var: &str, why: &str) -> bool {
         return false;
     }
     panic!("{why}\nhint: set {skip_var}=1 to skip this test explicitly");
-}
-
-fn is_root() -> bool {
-    let out = Command::new("id").arg("-u").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim() == "0"
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -231,52 +226,8 @@ fn completions_for_bash_zsh_and_fish_know_the_subcommands() {
 
 // pam_motd
 
-/// A PAM service file in /etc/pam.d, removed when dropped.
-struct PamService {
-    name: String,
-    path: PathBuf,
-}
-
-impl PamService {
-    fn new(motd_dir: &Path) -> PamService {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("statusmotd-test-{}-{nanos}", std::process::id());
-        let path = Path::new("/etc/pam.d").join(&name);
-        // `noupdate`: Debian's pam_motd would otherwise run update-motd.d
-        // scripts of the host; other pam_motd builds ignore the option.
-        // pam_permit: a stack of nothing but optional modules denies.
-        fs::write(
-            &path,
-            format!(
-                "session optional pam_motd.so noupdate motd=/dev/null motd_dir={}\n\
-                 session required pam_permit.so\n",
-                motd_dir.display()
-            ),
-        )
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-        PamService { name, path }
-    }
-}
-
-impl Drop for PamService {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
-    }
-}
-
 #[test]
 fn pam_motd_shows_the_rendered_motd_without_escape_sequences() {
-    if !may_run(
-        is_root(),
-        "STATUSMOTD_SKIP_PAM",
-        "this test writes a PAM service to /etc/pam.d and opens a session: run it as root",
-    ) {
-        return;
-    }
-    require("pamtester", "pamtester libpam-modules");
     let fake = FakeStatuspage::spawn();
     fake.set_json(
         "/api/v2/summary.json",
@@ -289,24 +240,17 @@ fn pam_motd_shows_the_rendered_motd_without_escape_sequences() {
     let o = site.run(&["render"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 
-    let motd_dir = tempfile::tempdir().unwrap();
-    fs::copy(
-        site.out("alpha/motd"),
-        motd_dir.path().join("50-statusmotd.motd"),
-    )
-    .unwrap();
-    let service = PamService::new(motd_dir.path());
-    let out = run(Command::new("pamtester").args([&service.name, "root", "open_session"]));
-    drop(service);
-
-    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    let Some(shown) = pam_motd_screen(&site.out("alpha/motd")) else {
+        return;
+    };
+    let screen = String::from_utf8_lossy(&shown).into_owned();
     assert!(
         screen.contains("Login nodes refuse SSH keys") && screen.contains("Use a password meanwhile."),
         "pam_motd did not show the MOTD (is pam_motd.so installed? `apt-get install libpam-modules`):\n{screen}"
     );
     assert!(screen.contains("https://stspg.io/inclogin0001"), "{screen}");
     assert!(
-        !out.stdout.contains(&0x1b),
+        !shown.contains(&0x1b),
         "an ESC byte reached the screen:\n{screen:?}"
     );
     assert!(

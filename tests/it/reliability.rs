@@ -1345,44 +1345,13 @@ fn huge_bodies_and_lines_are_capped() {
     assert_no_unsafe_file(&rig.out());
 }
 
-/// What `pam_motd` shows for `motd`, through `pamtester`, holds no unsafe
-/// character and does show `expect`. Like the packaging tests, this needs
-/// root and pamtester (`scripts/test` installs it) and fails without them,
-/// unless `STATUSMOTD_SKIP_PAM=1` says to skip it.
+/// What `pam_motd` shows for `motd` holds no unsafe character and does
+/// show `expect`.
 fn assert_pam_display_is_safe(motd: &Path, expect: &str) {
-    let root = is_root();
-    let have = StdCommand::new("pamtester")
-        .arg("--version")
-        .output()
-        .is_ok();
-    if !(root && have) {
-        let why = format!(
-            "the pam_motd check needs root (root: {root}) and pamtester (installed: {have})"
-        );
-        assert!(
-            std::env::var_os("STATUSMOTD_SKIP_PAM").is_some_and(|v| v == "1"),
-            "{why}\nhint: run `scripts/test` as root, or set STATUSMOTD_SKIP_PAM=1 to skip it"
-        );
-        eprintln!("skipping: {why} (STATUSMOTD_SKIP_PAM=1)");
+    let Some(shown) = crate::common::pam_motd_screen(motd) else {
         return;
-    }
-    let service = format!("statusmotd-reliability-{}", std::process::id());
-    let conf = Path::new("/etc/pam.d").join(&service);
-    fs::write(
-        &conf,
-        format!(
-            "session optional pam_motd.so motd={} noupdate\nsession required pam_permit.so\n",
-            motd.display()
-        ),
-    )
-    .unwrap_or_else(|e| panic!("cannot write `{}`: {e}", conf.display()));
-    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-    let o = StdCommand::new("pamtester")
-        .args([service.as_str(), user.as_str(), "open_session"])
-        .output();
-    let _ = fs::remove_file(&conf);
-    let o = o.unwrap();
-    let shown = String::from_utf8(o.stdout).expect("pam_motd shows UTF-8");
+    };
+    let shown = String::from_utf8(shown).expect("pam_motd shows UTF-8");
     assert!(shown.contains(expect), "pam_motd showed: {shown}");
     assert!(
         unsafe_chars(&shown).is_empty(),
@@ -1946,14 +1915,6 @@ fn a_slow_client_cannot_hold_the_server() {
     }
     assert_eq!(closed, slow.len(), "slow clients still held");
     assert_eq!(get(&addr, "/livez").0, 200);
-}
-
-/// Whether this process runs as root.
-fn is_root() -> bool {
-    StdCommand::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// `VmRSS` of `pid` in KiB.
