@@ -430,6 +430,11 @@ mod tests {
         }
     }
 
+    /// The view of cluster `c` of source `s` at `now`.
+    fn view_at(s: &Snapshot, sel: &Selection, opts: &ViewOptions, now: &str) -> ClusterView {
+        build("c", "s", s, sel, opts, ts(now))
+    }
+
     fn sel(ids: &[&str]) -> Selection {
         ids.iter().map(|s| (*s).to_owned()).collect()
     }
@@ -442,23 +447,9 @@ mod tests {
             "investigating",
             &["b"],
         )]);
-        let v = build(
-            "c",
-            "src",
-            &s,
-            &sel(&["a"]),
-            &opts(),
-            ts("2024-01-01T12:00:00Z"),
-        );
+        let v = view_at(&s, &sel(&["a"]), &opts(), "2024-01-01T12:00:00Z");
         assert!(v.incidents.is_empty());
-        let v = build(
-            "c",
-            "src",
-            &s,
-            &sel(&["b"]),
-            &opts(),
-            ts("2024-01-01T12:00:00Z"),
-        );
+        let v = view_at(&s, &sel(&["b"]), &opts(), "2024-01-01T12:00:00Z");
         assert_eq!(v.incidents.len(), 1);
         assert_eq!(v.incidents[0].components, vec!["name-b"]);
     }
@@ -491,14 +482,7 @@ mod tests {
         far.scheduled_for = Some(ts("2024-02-01T00:00:00Z"));
         let running = incident("m3", ItemKind::Maintenance, "in_progress", &["a"]);
         let s = snap(vec![soon, far, running]);
-        let v = build(
-            "c",
-            "s",
-            &s,
-            &sel(&["a"]),
-            &opts(),
-            ts("2024-01-01T12:00:00Z"),
-        );
+        let v = view_at(&s, &sel(&["a"]), &opts(), "2024-01-01T12:00:00Z");
         let ids = |items: &[Item]| items.iter().map(|i| i.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&v.maintenance.upcoming), vec!["m1"]);
         assert_eq!(ids(&v.maintenance.active), vec!["m3"]);
@@ -512,14 +496,7 @@ mod tests {
         let mut old = incident("r2", ItemKind::Incident, "resolved", &["a"]);
         old.resolved_at = Some(ts("2023-12-01T06:00:00Z"));
         let s = snap(vec![recent, old]);
-        let v = build(
-            "c",
-            "s",
-            &s,
-            &sel(&["a"]),
-            &opts(),
-            ts("2024-01-01T12:00:00Z"),
-        );
+        let v = view_at(&s, &sel(&["a"]), &opts(), "2024-01-01T12:00:00Z");
         assert_eq!(v.resolved.len(), 1);
         assert_eq!(v.resolved[0].id, "r1");
         assert!(v.incidents.is_empty());
@@ -533,25 +510,11 @@ mod tests {
             "investigating",
             &["a"],
         )]);
-        let v = build(
-            "c",
-            "s",
-            &s,
-            &sel(&["a"]),
-            &opts(),
-            ts("2024-01-01T12:10:00Z"),
-        );
+        let v = view_at(&s, &sel(&["a"]), &opts(), "2024-01-01T12:10:00Z");
         assert!(!v.stale);
         assert_eq!(v.data_age, "10m");
         assert_eq!(v.newest_change(), Some(ts("2024-01-01T11:30:00Z")));
-        let v = build(
-            "c",
-            "s",
-            &s,
-            &sel(&["a"]),
-            &opts(),
-            ts("2024-01-01T13:00:00Z"),
-        );
+        let v = view_at(&s, &sel(&["a"]), &opts(), "2024-01-01T13:00:00Z");
         assert!(v.stale);
     }
 
