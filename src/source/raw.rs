@@ -99,12 +99,10 @@ where
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct RawPage {
-    #[serde(default)]
     pub id: Text,
-    #[serde(default)]
     pub name: Text,
-    #[serde(default)]
     pub url: Text,
 }
 
@@ -122,33 +120,26 @@ impl RawPage {
 /// A component row; group rows (`group: true`) use the same shape and list
 /// their members in `components`.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct RawComponent {
-    #[serde(default)]
     pub id: Text,
-    #[serde(default)]
     pub name: Text,
-    #[serde(default)]
     pub status: Text,
-    #[serde(default)]
     pub group_id: Text,
-    #[serde(default)]
     pub description: Text,
-    #[serde(default)]
     pub updated_at: Time,
-    #[serde(default)]
     pub group: Flag,
-    #[serde(default, deserialize_with = "list")]
+    #[serde(deserialize_with = "list")]
     pub components: Vec<Text>,
 }
 
 /// A v1 component group (`/component-groups`).
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct RawGroup {
-    #[serde(default)]
     pub id: Text,
-    #[serde(default)]
     pub name: Text,
-    #[serde(default, deserialize_with = "list")]
+    #[serde(deserialize_with = "list")]
     pub components: Vec<Text>,
 }
 
@@ -164,34 +155,23 @@ impl RawComponent {
 
 /// An incident or maintenance, v1 and v2 alike.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct RawIncident {
-    #[serde(default)]
     pub id: Text,
-    #[serde(default)]
     pub name: Text,
-    #[serde(default)]
     pub status: Text,
-    #[serde(default)]
     pub impact: Text,
-    #[serde(default)]
     pub created_at: Time,
-    #[serde(default)]
     pub updated_at: Time,
-    #[serde(default)]
     pub started_at: Time,
-    #[serde(default)]
     pub monitoring_at: Time,
-    #[serde(default)]
     pub resolved_at: Time,
-    #[serde(default)]
     pub scheduled_for: Time,
-    #[serde(default)]
     pub scheduled_until: Time,
-    #[serde(default)]
     pub shortlink: Text,
-    #[serde(default, deserialize_with = "list")]
+    #[serde(deserialize_with = "list")]
     pub components: Vec<ComponentRef>,
-    #[serde(default, deserialize_with = "list")]
+    #[serde(deserialize_with = "list")]
     pub incident_updates: Vec<RawUpdate>,
 }
 
@@ -215,20 +195,15 @@ impl ComponentRef {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct RawUpdate {
-    #[serde(default)]
     pub id: Text,
-    #[serde(default)]
     pub status: Text,
-    #[serde(default)]
     pub body: Text,
-    #[serde(default)]
     pub created_at: Time,
-    #[serde(default)]
     pub display_at: Time,
-    #[serde(default)]
     pub updated_at: Time,
-    #[serde(default, deserialize_with = "list")]
+    #[serde(deserialize_with = "list")]
     pub affected_components: Vec<Affected>,
 }
 
@@ -236,8 +211,8 @@ pub struct RawUpdate {
 /// `name` carries a group prefix for grouped components, so it cannot be
 /// matched against component names.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Affected {
-    #[serde(default)]
     pub code: Text,
 }
 

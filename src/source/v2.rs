@@ -11,26 +11,28 @@ use super::{decode, Expect, FetchError, FetchErrorKind, Http};
 use crate::model::Snapshot;
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct Summary {
-    #[serde(default)]
     page: Option<RawPage>,
-    #[serde(default, deserialize_with = "raw::list")]
+    #[serde(deserialize_with = "raw::list")]
     components: Vec<RawComponent>,
-    #[serde(default, deserialize_with = "raw::list")]
+    #[serde(deserialize_with = "raw::list")]
     incidents: Vec<RawIncident>,
-    #[serde(default, deserialize_with = "raw::list")]
+    #[serde(deserialize_with = "raw::list")]
     scheduled_maintenances: Vec<RawIncident>,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct Incidents {
-    #[serde(default, deserialize_with = "raw::list")]
+    #[serde(deserialize_with = "raw::list")]
     incidents: Vec<RawIncident>,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct Maintenances {
-    #[serde(default, deserialize_with = "raw::list")]
+    #[serde(deserialize_with = "raw::list")]
     scheduled_maintenances: Vec<RawIncident>,
 }
 
