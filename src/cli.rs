@@ -121,6 +121,16 @@ pub enum BlockOn {
     Degraded,
 }
 
+impl From<BlockOn> for crate::view::Blocker {
+    fn from(b: BlockOn) -> Self {
+        match b {
+            BlockOn::Incident => Self::Incident,
+            BlockOn::Maintenance => Self::Maintenance,
+            BlockOn::Degraded => Self::Degraded,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct GateArgs {
     /// The cluster, as named in mapping.toml.

@@ -6,14 +6,13 @@ use std::path::Path;
 
 use jiff::Timestamp;
 
-use crate::cli::{
-    BlockOn, ConfigArg, DemoArgs, FetchArgs, GateArgs, MappingCommand, RenderArgs, ShowArgs,
-};
+use crate::cli::{ConfigArg, DemoArgs, FetchArgs, GateArgs, MappingCommand, RenderArgs, ShowArgs};
 use crate::config::{self, Config, SourceConfig, SourceKind};
 use crate::error::{Error, Result};
 use crate::pipeline::{self, Gathered};
 use crate::render::Renderer;
 use crate::snapshot;
+use crate::view::Blocker;
 
 /// `--now`, or the clock.
 pub fn parse_now(now: Option<&str>) -> Result<Timestamp> {
@@ -196,7 +195,8 @@ pub fn gate(args: &GateArgs) -> Result<u8> {
         return Ok(4);
     }
     let view = pipeline::cluster_view(&config, cluster, &data, now)?;
-    let reasons = gate_reasons(&view, &args.block_on);
+    let block_on: Vec<Blocker> = args.block_on.iter().map(|&b| b.into()).collect();
+    let reasons = view.blocked_by(&block_on);
     if reasons.is_empty() {
         println!("clear: nothing blocks `{}`", cluster.name);
         Ok(0)
@@ -206,38 +206,6 @@ pub fn gate(args: &GateArgs) -> Result<u8> {
         }
         Ok(1)
     }
-}
-
-/// Why a deploy to the cluster should wait; empty when it is clear.
-pub fn gate_reasons(view: &crate::view::ClusterView, block_on: &[BlockOn]) -> Vec<String> {
-    let link = |l: &Option<String>| l.as_deref().map(|l| format!(" {l}")).unwrap_or_default();
-    let mut reasons = Vec::new();
-    if block_on.contains(&BlockOn::Incident) {
-        for i in &view.incidents {
-            reasons.push(format!(
-                "incident `{}` ({}){}",
-                i.name,
-                i.status,
-                link(&i.shortlink)
-            ));
-        }
-    }
-    if block_on.contains(&BlockOn::Maintenance) {
-        for i in &view.maintenance.active {
-            reasons.push(format!(
-                "maintenance `{}` ({}){}",
-                i.name,
-                i.status,
-                link(&i.shortlink)
-            ));
-        }
-    }
-    if block_on.contains(&BlockOn::Degraded) {
-        for c in &view.components {
-            reasons.push(format!("component `{}` is {}", c.name, c.status.as_str()));
-        }
-    }
-    reasons
 }
 
 pub fn mapping(cmd: &MappingCommand) -> Result<u8> {

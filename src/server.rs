@@ -31,11 +31,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cli::{BlockOn, ServeArgs};
+use crate::cli::ServeArgs;
 use crate::config::{self, Config};
 use crate::coordinator::{Coordinator, Live};
 use crate::error::{Error, Result};
 use crate::pipeline;
+use crate::view::Blocker;
 
 /// The largest webhook body accepted; Statuspage's are a few KiB.
 pub const WEBHOOK_MAX_BYTES: usize = 1024 * 1024;
@@ -511,7 +512,7 @@ async fn gate(
             cluster.name, view.data_age
         ));
     }
-    let reasons = crate::commands::gate_reasons(&view, &[BlockOn::Incident, BlockOn::Maintenance]);
+    let reasons = view.blocked_by(&[Blocker::Incident, Blocker::Maintenance]);
     if reasons.is_empty() {
         (StatusCode::OK, Json(json!({ "clear": true }))).into_response()
     } else {

@@ -137,6 +137,48 @@ impl ClusterView {
     }
 }
 
+/// What may hold back a deploy to a cluster (`gate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocker {
+    /// An unresolved incident affects the cluster.
+    Incident,
+    /// Maintenance is in progress on the cluster.
+    Maintenance,
+    /// A component of the cluster is not operational.
+    Degraded,
+}
+
+impl ClusterView {
+    /// Why a deploy to the cluster should wait, one line per item; empty
+    /// when nothing in `on` applies.
+    pub fn blocked_by(&self, on: &[Blocker]) -> Vec<String> {
+        let link = |l: &Option<String>| l.as_deref().map(|l| format!(" {l}")).unwrap_or_default();
+        let item = |what: &str, i: &Item| {
+            format!("{what} `{}` ({}){}", i.name, i.status, link(&i.shortlink))
+        };
+        let mut reasons = Vec::new();
+        if on.contains(&Blocker::Incident) {
+            reasons.extend(self.incidents.iter().map(|i| item("incident", i)));
+        }
+        if on.contains(&Blocker::Maintenance) {
+            reasons.extend(
+                self.maintenance
+                    .active
+                    .iter()
+                    .map(|i| item("maintenance", i)),
+            );
+        }
+        if on.contains(&Blocker::Degraded) {
+            reasons.extend(
+                self.components
+                    .iter()
+                    .map(|c| format!("component `{}` is {}", c.name, c.status.as_str())),
+            );
+        }
+        reasons
+    }
+}
+
 impl Item {
     /// The snippet's file name: `<kind>-<id>.txt`, with any character of the
     /// upstream id that is unsafe in a file name replaced.
@@ -516,6 +558,41 @@ mod tests {
         assert_eq!(v.newest_change(), Some(ts("2024-01-01T11:30:00Z")));
         let v = view_at(&s, &sel(&["a"]), &opts(), "2024-01-01T13:00:00Z");
         assert!(v.stale);
+    }
+
+    #[test]
+    fn blockers_name_what_holds_a_deploy_back() {
+        let mut running = incident("m1", ItemKind::Maintenance, "in_progress", &["a"]);
+        running.shortlink = Some("https://stspg.io/m1".into());
+        let s = snap(vec![
+            incident("i1", ItemKind::Incident, "identified", &["a"]),
+            running,
+        ]);
+        let v = view_at(&s, &sel(&["a"]), &opts(), "2024-01-01T12:00:00Z");
+        assert_eq!(
+            v.blocked_by(&[Blocker::Incident]),
+            ["incident `incident i1` (identified)"]
+        );
+        assert_eq!(
+            v.blocked_by(&[Blocker::Maintenance]),
+            ["maintenance `incident m1` (in_progress) https://stspg.io/m1"]
+        );
+        assert_eq!(
+            v.blocked_by(&[Blocker::Degraded]),
+            ["component `name-a` is partial_outage"]
+        );
+        let clear = view_at(
+            &s,
+            &sel(&["b"]),
+            &ViewOptions {
+                page_wide: false,
+                ..opts()
+            },
+            "2024-01-01T12:00:00Z",
+        );
+        assert!(clear
+            .blocked_by(&[Blocker::Incident, Blocker::Maintenance, Blocker::Degraded])
+            .is_empty());
     }
 
     #[test]
