@@ -93,7 +93,6 @@ impl Served {
 
         let mut child = cmd
             .env_remove("JOURNAL_STREAM")
-            .env_remove("STATUSMOTD_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -126,6 +125,17 @@ impl Served {
         format!("{}{path}", self.base)
     }
 
+    /// `127.0.0.1:PORT`, for raw HTTP clients.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// Kills it now (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Everything it wrote to stderr so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
@@ -134,8 +144,7 @@ impl Served {
 
 impl Drop for Served {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 

@@ -462,7 +462,8 @@ fn serve(config: &Path) -> Served {
     let mut cmd = Command::new(bin());
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(config)
-        .env("STATUSMOTD_REFRESH_TOKEN", REFRESH_TOKEN);
+        .env("STATUSMOTD_REFRESH_TOKEN", REFRESH_TOKEN)
+        .env_remove("STATUSMOTD_CONFIG");
     Served::spawn(cmd)
 }
 

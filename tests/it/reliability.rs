@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::cli::{code, stderr, stdout, Site};
+use crate::common::Served;
 use crate::fake::{FakeStatuspage, Fault};
 
 /// The key the v1 sites use; it must appear nowhere but in the request.
@@ -1544,67 +1545,13 @@ fn serve_rig(api: Api) -> Rig {
     Rig::with_sections(api, "debounce = \"0s\"\npoll_interval = \"1h\"\n", SERVER)
 }
 
-/// A running `statusmotd serve`, killed when dropped; its stderr goes to a
-/// file so that a test can read every line it logged.
-struct Serve {
-    child: std::process::Child,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Serve {
-    fn start(rig: &Rig, verbose: bool) -> Serve {
-        let log = rig.site.path().join(format!(
-            "serve-{}.log",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        let mut args = vec!["serve"];
-        if verbose {
-            args.insert(0, "-vv");
-        }
-        let child = rig
-            .std_cmd(&args)
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = loop {
-            let text = fs::read_to_string(&log).unwrap_or_default();
-            if let Some(rest) = text.split("listening on http://").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-            assert!(Instant::now() < deadline, "serve did not start: {text}");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        Serve { child, addr, log }
+/// `statusmotd serve` for `rig`, at `-vv` when `verbose`.
+fn start_serve(rig: &Rig, verbose: bool) -> Served {
+    let mut args = vec!["serve"];
+    if verbose {
+        args.insert(0, "-vv");
     }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        self.kill();
-    }
+    Served::spawn(rig.std_cmd(&args))
 }
 
 /// One raw HTTP/1.1 exchange, exactly as written (no path normalization):
@@ -1694,11 +1641,11 @@ fn sigkill_of_serve_mid_refresh_never_shows_a_partial_file() {
     let mut wrote = 0;
     for i in 0..serve_kills() {
         rig.serve_state(if i % 2 == 0 { "a" } else { "b" }, 16, 3);
-        let mut serve = Serve::start(&rig, false);
+        let mut serve = start_serve(&rig, false);
         // The start renders from the persisted snapshot and refreshes; a
         // refresh asked for now makes a second write likely.
         let (status, _) = post(
-            &serve.addr,
+            serve.addr(),
             "/refresh",
             &format!("Authorization: Bearer {REFRESH_TOKEN}\r\n"),
             b"",
@@ -1725,8 +1672,8 @@ fn sigkill_of_serve_mid_refresh_never_shows_a_partial_file() {
 fn serve_refuses_traversal_wrong_tokens_big_bodies_and_huge_headers() {
     let rig = serve_rig(Api::V2);
     fs::write(rig.site.path().join("secret.txt"), "TOP-SECRET-CONTENT").unwrap();
-    let serve = Serve::start(&rig, true);
-    let addr = serve.addr.clone();
+    let serve = start_serve(&rig, true);
+    let addr = serve.addr().to_owned();
     wait_for_motd(&rig, &expected_motd(&rig), Duration::from_secs(15));
     let (status, body) = get(&addr, "/motd/alpha");
     assert_eq!(status, 200);
@@ -1859,8 +1806,8 @@ fn serve_refuses_traversal_wrong_tokens_big_bodies_and_huge_headers() {
 fn a_slow_client_cannot_hold_the_server() {
     use std::io::{Read, Write};
     let rig = serve_rig(Api::V2);
-    let serve = Serve::start(&rig, false);
-    let addr = serve.addr.clone();
+    let serve = start_serve(&rig, false);
+    let addr = serve.addr().to_owned();
     // 200 clients that send half a request line and then nothing.
     let mut slow: Vec<std::net::TcpStream> = (0..200)
         .map(|_| {
@@ -1938,8 +1885,8 @@ fn load_seconds() -> u64 {
 #[test]
 fn webhooks_under_load_while_upstream_flaps() {
     let rig = serve_rig(Api::V2);
-    let serve = Serve::start(&rig, false);
-    let pid = serve.pid();
+    let serve = start_serve(&rig, false);
+    let pid = serve.child.id();
     wait_for_motd(&rig, &expected_motd(&rig), Duration::from_secs(15));
     let seconds = load_seconds();
     let rate = 1000u64;
@@ -2010,7 +1957,7 @@ fn webhooks_under_load_while_upstream_flaps() {
     rig.serve_state("b", 16, 3);
     let expected = expected_motd(&rig);
     let (status, _) = post(
-        &serve.addr,
+        serve.addr(),
         &format!("/webhook/{WEBHOOK_TOKEN}"),
         "",
         &webhook_body(),
@@ -2022,7 +1969,7 @@ fn webhooks_under_load_while_upstream_flaps() {
     let third = rss.len() / 3;
     let first = *rss[..third.max(1)].iter().max().unwrap();
     let last = *rss[rss.len() - third.max(1)..].iter().max().unwrap();
-    let (_, metrics) = get(&serve.addr, "/metrics");
+    let (_, metrics) = get(serve.addr(), "/metrics");
     eprintln!(
         "load: {sent} webhooks in {seconds}s ({} per s), answers {statuses:?}; \
          VmRSS KiB first third max {first}, last third max {last}, all {rss:?}",
@@ -2043,16 +1990,19 @@ fn webhooks_under_load_while_upstream_flaps() {
 #[test]
 fn serve_keeps_the_last_good_data_when_every_component_vanishes() {
     let rig = serve_rig(Api::V2);
-    let serve = Serve::start(&rig, false);
+    let serve = start_serve(&rig, false);
     let expected = expected_motd(&rig);
     wait_for_motd(&rig, &expected, Duration::from_secs(15));
     // A refresh that is waited for: every file of the first render is done.
     let bearer = format!("Authorization: Bearer {REFRESH_TOKEN}\r\n");
-    assert_eq!(post(&serve.addr, "/refresh?wait=true", &bearer, b"").0, 200);
+    assert_eq!(
+        post(serve.addr(), "/refresh?wait=true", &bearer, b"").0,
+        200
+    );
     let before = files_under(&rig.out());
     rig.serve(&[], &incidents("b", 16));
     let (status, report) = post(
-        &serve.addr,
+        serve.addr(),
         "/refresh?wait=true",
         &format!("Authorization: Bearer {REFRESH_TOKEN}\r\n"),
         b"",
@@ -2064,7 +2014,7 @@ fn serve_keeps_the_last_good_data_when_every_component_vanishes() {
         &files_under(&rig.out()),
         "serve: every component gone",
     );
-    let (_, metrics) = get(&serve.addr, "/metrics");
+    let (_, metrics) = get(serve.addr(), "/metrics");
     assert!(
         metrics.contains("statusmotd_refreshes_total{result=\"error\"} 1"),
         "{metrics}"

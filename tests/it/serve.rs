@@ -646,7 +646,8 @@ impl Served {
             .arg("--config")
             .arg(site.config_path())
             .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "debug");
+            .env("RUST_LOG", "debug")
+            .env_remove("STATUSMOTD_CONFIG");
         Served::spawn(cmd)
     }
 
