@@ -42,9 +42,10 @@ pub(super) async fn fetch(
                     .all(|i| i.newest_time().is_some_and(|t| t < since))
         })
     };
-    // `/components` lists group rows too (`group: true`); `/component-groups`
-    // is read only when a component names a group that has no row there, so
-    // a refresh usually costs five requests plus paging.
+    // A component row carries a `group` flag, so `/components` can list the
+    // group rows with their names; `/component-groups` is read only when a
+    // component names a group that has no row there. A refresh then costs
+    // five requests plus paging, or six when the group list is needed.
     let components_and_groups = async {
         let rows =
             list::<RawComponent>(http, &base, "components", Paging::PerPage, |_| false).await?;
