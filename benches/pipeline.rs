@@ -53,6 +53,7 @@ fn fixture(spec: Spec) -> Fixture {
             },
         )]),
         missing: BTreeMap::new(),
+        known: statusmotd::mapping::KnownIds::default(),
     };
     Fixture {
         spec,

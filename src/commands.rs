@@ -70,6 +70,9 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
             scope.spawn(|| pipeline::keep_good_snapshots(&config, &data));
         }
         let plan = pipeline::plan(&config, &renderer, &clusters, &data, now);
+        if keep_state {
+            pipeline::keep_known_ids(&config, &data, &plan);
+        }
         let outcome = if args.check {
             Ok(pipeline::check(&plan, &out, now))
         } else {
@@ -87,6 +90,9 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
             c.to_string()
         };
         let _ = writeln!(stdout, "{line}");
+    }
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
     }
     finish(plan.errors)?;
     Ok(u8::from(args.check && !changes.is_empty()))

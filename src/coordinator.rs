@@ -33,7 +33,7 @@ use crate::config::{Config, SourceConfig};
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::model::Snapshot;
-use crate::pipeline::{self, Change, Gathered, SourceData};
+use crate::pipeline::{self, Change, FetchFailure, Gathered, SourceData};
 use crate::render::Renderer;
 use crate::snapshot;
 use crate::source::{self, FetchErrorKind};
@@ -135,7 +135,7 @@ enum RenderMsg {
     /// A fetch finished; render with its result.
     Fetched {
         source: String,
-        result: std::result::Result<Box<Snapshot>, String>,
+        result: std::result::Result<Box<Snapshot>, FetchFailure>,
         waiters: Vec<Waiter>,
     },
     /// The configuration or templates changed (or the process started):
@@ -398,7 +398,7 @@ impl Coordinator {
             if age > stale_after {
                 let why = d
                     .fetch_error
-                    .as_deref()
+                    .as_ref()
                     .map(|e| format!(": {e}"))
                     .unwrap_or_default();
                 reasons.push(format!(
@@ -420,17 +420,17 @@ impl Coordinator {
         &self,
         src: &SourceConfig,
         config: &Config,
-    ) -> std::result::Result<Snapshot, String> {
+    ) -> std::result::Result<Snapshot, FetchFailure> {
         let started = Instant::now();
         let endpoint = match pipeline::endpoint(src) {
             Ok(e) => e,
             Err(e) => {
                 self.metrics.fetch(&src.name, "config_error", 0.0);
-                return Err(e.to_string());
+                return Err(e.to_string().into());
             }
         };
         let opts = pipeline::fetch_options(config, Timestamp::now());
-        let result = source::fetch(&self.client, &endpoint, &opts).await;
+        let result = source::fetch_reporting(&self.client, &endpoint, &opts).await;
         let label = match &result {
             Ok(_) => "ok".to_owned(),
             Err(e) => fetch_error_label(e.kind()),
@@ -438,13 +438,17 @@ impl Coordinator {
         self.metrics
             .fetch(&src.name, &label, started.elapsed().as_secs_f64());
         match result {
-            Ok(snap) => {
+            Ok(fetched) => {
                 tracing::info!(source = %src.name, elapsed_ms = started.elapsed().as_millis(), "fetched");
-                Ok(snap)
+                for s in &fetched.skipped {
+                    tracing::warn!(source = %src.name, "{s}");
+                }
+                self.metrics.items_skipped(&src.name, fetched.skipped.len());
+                Ok(fetched.snapshot)
             }
             Err(e) => {
                 tracing::warn!(source = %src.name, "fetch failed: {e}");
-                Err(format!("{e:#}"))
+                Err(FetchFailure::from(&e))
             }
         }
     }
@@ -467,7 +471,7 @@ fn fetch_error_label(kind: FetchErrorKind) -> String {
 struct SourceState {
     snapshot: Option<Snapshot>,
     /// Why the latest fetch failed; `None` after a good one.
-    error: Option<String>,
+    error: Option<FetchFailure>,
 }
 
 fn load_persisted(live: &Live) -> BTreeMap<String, SourceState> {
@@ -497,7 +501,10 @@ fn load_persisted(live: &Live) -> BTreeMap<String, SourceState> {
 
 /// The data every configured source has, in the form `pipeline` takes.
 fn gathered(config: &Config, states: &BTreeMap<String, SourceState>) -> Gathered {
-    let mut g = Gathered::default();
+    let mut g = Gathered {
+        known: crate::mapping::KnownIds::load(&config.settings.state_dir),
+        ..Gathered::default()
+    };
     for name in config.sources.keys() {
         match states.get(name) {
             Some(SourceState {
@@ -516,7 +523,7 @@ fn gathered(config: &Config, states: &BTreeMap<String, SourceState>) -> Gathered
                 snapshot: None,
                 error: Some(e),
             }) => {
-                g.missing.insert(name.clone(), e.clone());
+                g.missing.insert(name.clone(), e.to_string());
             }
             _ => {
                 g.missing.insert(name.clone(), "not fetched yet".into());
@@ -552,7 +559,7 @@ async fn source_worker(c: Arc<Coordinator>, q: Arc<SourceQueue>) {
                 () = c.cancel.cancelled() => return,
                 r = c.fetch(src, &live.config) => r.map(Box::new),
             },
-            None => Err(format!("no source `{}` is configured", q.name)),
+            None => Err(format!("no source `{}` is configured", q.name).into()),
         };
         c.send(RenderMsg::Fetched {
             source: q.name.clone(),
@@ -600,7 +607,7 @@ async fn renderer_task(
                         match pipeline::suspicious_drop(&snap, state.snapshot.as_ref()) {
                             Some(why) => {
                                 tracing::warn!(source = %source, "{why}; keeping the last good snapshot");
-                                Err(why)
+                                Err(FetchFailure::new(why, pipeline::SUSPICIOUS_DROP_NOTE))
                             }
                             None => Ok(snap),
                         }
@@ -652,8 +659,12 @@ async fn renderer_task(
             c.metrics.file_written(change.action);
             tracing::info!("{change}");
         }
-        for e in &errors {
-            tracing::warn!("{e}");
+        {
+            // Said once per change, not once per render.
+            let before = &lock(&c.health).errors;
+            for e in errors.iter().filter(|e| !before.contains(e)) {
+                tracing::warn!("{e}");
+            }
         }
         {
             let mut health = lock(&c.health);
@@ -689,7 +700,11 @@ fn render_all(live: &Live, data: &Gathered) -> (Vec<Change>, Vec<String>) {
     let now = Timestamp::now();
     let clusters: Vec<_> = live.config.clusters.values().collect();
     let plan = pipeline::plan(&live.config, &live.renderer, &clusters, data, now);
+    pipeline::keep_known_ids(&live.config, data, &plan);
     let mut errors: Vec<String> = plan.errors.iter().map(ToString::to_string).collect();
+    // A name that no longer resolves is rendered from its last known ids,
+    // yet stays a reason in `/readyz` until the mapping is fixed.
+    errors.extend(plan.warnings.iter().cloned());
     let changes = match pipeline::apply(&plan, &live.config.settings.output_dir, now) {
         Ok(c) => c,
         Err(e) => {

@@ -5,11 +5,17 @@
 //! Names are resolved on every fetch, since upstream may rename or regroup
 //! components at any time; an entry that matches nothing, or a name shared by
 //! two components, is a configuration error that names the cluster, the entry
-//! and the candidates. This module also writes the skeleton of
+//! and the candidates. An entry that resolved once and no longer does (its
+//! group was renamed upstream) keeps the ids it last resolved to
+//! ([`KnownIds`], kept in `state_dir`), with a warning, so that news still
+//! reaches the cluster. This module also writes the skeleton of
 //! `mapping init` and the report of `mapping check`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use crate::config::{
     validate_cluster_name, ClusterConfig, Config, Secret, SourceConfig, SourceKind,
@@ -44,11 +50,161 @@ pub fn resolve_indexed(
     }
 }
 
+/// The ids each entry of each cluster last resolved to, by cluster name.
+/// Kept in `state_dir` so that an entry whose name upstream changed keeps
+/// selecting what it selected.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownIds {
+    #[serde(default)]
+    pub clusters: BTreeMap<String, ClusterIds>,
+}
+
+/// One cluster's [`KnownIds`], by entry as written in `mapping.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterIds {
+    #[serde(default)]
+    pub groups: BTreeMap<String, KnownGroup>,
+    /// Entry -> component id.
+    #[serde(default)]
+    pub components: BTreeMap<String, String>,
+}
+
+/// A group as last resolved: its id, and its members then, for when the
+/// group itself is gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownGroup {
+    pub id: String,
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+const KNOWN_IDS_FILE: &str = "resolved-ids.json";
+
+impl KnownIds {
+    /// Where they are kept.
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join(KNOWN_IDS_FILE)
+    }
+
+    /// Those kept in `state_dir`; none when there is no file or it cannot be
+    /// read (a warning says so: it is a fallback, not the data).
+    pub fn load(state_dir: &Path) -> KnownIds {
+        let path = Self::path(state_dir);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!("ignoring `{}`: {e}", path.display());
+                KnownIds::default()
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => KnownIds::default(),
+            Err(e) => {
+                tracing::warn!("cannot read `{}`: {e}", path.display());
+                KnownIds::default()
+            }
+        }
+    }
+
+    /// Keeps them in `state_dir`, replacing the file atomically.
+    pub fn save(&self, state_dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(state_dir)
+            .map_err(Error::io("cannot create state directory", state_dir))?;
+        let text = serde_json::to_vec(self)
+            .map_err(|e| Error::Runtime(format!("cannot serialize the resolved ids: {e}")))?;
+        crate::output::replace_file(&Self::path(state_dir), &text)
+    }
+}
+
+/// A cluster resolved with the help of the ids its entries last resolved to.
+#[derive(Debug, Clone, Default)]
+pub struct Resolution {
+    pub selection: Selection,
+    /// What each entry resolves to now, or still holds from before: what to
+    /// keep for next time.
+    pub ids: ClusterIds,
+    /// One message per entry that no longer resolves and uses its last
+    /// known ids instead.
+    pub warnings: Vec<String>,
+}
+
+/// [`resolve_indexed`], except that an entry that no longer resolves but
+/// resolved before (`known`) selects what it did then, with a warning, rather
+/// than fail the cluster.
+pub fn resolve_with_known(
+    cluster: &ClusterConfig,
+    snap: &Snapshot,
+    index: &SnapshotIndex<'_>,
+    known: Option<&ClusterIds>,
+) -> Result<Resolution> {
+    let resolved = resolve_entries(cluster, snap, index);
+    let mut out = Resolution {
+        selection: resolved.selection,
+        ids: resolved.ids,
+        warnings: Vec::new(),
+    };
+    let mut errors = Vec::new();
+    for failed in resolved.failed {
+        let last = known.and_then(|k| match failed.list {
+            List::Groups => k.groups.get(&failed.entry).map(|g| {
+                // The group's current members when it is still there under
+                // another name, else its members of then.
+                let ids: Vec<String> = match index.group(&g.id) {
+                    Some(group) => members(index, group).collect(),
+                    None => g.members.clone(),
+                };
+                out.ids.groups.insert(failed.entry.clone(), g.clone());
+                (vec![g.id.clone()], ids)
+            }),
+            List::Components => k.components.get(&failed.entry).map(|id| {
+                out.ids
+                    .components
+                    .insert(failed.entry.clone(), id.clone());
+                (vec![id.clone()], vec![id.clone()])
+            }),
+        });
+        match last {
+            Some((shown, ids)) => {
+                let why = failed.error.lines().next().unwrap_or_default().to_owned();
+                out.warnings.push(format!(
+                    "{why}\n  using the ids it last resolved to: {}\n\
+                     hint: upstream renamed or removed it; write the new name or the id in `mapping.toml` \
+                     (`statusmotd mapping init` lists them)",
+                    shown
+                        .iter()
+                        .map(|id| format!("`{id}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                out.selection.extend(ids);
+            }
+            None => errors.push(failed.error),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::Config(errors.join("\n")))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum List {
+    Groups,
+    Components,
+}
+
+/// An entry that did not resolve.
+struct Failed {
+    list: List,
+    entry: String,
+    error: String,
+}
+
 struct Resolved {
     selection: Selection,
     /// Ids of the groups the cluster lists.
     groups: BTreeSet<String>,
     errors: Vec<String>,
+    failed: Vec<Failed>,
+    ids: ClusterIds,
 }
 
 fn resolve_entries(
@@ -60,22 +216,50 @@ fn resolve_entries(
         selection: Selection::new(),
         groups: BTreeSet::new(),
         errors: Vec::new(),
+        failed: Vec::new(),
+        ids: ClusterIds::default(),
     };
     for entry in &cluster.groups {
         match find_group(cluster, snap, index, entry) {
             Ok(group) => {
-                resolved.selection.extend(members(index, group));
+                let ids: Vec<String> = members(index, group).collect();
+                resolved.ids.groups.insert(
+                    entry.clone(),
+                    KnownGroup {
+                        id: group.id.clone(),
+                        members: ids.clone(),
+                    },
+                );
+                resolved.selection.extend(ids);
                 resolved.groups.insert(group.id.clone());
             }
-            Err(e) => resolved.errors.push(e),
+            Err(e) => {
+                resolved.errors.push(e.clone());
+                resolved.failed.push(Failed {
+                    list: List::Groups,
+                    entry: entry.clone(),
+                    error: e,
+                });
+            }
         }
     }
     for entry in &cluster.components {
         match find_component(cluster, snap, index, entry) {
             Ok(component) => {
+                resolved
+                    .ids
+                    .components
+                    .insert(entry.clone(), component.id.clone());
                 resolved.selection.insert(component.id.clone());
             }
-            Err(e) => resolved.errors.push(e),
+            Err(e) => {
+                resolved.errors.push(e.clone());
+                resolved.failed.push(Failed {
+                    list: List::Components,
+                    entry: entry.clone(),
+                    error: e,
+                });
+            }
         }
     }
     resolved
@@ -308,12 +492,18 @@ pub fn slugify(name: &str) -> String {
 
 /// `mapping init`: a commented `mapping.toml` from a snapshot of `source`:
 /// `[settings]` and the source first, then one cluster per component group,
-/// named after the group and listing it by exact name; components in no group
-/// are listed in comments for the user to place.
+/// named after the group and listing it by id with its name in a comment (an
+/// id survives a rename upstream); components in no group are listed in
+/// comments for the user to place.
+///
+/// Everything upstream sent is hostile here: people pipe this into their
+/// configuration. Every upstream value is a one-line TOML string
+/// ([`quote`]) or a one-line comment ([`one_line`]), so none can end a line
+/// and add a key of its own.
 pub fn skeleton(snap: &Snapshot, source: &SourceConfig) -> String {
     let mut out = String::new();
     let page = match &snap.page.url {
-        Some(url) => format!("`{}` ({url})", one_line(&snap.page.name)),
+        Some(url) => format!("`{}` ({})", one_line(&snap.page.name), one_line(url)),
         None => format!("`{}`", one_line(&snap.page.name)),
     };
     let _ = write!(
@@ -345,23 +535,15 @@ state_dir = \"state\"            # last good snapshots
     let index = SnapshotIndex::new(snap);
     let mut used = BTreeSet::new();
     for group in &snap.groups {
-        // The id, when the name alone would not say which group, or would
-        // not fit on one line.
-        let by_id =
-            group.name.contains(char::is_control) || index.groups_named(&group.name).len() > 1;
         let slug = unique_slug(&group.name, &mut used);
         let _ = writeln!(out, "\n[clusters.{slug}]");
         let _ = writeln!(out, "source = {}", quote(&source.name));
-        if by_id {
-            let _ = writeln!(
-                out,
-                "groups = [{}]   # {}",
-                quote(&group.id),
-                one_line(&group.name)
-            );
-        } else {
-            let _ = writeln!(out, "groups = [{}]", quote(&group.name));
-        }
+        let _ = writeln!(
+            out,
+            "groups = [{}]   # {}",
+            quote(&group.id),
+            one_line(&group.name)
+        );
         let member_ids: BTreeSet<String> = members(&index, group).collect();
         let children: Vec<String> = snap
             .components
@@ -370,7 +552,7 @@ state_dir = \"state\"            # last good snapshots
             .map(|c| one_line(&c.name))
             .collect();
         if !children.is_empty() {
-            let _ = writeln!(out, "# in this group: {}", children.join(", "));
+            let _ = writeln!(out, "# in this group: {}", one_line(&children.join(", ")));
         }
         let _ = writeln!(out, "# components = []");
         let _ = writeln!(out, "# page_wide = true");
@@ -407,7 +589,7 @@ state_dir = \"state\"            # last good snapshots
 }
 
 fn write_source(out: &mut String, source: &SourceConfig) {
-    let _ = writeln!(out, "[sources.{}]", source.name);
+    let _ = writeln!(out, "[sources.{}]", key(&source.name));
     match &source.kind {
         SourceKind::Manage {
             page_id,
@@ -452,15 +634,63 @@ fn unique_slug(name: &str, used: &mut BTreeSet<String>) -> String {
     slug
 }
 
-/// A TOML basic string.
+/// A TOML basic string on one line, whatever `s` holds: quotes and
+/// backslashes escaped, and every character that ends a line or could seem
+/// to (controls, U+0085, U+2028, U+2029) or hides text (bidi controls,
+/// zero-width characters) written as an escape.
 fn quote(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if breaks_or_hides(c) => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
-/// Upstream text made safe for a TOML comment, which ends at a line break.
+/// A TOML key: bare when it can be, else quoted.
+fn key(s: &str) -> String {
+    if !s.is_empty()
+        && s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        s.to_owned()
+    } else {
+        quote(s)
+    }
+}
+
+/// Characters a one-line rendering must not show as they are. All are in
+/// the Basic Multilingual Plane, so `\uXXXX` writes each.
+fn breaks_or_hides(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
+}
+
+/// Upstream text made safe for a TOML comment, which ends at a line break:
+/// one line, whatever `s` holds.
 fn one_line(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if breaks_or_hides(c) { ' ' } else { c })
         .collect()
 }
 
@@ -502,6 +732,7 @@ pub fn check(config: &Config, snapshots: &BTreeMap<String, Snapshot>) -> CheckRe
             continue;
         };
         let resolved = resolve_entries(cluster, snap, &indexes[cluster.source.as_str()]);
+        debug_assert_eq!(resolved.failed.len(), resolved.errors.len());
         report.errors.extend(resolved.errors);
         selected
             .entry(&cluster.source)
@@ -856,11 +1087,18 @@ mod tests {
         // A name on two lines is given by id.
         assert_eq!(config.clusters["archive-services"].groups, ["gx"]);
         assert!(
+            text.contains("groups = [\"gx\"]   # Archive services\n"),
+            "{text}"
+        );
+        assert!(
             text.contains("# in this group: Login nodes, Compute nodes, GPU nodes\n"),
             "{text}"
         );
-        assert_eq!(config.clusters["archer2"].groups, ["ARCHER2"]);
-        assert_eq!(config.clusters["say-hi"].groups, ["Say \"hi\""]);
+        // Groups are given by id, which survives a rename, with the name in
+        // a comment.
+        assert_eq!(config.clusters["archer2"].groups, ["ga"]);
+        assert!(text.contains("groups = [\"ga\"]   # ARCHER2\n"), "{text}");
+        assert_eq!(config.clusters["say-hi"].groups, ["gz"]);
         assert_eq!(config.sources["hpc"], public_source());
         // Ungrouped components are offered in comments.
         assert!(text.contains("#   \"Lustre /work\"   # id l1"), "{text}");
@@ -954,5 +1192,120 @@ mod tests {
                 "cluster `cirrus`: no data from source `hpc`"
             ]
         );
+    }
+
+    /// Everything that could end a line, open a table, close a string or
+    /// start a comment, in every upstream value the skeleton writes.
+    const HOSTILE: &str = "x<br>\u{2028}\u{2029}\u{85}\n\r\"'''] # = \\\n[server]\non_change = [\"sh\", \"-c\", \"id\"]\n";
+
+    #[test]
+    fn skeleton_of_hostile_names_adds_no_key() {
+        let mut snap = hpc();
+        snap.page.name = format!("Page{HOSTILE}");
+        snap.page.url = Some(format!("https://status.example{HOSTILE}"));
+        // What the sanitizer makes of it: `<br>` and U+2028 become newlines.
+        snap = snap.sanitized();
+        assert!(snap.page.url.as_deref().unwrap().contains("\n[server]"));
+        snap.groups = (0..4)
+            .map(|i| group(&format!("g{i}{HOSTILE}"), &format!("G{i}{HOSTILE}"), &[]))
+            .collect();
+        for (i, c) in snap.components.iter_mut().enumerate() {
+            c.name = format!("C{i}{HOSTILE}");
+            c.id = format!("c{i}{HOSTILE}");
+            c.group_id = (i % 2 == 0).then(|| format!("g{}{HOSTILE}", i % 4));
+        }
+        let text = skeleton(&snap, &public_source());
+        assert!(!text.contains("\n[server]"), "{text}");
+        assert!(!text.contains("\non_change"), "{text}");
+        let value: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let keys: Vec<&str> = value.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["clusters", "settings", "sources"], "{text}");
+        let config =
+            Config::parse(&text, Path::new("/m.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(config.clusters.len(), 4, "{text}");
+        for (name, cluster) in &config.clusters {
+            // Cluster `g0-...` maps the group it is named after.
+            let n = &name[1..2];
+            assert_eq!(cluster.groups, [format!("g{n}{HOSTILE}")], "{name}\n{text}");
+            assert!(cluster.components.is_empty());
+        }
+        let report = check(&config, &BTreeMap::from([("hpc".to_owned(), snap)]));
+        assert!(report.is_ok(), "{report}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn skeleton_of_any_names_parses_and_maps_each_group(
+            names in proptest::collection::vec(proptest::prelude::any::<String>(), 1..5),
+            page in proptest::prelude::any::<String>(),
+        ) {
+            let mut snap = hpc();
+            snap.page.name.clone_from(&page);
+            snap.page.url = Some(page);
+            snap.groups = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| group(&format!("{i}{n}"), n, &[]))
+                .collect();
+            let text = skeleton(&snap, &public_source());
+            let config = Config::parse(&text, Path::new("/m.toml"))
+                .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e}\n{text}")))?;
+            let value: toml::Table = toml::from_str(&text).unwrap();
+            proptest::prop_assert_eq!(
+                value.keys().map(String::as_str).collect::<Vec<_>>(),
+                ["clusters", "settings", "sources"]
+            );
+            let mut mapped: Vec<String> = config
+                .clusters
+                .values()
+                .flat_map(|c| c.groups.clone())
+                .collect();
+            mapped.sort();
+            let mut ids: Vec<String> = snap.groups.iter().map(|g| g.id.clone()).collect();
+            ids.sort();
+            proptest::prop_assert_eq!(mapped, ids);
+        }
+    }
+
+    #[test]
+    fn quoting_keeps_every_value_on_one_line() {
+        for s in [HOSTILE, "", "plain", "Zürich", "\u{202E}rtl", "tab\there"] {
+            let q = quote(s);
+            assert!(!q.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']), "{q}");
+            let back: toml::Table = toml::from_str(&format!("k = {q}")).unwrap();
+            assert_eq!(back["k"].as_str(), Some(s));
+            assert!(!one_line(s).contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']));
+        }
+        assert_eq!(key("hpc"), "hpc");
+        assert_eq!(key("a.b"), "\"a.b\"");
+    }
+
+    #[test]
+    fn a_renamed_group_keeps_its_last_known_ids() {
+        let snap = hpc();
+        let index = SnapshotIndex::new(&snap);
+        let archer = cluster("archer2", &["ARCHER2"], &["Lustre /work"]);
+        let first = resolve_with_known(&archer, &snap, &index, None).unwrap();
+        assert!(first.warnings.is_empty());
+        assert_eq!(first.ids.groups["ARCHER2"].id, "ga");
+        assert_eq!(first.ids.components["Lustre /work"], "l1");
+
+        let mut renamed = hpc();
+        renamed.groups[0].name = "ARCHER-2".into();
+        renamed.components[4].name = "Lustre /scratch".into();
+        renamed.components.push(component("a4", "New nodes", Some("ga")));
+        let index = SnapshotIndex::new(&renamed);
+        assert!(resolve_with_known(&archer, &renamed, &index, None).is_err());
+        let again = resolve_with_known(&archer, &renamed, &index, Some(&first.ids)).unwrap();
+        assert_eq!(ids(&again.selection), ["a1", "a2", "a3", "a4", "l1"]);
+        assert_eq!(again.warnings.len(), 2);
+        assert!(
+            again.warnings[0].starts_with("cluster `archer2`: group `ARCHER2` matches no group")
+                && again.warnings[0].contains("using the ids it last resolved to: `ga`"),
+            "{}",
+            again.warnings[0]
+        );
+        // What is kept for next time still knows the old entries.
+        assert_eq!(again.ids, first.ids);
     }
 }

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub refreshes: Family<ResultLabel, Counter>,
     pub fetches: Family<FetchLabel, Counter>,
     pub fetch_duration: HistogramFamily<SourceLabel>,
+    /// Upstream items left out of a snapshot for their impossible shape.
+    pub items_skipped: Family<SourceLabel, Counter>,
     pub webhooks: Family<OutcomeLabel, Counter>,
     pub last_good_fetch: Family<SourceLabel, Gauge<f64, AtomicU64>>,
     pub render_duration: Histogram,
@@ -100,6 +102,12 @@ impl Metrics {
             "upstream_fetch_duration_seconds",
             "Time to fetch a source, retries included",
             fetch_duration.clone(),
+        );
+        let items_skipped = Family::<SourceLabel, Counter>::default();
+        registry.register(
+            "upstream_items_skipped",
+            "Upstream items (incidents, components) left out of a fetch for their impossible shape",
+            items_skipped.clone(),
         );
         let webhooks = Family::<OutcomeLabel, Counter>::default();
         registry.register("webhooks", "Webhook requests, by outcome", webhooks.clone());
@@ -149,6 +157,7 @@ impl Metrics {
             refreshes,
             fetches,
             fetch_duration,
+            items_skipped,
             webhooks,
             last_good_fetch,
             render_duration,
@@ -202,6 +211,15 @@ impl Metrics {
                 source: source.to_owned(),
             })
             .observe(seconds);
+    }
+
+    pub fn items_skipped(&self, source: &str, n: usize) {
+        let counter = self.items_skipped.get_or_create(&SourceLabel {
+            source: source.to_owned(),
+        });
+        if n > 0 {
+            counter.inc_by(n as u64);
+        }
     }
 
     pub fn good_fetch(&self, source: &str, at: jiff::Timestamp) {

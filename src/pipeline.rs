@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ClusterConfig, Config, SourceConfig, SourceKind};
+use crate::mapping::{ClusterIds, KnownIds};
 use crate::error::{Error, Result};
 use crate::model::{Snapshot, SnapshotIndex};
 use crate::output::{self, OutputDir, Written};
@@ -26,7 +27,47 @@ use crate::view::{self, ClusterView, ViewOptions};
 pub struct SourceData {
     pub snapshot: Snapshot,
     /// Why the fetch failed, when this is the last good snapshot instead.
-    pub fetch_error: Option<String>,
+    pub fetch_error: Option<FetchFailure>,
+}
+
+/// Why a fetch gave no usable snapshot: the whole message for logs and
+/// stderr, and a few fixed words for the MOTD's stale note, which must say
+/// what happened ("the status page sent data of an unexpected shape") and
+/// never quote upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchFailure {
+    pub message: String,
+    pub note: &'static str,
+}
+
+impl FetchFailure {
+    /// The note when nothing more is known than that the fetch failed.
+    pub const GENERIC_NOTE: &'static str = "the status page could not be read";
+
+    pub fn new(message: impl Into<String>, note: &'static str) -> Self {
+        Self {
+            message: message.into(),
+            note,
+        }
+    }
+}
+
+impl From<String> for FetchFailure {
+    fn from(message: String) -> Self {
+        Self::new(message, Self::GENERIC_NOTE)
+    }
+}
+
+impl From<&source::FetchError> for FetchFailure {
+    fn from(e: &source::FetchError) -> Self {
+        Self::new(format!("{e:#}"), e.note())
+    }
+}
+
+impl std::fmt::Display for FetchFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// What gathering found: data per source, and the sources with none at all.
@@ -35,6 +76,9 @@ pub struct Gathered {
     pub sources: BTreeMap<String, SourceData>,
     /// Source name -> why there is no data.
     pub missing: BTreeMap<String, String>,
+    /// The ids each cluster's entries last resolved to, for entries that no
+    /// longer resolve (see [`crate::mapping::resolve_with_known`]).
+    pub known: KnownIds,
 }
 
 /// The fetch settings of `config`.
@@ -65,12 +109,25 @@ pub fn endpoint(source: &SourceConfig) -> Result<Endpoint> {
 }
 
 /// Fetches `names` concurrently. Secrets are revealed first, so a missing one
-/// is a configuration error before any request is made.
+/// is a configuration error before any request is made. Items a source had
+/// to skip are said on stderr.
 pub async fn fetch_sources(
     config: &Config,
     names: &[String],
     opts: &FetchOptions,
 ) -> Result<BTreeMap<String, std::result::Result<Snapshot, String>>> {
+    Ok(fetch_sources_failing(config, names, opts)
+        .await?
+        .into_iter()
+        .map(|(name, r)| (name, r.map_err(|e| e.message)))
+        .collect())
+}
+
+async fn fetch_sources_failing(
+    config: &Config,
+    names: &[String],
+    opts: &FetchOptions,
+) -> Result<BTreeMap<String, std::result::Result<Snapshot, FetchFailure>>> {
     let client = source::client();
     let mut tasks = tokio::task::JoinSet::new();
     for name in names {
@@ -80,8 +137,17 @@ pub async fn fetch_sources(
         let endpoint = endpoint(src)?;
         let (client, opts, name) = (client.clone(), opts.clone(), name.clone());
         tasks.spawn(async move {
-            let result = source::fetch(&client, &endpoint, &opts).await;
-            (name, result.map_err(|e| e.to_string()))
+            let result = source::fetch_reporting(&client, &endpoint, &opts).await;
+            let result = match result {
+                Ok(fetched) => {
+                    for s in &fetched.skipped {
+                        eprintln!("warning: source `{name}`: {s}");
+                    }
+                    Ok(fetched.snapshot)
+                }
+                Err(e) => Err(FetchFailure::new(e.to_string(), e.note())),
+            };
+            (name, result)
         });
     }
     let mut out = BTreeMap::new();
@@ -108,9 +174,12 @@ pub async fn gather(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let fetched = fetch_sources(config, &names, &fetch_options(config, now)).await?;
+    let fetched = fetch_sources_failing(config, &names, &fetch_options(config, now)).await?;
     let state_dir = &config.settings.state_dir;
-    let mut gathered = Gathered::default();
+    let mut gathered = Gathered {
+        known: KnownIds::load(state_dir),
+        ..Gathered::default()
+    };
     for (name, result) in fetched {
         let result = result.and_then(|snap| {
             // Only an empty fresh snapshot needs the last good one read.
@@ -120,9 +189,12 @@ pub async fn gather(
                 None
             };
             match suspicious_drop(&snap, last.as_ref()) {
-                Some(why) => Err(format!(
-                    "{why}\n  (if the page really has no components now, delete `{}`)",
-                    snapshot::state_path(state_dir, &name).display()
+                Some(why) => Err(FetchFailure::new(
+                    format!(
+                        "{why}\n  (if the page really has no components now, delete `{}`)",
+                        snapshot::state_path(state_dir, &name).display()
+                    ),
+                    SUSPICIOUS_DROP_NOTE,
                 )),
                 None => Ok(snap),
             }
@@ -190,6 +262,9 @@ pub fn keep_good_snapshots(config: &Config, data: &Gathered) {
     }
 }
 
+/// The stale note of a [`suspicious_drop`].
+pub const SUSPICIOUS_DROP_NOTE: &str = "the status page listed no components";
+
 /// Why a fresh snapshot must not replace `last_good`, if it must not: it
 /// lists no component at all while the last good one listed some. A page
 /// does not lose every component at once in earnest; an upstream that does
@@ -206,6 +281,25 @@ pub fn suspicious_drop(fresh: &Snapshot, last_good: Option<&Snapshot>) -> Option
          a suspicious drop, treated as a failed fetch",
         last.components.len()
     ))
+}
+
+/// Keeps the ids every rendered cluster's entries resolved to in
+/// `state_dir`, for when a name stops resolving. Clusters this plan did not
+/// render keep theirs; clusters no longer configured lose theirs. A failure
+/// is a warning, as for snapshots.
+pub fn keep_known_ids(config: &Config, data: &Gathered, plan: &Plan) {
+    let mut known = data.known.clone();
+    known
+        .clusters
+        .retain(|name, _| config.clusters.contains_key(name));
+    for (name, ids) in &plan.ids {
+        known.clusters.insert(name.clone(), ids.clone());
+    }
+    if known != data.known {
+        if let Err(e) = known.save(&config.settings.state_dir) {
+            eprintln!("warning: {e}");
+        }
+    }
 }
 
 /// Data from a snapshot file instead of the network. A file holding one
@@ -274,7 +368,14 @@ pub fn cluster_view(
         .sources
         .get(&cluster.source)
         .map(|s| SnapshotIndex::new(&s.snapshot));
-    cluster_view_indexed(config, cluster, data, index.as_ref(), now)
+    cluster_view_indexed(config, cluster, data, index.as_ref(), now).map(|r| r.view)
+}
+
+/// A cluster's view, and how its entries resolved.
+struct Resolved {
+    view: ClusterView,
+    ids: ClusterIds,
+    warnings: Vec<String>,
 }
 
 /// [`cluster_view`] with the index of the cluster's snapshot at hand (when
@@ -285,7 +386,7 @@ fn cluster_view_indexed(
     data: &Gathered,
     index: Option<&SnapshotIndex<'_>>,
     now: Timestamp,
-) -> Result<ClusterView> {
+) -> Result<Resolved> {
     let (Some(source), Some(index)) = (data.sources.get(&cluster.source), index) else {
         let why = data
             .missing
@@ -296,7 +397,13 @@ fn cluster_view_indexed(
             cluster.name, cluster.source
         )));
     };
-    let selection = crate::mapping::resolve_indexed(cluster, &source.snapshot, index)?;
+    let resolution = crate::mapping::resolve_with_known(
+        cluster,
+        &source.snapshot,
+        index,
+        data.known.clusters.get(&cluster.name),
+    )?;
+    let selection = resolution.selection;
     let opts = ViewOptions {
         upcoming: config.settings.upcoming,
         recent_resolved: config.settings.recent_resolved,
@@ -313,13 +420,19 @@ fn cluster_view_indexed(
         &opts,
         now,
     );
-    if source.fetch_error.is_some() {
-        // The data is the last good snapshot: say so even before it is stale.
+    if let Some(failure) = &source.fetch_error {
+        // The data is the last good snapshot: say so even before it is
+        // stale, and why there is nothing newer.
         for s in &mut v.sources {
             s.stale = v.stale;
+            s.error = Some(failure.note.to_owned());
         }
     }
-    Ok(v)
+    Ok(Resolved {
+        view: v,
+        ids: resolution.ids,
+        warnings: resolution.warnings,
+    })
 }
 
 /// One file to write.
@@ -347,6 +460,11 @@ pub struct ClusterPlan {
 pub struct Plan {
     pub clusters: BTreeMap<String, ClusterPlan>,
     pub errors: Vec<Error>,
+    /// Entries that no longer resolve and use the ids they last resolved
+    /// to: the cluster is rendered, but the mapping wants a look.
+    pub warnings: Vec<String>,
+    /// Cluster -> what its entries resolved to, to keep for next time.
+    pub ids: BTreeMap<String, ClusterIds>,
     /// Whether this plan covers every cluster of the configuration; then
     /// `index.json` is written from it alone.
     pub complete: bool,
@@ -373,8 +491,10 @@ pub fn plan(
     for cluster in clusters {
         let index = indexes.get(cluster.source.as_str());
         match plan_cluster(config, renderer, cluster, data, index, now) {
-            Ok(p) => {
+            Ok((p, ids, warnings)) => {
                 plan.clusters.insert(cluster.name.clone(), p);
+                plan.ids.insert(cluster.name.clone(), ids);
+                plan.warnings.extend(warnings);
             }
             Err(e) => plan.errors.push(e),
         }
@@ -389,8 +509,12 @@ fn plan_cluster(
     data: &Gathered,
     index: Option<&SnapshotIndex<'_>>,
     now: Timestamp,
-) -> Result<ClusterPlan> {
-    let view = cluster_view_indexed(config, cluster, data, index, now)?;
+) -> Result<(ClusterPlan, ClusterIds, Vec<String>)> {
+    let Resolved {
+        view,
+        ids,
+        warnings,
+    } = cluster_view_indexed(config, cluster, data, index, now)?;
     let dir = PathBuf::from(&cluster.name);
     let template = cluster.template.as_deref().unwrap_or("motd.txt.j2");
     let newest = view.newest_change();
@@ -417,7 +541,7 @@ fn plan_cluster(
             newest,
         });
     }
-    Ok(ClusterPlan { view, files, items })
+    Ok((ClusterPlan { view, files, items }, ids, warnings))
 }
 
 /// What happened to one file.

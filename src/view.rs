@@ -64,6 +64,9 @@ pub struct SourceView {
     pub url: Option<String>,
     pub fetched_at: Timestamp,
     pub stale: bool,
+    /// Why the latest fetch failed, in a few fixed words ("the status page
+    /// did not answer in time"), when this is the last good data instead.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -312,6 +315,7 @@ pub fn build_indexed(
             url: snap.page.url.clone(),
             fetched_at: snap.fetched_at,
             stale,
+            error: None,
         }],
     }
 }

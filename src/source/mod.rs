@@ -6,6 +6,11 @@
 //! retries with backoff on 5xx and broken connections, waiting out `420`/`429`
 //! `Retry-After` within a bound, a cap on body size, and error messages that
 //! say what happened where without ever showing the API key.
+//!
+//! Decoding is lenient where one bad value must not cost a whole page: bytes
+//! that are not UTF-8 and lone surrogate escapes become U+FFFD, nesting deeper
+//! than any field this tool reads is dropped before parsing, and an item of
+//! an impossible shape is skipped and reported (see [`Fetched::skipped`]).
 
 pub(crate) mod raw;
 mod v1;
@@ -15,7 +20,9 @@ use std::fmt;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, RETRY_AFTER};
+use std::borrow::Cow;
+
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
@@ -32,6 +39,11 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// before giving up, so a server that always answers 429 cannot keep a fetch
 /// going forever.
 const MAX_RATE_LIMIT_WAITS: u32 = 5;
+
+/// Nesting deeper than this is replaced by `null` before parsing. No field
+/// this tool reads is deeper than eight levels; serde_json itself refuses
+/// more than 128, which one unknown field could otherwise reach.
+const MAX_DEPTH: usize = 64;
 
 /// The longest pause between two retries, however many there were.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -112,14 +124,38 @@ pub fn client() -> reqwest::Client {
     })
 }
 
+/// A snapshot, and what had to be left out of it.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub snapshot: Snapshot,
+    /// One line per item skipped because it had an impossible shape (an
+    /// incident whose `incident_updates` is a number): the rest of the page
+    /// is still good, so one broken item costs that item alone.
+    pub skipped: Vec<String>,
+}
+
 /// Fetches one page and returns its normalized, sanitized snapshot. Either
 /// everything needed arrives or the fetch fails: there is no half-new
-/// snapshot.
+/// snapshot. Items skipped for their shape are logged as warnings; see
+/// [`fetch_reporting`] to handle them.
 pub async fn fetch(
     client: &reqwest::Client,
     endpoint: &Endpoint,
     opts: &FetchOptions,
 ) -> Result<Snapshot, FetchError> {
+    let fetched = fetch_reporting(client, endpoint, opts).await?;
+    for s in &fetched.skipped {
+        tracing::warn!("{s}");
+    }
+    Ok(fetched.snapshot)
+}
+
+/// [`fetch`], returning the skipped items instead of logging them.
+pub async fn fetch_reporting(
+    client: &reqwest::Client,
+    endpoint: &Endpoint,
+    opts: &FetchOptions,
+) -> Result<Fetched, FetchError> {
     let result = match endpoint {
         Endpoint::Manage {
             api_base,
@@ -145,14 +181,17 @@ pub async fn fetch(
         }
     };
     match (result, endpoint) {
-        (Ok(snapshot), _) => Ok(tokio::task::spawn_blocking(move || snapshot.sanitized())
-            .await
-            .map_err(|e| {
-                FetchError::new(
-                    FetchErrorKind::UnexpectedShape,
-                    format!("sanitizing the answer failed: {e}"),
-                )
-            })?),
+        (Ok((snapshot, skipped)), _) => {
+            let snapshot = tokio::task::spawn_blocking(move || snapshot.sanitized())
+                .await
+                .map_err(|e| {
+                    FetchError::new(
+                        FetchErrorKind::UnexpectedShape,
+                        format!("sanitizing the answer failed: {e}"),
+                    )
+                })?;
+            Ok(Fetched { snapshot, skipped })
+        }
         // Nothing above formats the key into a message, but a key pasted
         // into `api_base` by mistake would show up in a URL: hide it anyway.
         (Err(e), Endpoint::Manage { api_key, .. }) => Err(e.redact(api_key)),
@@ -189,6 +228,9 @@ pub struct FetchError {
     kind: FetchErrorKind,
     message: String,
     hint: Option<String>,
+    /// Set when the kind alone would say it wrongly (a login page is
+    /// "invalid JSON" too).
+    note: Option<&'static str>,
 }
 
 impl FetchError {
@@ -197,6 +239,27 @@ impl FetchError {
             kind,
             message,
             hint: None,
+            note: None,
+        }
+    }
+
+    /// What went wrong, in a few words fit for a MOTD's stale note: fixed
+    /// text, never anything upstream sent.
+    pub fn note(&self) -> &'static str {
+        if let Some(note) = self.note {
+            return note;
+        }
+        match self.kind {
+            FetchErrorKind::Status(s) if s >= 500 => "the status page answered with a server error",
+            FetchErrorKind::Status(_) => "the status page refused the request",
+            FetchErrorKind::RateLimited => "the status page is limiting requests",
+            FetchErrorKind::Timeout => "the status page did not answer in time",
+            FetchErrorKind::Connection => "the status page could not be reached",
+            FetchErrorKind::InvalidJson => "the status page sent an answer that is not valid JSON",
+            FetchErrorKind::UnexpectedShape => {
+                "the status page sent data of an unexpected shape"
+            }
+            FetchErrorKind::TooLarge => "the status page sent an answer too large to read",
         }
     }
 
@@ -302,11 +365,18 @@ impl Http<'_> {
         url: &str,
         expect: Expect,
     ) -> Result<T, FetchError> {
-        let body = self.get(url).await?;
+        let (body, content_type) = self.get(url).await?;
         // Parsing a large page takes milliseconds of CPU: off the async
         // workers, so that webhook answers never wait behind it.
         let url = url.to_owned();
-        tokio::task::spawn_blocking(move || decode(&url, &body, expect))
+        tokio::task::spawn_blocking(move || {
+            decode(&url, &body, expect).map_err(|e| match content_type {
+                Some(t) if e.kind == FetchErrorKind::InvalidJson && is_html(&t) => {
+                    html_answer(&url, &t)
+                }
+                _ => e,
+            })
+        })
             .await
             .unwrap_or_else(|e| {
                 Err(FetchError::new(
@@ -316,7 +386,8 @@ impl Http<'_> {
             })
     }
 
-    async fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+    /// The body of a successful answer, and its `Content-Type`.
+    async fn get(&self, url: &str) -> Result<(Vec<u8>, Option<String>), FetchError> {
         let mut attempts: u32 = 0;
         let mut failures: u32 = 0;
         let mut rate_waits: u32 = 0;
@@ -396,7 +467,7 @@ impl Http<'_> {
     }
 
     /// One request, bounded by the timeout from connecting to the last byte.
-    async fn attempt(&self, url: &str) -> Result<Vec<u8>, Failure> {
+    async fn attempt(&self, url: &str) -> Result<(Vec<u8>, Option<String>), Failure> {
         let timeout = self.opts.timeout;
         match tokio::time::timeout(timeout, self.request(url)).await {
             Ok(result) => result,
@@ -410,7 +481,7 @@ impl Http<'_> {
         }
     }
 
-    async fn request(&self, url: &str) -> Result<Vec<u8>, Failure> {
+    async fn request(&self, url: &str) -> Result<(Vec<u8>, Option<String>), Failure> {
         let mut request = self.client.get(url).header(ACCEPT, "application/json");
         if let Some(authorization) = &self.authorization {
             request = request.header(AUTHORIZATION, authorization);
@@ -436,6 +507,11 @@ impl Http<'_> {
         {
             return Err(Failure::Fatal(too_large(url)));
         }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let mut body: Vec<u8> = Vec::new();
         loop {
             match response.chunk().await {
@@ -445,7 +521,7 @@ impl Http<'_> {
                     }
                     body.extend_from_slice(&chunk);
                 }
-                Ok(None) => return Ok(body),
+                Ok(None) => return Ok((body, content_type)),
                 Err(e) => {
                     return Err(Failure::Retry(Retryable {
                         kind: FetchErrorKind::Connection,
@@ -501,9 +577,11 @@ impl Http<'_> {
 
 /// Parses a body as JSON of the expected top level, then as `T`. Syntax
 /// errors and shape errors are told apart, since one is a broken transfer or
-/// a wrong URL and the other a changed API.
+/// a wrong URL and the other a changed API. Bad bytes, lone surrogates and
+/// deep nesting are repaired first ([`lenient_text`]).
 fn decode<T: DeserializeOwned>(url: &str, body: &[u8], expect: Expect) -> Result<T, FetchError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+    let text = lenient_text(body);
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         FetchError::new(
             FetchErrorKind::InvalidJson,
             format!("invalid JSON from `{url}`: {e}"),
@@ -536,6 +614,139 @@ fn decode<T: DeserializeOwned>(url: &str, body: &[u8], expect: Expect) -> Result
     })
 }
 
+/// JSON text serde_json reads whatever one value inside holds: bytes that are
+/// not UTF-8 become U+FFFD, as do `\uD8xx` escapes without their low half
+/// (and low halves without a high one), and any array or object nested
+/// deeper than [`MAX_DEPTH`] becomes `null`. One linear scan without
+/// recursion, so a 100 000-deep document costs no stack. Text that needs
+/// none of this is returned as it is.
+fn lenient_text(body: &[u8]) -> Cow<'_, str> {
+    let text = String::from_utf8_lossy(body);
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    // `text[copied..i]` is yet to be copied to `out`; every index it is
+    // sliced at is that of an ASCII byte, so always a char boundary.
+    let mut copied = 0;
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'"' => in_string = false,
+                b'\\' => {
+                    let unit = if bytes.get(i + 1) == Some(&b'u') {
+                        hex4(bytes, i + 2)
+                    } else {
+                        None
+                    };
+                    let Some(unit) = unit else {
+                        // `\"`, `\\` and the like: the escaped byte is no quote.
+                        i += 2;
+                        continue;
+                    };
+                    let pair = (0xD800..0xDC00).contains(&unit)
+                        && bytes.get(i + 6) == Some(&b'\\')
+                        && bytes.get(i + 7) == Some(&b'u')
+                        && hex4(bytes, i + 8).is_some_and(|low| (0xDC00..0xE000).contains(&low));
+                    if pair {
+                        i += 12;
+                    } else if (0xD800..0xE000).contains(&unit) {
+                        out.push_str(&text[copied..i]);
+                        out.push_str("\\uFFFD");
+                        i += 6;
+                        copied = i;
+                    } else {
+                        i += 6;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'{' | b'[' if depth >= MAX_DEPTH => {
+                    out.push_str(&text[copied..i]);
+                    out.push_str("null");
+                    i = skip_nested(bytes, i);
+                    copied = i;
+                    continue;
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    if copied == 0 {
+        return text;
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+/// The four hex digits at `at`, as a number.
+fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
+    let digits = bytes.get(at..at + 4)?;
+    let digits = std::str::from_utf8(digits).ok()?;
+    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(digits, 16).ok()
+}
+
+/// The index just past the array or object opening at `start`, or the end
+/// of the text when it is never closed.
+fn skip_nested(bytes: &[u8], start: usize) -> usize {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut i = start;
+    while i < bytes.len() {
+        match (in_string, bytes[i]) {
+            (true, b'\\') => i += 1,
+            (true, b'"') => in_string = false,
+            (false, b'"') => in_string = true,
+            (false, b'{' | b'[') => depth += 1,
+            (false, b'}' | b']') => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+/// Whether a `Content-Type` is HTML: what captive portals, proxy login
+/// pages and error pages send.
+fn is_html(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("text/html") || essence.eq_ignore_ascii_case("application/xhtml+xml")
+}
+
+fn html_answer(url: &str, content_type: &str) -> FetchError {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let mut error = FetchError::new(
+        FetchErrorKind::InvalidJson,
+        format!(
+            "the answer from `{url}` was {}, not JSON: a proxy or login page?",
+            essence.to_ascii_lowercase()
+        ),
+    )
+    .with_hint(
+        "fetch the URL from this host (`curl -i URL`); if a proxy or captive portal answers, \
+         let this host through it or set `HTTPS_PROXY`",
+    );
+    error.note = Some("the status page answered with a web page (a proxy or login page?), not status data");
+    error
+}
+
 fn too_large(url: &str) -> FetchError {
     FetchError::new(
         FetchErrorKind::TooLarge,
@@ -566,17 +777,49 @@ fn backoff(base: Duration, n: u32) -> Duration {
     (doubled + Duration::from_millis(jitter_ms)).min(MAX_BACKOFF)
 }
 
-/// `Retry-After` is either seconds or an HTTP date.
+/// `Retry-After` is either seconds or an HTTP date. Seconds too many to
+/// count are [`Duration::MAX`], so that they read as "too long to wait"
+/// rather than as no header at all.
 fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(value.parse::<u64>().map_or(Duration::MAX, Duration::from_secs));
     }
-    let at = jiff::fmt::rfc2822::DateTimeParser::new()
-        .parse_timestamp(value)
-        .ok()?;
+    let at = http_date(value)?;
     let wait = at.duration_since(Timestamp::now());
     Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+/// An HTTP date in any of the three forms RFC 9110 says to accept: the
+/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the obsolete RFC 850 form
+/// (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime (`Sun Nov  6 08:49:37 1994`).
+fn http_date(value: &str) -> Option<Timestamp> {
+    if let Ok(at) = jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(value) {
+        return Some(at);
+    }
+    let utc = |dt: jiff::civil::DateTime| dt.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp());
+    if let Some(rest) = value.strip_suffix("GMT") {
+        // RFC 850: a two-digit year is within 50 years of now, in practice
+        // this century.
+        let (_, rest) = rest.split_once(", ")?;
+        let (date, time) = rest.trim().split_once(' ')?;
+        let mut parts = date.split('-');
+        let (day, month, year) = (parts.next()?, parts.next()?, parts.next()?);
+        let year: i16 = year.parse().ok()?;
+        let year = if year < 100 { 2000 + year } else { year };
+        let text = format!("{day} {month} {year} {time}");
+        let dt = jiff::fmt::strtime::parse("%d %b %Y %H:%M:%S", &text)
+            .ok()?
+            .to_datetime()
+            .ok()?;
+        return utc(dt);
+    }
+    let squeezed = value.split_whitespace().collect::<Vec<_>>().join(" ");
+    let dt = jiff::fmt::strtime::parse("%a %b %d %H:%M:%S %Y", &squeezed)
+        .ok()?
+        .to_datetime()
+        .ok()?;
+    utc(dt)
 }
 
 fn show_status(status: StatusCode) -> String {
@@ -588,7 +831,9 @@ fn show_status(status: StatusCode) -> String {
 
 /// `1s`, `90s`, `500ms`: short, and exact for the values people configure.
 fn show_duration(d: Duration) -> String {
-    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+    if d >= Duration::from_secs(366 * 24 * 3600) {
+        "over a year".to_owned()
+    } else if d.subsec_millis() == 0 && d.as_secs() > 0 {
         format!("{}s", d.as_secs())
     } else if d.as_secs() == 0 {
         format!("{}ms", d.as_millis())

@@ -98,6 +98,83 @@ where
     Ok(items.unwrap_or_default().into_iter().flatten().collect())
 }
 
+/// A list of items read one by one: an item of an impossible shape (an
+/// incident whose `incident_updates` is a number) is left out and described
+/// in `skipped`, so that it costs itself alone, not the whole page. Unlike
+/// [`list`], the list itself must be there: `null` or a missing key is for
+/// the caller to judge (see `Option<Items<T>>`).
+#[derive(Debug)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+    /// What was skipped and why, one line each.
+    pub skipped: Vec<String>,
+}
+
+impl<T> Default for Items<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Items<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let values: Vec<serde_json::Value> = Vec::deserialize(d)?;
+        let mut out = Items {
+            items: Vec::with_capacity(values.len()),
+            skipped: Vec::new(),
+        };
+        for (n, value) in values.into_iter().enumerate() {
+            if value.is_null() {
+                continue;
+            }
+            // The id, when it has one, says which item; upstream text, so
+            // made one line, short and safe before it reaches a log.
+            let id = value
+                .get("id")
+                .and_then(serde_json::Value::as_str)
+                .map(|id| {
+                    crate::sanitize::terminal_safe(id)
+                        .chars()
+                        .filter(|c| !c.is_control())
+                        .take(40)
+                        .collect::<String>()
+                });
+            match serde_json::from_value::<T>(value) {
+                Ok(item) => out.items.push(item),
+                Err(e) => {
+                    let which = match id {
+                        Some(id) => format!("item `{id}`"),
+                        None => format!("item {}", n + 1),
+                    };
+                    out.skipped.push(format!("{which}: {}", shape_error(&e)));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A serde error without any upstream text it may quote: "invalid type:
+/// integer `5`, expected a sequence" stays, a quoted string does not.
+fn shape_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let text: String = match text.split_once(": string \"") {
+        Some((head, tail)) => {
+            let rest = tail.split_once("\", ").map_or("", |(_, r)| r);
+            format!("{head}: a string, {rest}")
+        }
+        None => text,
+    };
+    crate::sanitize::terminal_safe(&text)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect()
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RawPage {

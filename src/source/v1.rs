@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 
-use super::raw::{self, RawComponent, RawGroup, RawIncident};
+use super::raw::{self, Items, RawComponent, RawGroup, RawIncident};
 use super::{Expect, FetchError, Http};
 use crate::model::{Page, Snapshot};
 
@@ -30,7 +30,7 @@ pub(super) async fn fetch(
     http: &Http<'_>,
     api_base: &str,
     page_id: &str,
-) -> Result<Snapshot, FetchError> {
+) -> Result<(Snapshot, Vec<String>), FetchError> {
     let base = format!("{}/pages/{page_id}", api_base.trim().trim_end_matches('/'));
     let since = http.opts.resolved_since;
     let no_stop = |_: &[RawIncident]| false;
@@ -49,10 +49,10 @@ pub(super) async fn fetch(
     let components_and_groups = async {
         let rows =
             list::<RawComponent>(http, &base, "components", Paging::PerPage, |_| false).await?;
-        let groups = if raw::missing_group_rows(&rows) {
+        let groups = if raw::missing_group_rows(&rows.items) {
             list::<RawGroup>(http, &base, "component-groups", Paging::PerPage, |_| false).await?
         } else {
-            Vec::new()
+            Items::default()
         };
         Ok::<_, FetchError>((rows, groups))
     };
@@ -78,21 +78,34 @@ pub(super) async fn fetch(
         list::<RawIncident>(http, &base, "incidents", Paging::Limit, older_than_since),
     )?;
 
-    let (components, groups) = raw::components_and_groups(rows, groups);
+    let skipped: Vec<String> = [
+        &rows.skipped,
+        &groups.skipped,
+        &unresolved.skipped,
+        &upcoming.skipped,
+        &active.skipped,
+        &recent.skipped,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
+    let (components, groups) = raw::components_and_groups(rows.items, groups.items);
     let incidents = raw::merge_incidents(
         unresolved
+            .items
             .into_iter()
             .map(|i| (i, false))
-            .chain(upcoming.into_iter().map(|i| (i, true)))
-            .chain(active.into_iter().map(|i| (i, true)))
-            .chain(recent.into_iter().map(|i| (i, false)))
+            .chain(upcoming.items.into_iter().map(|i| (i, true)))
+            .chain(active.items.into_iter().map(|i| (i, true)))
+            .chain(recent.items.into_iter().map(|i| (i, false)))
             .filter_map(|(i, scheduled)| i.into_incident(scheduled)),
     );
 
     // The page's own name would take one more request (`GET /pages/{id}`)
     // against a tight rate limit; the id names the page well enough, and the
     // configuration names the source anyway.
-    Ok(Snapshot {
+    let snapshot = Snapshot {
         page: Page {
             id: page_id.to_string(),
             name: page_id.to_string(),
@@ -102,27 +115,35 @@ pub(super) async fn fetch(
         components,
         groups,
         incidents,
-    })
+    };
+    Ok((snapshot, skipped))
 }
 
 /// Reads every page of one list until a short or empty page, a page `stop`
-/// says ends it, or [`MAX_PAGES`].
+/// says ends it, or [`MAX_PAGES`]. Items of an impossible shape are left
+/// out and described in `skipped`; they still count towards a full page.
 async fn list<T: DeserializeOwned + Send + 'static>(
     http: &Http<'_>,
     base: &str,
     path: &str,
     paging: Paging,
     stop: impl Fn(&[T]) -> bool,
-) -> Result<Vec<T>, FetchError> {
-    let mut all: Vec<T> = Vec::new();
+) -> Result<Items<T>, FetchError> {
+    let mut all: Items<T> = Items::default();
     for page in 1..=MAX_PAGES {
         let url = match paging {
             Paging::PerPage => format!("{base}/{path}?page={page}&per_page={PER_PAGE}"),
             Paging::Limit => format!("{base}/{path}?limit={PER_PAGE}&page={page}"),
         };
-        let items: Vec<T> = http.get_json(&url, Expect::Array).await?;
-        let done = items.len() < PER_PAGE || stop(&items);
-        all.extend(items);
+        let items: Items<T> = http.get_json(&url, Expect::Array).await?;
+        let done = items.items.len() + items.skipped.len() < PER_PAGE || stop(&items.items);
+        all.skipped.extend(
+            items
+                .skipped
+                .into_iter()
+                .map(|s| format!("skipped {s} (from `{url}`)")),
+        );
+        all.items.extend(items.items);
         if done {
             return Ok(all);
         }

@@ -6,34 +6,88 @@
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use super::raw::{self, RawComponent, RawIncident, RawPage};
+use super::raw::{self, Items, RawComponent, RawIncident, RawPage};
 use super::{decode, Expect, FetchError, FetchErrorKind, Http};
 use crate::model::Snapshot;
 
+// The top-level lists are `Option`s so that a missing one is told from an
+// empty one: a `summary.json` without `incidents` is not a page where all is
+// well, it is an answer of another shape, and reading it as "all clear"
+// would blank every MOTD. `null` counts as missing.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct Summary {
     page: Option<RawPage>,
-    #[serde(deserialize_with = "raw::list")]
-    components: Vec<RawComponent>,
-    #[serde(deserialize_with = "raw::list")]
-    incidents: Vec<RawIncident>,
-    #[serde(deserialize_with = "raw::list")]
-    scheduled_maintenances: Vec<RawIncident>,
+    components: Option<Items<RawComponent>>,
+    incidents: Option<Items<RawIncident>>,
+    scheduled_maintenances: Option<Items<RawIncident>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct Incidents {
-    #[serde(deserialize_with = "raw::list")]
-    incidents: Vec<RawIncident>,
+    incidents: Option<Items<RawIncident>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct Maintenances {
-    #[serde(deserialize_with = "raw::list")]
-    scheduled_maintenances: Vec<RawIncident>,
+    scheduled_maintenances: Option<Items<RawIncident>>,
+}
+
+/// A top-level list that must be there.
+fn required<T>(list: Option<Items<T>>, key: &str, url: &str) -> Result<Items<T>, FetchError> {
+    list.ok_or_else(|| {
+        FetchError::new(
+            FetchErrorKind::UnexpectedShape,
+            format!("unexpected JSON from `{url}`: no `{key}` list"),
+        )
+        .with_hint("the address may not be a Statuspage page, or its API changed; the last good data stays in use")
+    })
+}
+
+/// The documents of one page, each list checked to be there.
+struct Documents {
+    summary: Summary,
+    components: Items<RawComponent>,
+    open: Items<RawIncident>,
+    scheduled: Items<RawIncident>,
+    recent: Option<Items<RawIncident>>,
+    recent_scheduled: Option<Items<RawIncident>>,
+    /// Where each list came from, for the lines about skipped items.
+    urls: [String; 3],
+}
+
+impl Documents {
+    fn new(
+        urls: [String; 3],
+        mut summary: Summary,
+        incidents: Option<Incidents>,
+        maintenances: Option<Maintenances>,
+    ) -> Result<Self, FetchError> {
+        let components = required(summary.components.take(), "components", &urls[0])?;
+        let open = required(summary.incidents.take(), "incidents", &urls[0])?;
+        let scheduled = required(
+            summary.scheduled_maintenances.take(),
+            "scheduled_maintenances",
+            &urls[0],
+        )?;
+        let recent = incidents
+            .map(|i| required(i.incidents, "incidents", &urls[1]))
+            .transpose()?;
+        let recent_scheduled = maintenances
+            .map(|m| required(m.scheduled_maintenances, "scheduled_maintenances", &urls[2]))
+            .transpose()?;
+        Ok(Self {
+            summary,
+            components,
+            open,
+            scheduled,
+            recent,
+            recent_scheduled,
+            urls,
+        })
+    }
 }
 
 /// The API root of a page: its address, with or without a trailing slash or
@@ -44,7 +98,10 @@ fn api_root(url: &str) -> String {
     format!("{url}/api/v2")
 }
 
-pub(super) async fn fetch(http: &Http<'_>, url: &str) -> Result<Snapshot, FetchError> {
+pub(super) async fn fetch(
+    http: &Http<'_>,
+    url: &str,
+) -> Result<(Snapshot, Vec<String>), FetchError> {
     let root = api_root(url);
     let summary_url = format!("{root}/summary.json");
     let incidents_url = format!("{root}/incidents.json");
@@ -54,8 +111,13 @@ pub(super) async fn fetch(http: &Http<'_>, url: &str) -> Result<Snapshot, FetchE
         optional(http.get_json::<Incidents>(&incidents_url, Expect::Object)),
         optional(http.get_json::<Maintenances>(&maintenances_url, Expect::Object)),
     )?;
-
-    Ok(normalize(url, summary, incidents, maintenances))
+    let docs = Documents::new(
+        [summary_url, incidents_url, maintenances_url],
+        summary,
+        incidents,
+        maintenances,
+    )?;
+    Ok(normalize(url, docs))
 }
 
 /// Normalizes payloads already at hand, in the shapes of `summary.json`,
@@ -74,15 +136,35 @@ pub fn from_payloads(
     let maintenances = maintenances
         .map(|b| decode::<Maintenances>(url, b, Expect::Object))
         .transpose()?;
-    Ok(normalize(url, summary, incidents, maintenances).sanitized())
+    let urls = [url.to_owned(), url.to_owned(), url.to_owned()];
+    let docs = Documents::new(urls, summary, incidents, maintenances)?;
+    let (snapshot, skipped) = normalize(url, docs);
+    for s in skipped {
+        tracing::warn!("{s}");
+    }
+    Ok(snapshot.sanitized())
 }
 
-fn normalize(
-    url: &str,
-    summary: Summary,
-    incidents: Option<Incidents>,
-    maintenances: Option<Maintenances>,
-) -> Snapshot {
+fn normalize(url: &str, docs: Documents) -> (Snapshot, Vec<String>) {
+    let mut skipped = Vec::new();
+    let mut note = |items: &Items<RawIncident>, what: &str, from: &str| {
+        for s in &items.skipped {
+            skipped.push(format!("skipped {what} {s} (from `{from}`)"));
+        }
+    };
+    let [summary_url, incidents_url, maintenances_url] = &docs.urls;
+    note(&docs.open, "incident", summary_url);
+    note(&docs.scheduled, "maintenance", summary_url);
+    if let Some(r) = &docs.recent {
+        note(r, "incident", incidents_url);
+    }
+    if let Some(r) = &docs.recent_scheduled {
+        note(r, "maintenance", maintenances_url);
+    }
+    for s in &docs.components.skipped {
+        skipped.push(format!("skipped component {s} (from `{summary_url}`)"));
+    }
+    let summary = docs.summary;
     let mut page = summary.page.unwrap_or_default().into_page();
     if page.id.is_empty() {
         page.id = url.trim().trim_end_matches('/').to_string();
@@ -91,21 +173,20 @@ fn normalize(
     if page.url.is_none() {
         page.url = Some(url.trim().trim_end_matches('/').to_string());
     }
-    let (components, groups) = raw::components_and_groups(summary.components, Vec::new());
+    let (components, groups) = raw::components_and_groups(docs.components.items, Vec::new());
 
-    let open = summary.incidents.into_iter().map(|i| (i, false));
-    let scheduled = summary
-        .scheduled_maintenances
-        .into_iter()
-        .map(|i| (i, true));
-    let recent = incidents
+    let open = docs.open.items.into_iter().map(|i| (i, false));
+    let scheduled = docs.scheduled.items.into_iter().map(|i| (i, true));
+    let recent = docs
+        .recent
         .unwrap_or_default()
-        .incidents
+        .items
         .into_iter()
         .map(|i| (i, false));
-    let recent_scheduled = maintenances
+    let recent_scheduled = docs
+        .recent_scheduled
         .unwrap_or_default()
-        .scheduled_maintenances
+        .items
         .into_iter()
         .map(|i| (i, true));
     let incidents = raw::merge_incidents(
@@ -115,13 +196,14 @@ fn normalize(
             .filter_map(|(i, scheduled)| i.into_incident(scheduled)),
     );
 
-    Snapshot {
+    let snapshot = Snapshot {
         page,
         fetched_at: Timestamp::now(),
         components,
         groups,
         incidents,
-    }
+    };
+    (snapshot, skipped)
 }
 
 /// Some pages answer 404 for the incident lists; the summary alone still
