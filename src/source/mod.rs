@@ -931,4 +931,75 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn a_retry_after_too_large_to_count_is_too_long_not_absent() {
+        assert_eq!(
+            parse_retry_after("99999999999999999999"),
+            Some(Duration::MAX)
+        );
+        assert_eq!(show_duration(Duration::MAX), "over a year");
+    }
+
+    #[test]
+    fn retry_after_takes_the_obsolete_http_date_forms() {
+        let soon = Timestamp::now() + jiff::SignedDuration::from_secs(120);
+        let utc = soon.to_zoned(jiff::tz::TimeZone::UTC);
+        for header in [
+            utc.strftime("%A, %d-%b-%y %H:%M:%S GMT").to_string(),
+            utc.strftime("%a %b %e %H:%M:%S %Y").to_string(),
+        ] {
+            let wait = parse_retry_after(&header).unwrap_or_else(|| panic!("{header}"));
+            assert!(
+                wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
+                "{header}: {wait:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_bytes_and_lone_surrogates_become_replacement_characters() {
+        let body = b"{\"a\": \"x\xffy\", \"b\": \"\\ud800\", \"c\": \"\\udc00z\", \
+                     \"d\": \"\\ud83d\\ude00\", \"e\": \"\\\\ud800\", \"f\": \"\\ud800\\ud83d\\ude00\"}";
+        let v: serde_json::Value = decode("u", body, Expect::Object).unwrap();
+        assert_eq!(v["a"], "x\u{fffd}y");
+        assert_eq!(v["b"], "\u{fffd}");
+        assert_eq!(v["c"], "\u{fffd}z");
+        assert_eq!(v["d"], "\u{1f600}", "a proper pair stays");
+        assert_eq!(v["e"], "\\ud800", "an escaped backslash is no escape");
+        assert_eq!(v["f"], "\u{fffd}\u{1f600}");
+        // Clean text is not copied.
+        assert!(matches!(lenient_text(b"{\"a\": [1]}"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn deep_nesting_is_cut_without_recursion() {
+        for depth in [200, 100_000] {
+            let body = format!(
+                "{{\"id\": \"x\", \"deep\": {}{}, \"after\": \"]}}\\\"\"}}",
+                "[{\"k\": ".repeat(depth / 2) + "[",
+                "]".to_string() + &"}]".repeat(depth / 2)
+            );
+            let v: serde_json::Value = decode("u", body.as_bytes(), Expect::Object)
+                .unwrap_or_else(|e| panic!("{depth}: {e}"));
+            assert_eq!(v["id"], "x");
+            assert_eq!(v["after"], "]}\"");
+        }
+        // Cut short inside the deep part: still an error, not a success.
+        let body = format!("{{\"a\": {}", "[".repeat(1000));
+        let e = decode::<serde_json::Value>("u", body.as_bytes(), Expect::Object).unwrap_err();
+        assert_eq!(e.kind(), FetchErrorKind::InvalidJson);
+    }
+
+    #[test]
+    fn an_html_answer_says_proxy_or_login_page() {
+        let e = html_answer("u", "text/html; charset=utf-8");
+        assert_eq!(
+            e.to_string(),
+            "the answer from `u` was text/html, not JSON: a proxy or login page?"
+        );
+        assert!(e.hint().unwrap().contains("proxy"));
+        assert!(is_html("Text/HTML ; charset=x"));
+        assert!(!is_html("application/json"));
+    }
 }

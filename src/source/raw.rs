@@ -603,4 +603,27 @@ mod tests {
         assert_eq!(components[0].group_id.as_deref(), Some("g"));
         assert_eq!(components[2].group_id, None);
     }
+
+    #[test]
+    fn an_item_of_an_impossible_shape_costs_itself_alone() {
+        let items: Items<RawIncident> = serde_json::from_str(
+            r#"[{"id": "good", "name": "Fine"},
+                {"id": "bad", "incident_updates": 5},
+                null,
+                {"components": {"id": "a"}},
+                7]"#,
+        )
+        .unwrap();
+        assert_eq!(items.items.len(), 1);
+        assert_eq!(items.items[0].id.0.as_deref(), Some("good"));
+        assert_eq!(items.skipped.len(), 3, "{:?}", items.skipped);
+        assert!(
+            items.skipped[0].starts_with("item `bad`: invalid type: integer `5`"),
+            "{:?}",
+            items.skipped
+        );
+        assert!(items.skipped[1].starts_with("item 4: "), "{:?}", items.skipped);
+        // The list itself must be a list.
+        assert!(serde_json::from_str::<Items<RawIncident>>("{}").is_err());
+    }
 }

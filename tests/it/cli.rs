@@ -592,7 +592,7 @@ fn config_error_unknown_and_ambiguous_names() {
     let fake = FakeStatuspage::spawn();
     fake.set_json(
         "/api/v2/summary.json",
-        json!({"page": components["page"], "components": components["components"]}),
+        json!({"page": components["page"], "components": components["components"], "incidents": [], "scheduled_maintenances": []}),
     );
     let site = Site::new(&v2_mapping(
         &fake.url(),
@@ -613,7 +613,7 @@ fn config_error_unknown_and_ambiguous_names() {
     rows.push(twin);
     fake.set_json(
         "/api/v2/summary.json",
-        json!({"page": components["page"], "components": rows}),
+        json!({"page": components["page"], "components": rows, "incidents": [], "scheduled_maintenances": []}),
     );
     fs::write(
         site.path().join("mapping.toml"),
@@ -778,7 +778,7 @@ fn mapping_init_and_check_against_a_page_with_groups() {
     let fake = FakeStatuspage::spawn();
     fake.set_json(
         "/api/v2/summary.json",
-        json!({"page": components["page"], "components": components["components"]}),
+        json!({"page": components["page"], "components": components["components"], "incidents": [], "scheduled_maintenances": []}),
     );
     let site = Site::new("");
     let o = site.run(&["mapping", "init", "--url", &fake.url()]);
@@ -789,7 +789,7 @@ fn mapping_init_and_check_against_a_page_with_groups() {
         "{skeleton}"
     );
     assert!(
-        skeleton.contains("groups = [\"Terraform Cloud\"]"),
+        skeleton.contains("groups = [\"cnzk9zc90jqy\"]   # Terraform Cloud\n"),
         "{skeleton}"
     );
     // The skeleton is a working mapping: check resolves every name.
@@ -797,7 +797,7 @@ fn mapping_init_and_check_against_a_page_with_groups() {
     let o = site.run(&["mapping", "check"]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     // Drop one cluster: check names the group nobody maps.
-    let fewer = skeleton.replace("groups = [\"Terraform Cloud\"]", "components = [\"Vault\"]");
+    let fewer = skeleton.replace("groups = [\"cnzk9zc90jqy\"]", "components = [\"Vault\"]");
     assert_ne!(fewer, skeleton);
     fs::write(site.path().join("mapping.toml"), fewer).unwrap();
     let o = site.run(&["mapping", "check"]);

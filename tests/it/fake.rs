@@ -52,6 +52,8 @@ enum Body {
     Raw(String),
     /// Not necessarily UTF-8: invalid bytes inside JSON strings.
     Bytes(Vec<u8>),
+    /// Served with this `Content-Type` instead of `application/json`.
+    Typed { content_type: String, body: String },
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +171,21 @@ impl FakeStatuspage {
             Route {
                 status,
                 body: Body::Bytes(body),
+            },
+        );
+    }
+
+    /// Serves `body` with `status` and this `Content-Type` at `path`: a
+    /// captive portal's login page, say.
+    pub fn set_typed(&self, path: &str, status: u16, content_type: &str, body: &str) {
+        self.lock().routes.insert(
+            path.to_string(),
+            Route {
+                status,
+                body: Body::Typed {
+                    content_type: content_type.to_string(),
+                    body: body.to_string(),
+                },
             },
         );
     }
@@ -303,6 +320,15 @@ async fn handle(
                 bytes,
             )
                 .into_response(),
+            Some(Route {
+                status,
+                body: Body::Typed { content_type, body },
+            }) => (
+                status_code(status),
+                [(header::CONTENT_TYPE, content_type)],
+                body,
+            )
+                .into_response(),
             Some(route) => json(route.status, render(&route.body, &query)),
             None => json(404, r#"{"error":"not found"}"#.into()),
         },
@@ -365,7 +391,7 @@ fn parse_query(query: &str) -> HashMap<String, String> {
 /// configured body as it is.
 fn render(body: &Body, query: &HashMap<String, String>) -> String {
     match body {
-        Body::Raw(raw) => raw.clone(),
+        Body::Raw(raw) | Body::Typed { body: raw, .. } => raw.clone(),
         Body::Bytes(bytes) => String::from_utf8_lossy(bytes).into_owned(),
         Body::Json(Value::Array(items)) if query.contains_key("page") => {
             let number = |k: &str| query.get(k).and_then(|v| v.parse::<usize>().ok());

@@ -168,7 +168,10 @@ async fn v2_docs_example_maintenance_and_offsets() {
 
 #[tokio::test]
 async fn v2_group_rows_become_groups_with_their_children() {
-    let components = shared_json!("v2-components-hashicorp-groups.json");
+    let mut components = shared_json!("v2-components-hashicorp-groups.json");
+    // `components.json` has no incident lists; `summary.json` always has.
+    components["incidents"] = json!([]);
+    components["scheduled_maintenances"] = json!([]);
     let fake = v2_page(components).await;
     let snap = fetch_v2(&fake, &opts()).await.unwrap();
 
