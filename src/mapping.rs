@@ -154,9 +154,7 @@ pub fn resolve_with_known(
                 (vec![g.id.clone()], ids)
             }),
             List::Components => k.components.get(&failed.entry).map(|id| {
-                out.ids
-                    .components
-                    .insert(failed.entry.clone(), id.clone());
+                out.ids.components.insert(failed.entry.clone(), id.clone());
                 (vec![id.clone()], vec![id.clone()])
             }),
         });
@@ -661,8 +659,7 @@ fn quote(s: &str) -> String {
 /// A TOML key: bare when it can be, else quoted.
 fn key(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         s.to_owned()
@@ -1271,7 +1268,10 @@ mod tests {
     fn quoting_keeps_every_value_on_one_line() {
         for s in [HOSTILE, "", "plain", "Zürich", "\u{202E}rtl", "tab\there"] {
             let q = quote(s);
-            assert!(!q.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']), "{q}");
+            assert!(
+                !q.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']),
+                "{q}"
+            );
             let back: toml::Table = toml::from_str(&format!("k = {q}")).unwrap();
             assert_eq!(back["k"].as_str(), Some(s));
             assert!(!one_line(s).contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']));
@@ -1293,7 +1293,9 @@ mod tests {
         let mut renamed = hpc();
         renamed.groups[0].name = "ARCHER-2".into();
         renamed.components[4].name = "Lustre /scratch".into();
-        renamed.components.push(component("a4", "New nodes", Some("ga")));
+        renamed
+            .components
+            .push(component("a4", "New nodes", Some("ga")));
         let index = SnapshotIndex::new(&renamed);
         assert!(resolve_with_known(&archer, &renamed, &index, None).is_err());
         let again = resolve_with_known(&archer, &renamed, &index, Some(&first.ids)).unwrap();

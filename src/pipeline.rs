@@ -13,8 +13,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ClusterConfig, Config, SourceConfig, SourceKind};
-use crate::mapping::{ClusterIds, KnownIds};
 use crate::error::{Error, Result};
+use crate::mapping::{ClusterIds, KnownIds};
 use crate::model::{Snapshot, SnapshotIndex};
 use crate::output::{self, OutputDir, Written};
 use crate::render::Renderer;

@@ -41,7 +41,7 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 const MAX_RATE_LIMIT_WAITS: u32 = 5;
 
 /// Nesting deeper than this is replaced by `null` before parsing. No field
-/// this tool reads is deeper than eight levels; serde_json itself refuses
+/// this tool reads is deeper than eight levels; `serde_json` itself refuses
 /// more than 128, which one unknown field could otherwise reach.
 const MAX_DEPTH: usize = 64;
 
@@ -256,9 +256,7 @@ impl FetchError {
             FetchErrorKind::Timeout => "the status page did not answer in time",
             FetchErrorKind::Connection => "the status page could not be reached",
             FetchErrorKind::InvalidJson => "the status page sent an answer that is not valid JSON",
-            FetchErrorKind::UnexpectedShape => {
-                "the status page sent data of an unexpected shape"
-            }
+            FetchErrorKind::UnexpectedShape => "the status page sent data of an unexpected shape",
             FetchErrorKind::TooLarge => "the status page sent an answer too large to read",
         }
     }
@@ -377,13 +375,13 @@ impl Http<'_> {
                 _ => e,
             })
         })
-            .await
-            .unwrap_or_else(|e| {
-                Err(FetchError::new(
-                    FetchErrorKind::UnexpectedShape,
-                    format!("decoding the answer failed: {e}"),
-                ))
-            })
+        .await
+        .unwrap_or_else(|e| {
+            Err(FetchError::new(
+                FetchErrorKind::UnexpectedShape,
+                format!("decoding the answer failed: {e}"),
+            ))
+        })
     }
 
     /// The body of a successful answer, and its `Content-Type`.
@@ -614,7 +612,7 @@ fn decode<T: DeserializeOwned>(url: &str, body: &[u8], expect: Expect) -> Result
     })
 }
 
-/// JSON text serde_json reads whatever one value inside holds: bytes that are
+/// JSON text `serde_json` reads whatever one value inside holds: bytes that are
 /// not UTF-8 become U+FFFD, as do `\uD8xx` escapes without their low half
 /// (and low halves without a high one), and any array or object nested
 /// deeper than [`MAX_DEPTH`] becomes `null`. One linear scan without
@@ -727,7 +725,8 @@ fn skip_nested(bytes: &[u8], start: usize) -> usize {
 /// pages and error pages send.
 fn is_html(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim();
-    essence.eq_ignore_ascii_case("text/html") || essence.eq_ignore_ascii_case("application/xhtml+xml")
+    essence.eq_ignore_ascii_case("text/html")
+        || essence.eq_ignore_ascii_case("application/xhtml+xml")
 }
 
 fn html_answer(url: &str, content_type: &str) -> FetchError {
@@ -743,7 +742,8 @@ fn html_answer(url: &str, content_type: &str) -> FetchError {
         "fetch the URL from this host (`curl -i URL`); if a proxy or captive portal answers, \
          let this host through it or set `HTTPS_PROXY`",
     );
-    error.note = Some("the status page answered with a web page (a proxy or login page?), not status data");
+    error.note =
+        Some("the status page answered with a web page (a proxy or login page?), not status data");
     error
 }
 
@@ -783,7 +783,11 @@ fn backoff(base: Duration, n: u32) -> Duration {
 fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        return Some(value.parse::<u64>().map_or(Duration::MAX, Duration::from_secs));
+        return Some(
+            value
+                .parse::<u64>()
+                .map_or(Duration::MAX, Duration::from_secs),
+        );
     }
     let at = http_date(value)?;
     let wait = at.duration_since(Timestamp::now());
@@ -797,7 +801,11 @@ fn http_date(value: &str) -> Option<Timestamp> {
     if let Ok(at) = jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(value) {
         return Some(at);
     }
-    let utc = |dt: jiff::civil::DateTime| dt.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp());
+    let utc = |dt: jiff::civil::DateTime| {
+        dt.to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()
+            .map(|z| z.timestamp())
+    };
     if let Some(rest) = value.strip_suffix("GMT") {
         // RFC 850: a two-digit year is within 50 years of now, in practice
         // this century.

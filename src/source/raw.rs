@@ -622,7 +622,11 @@ mod tests {
             "{:?}",
             items.skipped
         );
-        assert!(items.skipped[1].starts_with("item 4: "), "{:?}", items.skipped);
+        assert!(
+            items.skipped[1].starts_with("item 4: "),
+            "{:?}",
+            items.skipped
+        );
         // The list itself must be a list.
         assert!(serde_json::from_str::<Items<RawIncident>>("{}").is_err());
     }

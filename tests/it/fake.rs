@@ -53,7 +53,10 @@ enum Body {
     /// Not necessarily UTF-8: invalid bytes inside JSON strings.
     Bytes(Vec<u8>),
     /// Served with this `Content-Type` instead of `application/json`.
-    Typed { content_type: String, body: String },
+    Typed {
+        content_type: String,
+        body: String,
+    },
 }
 
 #[derive(Debug, Clone)]

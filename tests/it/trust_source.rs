@@ -111,14 +111,22 @@ fn mapping_init_of_a_hostile_page_adds_no_key() {
     let clusters = value["clusters"].as_table().unwrap();
     assert_eq!(clusters.len(), 2, "{text}");
     for (name, cluster) in clusters {
-        assert_eq!(keys(cluster.as_table().unwrap()), ["groups", "source"], "{text}");
+        assert_eq!(
+            keys(cluster.as_table().unwrap()),
+            ["groups", "source"],
+            "{text}"
+        );
         // The cluster named after a group maps that group, and says so.
         let (id, group) = if name.starts_with("archer2") {
             ("g1", "ARCHER2")
         } else {
             ("g2", "Cirrus")
         };
-        assert_eq!(cluster["groups"], toml::Value::Array(vec![id.into()]), "{text}");
+        assert_eq!(
+            cluster["groups"],
+            toml::Value::Array(vec![id.into()]),
+            "{text}"
+        );
         let line = text
             .lines()
             .find(|l| l.starts_with(&format!("groups = [\"{id}\"]")))
@@ -151,7 +159,10 @@ fn summary_with_bad_values() -> Vec<u8> {
     )
     .to_string()
     .replace("LONE", "\\ud800")
-    .replace("\"DEEP\"", &format!("{}1{}", "[{\"x\": ".repeat(100), "}]".repeat(100)));
+    .replace(
+        "\"DEEP\"",
+        &format!("{}1{}", "[{\"x\": ".repeat(100), "}]".repeat(100)),
+    );
     let mut bytes = Vec::new();
     for (i, part) in text.split("BYTE").enumerate() {
         if i > 0 {
@@ -173,7 +184,12 @@ fn one_bad_value_costs_one_incident_not_the_page() {
     let err = stderr(&o);
     assert_eq!(code(&o), 0, "{err}");
     let motd = site.read("alpha/motd");
-    for shown in ["Good news", "Lone \u{fffd} surrogate", "Deep one", "Bad \u{fffd} byte"] {
+    for shown in [
+        "Good news",
+        "Lone \u{fffd} surrogate",
+        "Deep one",
+        "Bad \u{fffd} byte",
+    ] {
         assert!(motd.contains(shown), "{shown:?} missing:\n{motd}");
     }
     assert!(!motd.contains("Broken one"), "{motd}");
@@ -186,7 +202,11 @@ fn one_bad_value_costs_one_incident_not_the_page() {
 fn get(addr: &str, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out
@@ -281,7 +301,10 @@ fn a_renamed_group_keeps_reaching_its_cluster() {
 
     serve_page(
         &fake,
-        summary(&[("g1", "ARCHER-2")], &[incident("inc-new", "Login nodes reboot")]),
+        summary(
+            &[("g1", "ARCHER-2")],
+            &[incident("inc-new", "Login nodes reboot")],
+        ),
     );
     let o = site.run(&["render"]);
     let err = stderr(&o);
