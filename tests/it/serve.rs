@@ -857,7 +857,7 @@ async fn upstream_failure_keeps_the_files_and_a_restart_serves_the_last_good_dat
     assert!(body.contains("stale_after"), "{body}");
     eventually("the MOTD to say it is stale", 10, || {
         site.motd("alpha")
-            .is_some_and(|(t, _)| t.contains("could not be reached"))
+            .is_some_and(|(t, _)| t.contains("old: the status page answered with a server error)"))
     })
     .await;
     let (stale, _) = site.motd("alpha").unwrap();
