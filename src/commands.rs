@@ -58,10 +58,14 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     let clusters = pipeline::select_clusters(&config, &args.clusters)?;
     let renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
     let data = gather(&config, &clusters, args.snapshot.as_deref(), now, false)?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| config.settings.output_dir.clone());
+    let out = match &args.out {
+        Some(out) => {
+            let absolute = std::path::absolute(out).unwrap_or_else(|_| out.clone());
+            config::check_output_dir(&absolute, "`--out`").map_err(Error::Usage)?;
+            out.clone()
+        }
+        None => config.settings.output_dir.clone(),
+    };
     // New snapshots are kept in `state_dir` on a second thread while the
     // files are planned and written: each takes milliseconds.
     let keep_state = !args.check && args.snapshot.is_none();
@@ -71,7 +75,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         }
         let plan = pipeline::plan(&config, &renderer, &clusters, &data, now);
         let outcome = if args.check {
-            Ok(pipeline::check(&plan, &out, now))
+            pipeline::check(&plan, &out)
         } else {
             pipeline::apply(&plan, &out, now)
         };
