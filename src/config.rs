@@ -1593,16 +1593,16 @@ path = "{cluster}/motd.md"
     /// A config with one cluster per name (all reading `Pages`) and the
     /// given `[[outputs]]` paths.
     fn with_outputs(clusters: &[&str], paths: &[&str]) -> String {
-        let mut text = PUBLIC.to_owned();
-        for c in clusters {
-            text.push_str(&format!("[clusters.\"{c}\"]\ncomponents = [\"Pages\"]\n"));
-        }
-        for p in paths {
-            text.push_str(&format!(
-                "[[outputs]]\ntemplate = \"ood.md.j2\"\npath = \"{p}\"\n"
-            ));
-        }
-        text
+        let clusters = clusters
+            .iter()
+            .map(|c| format!("[clusters.\"{c}\"]\ncomponents = [\"Pages\"]\n"));
+        let outputs = paths
+            .iter()
+            .map(|p| format!("[[outputs]]\ntemplate = \"ood.md.j2\"\npath = \"{p}\"\n"));
+        std::iter::once(PUBLIC.to_owned())
+            .chain(clusters)
+            .chain(outputs)
+            .collect()
     }
 
     #[test]

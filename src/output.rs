@@ -185,12 +185,12 @@ impl OutputDir {
 
         let previous = existing(dir.as_fd(), name, &target, bytes)?;
         let previous_mtime = match previous {
-            Existing::Missing => None,
             Existing::Same => return Ok(Written::Unchanged),
             Existing::Different(mtime) => mtime,
-            // A symlink or something else that is not our regular file: it
-            // will be replaced, and its mtime says nothing about the news.
-            Existing::Other => None,
+            // Nothing there; or a symlink or something else that is not our
+            // regular file: it will be replaced, and its mtime says nothing
+            // about the news.
+            Existing::Missing | Existing::Other => None,
         };
 
         let mtime = next_mtime(previous_mtime, newest, now);
