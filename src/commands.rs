@@ -38,17 +38,18 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))
 }
 
-/// Snapshots from `--snapshot FILE`, or a fetch falling back to the last good data.
+/// Snapshots from `--snapshot FILE`, or a fetch falling back to the last
+/// good data. Keeps nothing in `state_dir`: `render` does that itself, and
+/// only when it writes.
 fn gather(
     config: &Config,
     clusters: &[&config::ClusterConfig],
     file: Option<&Path>,
     now: Timestamp,
-    persist: bool,
 ) -> Result<Gathered> {
     match file {
         Some(path) => pipeline::from_file(config, path),
-        None => runtime()?.block_on(pipeline::gather(config, clusters, now, persist)),
+        None => runtime()?.block_on(pipeline::gather(config, clusters, now, false)),
     }
 }
 
@@ -57,11 +58,15 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     let now = parse_now(args.now.as_deref())?;
     let clusters = pipeline::select_clusters(&config, &args.clusters)?;
     let renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
-    let data = gather(&config, &clusters, args.snapshot.as_deref(), now, false)?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| config.settings.output_dir.clone());
+    let data = gather(&config, &clusters, args.snapshot.as_deref(), now)?;
+    let out = match &args.out {
+        Some(out) => {
+            let absolute = std::path::absolute(out).unwrap_or_else(|_| out.clone());
+            config::check_output_dir(&absolute, "`--out`").map_err(Error::Usage)?;
+            out.clone()
+        }
+        None => config.settings.output_dir.clone(),
+    };
     // New snapshots are kept in `state_dir` on a second thread while the
     // files are planned and written: each takes milliseconds.
     let keep_state = !args.check && args.snapshot.is_none();
@@ -74,7 +79,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
             pipeline::keep_known_ids(&config, &data, &plan);
         }
         let outcome = if args.check {
-            Ok(pipeline::check(&plan, &out, now))
+            pipeline::check(&plan, &out)
         } else {
             pipeline::apply(&plan, &out, now)
         };
@@ -116,7 +121,7 @@ pub fn show(args: &ShowArgs) -> Result<u8> {
     let now = parse_now(args.now.as_deref())?;
     let clusters = pipeline::select_clusters(&config, std::slice::from_ref(&args.cluster))?;
     let renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
-    let data = gather(&config, &clusters, args.snapshot.as_deref(), now, false)?;
+    let data = gather(&config, &clusters, args.snapshot.as_deref(), now)?;
     let cluster = clusters[0];
     let view = pipeline::cluster_view(&config, cluster, &data, now)?;
     let text = renderer.render(cluster.template.as_deref().unwrap_or("motd.txt.j2"), &view)?;
@@ -175,13 +180,18 @@ pub fn gate(args: &GateArgs) -> Result<u8> {
     };
     let clusters = pipeline::select_clusters(&config, std::slice::from_ref(&args.cluster))?;
     let cluster = clusters[0];
-    let data = gather(
-        &config,
-        &clusters,
-        args.snapshot.as_deref(),
-        now,
-        args.snapshot.is_none(),
-    )?;
+    // A gate only reads: it keeps no snapshot in `state_dir` (a pipeline's
+    // check should not change what the next render falls back to). Data it
+    // cannot get, from the network or a `--snapshot` file, is "no data" (4),
+    // never "blocked" (1), which a pipeline would take for an incident.
+    let data = match gather(&config, &clusters, args.snapshot.as_deref(), now) {
+        Ok(data) => data,
+        Err(e @ (Error::Io { .. } | Error::Runtime(_))) => {
+            println!("no data for `{}`: {e}", cluster.name);
+            return Ok(4);
+        }
+        Err(e) => return Err(e),
+    };
     let Some(source) = data.sources.get(&cluster.source) else {
         let why = data
             .missing
@@ -290,7 +300,7 @@ pub fn mapping(cmd: &MappingCommand) -> Result<u8> {
         } => {
             let config = load_config(config)?;
             let clusters: Vec<_> = config.clusters.values().collect();
-            let data = gather(&config, &clusters, file.as_deref(), Timestamp::now(), false)?;
+            let data = gather(&config, &clusters, file.as_deref(), Timestamp::now())?;
             let snaps = data
                 .sources
                 .into_iter()

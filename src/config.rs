@@ -287,8 +287,17 @@ impl Config {
         };
 
         let s = raw.settings;
+        let output_dir = match s.output_dir {
+            Some(dir) => {
+                let span = dir.span();
+                let dir = join(dir.into_inner());
+                check_output_dir(&dir, "`output_dir`").map_err(|m| at(span, m))?;
+                dir
+            }
+            None => join("out".into()),
+        };
         let settings = Settings {
-            output_dir: join(s.output_dir.unwrap_or_else(|| "out".into())),
+            output_dir,
             state_dir: join(s.state_dir.unwrap_or_else(|| "state".into())),
             templates_dir: s.templates_dir.map(join),
             timezone: s.timezone.map(|t| t.0),
@@ -402,6 +411,7 @@ impl Config {
         }
 
         let mut outputs: Vec<OutputConfig> = Vec::new();
+        let mut output_spans = Vec::new();
         for output in raw.outputs {
             let span = output.path.span();
             let path = output.path.into_inner().0;
@@ -415,7 +425,12 @@ impl Config {
                 template: output.template.0,
                 path,
             });
+            output_spans.push(span);
         }
+        check_layout(&clusters, &outputs).map_err(|(entry, message)| {
+            let span = output_spans.get(entry).cloned().unwrap_or_default();
+            at(span, message)
+        })?;
 
         Ok(Config {
             path: path.to_owned(),
@@ -542,11 +557,12 @@ pub fn parse_duration(s: &str) -> std::result::Result<SignedDuration, String> {
 }
 
 /// Checks a name that becomes a directory name: only `[A-Za-z0-9._-]`, not
-/// empty, no leading dot (`pam_motd` shows dotfiles; `..` climbs out), at most
+/// empty, no leading dot (`pam_motd` shows dotfiles; `..` climbs out), no
+/// leading `-` (read as an option by every tool handed the path), at most
 /// 64 characters, and not `index.json`, which the output directory holds.
 pub fn validate_cluster_name(s: &str) -> std::result::Result<(), String> {
     const RULE: &str = "names may contain only letters, digits, `.`, `_` and `-`, \
-                        must not start with `.`, and are at most 64 characters long";
+                        must not start with `.` or `-`, and are at most 64 characters long";
     if s.is_empty() {
         return Err(format!("the name is empty; {RULE}"));
     }
@@ -559,11 +575,181 @@ pub fn validate_cluster_name(s: &str) -> std::result::Result<(), String> {
     if s.starts_with('.') {
         return Err(format!("`{s}` starts with `.`; {RULE}"));
     }
+    if s.starts_with('-') {
+        // `show -x`, `rm -r out/-x`, `rsync out/-x`: read as an option.
+        return Err(format!("`{s}` starts with `-`; {RULE}"));
+    }
     if s.len() > 64 {
         return Err(format!("`{s}` is longer than 64 characters; {RULE}"));
     }
     if s == "index.json" {
         return Err("`index.json` is the name of the index file in the output directory".into());
+    }
+    Ok(())
+}
+
+/// Refuses an output directory that is the filesystem root: statusmotd
+/// creates `.statusmotd/`, `index.json` and a directory per cluster in it,
+/// and removes snippets there. Judged on the path as written (`/`, `/.`,
+/// `/..`, `/srv/..`).
+pub fn check_output_dir(dir: &Path, what: &str) -> std::result::Result<(), String> {
+    use std::path::Component;
+    let depth = dir.components().fold(0usize, |depth, c| match c {
+        Component::Normal(_) => depth + 1,
+        Component::ParentDir => depth.saturating_sub(1),
+        _ => depth,
+    });
+    if dir.is_absolute() && depth == 0 {
+        return Err(format!(
+            "{what} `{}` is the root directory: statusmotd creates a directory per \
+             cluster, `index.json` and `.statusmotd/` in it, and removes files there\n\
+             hint: give it a directory of its own, e.g. `/srv/motd`",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// What one path in the output directory is for, in [`check_layout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim<'a> {
+    Index,
+    Staging,
+    ClusterDir(&'a str),
+    Motd(&'a str),
+    Items(&'a str),
+    /// `[[outputs]]` entry (0-based) rendered for a cluster.
+    Output(usize, &'a str),
+}
+
+impl Claim<'_> {
+    fn describe(self, outputs: &[OutputConfig]) -> String {
+        match self {
+            Claim::Index => "the index file `index.json`".to_owned(),
+            Claim::Staging => format!(
+                "`{}`, statusmotd's own lock and temp files",
+                crate::output::STAGING_DIR
+            ),
+            Claim::ClusterDir(c) => format!("the directory of cluster `{c}`"),
+            Claim::Motd(c) => format!("the `motd` of cluster `{c}`"),
+            Claim::Items(c) => format!("the `items/` of cluster `{c}`, which is pruned"),
+            Claim::Output(i, c) => format!(
+                "output path `{}` (`[[outputs]]` entry {}) for cluster `{c}`",
+                outputs.get(i).map_or("", |o| o.path.as_str()),
+                i + 1
+            ),
+        }
+    }
+
+    fn is_dir(self) -> bool {
+        matches!(
+            self,
+            Claim::Staging | Claim::ClusterDir(_) | Claim::Items(_)
+        )
+    }
+
+    /// Whether `inner` may lie below this claim: a cluster's own files in
+    /// its directory.
+    fn may_hold(self, inner: Claim<'_>) -> bool {
+        match (self, inner) {
+            (Claim::ClusterDir(c), Claim::Motd(d) | Claim::Items(d) | Claim::Output(_, d)) => {
+                c == d
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Refuses outputs that cannot all be written: two files at one path, a
+/// file where a directory must be, or a cluster's file inside another
+/// cluster's directory, the index or the staging directory. Every path is
+/// expanded for every cluster, so `{cluster}-ood/motd.md` is refused when a
+/// cluster is named `a-ood` and another `a`. On error, the `[[outputs]]`
+/// entry to blame (0-based) and the message.
+fn check_layout(
+    clusters: &BTreeMap<String, ClusterConfig>,
+    outputs: &[OutputConfig],
+) -> std::result::Result<(), (usize, String)> {
+    let entry_of = |claim: Claim<'_>| match claim {
+        Claim::Output(i, _) => Some(i),
+        _ => None,
+    };
+    let conflict = |claim: Claim<'_>, path: &str, why: String| {
+        // Clusters alone cannot collide (their names are checked), so one
+        // side of every conflict is an output.
+        let (i, cluster) = match claim {
+            Claim::Output(i, cluster) => (i, cluster),
+            _ => (usize::MAX, ""),
+        };
+        let written = outputs.get(i).map_or("", |o| o.path.as_str());
+        (
+            i,
+            format!(
+                "output path `{written}` (`[[outputs]]` entry {}) is `{path}` for cluster \
+                 `{cluster}`, which {why}; every render would stop there\n\
+                 hint: give extra files paths inside the cluster's own directory, e.g. \
+                 `{{cluster}}/motd.md`, or rename the clusters so that no name is another's \
+                 output path",
+                i + 1
+            ),
+        )
+    };
+
+    let mut claims: BTreeMap<String, Claim<'_>> = BTreeMap::new();
+    claims.insert("index.json".to_owned(), Claim::Index);
+    claims.insert(crate::output::STAGING_DIR.to_owned(), Claim::Staging);
+    for name in clusters.keys() {
+        claims.insert(name.clone(), Claim::ClusterDir(name));
+        claims.insert(format!("{name}/motd"), Claim::Motd(name));
+        claims.insert(format!("{name}/items"), Claim::Items(name));
+    }
+    for (i, output) in outputs.iter().enumerate() {
+        for name in clusters.keys() {
+            let path = output.path.replace("{cluster}", name);
+            let claim = Claim::Output(i, name);
+            if path
+                .split('/')
+                .any(|part| part.is_empty() || part == "." || part == "..")
+            {
+                return Err(conflict(claim, &path, "leaves the output directory".into()));
+            }
+            if let Some(&other) = claims.get(&path) {
+                let why = format!("is also {}", other.describe(outputs));
+                return Err(conflict(claim, &path, why));
+            }
+            claims.insert(path, claim);
+        }
+    }
+    // A path below another claim: allowed only for a cluster's own files in
+    // its own directory.
+    for (path, &claim) in &claims {
+        let mut prefix = path.as_str();
+        while let Some((parent, _)) = prefix.rsplit_once('/') {
+            prefix = parent;
+            let Some(&outer) = claims.get(parent) else {
+                continue;
+            };
+            if outer.may_hold(claim) {
+                continue;
+            }
+            return Err(if entry_of(claim).is_some() {
+                let why = if outer.is_dir() {
+                    format!("lies inside {}", outer.describe(outputs))
+                } else {
+                    format!(
+                        "needs `{parent}` to be a directory, but that is {}",
+                        outer.describe(outputs)
+                    )
+                };
+                conflict(claim, path, why)
+            } else {
+                let why = format!(
+                    "would make `{parent}` a file, while {} lies inside it",
+                    claim.describe(outputs)
+                );
+                conflict(outer, parent, why)
+            });
+        }
     }
     Ok(())
 }
@@ -590,7 +776,7 @@ struct RawConfig {
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSettings {
-    output_dir: Option<PathBuf>,
+    output_dir: Option<Spanned<PathBuf>>,
     state_dir: Option<PathBuf>,
     templates_dir: Option<PathBuf>,
     timezone: Option<TzName>,
@@ -825,6 +1011,17 @@ checked_string!(
         if s.starts_with('/') || s.split('/').any(|part| part.is_empty() || part == ".." || part == ".") {
             return Err(format!(
                 "output path `{s}` must be relative, without `..`, `.` or empty parts\n{hint}"
+            ));
+        }
+        if s == "{cluster}" {
+            return Err(format!(
+                "output path `{s}` is the cluster's directory itself, which holds its `motd`\n{hint}"
+            ));
+        }
+        if s.split('/').next() == Some(crate::output::STAGING_DIR) {
+            return Err(format!(
+                "output path `{s}` is inside `{}`, statusmotd's own lock and temp files\n{hint}",
+                crate::output::STAGING_DIR
             ));
         }
         if s == "{cluster}/motd" || s.starts_with("{cluster}/items/") || s == "{cluster}/items" {
@@ -1393,6 +1590,79 @@ path = "{cluster}/motd.md"
         assert!(e.contains("invalid listen address `localhost`"), "{e}");
     }
 
+    /// A config with one cluster per name (all reading `Pages`) and the
+    /// given `[[outputs]]` paths.
+    fn with_outputs(clusters: &[&str], paths: &[&str]) -> String {
+        let clusters = clusters
+            .iter()
+            .map(|c| format!("[clusters.\"{c}\"]\ncomponents = [\"Pages\"]\n"));
+        let outputs = paths
+            .iter()
+            .map(|p| format!("[[outputs]]\ntemplate = \"ood.md.j2\"\npath = \"{p}\"\n"));
+        std::iter::once(PUBLIC.to_owned())
+            .chain(clusters)
+            .chain(outputs)
+            .collect()
+    }
+
+    #[test]
+    fn outputs_that_cannot_be_written_are_refused_naming_the_entry() {
+        #[rustfmt::skip]
+        let cases: [(&[&str], &[&str], &str); 8] = [
+            (&["web"], &["{cluster}"], "the cluster's directory itself"),
+            (&["web"], &[".statusmotd/{cluster}"], "inside `.statusmotd`"),
+            (&["a", "a-ood"], &["{cluster}-ood/motd.md"], "lies inside the directory of cluster `a-ood`"),
+            (&["a", "a.md"], &["{cluster}.md"], "is also the directory of cluster `a.md`"),
+            (&["a", "ood"], &["ood/{cluster}.md"], "lies inside the directory of cluster `ood`"),
+            (&["index"], &["{cluster}.json"], "is also the index file `index.json`"),
+            (&["web"], &["{cluster}/x", "{cluster}/x/y"], "needs `web/x` to be a directory, but that is output path `{cluster}/x`"),
+            (&["o"], &["o{cluster}/m", "{cluster}o/m"], "is also output path `o{cluster}/m` (`[[outputs]]` entry 1) for cluster `o`"),
+        ];
+        for (clusters, paths, why) in cases {
+            let e = parse_err(&with_outputs(clusters, paths));
+            assert!(e.contains(why), "{paths:?}: {e}");
+            assert!(e.contains("hint:"), "{paths:?}: {e}");
+            assert!(e.contains("at line"), "points at the entry: {e}");
+        }
+        // The entry blamed is named, and its line is the one shown.
+        let e = parse_err(&with_outputs(
+            &["a", "a-ood"],
+            &["{cluster}/motd.md", "{cluster}-ood/motd.md"],
+        ));
+        assert!(
+            e.contains("(`[[outputs]]` entry 2) is `a-ood/motd.md` for cluster `a`"),
+            "{e}"
+        );
+        assert!(e.contains("| path = \"{cluster}-ood/motd.md\""), "{e}");
+    }
+
+    #[test]
+    fn outputs_that_fit_are_accepted() {
+        let text = with_outputs(
+            &["a", "b", "a-b"],
+            &[
+                "{cluster}/motd.md",
+                "ood/{cluster}.md",
+                "{cluster}/ood/banner.txt",
+            ],
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.outputs.len(), 3);
+    }
+
+    #[test]
+    fn output_dir_must_not_be_the_root() {
+        for bad in ["/", "/.", "//", "/srv/..", "/../.."] {
+            let e = parse_err(&format!("{PUBLIC}[settings]\noutput_dir = \"{bad}\"\n"));
+            assert!(e.contains("is the root directory"), "{bad}: {e}");
+            assert!(e.contains("hint:") && e.contains("at line"), "{bad}: {e}");
+        }
+        for ok in ["/srv/motd", ".", "out", "../out"] {
+            let text = format!("{PUBLIC}[settings]\noutput_dir = \"{ok}\"\n");
+            assert!(parse(&text).is_ok(), "{ok}");
+        }
+    }
+
     #[test]
     fn the_shipped_mapping_toml_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("mapping.toml");
@@ -1465,6 +1735,8 @@ path = "{cluster}/motd.md"
             &"a".repeat(65),
             "index.json",
             "a\\b",
+            "-x",
+            "--help",
         ] {
             assert!(validate_cluster_name(bad).is_err(), "{bad}");
         }
@@ -1501,13 +1773,14 @@ path = "{cluster}/motd.md"
                 let by_rule = !s.is_empty()
                     && s.len() <= 64
                     && !s.starts_with('.')
+                    && !s.starts_with('-')
                     && s != "index.json"
                     && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
                 prop_assert_eq!(validate_cluster_name(&s).is_ok(), by_rule, "{:?}", s);
             }
 
             #[test]
-            fn cluster_name_from_the_alphabet_is_accepted(s in "[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}") {
+            fn cluster_name_from_the_alphabet_is_accepted(s in "[A-Za-z0-9_][A-Za-z0-9._-]{0,63}") {
                 prop_assume!(s != "index.json");
                 prop_assert!(validate_cluster_name(&s).is_ok(), "{:?}", s);
                 // And it stays one directory below the output root.

@@ -72,9 +72,43 @@ fn init_logging(verbose: u8, service: bool) {
             return;
         }
     }
+    let colour = use_colour(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .try_init();
+}
+
+/// Whether log lines may carry ANSI colour: only on a terminal, since a
+/// file, a pipe or the journal would keep the escape codes as text, and
+/// never when `NO_COLOR` is set to anything but the empty string
+/// (<https://no-color.org>).
+fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::use_colour;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(
+            use_colour(true, Some(OsStr::new(""))),
+            "an empty NO_COLOR is unset"
+        );
+        assert!(!use_colour(true, Some(OsStr::new("1"))));
+        assert!(
+            !use_colour(false, None),
+            "a file or pipe gets no escape codes"
+        );
+        assert!(!use_colour(false, Some(OsStr::new("1"))));
+    }
 }

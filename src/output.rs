@@ -10,16 +10,31 @@
 //! filesystem as the target, so the final `rename` is atomic, but never a
 //! cluster directory, because `pam_motd` shows dotfiles and `*.tmp` from the
 //! directories it reads.
+//!
+//! No symlink inside the root is ever followed. A render often runs as root
+//! over a directory that the service user owns, and a link planted there
+//! (`archer2 -> /etc`, `items -> /var/log`, `motd -> /etc/shadow`) must not
+//! turn it into writes or removals elsewhere. Every directory below the root
+//! is opened one component at a time with `O_NOFOLLOW`, and files are
+//! created, renamed and removed relative to those open directories, so a link
+//! swapped in between two steps is refused too. A directory that is a link
+//! is an error naming it; a file that is a link is replaced by the rename,
+//! never written through. The root itself is the administrator's choice and
+//! may be reached through links (`/srv -> /data/srv`).
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::fs::{self, File, FileTimes, OpenOptions, Permissions};
-use std::io::{self, Write};
+use std::io::{self, Read as _, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use jiff::Timestamp;
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
 
 use crate::error::{Error, Result};
 
@@ -59,8 +74,9 @@ impl Written {
 /// The lock is released when this value is dropped.
 #[derive(Debug)]
 pub struct OutputDir {
-    root: PathBuf,
+    tree: Tree,
     staging: PathBuf,
+    staging_fd: OwnedFd,
     // Held only for its advisory lock, which closing the file releases.
     _lock: File,
 }
@@ -74,32 +90,59 @@ impl OutputDir {
     /// waits until the first one drops its `OutputDir`, then proceeds.
     pub fn open(root: &Path) -> Result<Self> {
         create_dirs(root)?;
+        // The configuration refuses `/` as written; this catches it reached
+        // through links or `--out`.
+        if fs::canonicalize(root).is_ok_and(|p| p.parent().is_none()) {
+            return Err(Error::Runtime(format!(
+                "refusing to use `{}` as the output directory: it is the root directory\n\
+                 hint: give `output_dir` (or `--out`) a directory of its own, e.g. `/srv/motd`",
+                root.display()
+            )));
+        }
+        let tree = Tree::open(root)?.ok_or_else(|| {
+            Error::io("cannot open output directory", root)(io::ErrorKind::NotFound.into())
+        })?;
         let staging = root.join(STAGING_DIR);
-        create_dirs(&staging)?;
+        let staging_fd = open_dir_at(tree.fd.as_fd(), STAGING_DIR.as_ref(), &staging, true)?
+            .ok_or_else(|| {
+                Error::io("cannot create directory", &staging)(io::ErrorKind::NotFound.into())
+            })?;
 
         let lock_path = staging.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(FILE_MODE)
-            .open(&lock_path)
-            .map_err(Error::io("cannot open lock file", &lock_path))?;
+        let lock = rfs::openat(
+            &staging_fd,
+            LOCK_FILE,
+            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(FILE_MODE),
+        )
+        .map(File::from)
+        .map_err(|e| match e {
+            Errno::LOOP if is_symlink_at(staging_fd.as_fd(), LOCK_FILE.as_ref()) => {
+                symlink_refused(&lock_path)
+            }
+            e => Error::io("cannot open lock file", &lock_path)(e.into()),
+        })?;
         lock.lock()
             .map_err(Error::io("cannot lock output directory", &lock_path))?;
 
-        remove_leftover_temps(&staging)?;
+        remove_leftover_temps(staging_fd.as_fd(), &staging)?;
 
         Ok(OutputDir {
-            root: root.to_path_buf(),
+            tree,
             staging,
+            staging_fd,
             _lock: lock,
         })
     }
 
     pub fn root(&self) -> &Path {
-        &self.root
+        &self.tree.root
+    }
+
+    /// A read-only look at the directory, for what is read back after the
+    /// writes (`index.json`, the files' mtimes).
+    pub fn peek(&self) -> Result<Peek> {
+        Peek::open(&self.tree.root)
     }
 
     /// Writes `rel` (e.g. `archer2/motd`, `archer2/items/incident-abc.txt`,
@@ -111,6 +154,8 @@ impl OutputDir {
     ///
     /// When the target is a symlink, the link itself is replaced by a regular
     /// file (rename does not follow it); whatever it pointed at is left alone.
+    /// When a directory on the way is a symlink, nothing is written and the
+    /// error names it.
     pub fn write(
         &self,
         rel: &Path,
@@ -119,37 +164,42 @@ impl OutputDir {
         now: Timestamp,
     ) -> Result<Written> {
         check_relative(rel)?;
-        let target = self.root.join(rel);
-
-        let previous = match fs::symlink_metadata(&target) {
-            Ok(meta) => Some(meta),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io("cannot read metadata of", &target)(e)),
-        };
-        let previous_mtime = match &previous {
-            Some(meta) if meta.is_file() => {
-                if same_bytes(&target, meta, bytes) {
-                    return Ok(Written::Unchanged);
+        let target = self.tree.root.join(rel);
+        let (parent, name) = split_rel(rel)?;
+        let dir = self
+            .tree
+            .open_dir(parent, true)
+            .map_err(|e| match e {
+                // Name the file being written, not only the directory that
+                // failed: that is what the user asked for.
+                Error::Io { source, .. } => {
+                    Error::io("cannot create the directories of", &target)(source)
                 }
-                meta.modified()
-                    .ok()
-                    .and_then(|t| Timestamp::try_from(t).ok())
-            }
-            // A symlink or something else that is not our regular file: it
-            // will be replaced, and its mtime says nothing about the news.
-            _ => None,
+                e => e,
+            })?
+            .ok_or_else(|| {
+                Error::io("cannot create the directories of", &target)(
+                    io::ErrorKind::NotFound.into(),
+                )
+            })?;
+
+        let previous = existing(dir.as_fd(), name, &target, bytes)?;
+        let previous_mtime = match previous {
+            Existing::Same => return Ok(Written::Unchanged),
+            Existing::Different(mtime) => mtime,
+            // Nothing there; or a symlink or something else that is not our
+            // regular file: it will be replaced, and its mtime says nothing
+            // about the news.
+            Existing::Missing | Existing::Other => None,
         };
 
-        if let Some(parent) = target.parent() {
-            create_dirs(parent)?;
-        }
         let mtime = next_mtime(previous_mtime, newest, now);
-        self.replace(&target, bytes, mtime)?;
+        self.replace(dir.as_fd(), name, &target, bytes, mtime)?;
 
-        Ok(if previous.is_some() {
-            Written::Updated
-        } else {
+        Ok(if previous == Existing::Missing {
             Written::Created
+        } else {
+            Written::Updated
         })
     }
 
@@ -158,71 +208,391 @@ impl OutputDir {
     /// items that left the view. Only regular files named `*.txt` are
     /// touched. Returns the removed paths, relative to the root, sorted.
     pub fn prune_items(&self, cluster: &str, keep: &BTreeSet<String>) -> Result<Vec<PathBuf>> {
-        let cluster_rel = Path::new(cluster);
-        check_relative(cluster_rel)?;
-        if cluster_rel.components().count() != 1 {
-            return Err(Error::Runtime(format!(
-                "refusing to prune items of cluster `{cluster}`: a cluster name is a single directory name"
-            )));
-        }
-
-        let items_rel = cluster_rel.join("items");
-        let items = self.root.join(&items_rel);
-        let entries = match fs::read_dir(&items) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("cannot list", &items)(e)),
+        let items_rel = items_rel(cluster)?;
+        let items = self.tree.root.join(&items_rel);
+        let Some(dir) = self.tree.open_dir(&items_rel, false)? else {
+            return Ok(Vec::new());
         };
 
         let mut removed = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(Error::io("cannot list", &items))?;
-            let path = entry.path();
-            // `file_type` does not follow symlinks: a link is not a snippet.
-            let is_file = entry
-                .file_type()
-                .map_err(Error::io("cannot read metadata of", &path))?
-                .is_file();
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            // Case-sensitive on purpose: snippets are always written `.txt`.
-            let is_snippet = Path::new(&name).extension() == Some("txt".as_ref());
-            if !is_file || !is_snippet || keep.contains(&name) {
-                continue;
+        for name in stale_snippets(dir.as_fd(), &items, keep)? {
+            match rfs::unlinkat(&dir, name.as_str(), AtFlags::empty()) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(e) => return Err(Error::io("cannot remove", items.join(&name))(e.into())),
             }
-            fs::remove_file(&path).map_err(Error::io("cannot remove", &path))?;
             removed.push(items_rel.join(name));
         }
 
         if !removed.is_empty() {
-            sync_dir(&items)?;
+            rfs::fsync(&dir).map_err(|e| Error::io("cannot sync directory", &items)(e.into()))?;
         }
-        removed.sort();
         Ok(removed)
     }
 
-    /// Puts `bytes` at `target` through a temp file in the staging directory.
-    /// On failure the temp file is removed and `target` is left as it was.
-    fn replace(&self, target: &Path, bytes: &[u8], mtime: Timestamp) -> Result<()> {
+    /// Puts `bytes` at `name` in `dir` through a temp file in the staging
+    /// directory. On failure the temp file is removed and the target is left
+    /// as it was.
+    fn replace(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        target: &Path,
+        bytes: &[u8],
+        mtime: Timestamp,
+    ) -> Result<()> {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let temp = self
-            .staging
-            .join(format!("write-{}-{n}{TEMP_SUFFIX}", std::process::id()));
+        let temp = format!("write-{}-{n}{TEMP_SUFFIX}", std::process::id());
+        let staging = self.staging_fd.as_fd();
 
-        let result = write_temp(&temp, target, bytes, mtime).and_then(|()| {
-            fs::rename(&temp, target).map_err(Error::io("cannot rename into place", target))
+        let result = rfs::openat(
+            staging,
+            temp.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            // 0600 until complete; the final mode is set in `write_temp`.
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| Error::io("cannot create temp file", self.staging.join(&temp))(e.into()))
+        .and_then(|file| write_temp(File::from(file), target, bytes, mtime))
+        .and_then(|()| {
+            rfs::renameat(staging, temp.as_str(), dir, name)
+                .map_err(|e| Error::io("cannot rename into place", target)(e.into()))
         });
         if let Err(e) = result {
             // The temp file may or may not exist by now; either way it must go.
-            let _ = fs::remove_file(&temp);
+            let _ = rfs::unlinkat(staging, temp.as_str(), AtFlags::empty());
             return Err(e);
         }
 
-        match target.parent() {
-            Some(parent) => sync_dir(parent),
-            None => Ok(()),
+        let parent = target.parent().unwrap_or(target);
+        rfs::fsync(dir).map_err(|e| Error::io("cannot sync directory", parent)(e.into()))
+    }
+}
+
+/// A read-only look at an output directory, by the same rules as
+/// [`OutputDir`]: no symlink inside the root is followed, and a directory
+/// that is one is the same error. Creates nothing and takes no lock, so
+/// `render --check` sees exactly what `render` would do.
+#[derive(Debug)]
+pub struct Peek {
+    /// `None` when the root does not exist yet: then every file is missing.
+    tree: Option<Tree>,
+}
+
+impl Peek {
+    pub fn open(root: &Path) -> Result<Peek> {
+        Ok(Peek {
+            tree: Tree::open(root)?,
+        })
+    }
+
+    /// What [`OutputDir::write`] would do with `bytes` at `rel`, without the
+    /// mtime.
+    pub fn would_write(&self, rel: &Path, bytes: &[u8]) -> Result<Written> {
+        check_relative(rel)?;
+        let Some(tree) = &self.tree else {
+            return Ok(Written::Created);
+        };
+        let (parent, name) = split_rel(rel)?;
+        let Some(dir) = tree.open_dir(parent, false)? else {
+            return Ok(Written::Created);
+        };
+        Ok(
+            match existing(dir.as_fd(), name, &tree.root.join(rel), bytes)? {
+                Existing::Missing => Written::Created,
+                Existing::Same => Written::Unchanged,
+                Existing::Different(_) | Existing::Other => Written::Updated,
+            },
+        )
+    }
+
+    /// The snippets [`OutputDir::prune_items`] would remove, relative to
+    /// the root, sorted.
+    pub fn would_prune(&self, cluster: &str, keep: &BTreeSet<String>) -> Result<Vec<PathBuf>> {
+        let items_rel = items_rel(cluster)?;
+        let Some(tree) = &self.tree else {
+            return Ok(Vec::new());
+        };
+        let Some(dir) = tree.open_dir(&items_rel, false)? else {
+            return Ok(Vec::new());
+        };
+        Ok(
+            stale_snippets(dir.as_fd(), &tree.root.join(&items_rel), keep)?
+                .into_iter()
+                .map(|name| items_rel.join(name))
+                .collect(),
+        )
+    }
+
+    /// The bytes of the regular file at `rel`, `None` if it is absent, not a
+    /// regular file, under a symlink, or unreadable.
+    pub fn read(&self, rel: &Path) -> Option<Vec<u8>> {
+        let mut file = self.open_file(rel)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
+        Some(bytes)
+    }
+
+    /// The mtime of the regular file at `rel`, on the same terms as
+    /// [`Peek::read`].
+    pub fn mtime(&self, rel: &Path) -> Option<Timestamp> {
+        let modified = self.open_file(rel)?.metadata().ok()?.modified().ok()?;
+        Timestamp::try_from(modified).ok()
+    }
+
+    fn open_file(&self, rel: &Path) -> Option<File> {
+        check_relative(rel).ok()?;
+        let tree = self.tree.as_ref()?;
+        let (parent, name) = split_rel(rel).ok()?;
+        let dir = tree.open_dir(parent, false).ok()??;
+        open_regular(dir.as_fd(), name).ok()?
+    }
+}
+
+/// The root of an output directory, open.
+#[derive(Debug)]
+struct Tree {
+    root: PathBuf,
+    fd: OwnedFd,
+}
+
+impl Tree {
+    /// Opens `root`, following symlinks in the path given (an administrator's
+    /// choice); `None` when it does not exist.
+    fn open(root: &Path) -> Result<Option<Tree>> {
+        match rfs::openat(
+            rfs::CWD,
+            root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => Ok(Some(Tree {
+                root: root.to_path_buf(),
+                fd,
+            })),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(Error::io("cannot open output directory", root)(e.into())),
         }
+    }
+
+    /// Opens the directory `rel` below the root one component at a time,
+    /// following no symlink; creates missing ones when `create`, otherwise
+    /// `None` when one is missing.
+    fn open_dir(&self, rel: &Path, create: bool) -> Result<Option<OwnedFd>> {
+        let mut current: Option<OwnedFd> = None;
+        let mut path = self.root.clone();
+        for component in rel.components() {
+            let Component::Normal(name) = component else {
+                return Err(Error::Runtime(format!(
+                    "refusing to open `{}`: not a plain relative path",
+                    rel.display()
+                )));
+            };
+            path.push(name);
+            let parent = current.as_ref().map_or(self.fd.as_fd(), AsFd::as_fd);
+            match open_dir_at(parent, name, &path, create)? {
+                Some(fd) => current = Some(fd),
+                None => return Ok(None),
+            }
+        }
+        match current {
+            Some(fd) => Ok(Some(fd)),
+            // The root itself: a descriptor of our own to hand out.
+            None => rfs::openat(
+                &self.fd,
+                ".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map(Some)
+            .map_err(|e| Error::io("cannot open output directory", &self.root)(e.into())),
+        }
+    }
+}
+
+/// Opens the directory `name` in `parent` without following a symlink;
+/// `path` names it in errors. Creates it (0755, whatever the umask) when
+/// missing and `create`; otherwise a missing directory is `None`.
+fn open_dir_at(
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    path: &Path,
+    create: bool,
+) -> Result<Option<OwnedFd>> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut created = false;
+    // Twice at most: once before creating it, once after.
+    for _ in 0..2 {
+        match rfs::openat(parent, name, flags, Mode::empty()) {
+            Ok(fd) => {
+                if created {
+                    // Login nodes and web servers read these directories as
+                    // other users.
+                    rfs::fchmod(&fd, Mode::from_raw_mode(DIR_MODE))
+                        .map_err(|e| Error::io("cannot set permissions of", path)(e.into()))?;
+                }
+                return Ok(Some(fd));
+            }
+            Err(Errno::NOENT) if create => {
+                match rfs::mkdirat(parent, name, Mode::from_raw_mode(DIR_MODE)) {
+                    Ok(()) => created = true,
+                    // Another process created it meanwhile.
+                    Err(Errno::EXIST) => {}
+                    Err(e) => return Err(Error::io("cannot create directory", path)(e.into())),
+                }
+            }
+            Err(Errno::NOENT) => return Ok(None),
+            // `O_NOFOLLOW` on a link fails with ELOOP, `O_DIRECTORY` on
+            // anything else but a directory with ENOTDIR.
+            Err(_) if is_symlink_at(parent, name) => return Err(symlink_refused(path)),
+            Err(e) => return Err(Error::io("cannot open directory", path)(e.into())),
+        }
+    }
+    Err(Error::io("cannot create directory", path)(
+        io::ErrorKind::NotFound.into(),
+    ))
+}
+
+fn is_symlink_at(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
+    rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+}
+
+/// The error for a directory inside the output root that is a symlink.
+fn symlink_refused(path: &Path) -> Error {
+    Error::Runtime(format!(
+        "refusing to follow `{path}`: it is a symbolic link inside the output directory, \
+         and statusmotd writes and removes files only in real directories there\n\
+         hint: remove the link (`rm {path}`) and render again, which recreates it as a \
+         directory; to keep the files elsewhere, point `output_dir` (or `--out`) there instead",
+        path = path.display()
+    ))
+}
+
+/// What is at a file's place before a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    Missing,
+    /// A regular file holding exactly the bytes to write.
+    Same,
+    /// A regular file with other bytes, and its mtime.
+    Different(Option<Timestamp>),
+    /// A symlink, a directory or anything else that is not a regular file.
+    Other,
+}
+
+/// Looks at `name` in `dir` without following a symlink and compares a
+/// regular file with `bytes`. A read error counts as "different", so the
+/// file gets rewritten.
+fn existing(dir: BorrowedFd<'_>, name: &OsStr, target: &Path, bytes: &[u8]) -> Result<Existing> {
+    let file = match open_regular(dir, name) {
+        Ok(Some(file)) => file,
+        Ok(None) => return Ok(Existing::Other),
+        Err(Errno::NOENT) => return Ok(Existing::Missing),
+        Err(e) => return Err(Error::io("cannot read metadata of", target)(e.into())),
+    };
+    let Ok(meta) = file.metadata() else {
+        return Ok(Existing::Different(None));
+    };
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| Timestamp::try_from(t).ok());
+    // Comparing the length first spares reading a file that must change.
+    if meta.len() != bytes.len() as u64 {
+        return Ok(Existing::Different(mtime));
+    }
+    let mut old = Vec::with_capacity(bytes.len());
+    let same = (&file).read_to_end(&mut old).is_ok() && old == bytes;
+    Ok(if same {
+        Existing::Same
+    } else {
+        Existing::Different(mtime)
+    })
+}
+
+/// Opens `name` in `dir` for reading if it is a regular file: `Ok(None)` when
+/// it is something else (a symlink is never followed, and a FIFO or device
+/// is never opened).
+fn open_regular(dir: BorrowedFd<'_>, name: &OsStr) -> std::result::Result<Option<File>, Errno> {
+    let st = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Ok(None);
+    }
+    let file = match rfs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => File::from(fd),
+        // Swapped for a link since the stat.
+        Err(Errno::LOOP) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // Swapped for something else since the stat.
+    Ok(file
+        .metadata()
+        .is_ok_and(|m| m.file_type().is_file())
+        .then_some(file))
+}
+
+/// The `*.txt` regular files in the open directory `dir` (shown as `path`)
+/// whose names are not in `keep`, sorted.
+fn stale_snippets(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    keep: &BTreeSet<String>,
+) -> Result<Vec<String>> {
+    let entries = rfs::Dir::read_from(dir).map_err(|e| Error::io("cannot list", path)(e.into()))?;
+    let mut stale = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("cannot list", path)(e.into()))?;
+        let Ok(name) = entry.file_name().to_str() else {
+            continue;
+        };
+        // Case-sensitive on purpose: snippets are always written `.txt`.
+        let is_snippet = Path::new(name).extension() == Some("txt".as_ref());
+        if !is_snippet || keep.contains(name) {
+            continue;
+        }
+        // Not following symlinks: a link is not a snippet.
+        let is_file = match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => FileType::from_raw_mode(st.st_mode) == FileType::RegularFile,
+            Err(Errno::NOENT) => false,
+            Err(e) => {
+                return Err(Error::io("cannot read metadata of", path.join(name))(
+                    e.into(),
+                ))
+            }
+        };
+        if is_file {
+            stale.push(name.to_owned());
+        }
+    }
+    stale.sort();
+    Ok(stale)
+}
+
+/// `<cluster>/items`, for a cluster name that is a single directory name.
+fn items_rel(cluster: &str) -> Result<PathBuf> {
+    let cluster_rel = Path::new(cluster);
+    check_relative(cluster_rel)?;
+    if cluster_rel.components().count() != 1 {
+        return Err(Error::Runtime(format!(
+            "refusing to prune items of cluster `{cluster}`: a cluster name is a single directory name"
+        )));
+    }
+    Ok(cluster_rel.join("items"))
+}
+
+/// The parent directory and file name of a path [`check_relative`] passed.
+fn split_rel(rel: &Path) -> Result<(&Path, &OsStr)> {
+    match (rel.parent(), rel.file_name()) {
+        (Some(parent), Some(name)) => Ok((parent, name)),
+        _ => Err(Error::Runtime(format!(
+            "refusing to write `{}`: not a file path",
+            rel.display()
+        ))),
     }
 }
 
@@ -240,7 +610,7 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     remove_dead_temps(dir, &name);
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let temp = dir.join(format!(".{name}.{}-{n}{TEMP_SUFFIX}", std::process::id()));
-    let result = write_temp(&temp, path, bytes, Timestamp::now()).and_then(|()| {
+    let result = write_new_temp(&temp, path, bytes, Timestamp::now()).and_then(|()| {
         fs::rename(&temp, path).map_err(Error::io("cannot rename into place", path))
     });
     if let Err(e) = result {
@@ -295,16 +665,6 @@ fn remove_dead_temps(dir: &Path, name: &str) {
     }
 }
 
-/// For `render --check`: would writing `bytes` to `path` change the file?
-/// Reads only; creates nothing and takes no lock. A symlink or anything else
-/// that is not a regular file counts as a change, since a write replaces it.
-pub fn would_change(path: &Path, bytes: &[u8]) -> bool {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_file() => !same_bytes(path, &meta, bytes),
-        _ => true,
-    }
-}
-
 /// The mtime rule for a file whose bytes change.
 ///
 /// It is the newest `updated_at` among the items rendered into the file
@@ -329,7 +689,8 @@ pub fn next_mtime(
 }
 
 /// The file's mtime (following symlinks), `None` if it is absent or the
-/// time cannot be represented.
+/// time cannot be represented. For files outside an output directory; in
+/// one, [`Peek::mtime`] follows no link.
 pub fn mtime(path: &Path) -> Option<Timestamp> {
     let modified = fs::metadata(path).ok()?.modified().ok()?;
     Timestamp::try_from(modified).ok()
@@ -353,31 +714,30 @@ fn check_relative(rel: &Path) -> Result<()> {
     }
 }
 
-/// Whether the regular file at `path` already holds exactly `bytes`. Any
-/// read error counts as "different", so the file gets rewritten.
-fn same_bytes(path: &Path, meta: &fs::Metadata, bytes: &[u8]) -> bool {
-    // Comparing the length first spares reading a file that must change.
-    meta.len() == bytes.len() as u64 && fs::read(path).is_ok_and(|old| old == bytes)
-}
-
 /// Writes the temp file completely, with its final mode and mtime, and makes
 /// it durable before it is renamed over `target`.
-fn write_temp(temp: &Path, target: &Path, bytes: &[u8], mtime: Timestamp) -> Result<()> {
-    // 0600 until complete; the final mode is set below, whatever the umask.
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(temp)
-        .map_err(Error::io("cannot create temp file", temp))?;
+fn write_temp(mut file: File, target: &Path, bytes: &[u8], mtime: Timestamp) -> Result<()> {
     file.write_all(bytes)
         .map_err(Error::io("cannot write", target))?;
+    // The final mode, whatever the umask.
     file.set_permissions(Permissions::from_mode(FILE_MODE))
         .map_err(Error::io("cannot set permissions of", target))?;
     // After the last write, which would otherwise bump the mtime again.
     file.set_times(FileTimes::new().set_modified(SystemTime::from(mtime)))
         .map_err(Error::io("cannot set modification time of", target))?;
     file.sync_all().map_err(Error::io("cannot sync", target))
+}
+
+/// Writes a whole new file at `temp` (which must not exist) for
+/// [`replace_file`].
+fn write_new_temp(temp: &Path, target: &Path, bytes: &[u8], mtime: Timestamp) -> Result<()> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(temp)
+        .map_err(Error::io("cannot create temp file", temp))?;
+    write_temp(file, target, bytes, mtime)
 }
 
 /// Creates `dir` and any missing parents with mode 0755, whatever the umask:
@@ -405,23 +765,29 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(Error::io("cannot sync directory", dir))
 }
 
-/// Removes `*.tmp` files left in the staging directory by a run that was
-/// killed mid-write. Called with the lock held, so no live writer owns them.
-fn remove_leftover_temps(staging: &Path) -> Result<()> {
-    let entries = fs::read_dir(staging).map_err(Error::io("cannot list", staging))?;
+/// Removes `*.tmp` files left in the staging directory (open as `dir`) by a
+/// run that was killed mid-write. Called with the lock held, so no live
+/// writer owns them.
+fn remove_leftover_temps(dir: BorrowedFd<'_>, staging: &Path) -> Result<()> {
+    let entries =
+        rfs::Dir::read_from(dir).map_err(|e| Error::io("cannot list", staging)(e.into()))?;
     for entry in entries {
-        let entry = entry.map_err(Error::io("cannot list", staging))?;
-        let path = entry.path();
-        let is_temp = entry.file_type().is_ok_and(|t| t.is_file())
-            && entry
-                .file_name()
-                .to_str()
-                .is_some_and(|name| name.ends_with(TEMP_SUFFIX));
+        let entry = entry.map_err(|e| Error::io("cannot list", staging)(e.into()))?;
+        let Ok(name) = entry.file_name().to_str() else {
+            continue;
+        };
+        let is_temp = name.ends_with(TEMP_SUFFIX)
+            && rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile);
         if is_temp {
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("cannot remove leftover temp file", &path)(e)),
+            match rfs::unlinkat(dir, name, AtFlags::empty()) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(e) => {
+                    return Err(Error::io(
+                        "cannot remove leftover temp file",
+                        staging.join(name),
+                    )(e.into()))
+                }
             }
         }
     }
@@ -459,6 +825,14 @@ mod tests {
     }
 
     const NOW: &str = "2025-06-01T12:00:00Z";
+
+    /// What a write of `bytes` to `rel` under `root` would do.
+    fn would_write(root: &Path, rel: &str, bytes: &[u8]) -> Written {
+        Peek::open(root)
+            .unwrap()
+            .would_write(Path::new(rel), bytes)
+            .unwrap()
+    }
 
     #[test]
     fn new_file_is_created_with_content_mode_and_the_items_time() {
@@ -692,7 +1066,10 @@ mod tests {
         fs::create_dir(tmp.path().join("archer2")).unwrap();
         let link = tmp.path().join("archer2/motd");
         std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
-        assert!(would_change(&link, b"do not touch\n"));
+        assert_eq!(
+            would_write(tmp.path(), "archer2/motd", b"do not touch\n"),
+            Written::Updated
+        );
 
         let written = out
             .write(Path::new("archer2/motd"), b"do not touch\n", None, ts(NOW))
@@ -702,6 +1079,199 @@ mod tests {
         assert!(fs::symlink_metadata(&link).unwrap().is_file());
         assert_eq!(fs::read(&link).unwrap(), b"do not touch\n");
         assert_eq!(fs::read(&elsewhere).unwrap(), b"do not touch\n");
+    }
+
+    /// Every entry under `dir` (not following links): path -> (kind and
+    /// bytes or link target, mtime in ns, inode).
+    fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, (String, i128, u64)> {
+        let mut out = std::collections::BTreeMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                let meta = fs::symlink_metadata(&path).unwrap();
+                let what = if meta.is_symlink() {
+                    format!("link {}", fs::read_link(&path).unwrap().display())
+                } else if meta.is_dir() {
+                    stack.push(path.clone());
+                    "dir".to_owned()
+                } else {
+                    format!(
+                        "file {}",
+                        String::from_utf8_lossy(&fs::read(&path).unwrap())
+                    )
+                };
+                let mtime =
+                    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+                out.insert(path, (what, mtime, meta.ino()));
+            }
+        }
+        out
+    }
+
+    /// A directory outside the output root holding what a planted link
+    /// would expose: a `motd`, snippets, a temp file.
+    fn outside(tmp: &Path) -> PathBuf {
+        let dir = tmp.join("outside");
+        fs::create_dir_all(dir.join("items")).unwrap();
+        for name in [
+            "motd",
+            "notes.txt",
+            "old.tmp",
+            "items/incident-gone.txt",
+            "lock",
+        ] {
+            fs::write(dir.join(name), format!("{name} stays\n")).unwrap();
+        }
+        dir
+    }
+
+    fn assert_refused(err: &Error, link: &Path) {
+        let message = err.to_string();
+        assert!(matches!(err, Error::Runtime(_)), "{err:?}");
+        assert!(
+            message.starts_with(&format!("refusing to follow `{}`", link.display())),
+            "{message}"
+        );
+        assert!(
+            message.contains("symbolic link") && message.contains("hint:"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn symlinked_cluster_dir_is_refused_and_nothing_outside_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = outside(tmp.path());
+        let root = tmp.path().join("out");
+        let out = OutputDir::open(&root).unwrap();
+        let link = root.join("archer2");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let before = tree(&outside);
+
+        for rel in [
+            "archer2/motd",
+            "archer2/items/incident-new.txt",
+            "archer2/ood/motd.md",
+        ] {
+            let err = out
+                .write(Path::new(rel), b"new\n", None, ts(NOW))
+                .unwrap_err();
+            assert_refused(&err, &link);
+        }
+        let err = out.prune_items("archer2", &BTreeSet::new()).unwrap_err();
+        assert_refused(&err, &link);
+        // `render --check` refuses the same way.
+        let peek = Peek::open(&root).unwrap();
+        assert_refused(
+            &peek
+                .would_write(Path::new("archer2/motd"), b"x")
+                .unwrap_err(),
+            &link,
+        );
+        assert_refused(
+            &peek.would_prune("archer2", &BTreeSet::new()).unwrap_err(),
+            &link,
+        );
+        assert_eq!(peek.read(Path::new("archer2/motd")), None);
+        assert_eq!(peek.mtime(Path::new("archer2/motd")), None);
+
+        assert_eq!(tree(&outside), before);
+        assert_eq!(names(&root.join(STAGING_DIR)), ["lock"]);
+    }
+
+    #[test]
+    fn symlinked_items_dir_is_refused_by_write_and_prune() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = outside(tmp.path());
+        let root = tmp.path().join("out");
+        let out = OutputDir::open(&root).unwrap();
+        fs::create_dir(root.join("archer2")).unwrap();
+        let link = root.join("archer2/items");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let before = tree(&outside);
+
+        let err = out
+            .write(
+                Path::new("archer2/items/incident-new.txt"),
+                b"new\n",
+                None,
+                ts(NOW),
+            )
+            .unwrap_err();
+        assert_refused(&err, &link);
+        let err = out.prune_items("archer2", &BTreeSet::new()).unwrap_err();
+        assert_refused(&err, &link);
+        // The cluster's own motd is still written: only the link is refused.
+        out.write(Path::new("archer2/motd"), b"motd\n", None, ts(NOW))
+            .unwrap();
+
+        assert_eq!(tree(&outside), before);
+    }
+
+    #[test]
+    fn symlinked_staging_dir_or_lock_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = outside(tmp.path());
+        let root = tmp.path().join("out");
+        fs::create_dir(&root).unwrap();
+        let link = root.join(STAGING_DIR);
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let before = tree(&outside);
+
+        let err = OutputDir::open(&root).unwrap_err();
+        assert_refused(&err, &link);
+        assert_eq!(
+            tree(&outside),
+            before,
+            "no temp removed, no lock taken there"
+        );
+
+        fs::remove_file(&link).unwrap();
+        fs::create_dir(&link).unwrap();
+        let lock = link.join(LOCK_FILE);
+        std::os::unix::fs::symlink(outside.join("lock"), &lock).unwrap();
+        let err = OutputDir::open(&root).unwrap_err();
+        assert_refused(&err, &lock);
+        assert_eq!(tree(&outside), before);
+    }
+
+    #[test]
+    fn symlink_to_a_directory_is_replaced_not_entered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = outside(tmp.path());
+        let root = tmp.path().join("out");
+        let out = OutputDir::open(&root).unwrap();
+        fs::create_dir(root.join("archer2")).unwrap();
+        let link = root.join("archer2/motd");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let before = tree(&outside);
+
+        let written = out
+            .write(
+                Path::new("archer2/motd"),
+                b"motd\n",
+                Some(ts("2025-06-01T09:00:00Z")),
+                ts(NOW),
+            )
+            .unwrap();
+
+        assert_eq!(written, Written::Updated);
+        assert!(fs::symlink_metadata(&link).unwrap().is_file());
+        assert_eq!(fs::read(&link).unwrap(), b"motd\n");
+        assert_eq!(tree(&outside), before);
+    }
+
+    #[test]
+    fn a_root_reached_through_a_link_is_the_administrators_choice() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("data/srv");
+        fs::create_dir_all(&real).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("data"), tmp.path().join("srv")).unwrap();
+        let out = OutputDir::open(&tmp.path().join("srv/srv")).unwrap();
+        out.write(Path::new("archer2/motd"), b"motd\n", None, ts(NOW))
+            .unwrap();
+        assert_eq!(fs::read(real.join("archer2/motd")).unwrap(), b"motd\n");
     }
 
     #[test]
@@ -850,20 +1420,37 @@ mod tests {
     }
 
     #[test]
-    fn would_change_compares_bytes_and_creates_nothing() {
+    fn would_write_compares_bytes_and_creates_nothing() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("archer2/motd");
-        assert!(would_change(&path, b""));
-        assert!(would_change(&path, b"x"));
+        assert_eq!(
+            would_write(tmp.path(), "archer2/motd", b""),
+            Written::Created
+        );
+        assert_eq!(
+            would_write(tmp.path(), "archer2/motd", b"x"),
+            Written::Created
+        );
         assert!(!tmp.path().join("archer2").exists());
         assert!(names(tmp.path()).is_empty());
 
         fs::create_dir(tmp.path().join("archer2")).unwrap();
         fs::write(&path, b"same\n").unwrap();
-        assert!(!would_change(&path, b"same\n"));
-        assert!(would_change(&path, b"same!\n"));
-        assert!(would_change(&path, b"sam\n"));
+        for (bytes, expected) in [
+            (&b"same\n"[..], Written::Unchanged),
+            (b"same!\n", Written::Updated),
+            (b"sam\n", Written::Updated),
+        ] {
+            assert_eq!(would_write(tmp.path(), "archer2/motd", bytes), expected);
+        }
         assert_eq!(names(tmp.path()), ["archer2"]);
+        // A root that does not exist yet: everything would be created.
+        let missing = tmp.path().join("nope");
+        assert_eq!(
+            would_write(&missing, "archer2/motd", b"x"),
+            Written::Created
+        );
+        assert!(!missing.exists());
     }
 
     #[test]

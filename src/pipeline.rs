@@ -609,7 +609,7 @@ pub fn apply(plan: &Plan, dir: &Path, now: Timestamp) -> Result<Vec<Change>> {
             });
         }
     }
-    let index = index_json(plan, dir, now);
+    let index = index_json(plan, &out.peek()?);
     let written = out.write(Path::new("index.json"), index.as_bytes(), None, now)?;
     if let Some(action) = action_of(written) {
         changes.push(Change {
@@ -620,56 +620,36 @@ pub fn apply(plan: &Plan, dir: &Path, now: Timestamp) -> Result<Vec<Change>> {
     Ok(changes)
 }
 
-/// The changes `apply` would make, without writing anything.
-pub fn check(plan: &Plan, dir: &Path, now: Timestamp) -> Vec<Change> {
+/// The changes `apply` would make, without writing anything. It looks at
+/// `dir` by the same rules, so what `apply` would refuse (a symlinked
+/// directory inside `dir`) is refused here too, with the same error.
+pub fn check(plan: &Plan, dir: &Path) -> Result<Vec<Change>> {
+    let peek = output::Peek::open(dir)?;
     let mut changes = Vec::new();
     for (name, cluster) in &plan.clusters {
         for file in &cluster.files {
-            let path = dir.join(&file.rel);
-            if output::would_change(&path, &file.bytes) {
-                let action = if path.exists() {
-                    Action::Updated
-                } else {
-                    Action::Created
-                };
+            if let Some(action) = action_of(peek.would_write(&file.rel, &file.bytes)?) {
                 changes.push(Change {
                     path: display_rel(&file.rel),
                     action,
                 });
             }
         }
-        let items_dir = dir.join(name).join("items");
-        if let Ok(entries) = std::fs::read_dir(&items_dir) {
-            let mut gone: Vec<String> = entries
-                .filter_map(std::result::Result::ok)
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| {
-                    Path::new(n).extension().is_some_and(|e| e == "txt")
-                        && !cluster.items.contains(n)
-                })
-                .collect();
-            gone.sort();
-            for n in gone {
-                changes.push(Change {
-                    path: format!("{name}/items/{n}"),
-                    action: Action::Removed,
-                });
-            }
+        for removed in peek.would_prune(name, &cluster.items)? {
+            changes.push(Change {
+                path: display_rel(&removed),
+                action: Action::Removed,
+            });
         }
     }
-    let index = index_json(plan, dir, now);
-    if output::would_change(&dir.join("index.json"), index.as_bytes()) {
-        let action = if dir.join("index.json").exists() {
-            Action::Updated
-        } else {
-            Action::Created
-        };
+    let index = index_json(plan, &peek);
+    if let Some(action) = action_of(peek.would_write(Path::new("index.json"), index.as_bytes())?) {
         changes.push(Change {
             path: "index.json".into(),
             action,
         });
     }
-    changes
+    Ok(changes)
 }
 
 fn action_of(w: Written) -> Option<Action> {
@@ -711,15 +691,14 @@ pub struct IndexItem {
 
 /// Builds `index.json`, keeping the entries of clusters this plan did not
 /// render (`render --cluster`), so the index always covers every cluster.
-fn index_json(plan: &Plan, dir: &Path, _now: Timestamp) -> String {
+fn index_json(plan: &Plan, dir: &output::Peek) -> String {
     // A partial plan (`--cluster`, or clusters that failed) keeps the other
     // clusters' entries; a complete one also drops clusters no longer
     // configured.
     let mut index: Index = if plan.complete && plan.errors.is_empty() {
         Index::default()
     } else {
-        std::fs::read(dir.join("index.json"))
-            .ok()
+        dir.read(Path::new("index.json"))
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
     };
@@ -728,7 +707,7 @@ fn index_json(plan: &Plan, dir: &Path, _now: Timestamp) -> String {
         let files = cluster
             .files
             .iter()
-            .map(|f| (display_rel(&f.rel), output::mtime(&dir.join(&f.rel))))
+            .map(|f| (display_rel(&f.rel), dir.mtime(&f.rel)))
             .collect();
         let items = v
             .items()

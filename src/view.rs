@@ -395,14 +395,23 @@ fn worst_status(
         .unwrap_or_default()
 }
 
-/// `"45s"`, `"12m"`, `"3h"`, `"2d"`: the largest whole unit.
+/// `"45s"`, `"12m"`, `"1h59m"`, `"2d3h"`: the largest whole unit, and the
+/// next one down when it is not zero. One unit alone would say `1h` for
+/// 1h59m, half the real age, in a stale note or a gate's refusal. The rest
+/// is cut, not rounded, so an age never reads older than it is, and a given
+/// age always prints the same.
 pub fn short_duration(d: SignedDuration) -> String {
     let s = d.as_secs().max(0);
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86_400 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
+    let (big, big_unit, small, small_unit) = match s {
+        0..60 => return format!("{s}s"),
+        60..3600 => (s / 60, 'm', s % 60, 's'),
+        3600..86_400 => (s / 3600, 'h', s % 3600 / 60, 'm'),
+        _ => (s / 86_400, 'd', s % 86_400 / 3600, 'h'),
+    };
+    if small == 0 {
+        format!("{big}{big_unit}")
+    } else {
+        format!("{big}{big_unit}{small}{small_unit}")
     }
 }
 
@@ -410,6 +419,25 @@ pub fn short_duration(d: SignedDuration) -> String {
 mod tests {
     use super::*;
     use crate::model::{Page, Update};
+
+    #[test]
+    fn short_duration_keeps_two_units() {
+        #[rustfmt::skip]
+        let cases = [
+            (-5, "0s"), (0, "0s"), (45, "45s"), (60, "1m"), (90, "1m30s"),
+            (600, "10m"), (3599, "59m59s"), (3600, "1h"), (3600 + 59, "1h"),
+            (7140, "1h59m"), (7199, "1h59m"), (86_399, "23h59m"), (86_400, "1d"),
+            (86_400 + 3 * 3600 + 59 * 60, "1d3h"), (2 * 86_400 + 3600, "2d1h"),
+            (30 * 86_400, "30d"),
+        ];
+        for (secs, expected) in cases {
+            assert_eq!(
+                short_duration(SignedDuration::from_secs(secs)),
+                expected,
+                "{secs}s"
+            );
+        }
+    }
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()

@@ -9,4 +9,5 @@ mod packaging;
 mod reliability;
 mod serve;
 mod source;
+mod trust_output;
 mod trust_source;
