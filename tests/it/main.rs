@@ -5,6 +5,7 @@
 mod common;
 mod cli;
 mod fake;
+mod fixtures;
 mod packaging;
 mod reliability;
 mod serve;
