@@ -6,6 +6,7 @@ mod common;
 mod cli;
 mod fake;
 mod fixtures;
+mod house;
 mod packaging;
 mod reliability;
 mod serve;
