@@ -14,6 +14,7 @@
 //! same quirks, so a clone without `../shared` still tests them.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
@@ -182,13 +183,13 @@ fn describe_snapshot(saved: &str) -> String {
     );
     for key in ["components", "groups"] {
         let items = list(key);
-        out.push_str(&format!("{key} ({}):\n", items.len()));
+        writeln!(out, "{key} ({}):", items.len()).unwrap();
         for item in &items {
-            out.push_str(&format!("  {}\n", line(item)));
+            writeln!(out, "  {}", line(item)).unwrap();
         }
     }
     let incidents = list("incidents");
-    out.push_str(&format!("incidents ({}), newest first:\n", incidents.len()));
+    writeln!(out, "incidents ({}), newest first:", incidents.len()).unwrap();
     for incident in &incidents {
         out.push_str(&serde_json::to_string_pretty(incident).unwrap());
         out.push('\n');
@@ -233,13 +234,13 @@ fn synthetic_pages_render_and_normalize() {
             stdout(&o)
         );
         for r in &requests {
-            rendered.push_str(&format!("  {r}\n"));
+            writeln!(rendered, "  {r}").unwrap();
         }
         for (rel, mtime, text) in written_files(&site.out("")) {
             assert_terminal_safe(&text);
             // The mtime rule: never later than the render time.
             assert!(mtime <= now, "{rel}: mtime {mtime} is after --now {now}");
-            rendered.push_str(&format!("\n--- {rel} (mtime {mtime})\n{text}"));
+            write!(rendered, "\n--- {rel} (mtime {mtime})\n{text}").unwrap();
         }
         insta::assert_snapshot!("render", rendered);
 
