@@ -5,6 +5,8 @@
 mod common;
 mod cli;
 mod fake;
+mod fixtures;
+mod house;
 mod packaging;
 mod reliability;
 mod serve;
