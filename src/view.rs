@@ -307,7 +307,7 @@ pub fn build_indexed(
         resolved,
         components,
         stale,
-        data_age: short_duration(age),
+        data_age: rough_duration(age),
         data_age_seconds: age.as_secs().max(0),
         sources: vec![SourceView {
             name: source.to_owned(),
@@ -415,6 +415,21 @@ pub fn short_duration(d: SignedDuration) -> String {
     }
 }
 
+/// A duration in its largest unit, rounded to the nearest: `1h59m` is `2h`.
+/// The MOTD's stale note uses it, so that a stale file changes at most once
+/// an hour after the first hour (and once a day after the first day) rather
+/// than at every render, while never being off by more than half a unit.
+pub fn rough_duration(d: SignedDuration) -> String {
+    let s = d.as_secs().max(0);
+    let round = |unit: i64| (s + unit / 2) / unit;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3570 => format!("{}m", round(60)),
+        3570..84_600 => format!("{}h", round(3600)),
+        _ => format!("{}d", round(86_400)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,6 +448,23 @@ mod tests {
         for (secs, expected) in cases {
             assert_eq!(
                 short_duration(SignedDuration::from_secs(secs)),
+                expected,
+                "{secs}s"
+            );
+        }
+    }
+
+    #[test]
+    fn rough_duration_rounds_to_the_nearest_unit() {
+        #[rustfmt::skip]
+        let cases = [
+            (-5, "0s"), (45, "45s"), (89, "1m"), (90, "2m"), (3569, "59m"),
+            (3570, "1h"), (5399, "1h"), (5400, "2h"), (7170, "2h"),
+            (84_599, "23h"), (84_600, "1d"), (129_599, "1d"), (129_600, "2d"),
+        ];
+        for (secs, expected) in cases {
+            assert_eq!(
+                rough_duration(SignedDuration::from_secs(secs)),
                 expected,
                 "{secs}s"
             );
