@@ -141,7 +141,10 @@ fn is_clean(s: &str) -> bool {
         }
         prev = c;
     }
-    !(prev.is_whitespace() && prev != '\n') && !over_zero_width_run(s)
+    if prev.is_whitespace() && prev != '\n' {
+        return false;
+    }
+    !over_zero_width_run(s)
 }
 
 /// Characters the control stage removes or replaces, runs of zero-width

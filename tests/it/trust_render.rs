@@ -1,7 +1,7 @@
 //! What hostile upstream text can do to the rendered files, end to end: the
-//! real binary against the fake Statuspage, and the Open OnDemand Markdown
+//! real binary against the fake Statuspage, and the Open `OnDemand` Markdown
 //! through real Markdown renderers (markdown-it-py with linkify, and Ruby's
-//! Redcarpet with `autolink`, as OnDemand renders it).
+//! Redcarpet with `autolink`, as `OnDemand` renders it).
 
 use std::fs;
 use std::io::Write as _;
@@ -233,7 +233,7 @@ md = MarkdownIt('commonmark', {'linkify': True}).enable('linkify')
 sys.stdout.write(md.render(sys.stdin.read()))
 ";
 
-/// Redcarpet as Open OnDemand's dashboard sets it up for `MOTD_FORMAT=markdown`.
+/// Redcarpet as the dashboard of Open `OnDemand` sets it up for `MOTD_FORMAT=markdown`.
 const REDCARPET: &str = "\
 require 'redcarpet'
 md = Redcarpet::Markdown.new(Redcarpet::Render::HTML, autolink: true, tables: true,
