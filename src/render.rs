@@ -543,8 +543,8 @@ fn columns(value: &Value) -> usize {
 /// and `&` become entities, so nothing becomes a link, an image, raw HTML
 /// or a comment; and addresses are defanged ([`defang`]) so that renderers
 /// which link bare URLs and e-mail addresses (the Redcarpet of Open
-/// `OnDemand`, with `autolink`, GFM, linkify) leave them as text. The only links in the
-/// output are the ones the template writes itself.
+/// `OnDemand`, with `autolink`; GFM; linkify) leave them as text. The only
+/// links in the output are the ones the template writes itself.
 fn markdown(value: &Value) -> String {
     markdown_text(&passthrough(value))
 }
