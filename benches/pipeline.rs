@@ -1,7 +1,8 @@
 //! In-process benchmarks of the pure core on synthetic pages: normalizing the
 //! v2 payloads into a snapshot, resolving the mapping, building the views,
 //! rendering them, and the whole plan, at 1,000 clusters × 5,000 components
-//! × 500 items; then how the plan grows with clusters and with items.
+//! × 500 items; then how the plan grows with clusters and with items, and
+//! with the items shown in one cluster.
 //!
 //! `cargo bench --bench pipeline` measures; `cargo test --all-targets` runs
 //! every benchmark once on smaller pages (criterion's test mode), so CI
@@ -17,9 +18,9 @@ use std::path::Path;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use jiff::Timestamp;
 use statusmotd::config::Config;
-use statusmotd::model::{Snapshot, SnapshotIndex};
+use statusmotd::model::{ItemKind, Snapshot, SnapshotIndex};
 use statusmotd::pipeline::{self, Gathered, SourceData};
-use statusmotd::render::Renderer;
+use statusmotd::render::{Renderer, ViewContext};
 use statusmotd::source::v2;
 use statusmotd::view::{self, ViewOptions};
 use synth::Spec;
@@ -143,9 +144,10 @@ fn stages(c: &mut Criterion, spec: Spec) {
     g.bench_function(BenchmarkId::new("render", &label), |b| {
         b.iter(|| {
             for v in &views {
-                black_box(renderer.render("motd.txt.j2", v).expect("renders"));
+                let ctx = ViewContext::new(v);
+                black_box(renderer.render_in("motd.txt.j2", &ctx).expect("renders"));
                 for item in v.items() {
-                    black_box(renderer.render_item(v, item).expect("renders"));
+                    black_box(renderer.render_item_in(&ctx, item).expect("renders"));
                 }
             }
         });
@@ -206,6 +208,48 @@ fn growth(c: &mut Criterion, clusters: &[usize], items: &[usize]) {
     g.finish();
 }
 
+/// One cluster whose view shows `n` open incidents, each its own: what a
+/// broken or hostile page does to one render. The cost should grow with `n`
+/// (the MOTD walks every item; snippets stop at `MAX_ITEM_FILES`), not with
+/// its square.
+fn one_cluster(c: &mut Criterion, sizes: &[usize]) {
+    let mut g = c.benchmark_group("items_one_cluster");
+    g.sample_size(10);
+    for &n in sizes {
+        let mut f = fixture(Spec {
+            clusters: 1,
+            per_cluster: 5,
+            items: 100,
+        });
+        let snap = &mut f
+            .data
+            .sources
+            .get_mut("synth")
+            .expect("the fixture's source")
+            .snapshot;
+        let open = snap
+            .incidents
+            .iter()
+            .find(|i| i.kind == ItemKind::Incident && !i.is_closed() && !i.components.is_empty())
+            .cloned()
+            .expect("the synthetic page has an open incident");
+        snap.incidents = (0..n)
+            .map(|k| {
+                let mut i = open.clone();
+                i.id = format!("open{k}");
+                i
+            })
+            .collect();
+        let clusters: Vec<_> = f.config.clusters.values().collect();
+        let renderer = Renderer::new(None).expect("embedded templates");
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(BenchmarkId::new("plan", n), |b| {
+            b.iter(|| pipeline::plan(&f.config, &renderer, &clusters, &f.data, f.now));
+        });
+    }
+    g.finish();
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test` does not, and then every
     // benchmark runs once: small pages keep that cheap in a debug build.
@@ -221,6 +265,7 @@ fn main() {
             },
         );
         growth(&mut c, &[10, 100, 1000, 10_000], &[50, 500, 5000]);
+        one_cluster(&mut c, &[1000, 5000]);
     } else {
         stages(
             &mut c,
@@ -230,6 +275,7 @@ fn main() {
                 items: 50,
             },
         );
+        one_cluster(&mut c, &[150]);
     }
     c.final_summary();
 }

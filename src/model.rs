@@ -5,14 +5,14 @@
 //! `state_dir` keeps as the last good data, and what the mapping and the view
 //! read. Every string in it has passed [`crate::sanitize`], both when a source
 //! builds it and when a snapshot file is loaded, so nothing downstream has to
-//! wonder whether upstream text is safe.
+//! wonder whether upstream text is safe, or whether a name can break a line.
 
 use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::sanitize::sanitize;
+use crate::sanitize::{sanitize, sanitize_line, sanitize_url};
 
 /// Version of the snapshot file format; bumped when a change would make an old
 /// reader misread a new file.
@@ -192,39 +192,50 @@ impl Incident {
 impl Snapshot {
     /// Runs every string through the sanitizer. Sources call this on what they
     /// build, and the snapshot reader on what it loads.
+    ///
+    /// Only update bodies and component descriptions may keep line breaks:
+    /// every other field is printed inside a line, so it is made one line
+    /// ([`sanitize_line`]), and links must be `http(s)` URLs or are dropped
+    /// ([`sanitize_url`]).
     #[must_use]
     pub fn sanitized(mut self) -> Self {
-        let s = |v: &mut String| *v = sanitize(v);
-        let o = |v: &mut Option<String>| {
+        let line = |v: &mut String| *v = sanitize_line(v);
+        let opt_line = |v: &mut Option<String>| {
+            if let Some(v) = v {
+                *v = sanitize_line(v);
+            }
+        };
+        let text = |v: &mut Option<String>| {
             if let Some(v) = v {
                 *v = sanitize(v);
             }
         };
-        s(&mut self.page.id);
-        s(&mut self.page.name);
-        o(&mut self.page.url);
+        let url = |v: &mut Option<String>| *v = v.as_deref().and_then(sanitize_url);
+        line(&mut self.page.id);
+        line(&mut self.page.name);
+        url(&mut self.page.url);
         for c in &mut self.components {
-            s(&mut c.id);
-            s(&mut c.name);
-            o(&mut c.group_id);
-            o(&mut c.description);
+            line(&mut c.id);
+            line(&mut c.name);
+            opt_line(&mut c.group_id);
+            text(&mut c.description);
         }
         for g in &mut self.groups {
-            s(&mut g.id);
-            s(&mut g.name);
-            g.components.iter_mut().for_each(s);
+            line(&mut g.id);
+            line(&mut g.name);
+            g.components.iter_mut().for_each(line);
         }
         for i in &mut self.incidents {
-            s(&mut i.id);
-            s(&mut i.name);
-            s(&mut i.status);
-            s(&mut i.impact);
-            o(&mut i.shortlink);
-            i.components.iter_mut().for_each(s);
+            line(&mut i.id);
+            line(&mut i.name);
+            line(&mut i.status);
+            line(&mut i.impact);
+            url(&mut i.shortlink);
+            i.components.iter_mut().for_each(line);
             for u in &mut i.updates {
-                s(&mut u.id);
-                s(&mut u.status);
-                s(&mut u.body);
+                line(&mut u.id);
+                line(&mut u.status);
+                u.body = sanitize(&u.body);
             }
         }
         self

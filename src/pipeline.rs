@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::mapping::{ClusterIds, KnownIds};
 use crate::model::{Snapshot, SnapshotIndex};
 use crate::output::{self, OutputDir, Written};
-use crate::render::Renderer;
+use crate::render::{Renderer, ViewContext};
 use crate::snapshot::{self, Snapshots};
 use crate::source::{self, Endpoint, FetchOptions};
 use crate::view::{self, ClusterView, ViewOptions};
@@ -445,6 +445,13 @@ pub struct PlannedFile {
     pub newest: Option<Timestamp>,
 }
 
+/// Snippets written per cluster at most, in the order the MOTD shows the
+/// items (open incidents first). A page with thousands of open items would
+/// otherwise fill `items/` with thousands of files at every render; the MOTD
+/// itself is capped at 64 KiB, so no reader gets that far anyway.
+/// `index.json` says how many were left out.
+pub const MAX_ITEM_FILES: usize = 100;
+
 /// Everything one cluster renders to.
 #[derive(Debug, Clone)]
 pub struct ClusterPlan {
@@ -452,6 +459,8 @@ pub struct ClusterPlan {
     pub files: Vec<PlannedFile>,
     /// Snippet file names to keep in `items/`.
     pub items: BTreeSet<String>,
+    /// Items shown that got no snippet, over [`MAX_ITEM_FILES`].
+    pub items_left_out: usize,
 }
 
 /// The files of every cluster that could be rendered, and the errors of those
@@ -518,30 +527,49 @@ fn plan_cluster(
     let dir = PathBuf::from(&cluster.name);
     let template = cluster.template.as_deref().unwrap_or("motd.txt.j2");
     let newest = view.newest_change();
+    // The view becomes a template context once: per snippet, it cost as
+    // much as the view, so a cluster cost its item count squared.
+    let ctx = ViewContext::new(&view);
     let mut files = vec![PlannedFile {
         rel: dir.join("motd"),
-        bytes: renderer.render(template, &view)?.into_bytes(),
+        bytes: renderer.render_in(template, &ctx)?.into_bytes(),
         newest,
     }];
     let mut items = BTreeSet::new();
+    let mut items_left_out = 0;
     for item in view.items() {
         let name = view::Item::file_name(item.kind, &item.id);
-        if items.insert(name.clone()) {
-            files.push(PlannedFile {
-                rel: dir.join("items").join(&name),
-                bytes: renderer.render_item(&view, item)?.into_bytes(),
-                newest: item.last_change,
-            });
+        if items.contains(&name) {
+            continue;
         }
+        if items.len() >= MAX_ITEM_FILES {
+            items_left_out += 1;
+            continue;
+        }
+        files.push(PlannedFile {
+            rel: dir.join("items").join(&name),
+            bytes: renderer.render_item_in(&ctx, item)?.into_bytes(),
+            newest: item.last_change,
+        });
+        items.insert(name);
     }
     for extra in &config.outputs {
         files.push(PlannedFile {
             rel: PathBuf::from(extra.path.replace("{cluster}", &cluster.name)),
-            bytes: renderer.render(&extra.template, &view)?.into_bytes(),
+            bytes: renderer.render_in(&extra.template, &ctx)?.into_bytes(),
             newest,
         });
     }
-    Ok((ClusterPlan { view, files, items }, ids, warnings))
+    Ok((
+        ClusterPlan {
+            view,
+            files,
+            items,
+            items_left_out,
+        },
+        ids,
+        warnings,
+    ))
 }
 
 /// What happened to one file.
@@ -676,6 +704,10 @@ pub struct IndexEntry {
     pub stale: bool,
     pub source: String,
     pub items: Vec<IndexItem>,
+    /// Items shown but not in `items` and without a snippet: those past the
+    /// first [`MAX_ITEM_FILES`].
+    #[serde(default)]
+    pub items_left_out: usize,
     /// Path (relative to the output directory) -> mtime.
     pub files: BTreeMap<String, Option<Timestamp>>,
 }
@@ -711,6 +743,11 @@ fn index_json(plan: &Plan, dir: &output::Peek) -> String {
             .collect();
         let items = v
             .items()
+            .filter(|i| {
+                cluster
+                    .items
+                    .contains(&view::Item::file_name(i.kind, &i.id))
+            })
             .map(|i| IndexItem {
                 kind: i.kind.as_str().to_owned(),
                 id: i.id.clone(),
@@ -730,6 +767,7 @@ fn index_json(plan: &Plan, dir: &output::Peek) -> String {
                     .map(|s| s.name.clone())
                     .unwrap_or_default(),
                 items,
+                items_left_out: cluster.items_left_out,
                 files,
             },
         );

@@ -1,6 +1,6 @@
 //! Rendering: one minijinja environment holding the templates, the filters
-//! they may use (`localtime`, `ago`, `until`, `wrap`, `lines`) and a
-//! formatter that makes every printed value terminal-safe.
+//! they may use (`localtime`, `ago`, `until`, `wrap`, `lines`, `columns`,
+//! `markdown`) and a formatter that makes every printed value terminal-safe.
 //!
 //! Templates are plain text written by the administrator and trusted as such;
 //! values are upstream data and are not. Strings in a view have already been
@@ -21,6 +21,8 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use minijinja::value::{Kwargs, Value};
 use minijinja::{context, Environment, ErrorKind, State, UndefinedBehavior};
+use unicode_segmentation::UnicodeSegmentation;
+use unicode_width::UnicodeWidthStr;
 
 use crate::error::{Error, Result};
 use crate::sanitize::terminal_safe;
@@ -53,6 +55,31 @@ pub struct Renderer {
     dir: Option<PathBuf>,
     /// Names loaded from `dir` rather than embedded.
     from_dir: BTreeSet<String>,
+}
+
+/// A view turned into a template context once, for the MOTD and all the
+/// snippets of one cluster. (Making it for every snippet made rendering a
+/// cluster cost its item count squared.)
+pub struct ViewContext<'v> {
+    view: &'v ClusterView,
+    value: Value,
+}
+
+impl<'v> ViewContext<'v> {
+    pub fn new(view: &'v ClusterView) -> Self {
+        Self {
+            view,
+            value: Value::from_serialize(view),
+        }
+    }
+}
+
+impl std::fmt::Debug for ViewContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ViewContext")
+            .field("cluster", &self.view.cluster)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Renderer {
@@ -94,6 +121,8 @@ impl Renderer {
         env.add_filter("until", until);
         env.add_filter("wrap", wrap);
         env.add_filter("lines", lines);
+        env.add_filter("columns", columns);
+        env.add_filter("markdown", markdown);
 
         let mut names = BTreeSet::new();
         for (name, source) in EMBEDDED {
@@ -138,13 +167,27 @@ impl Renderer {
 
     /// Renders `template` with the view as context.
     pub fn render(&self, template: &str, view: &ClusterView) -> Result<String> {
-        self.render_with(template, Value::from_serialize(view), view)
+        self.render_in(template, &ViewContext::new(view))
     }
 
-    /// Renders `item.txt.j2` with the view's fields plus `item`.
+    /// Renders `item.txt.j2` with the view's fields plus `item`. Turning the
+    /// view into a context costs as much as the view is long: to render the
+    /// snippets of every item of a view, make one [`ViewContext`] and use
+    /// [`Renderer::render_item_in`].
     pub fn render_item(&self, view: &ClusterView, item: &Item) -> Result<String> {
-        let ctx = context! { item => Value::from_serialize(item), ..Value::from_serialize(view) };
-        self.render_with(ITEM_TEMPLATE, ctx, view)
+        self.render_item_in(&ViewContext::new(view), item)
+    }
+
+    /// Renders `template` with a context made once.
+    pub fn render_in(&self, template: &str, ctx: &ViewContext<'_>) -> Result<String> {
+        self.render_with(template, ctx.value.clone(), ctx.view)
+    }
+
+    /// Renders `item.txt.j2` with a context made once, plus `item`: the cost
+    /// is the item's, not the view's.
+    pub fn render_item_in(&self, ctx: &ViewContext<'_>, item: &Item) -> Result<String> {
+        let value = context! { item => Value::from_serialize(item), ..ctx.value.clone() };
+        self.render_with(ITEM_TEMPLATE, value, ctx.view)
     }
 
     /// Names of the templates available (embedded and from `templates_dir`),
@@ -408,9 +451,11 @@ fn span_words(secs: i64) -> Option<String> {
     Some(format!("{n} {unit}{}", if n == 1 { "" } else { "s" }))
 }
 
-/// `wrap(text, width=76, indent="")`: word wrap to `width` columns, the
-/// indent included, keeping existing line breaks and breaking words longer
-/// than a line.
+/// `wrap(text, width=76, indent="")`: word wrap to `width` terminal columns,
+/// the indent included, keeping existing line breaks and breaking words longer
+/// than a line between characters as the reader sees them (grapheme
+/// clusters). Columns are display widths: a CJK character or an emoji takes
+/// two, a combining mark none.
 // minijinja hands filter arguments over by value.
 #[allow(clippy::needless_pass_by_value)]
 fn wrap(
@@ -432,14 +477,13 @@ fn wrap(
 }
 
 pub(crate) fn wrap_text(text: &str, width: usize, indent: &str) -> String {
-    let room = width.saturating_sub(indent.chars().count()).max(1);
+    let room = width.saturating_sub(indent.width()).max(1);
     let mut lines: Vec<String> = Vec::new();
     for source_line in text.split('\n') {
         let mut line = String::new();
         let mut len = 0;
         for word in source_line.split_whitespace() {
-            let mut word = word;
-            let mut word_len = word.chars().count();
+            let word_len = word.width();
             if len > 0 && len + 1 + word_len <= room {
                 line.push(' ');
                 line.push_str(word);
@@ -448,15 +492,22 @@ pub(crate) fn wrap_text(text: &str, width: usize, indent: &str) -> String {
             }
             if len > 0 {
                 lines.push(std::mem::take(&mut line));
+                len = 0;
             }
-            while word_len > room {
-                let cut = word.char_indices().nth(room).map_or(word.len(), |(i, _)| i);
-                lines.push(word[..cut].to_owned());
-                word = &word[cut..];
-                word_len -= room;
+            if word_len <= room {
+                line.push_str(word);
+                len = word_len;
+                continue;
             }
-            line.push_str(word);
-            len = word_len;
+            for grapheme in word.graphemes(true) {
+                let w = grapheme.width();
+                if len > 0 && len + w > room {
+                    lines.push(std::mem::take(&mut line));
+                    len = 0;
+                }
+                line.push_str(grapheme);
+                len += w;
+            }
         }
         lines.push(line);
     }
@@ -473,6 +524,129 @@ pub(crate) fn wrap_text(text: &str, width: usize, indent: &str) -> String {
         }
     }
     out
+}
+
+/// `columns(text)`: how many terminal columns the text takes (its widest
+/// line), for centring or padding by what the reader sees rather than by
+/// `length`, which counts characters.
+fn columns(value: &Value) -> usize {
+    passthrough(value)
+        .split('\n')
+        .map(UnicodeWidthStr::width)
+        .max()
+        .unwrap_or(0)
+}
+
+/// `markdown(text)`: upstream text made literal Markdown text, for
+/// `ood.md.j2`. Markdown syntax (`*`, `_`, `` ` ``, `[`, `]`, `\`, `~`, `|`,
+/// markers that start a heading, a list or a quote) is escaped, `<`, `>`
+/// and `&` become entities, so nothing becomes a link, an image, raw HTML
+/// or a comment; and addresses are defanged ([`defang`]) so that renderers
+/// which link bare URLs and e-mail addresses (the Redcarpet of Open
+/// `OnDemand`, with `autolink`; GFM; linkify) leave them as text. The only
+/// links in the output are the ones the template writes itself.
+fn markdown(value: &Value) -> String {
+    markdown_text(&passthrough(value))
+}
+
+pub(crate) fn markdown_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        escape_markdown_line(&defang(line), &mut out);
+    }
+    out
+}
+
+/// Escapes one line of text for Markdown; see [`markdown`].
+fn escape_markdown_line(line: &str, out: &mut String) {
+    let body = line.trim_start_matches(' ');
+    out.push_str(&line[..line.len() - body.len()]);
+    // Block markers count only at the start of a line: `# `, `- `, `+ `,
+    // `=`/`-` under a line (a heading), `1. ` and `1) `.
+    let digits = body.len() - body.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let mut body = body;
+    if digits > 0 && body[digits..].starts_with(['.', ')']) {
+        out.push_str(&body[..digits]);
+        out.push('\\');
+        body = &body[digits..];
+    } else if body.starts_with(['#', '+', '-', '=']) {
+        out.push('\\');
+    }
+    for c in body.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '~' | '|' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Defangs addresses in a line, word by word, the way security notices
+/// write them: `https[:]//status[.]example[.]org`, `ops[@]example[.]org`.
+/// A reader still understands them; no Markdown renderer links them.
+///
+/// In a word that holds `://` or `@`, or starts with `www.`, every dot
+/// between two letters or digits becomes `[.]`; in any other word, a dot
+/// followed by two or more letters does (`example.org`, `README.md`, which
+/// linkers take for domains), while `1.2.3` and `e.g.` stay as written.
+fn defang(line: &str) -> String {
+    let mut out = String::with_capacity(line.len() + 16);
+    let mut rest = line;
+    while !rest.is_empty() {
+        let space = rest
+            .find(|c: char| !c.is_whitespace())
+            .unwrap_or(rest.len());
+        out.push_str(&rest[..space]);
+        rest = &rest[space..];
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        defang_word(&rest[..end], &mut out);
+        rest = &rest[end..];
+    }
+    out
+}
+
+fn defang_word(word: &str, out: &mut String) {
+    if !word.contains(['.', ':', '@']) {
+        out.push_str(word);
+        return;
+    }
+    let core = word.trim_start_matches(|c: char| !c.is_alphanumeric());
+    let linky = word.contains("://")
+        || word.contains('@')
+        || core
+            .get(..4)
+            .is_some_and(|w| w.eq_ignore_ascii_case("www."));
+    let chars: Vec<char> = word.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let prev = i.checked_sub(1).map(|j| chars[j]);
+        let next = chars.get(i + 1).copied();
+        let after = &chars[i + 1..];
+        match c {
+            ':' if after.starts_with(&['/', '/']) => out.push_str("[:]"),
+            '.' if prev.is_some_and(char::is_alphanumeric)
+                && next.is_some_and(char::is_alphanumeric)
+                && (linky || {
+                    let label: Vec<&char> =
+                        after.iter().take_while(|c| c.is_alphanumeric()).collect();
+                    label.len() >= 2 && label.iter().all(|c| c.is_alphabetic())
+                }) =>
+            {
+                out.push_str("[.]");
+            }
+            '@' if prev.is_some() && next.is_some_and(char::is_alphanumeric) => {
+                out.push_str("[@]");
+            }
+            c => out.push(c),
+        }
+    }
 }
 
 /// `lines(text, n=4)`: the first `n` lines; when lines were cut, the last
@@ -644,7 +818,7 @@ mod tests {
     fn assert_fits(out: &str, cols: usize) {
         for line in out.lines() {
             assert!(
-                line.chars().count() <= cols,
+                line.width() <= cols,
                 "line over {cols} columns: {line:?}\n{out}"
             );
         }
@@ -1032,6 +1206,85 @@ mod tests {
     }
 
     #[test]
+    fn wrap_counts_columns_not_characters() {
+        // Ten CJK characters take twenty columns.
+        let cjk = "文件系统维护中请稍候".repeat(4);
+        let out = wrap_text(&format!("{cjk} {cjk}"), 20, "");
+        for line in out.lines() {
+            assert!(line.width() <= 20, "{line:?} is {} columns", line.width());
+        }
+        assert_eq!(out.lines().next().unwrap(), "文件系统维护中请稍候");
+        let emoji = "🔥".repeat(30);
+        let out = wrap_text(&emoji, 10, "  ");
+        assert_eq!(out.lines().count(), 8, "{out}");
+        for line in out.lines().take(7) {
+            assert_eq!(line.width(), 10, "{line:?}");
+        }
+        // Indents are measured the same way.
+        assert_eq!(wrap_text("ab cd", 6, "語語"), "語語ab\n語語cd");
+    }
+
+    #[test]
+    fn wrap_breaks_long_words_between_graphemes() {
+        // A letter keeps its marks; a family emoji is not torn apart.
+        let word = "e\u{0301}\u{0323}".repeat(10);
+        let out = wrap_text(&word, 4, "");
+        for line in out.lines() {
+            assert!(
+                line.starts_with('e'),
+                "a line starts with a lone mark: {line:?}"
+            );
+            assert_eq!(line.width(), 4.min(line.width()), "{line:?}");
+        }
+        let family = "👨\u{200D}👩\u{200D}👧";
+        let out = wrap_text(&format!("x{family}{family}"), 3, "");
+        assert!(out.contains(family), "{out:?}");
+    }
+
+    #[test]
+    fn columns_filter() {
+        assert_eq!(filter("{{ 'abc'|columns }}"), "3");
+        assert_eq!(filter("{{ '語語'|columns }}"), "4");
+        assert_eq!(
+            filter("{{ 'e\u{0301}'|columns }}|{{ '語語'|length }}"),
+            "1|2"
+        );
+        assert_eq!(filter("{{ none|columns }}"), "0");
+    }
+
+    #[test]
+    fn markdown_filter_escapes_and_defangs() {
+        assert_eq!(
+            markdown_text("see https://status.example.org/x or www.example.org"),
+            "see https\\[:\\]//status\\[.\\]example\\[.\\]org/x or www\\[.\\]example\\[.\\]org"
+        );
+        assert_eq!(
+            markdown_text("mail ops@example.ac.uk"),
+            "mail ops\\[@\\]example\\[.\\]ac\\[.\\]uk"
+        );
+        assert_eq!(
+            markdown_text("![x](http://evil) <img src=x> <!-- c --> a & b"),
+            "!\\[x\\](http\\[:\\]//evil) &lt;img src=x&gt; &lt;!-- c --&gt; a &amp; b"
+        );
+        assert_eq!(
+            markdown_text("*bold* _it_ `code` \\"),
+            "\\*bold\\* \\_it\\_ \\`code\\` \\\\"
+        );
+        // Block syntax only counts at the start of a line.
+        assert_eq!(
+            markdown_text("# h\n- item\n1. one\n===\n> quote\na - b # c"),
+            "\\# h\n\\- item\n1\\. one\n\\===\n&gt; quote\na - b # c"
+        );
+        // Versions, abbreviations and plain words stay readable.
+        assert_eq!(
+            markdown_text("Lustre 2.15.3, e.g. /work, i.e. now."),
+            "Lustre 2.15.3, e.g. /work, i.e. now."
+        );
+        assert_eq!(markdown_text("status.io"), "status\\[.\\]io");
+        assert_eq!(filter("{{ 'a_b'|markdown }}"), "a\\_b");
+    }
+
+    #[test]
     fn lines_filter() {
         assert_eq!(first_lines("a\nb\nc", 4), "a\nb\nc");
         assert_eq!(first_lines("a\nb\nc\nd", 4), "a\nb\nc\nd");
@@ -1041,6 +1294,103 @@ mod tests {
         assert_eq!(first_lines("a\nb\n", 2), "a\nb");
         assert_eq!(filter("{{ 'a\nb\nc'|lines(n=1) }}"), "a …");
         assert_eq!(filter("{{ missing|lines }}"), "");
+    }
+
+    fn hostile_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let pieces = prop::sample::select(vec![
+            "a",
+            "word",
+            " ",
+            " ",
+            "\n",
+            "<br>",
+            "<p>",
+            "\r",
+            "\t",
+            "語",
+            "文件系统",
+            "👩\u{200D}💻",
+            "🔥",
+            "\u{2601}\u{FE0F}",
+            "e\u{0301}",
+            "\u{0301}",
+            "\u{0301}\u{0301}\u{0301}\u{0301}",
+            "\u{E0041}",
+            "\u{00AD}",
+            "\u{3164}",
+            "\u{200B}",
+            "https://",
+            "x.org/",
+            "a@b.org",
+            "Ｗｉｄｅ",
+            "—",
+            "…",
+            "&nbsp;",
+            "&#x1F525;",
+            "&lt;",
+            "==",
+            "-",
+            "\u{202E}",
+            "\x1b[2J",
+        ]);
+        prop::collection::vec(pieces, 0..120).prop_map(|v| v.concat())
+    }
+
+    fn hostile_view(name: &str, body: &str, extra: &str) -> ClusterView {
+        let mut inc = incident("i1", ItemKind::Incident, extra, name, body);
+        inc.shortlink = Some(format!("https://stspg.io/{extra}{name}"));
+        let mut now = incident("m1", ItemKind::Maintenance, "in_progress", body, name);
+        now.scheduled_until = Some(ts("2024-05-14T17:00:00Z"));
+        now.shortlink = Some(format!("https://{}", extra.repeat(40)));
+        let mut soon = incident("m2", ItemKind::Maintenance, "scheduled", extra, body);
+        soon.scheduled_for = Some(ts("2024-05-15T21:00:00Z"));
+        soon.scheduled_until = Some(ts("2024-05-17T22:30:00Z"));
+        let mut done = incident("r1", ItemKind::Incident, "resolved", name, body);
+        done.resolved_at = Some(ts("2024-05-14T12:30:00Z"));
+        let mut snap = snapshot(vec![inc, now, soon, done]);
+        snap.components[0].name = format!("{name}{extra}");
+        snap.components[1].name = extra.to_owned();
+        snap.components[1].status = ComponentStatus::MajorOutage;
+        view_of(&snap.sanitized(), "UTC")
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn default_templates_stay_within_80_columns(
+            name in hostile_text(),
+            body in hostile_text(),
+            extra in hostile_text(),
+        ) {
+            let view = hostile_view(&name, &body, &extra);
+            let r = Renderer::new(None).unwrap();
+            let motd = r.render(MOTD_TEMPLATE, &view).unwrap();
+            assert_fits(&motd, 80);
+            for item in view.items() {
+                assert_fits(&r.render_item(&view, item).unwrap(), 80);
+            }
+        }
+    }
+
+    #[test]
+    fn long_unbroken_text_stays_within_80_columns() {
+        let long = "x".repeat(10_000);
+        let cjk = "語".repeat(75);
+        let zalgo = format!("Z{}", "\u{0301}".repeat(500));
+        for (name, body, extra) in [
+            (long.as_str(), long.as_str(), long.as_str()),
+            (cjk.as_str(), cjk.as_str(), cjk.as_str()),
+            (zalgo.as_str(), zalgo.as_str(), "identified"),
+        ] {
+            let view = hostile_view(name, body, extra);
+            let r = Renderer::new(None).unwrap();
+            let motd = r.render(MOTD_TEMPLATE, &view).unwrap();
+            assert_fits(&motd, 80);
+            for item in view.items() {
+                assert_fits(&r.render_item(&view, item).unwrap(), 80);
+            }
+        }
     }
 
     #[test]

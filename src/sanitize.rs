@@ -23,10 +23,12 @@ const MAX_PASSES: usize = 16;
 
 /// Makes untrusted text safe and tidy for a terminal.
 ///
-/// The result has no control character but `\n`, no escape sequence, no bidi
-/// control, no zero-width space or byte order mark, no HTML tag, no trailing
-/// space on a line, no leading or trailing blank line and never two blank
-/// lines in a row.
+/// The result has no control character but `\n`, no escape sequence, no
+/// format character (bidi controls, zero-width space, byte order mark, tag
+/// characters; see [`is_invisible`]) but the zero-width joiner and
+/// non-joiner, no Hangul filler, no more than [`MAX_ZERO_WIDTH_RUN`]
+/// combining marks in a row, no HTML tag, no trailing space on a line, no
+/// leading or trailing blank line and never two blank lines in a row.
 ///
 /// `sanitize(sanitize(x)) == sanitize(x)`: a snapshot is sanitized when a
 /// source builds it and again when it is loaded from `state_dir`, and both
@@ -56,13 +58,60 @@ pub fn sanitize(s: &str) -> String {
     tidy_whitespace(&filter_controls(&flat))
 }
 
+/// [`sanitize`] for one-line fields (names, ids, statuses): line breaks,
+/// however written (`<br>`, `<p>`, `\r`, U+2028), become single spaces, and
+/// the ends are trimmed.
+///
+/// A name is printed inside a line of the banner or of `gate`'s report; a
+/// line break in it would start a line of its own that reads like the
+/// program's (`clear: nothing blocks`, `== archer2: Operational ==`).
+pub fn sanitize_line(s: &str) -> String {
+    let text = sanitize(s);
+    if !text.contains('\n') && text.trim_start().len() == text.len() {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.split('\n').map(str::trim).filter(|l| !l.is_empty()) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// [`sanitize_line`] for a link (a shortlink, a page's address): an
+/// `http://` or `https://` URL with a host, and no whitespace, quote, angle
+/// bracket or backslash, which could end it early wherever it is printed;
+/// `None` for anything else. A link that does not survive this is dropped
+/// rather than shown mangled.
+pub fn sanitize_url(s: &str) -> Option<String> {
+    let url = sanitize_line(s);
+    let lower = url.get(..8).unwrap_or(&url).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &url[8..]
+    } else if lower.starts_with("http://") {
+        &url[7..]
+    } else {
+        return None;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let ok = !host.is_empty()
+        && !host.starts_with(['.', ':', '@'])
+        && url
+            .chars()
+            .all(|c| !c.is_whitespace() && !matches!(c, '<' | '>' | '"' | '\'' | '`' | '\\'));
+    ok.then_some(url)
+}
+
 /// The control-character stage of [`sanitize`] alone: escape sequences,
-/// C0/C1 controls but `\n`, bidi controls, zero-width space and byte order
-/// mark removed; `\r` dropped, `\t` to a space, U+2028/U+2029 to `\n`. No
-/// HTML handling and no whitespace tidying, so text that is already laid out
-/// (indented, wrapped) keeps its shape.
+/// C0/C1 controls but `\n`, format characters and Hangul fillers removed,
+/// long runs of combining marks cut; `\r\n` and a lone `\r` to `\n`, `\t` to
+/// a space, U+2028/U+2029 to `\n`. No HTML handling and no whitespace
+/// tidying, so text that is already laid out (indented, wrapped) keeps its
+/// shape.
 pub fn terminal_safe(s: &str) -> Cow<'_, str> {
-    if s.chars().all(|c| !needs_filter(c)) {
+    if s.chars().all(|c| !needs_filter(c)) && !over_zero_width_run(s) {
         Cow::Borrowed(s)
     } else {
         Cow::Owned(filter_controls(s))
@@ -92,27 +141,94 @@ fn is_clean(s: &str) -> bool {
         }
         prev = c;
     }
-    !(prev.is_whitespace() && prev != '\n')
+    if prev.is_whitespace() && prev != '\n' {
+        return false;
+    }
+    !over_zero_width_run(s)
 }
 
-/// Characters the control stage removes or replaces.
+/// Characters the control stage removes or replaces, runs of zero-width
+/// characters aside (see [`over_zero_width_run`]).
 fn needs_filter(c: char) -> bool {
     (c.is_control() && c != '\n') || is_invisible(c) || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
-/// Bidi controls, zero-width space and byte order mark: they change what the
-/// reader sees without being seen.
+/// Whether `s` has more than [`MAX_ZERO_WIDTH_RUN`] zero-width characters in
+/// a row, which the control stage would shorten.
+fn over_zero_width_run(s: &str) -> bool {
+    if s.is_ascii() {
+        return false;
+    }
+    let mut run = 0usize;
+    for c in s.chars() {
+        if is_zero_width(c) {
+            run += 1;
+            if run > MAX_ZERO_WIDTH_RUN {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+/// Format characters (general category Cf) and the Hangul fillers: they
+/// change what the reader sees without being seen. Among them are the bidi
+/// controls, which reorder a line; the zero-width space and word joiner,
+/// the soft hyphen, the byte order mark, the tag characters that can spell
+/// out a hidden message, and the Hangul fillers, which are letters that draw
+/// nothing. Zero-width joiner and non-joiner stay: emoji sequences and
+/// several scripts need them.
 fn is_invisible(c: char) -> bool {
+    !matches!(c, '\u{200C}' | '\u{200D}') && (is_format(c) || is_hangul_filler(c))
+}
+
+/// General category Cf, from `DerivedGeneralCategory.txt` of Unicode 15.0
+/// (the only change since 14.0 is U+13439..U+1343F; ASCII has none).
+fn is_format(c: char) -> bool {
     matches!(
         c,
-        '\u{202A}'..='\u{202E}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{200E}'
-            | '\u{200F}'
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
             | '\u{061C}'
-            | '\u{200B}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
             | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
     )
+}
+
+/// Hangul fillers (Lo, not Cf): they take a place in a word and show
+/// nothing, so a name can look empty or look like another.
+fn is_hangul_filler(c: char) -> bool {
+    matches!(c, '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}')
+}
+
+/// Zero-width characters that may follow a base character: combining marks,
+/// joiners, variation selectors. More than this many in a row are dropped:
+/// real text stacks two or three (Vietnamese, pointed Hebrew, Tibetan), an
+/// emoji sequence puts one between pictures, and hundreds stacked on one
+/// letter ("Zalgo" text) draw over the lines around it.
+const MAX_ZERO_WIDTH_RUN: usize = 4;
+
+/// Whether `c` takes no column of its own (it joins the character before).
+fn is_zero_width(c: char) -> bool {
+    !c.is_ascii() && unicode_width::UnicodeWidthChar::width(c) == Some(0)
 }
 
 /// Drops tags and turns `<br>` into a line break and `<p>`, `</p>` into a
@@ -236,16 +352,43 @@ fn entity(s: &str) -> Option<(usize, Cow<'static, str>)> {
 fn filter_controls(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
+    // Zero-width characters kept since the last one that takes a column.
+    let mut zero_width_run = 0usize;
     while let Some(c) = chars.next() {
         match c {
             '\n' | '\u{2028}' | '\u{2029}' => out.push('\n'),
+            // CR LF is one line break; a lone CR is one too, as old Mac text
+            // and terminals read it (dropping it would glue two lines).
+            '\r' => {
+                chars.next_if_eq(&'\n');
+                out.push('\n');
+            }
             '\t' => out.push(' '),
-            '\u{1B}' => skip_escape(&mut chars),
-            '\u{9B}' => skip_csi(&mut chars),
-            '\u{90}' | '\u{98}' | '\u{9D}' | '\u{9E}' | '\u{9F}' => skip_string(&mut chars),
-            c if c.is_control() || is_invisible(c) => {}
+            // What is dropped does not end a run of zero-width characters:
+            // they are counted as they come out.
+            '\u{1B}' => {
+                skip_escape(&mut chars);
+                continue;
+            }
+            '\u{9B}' => {
+                skip_csi(&mut chars);
+                continue;
+            }
+            '\u{90}' | '\u{98}' | '\u{9D}' | '\u{9E}' | '\u{9F}' => {
+                skip_string(&mut chars);
+                continue;
+            }
+            c if c.is_control() || is_invisible(c) => continue,
+            c if is_zero_width(c) => {
+                zero_width_run += 1;
+                if zero_width_run <= MAX_ZERO_WIDTH_RUN {
+                    out.push(c);
+                }
+                continue;
+            }
             c => out.push(c),
         }
+        zero_width_run = 0;
     }
     out
 }
@@ -387,13 +530,98 @@ mod tests {
     }
 
     #[test]
+    fn format_characters_and_hangul_fillers_are_removed() {
+        // Tag characters spelling "hi", the interlinear annotation marks,
+        // soft hyphen, word joiner and invisible operators, the Mongolian
+        // vowel separator, the deprecated format controls, Hangul fillers.
+        let hidden = "a\u{E0001}\u{E0068}\u{E0069}\u{E007F}b\u{FFF9}c\u{FFFA}d\u{FFFB}e\u{00AD}f\
+            \u{2060}g\u{2061}\u{2062}\u{2063}\u{2064}h\u{180E}i\u{206A}\u{206F}j\u{115F}k\
+            \u{1160}l\u{3164}m\u{FFA0}n\u{0600}o\u{1D173}p\u{13439}q";
+        assert_eq!(sanitize(hidden), "abcdefghijklmnopq");
+        assert_eq!(terminal_safe(hidden), "abcdefghijklmnopq");
+    }
+
+    #[test]
+    fn joiners_and_variation_selectors_stay() {
+        for s in [
+            "family 👨\u{200D}👩\u{200D}👧",
+            "ZWNJ in Persian: می\u{200C}خواهم",
+            "keycap 1\u{FE0F}\u{20E3} and cloud \u{2601}\u{FE0F}",
+            "ideographic variation 葛\u{E0100}",
+        ] {
+            assert_eq!(sanitize(s), s);
+            assert_eq!(terminal_safe(s), s);
+        }
+    }
+
+    #[test]
+    fn long_runs_of_combining_marks_are_cut() {
+        let zalgo = format!("Z{}algo", "\u{0301}".repeat(500));
+        let out = sanitize(&zalgo);
+        assert_eq!(
+            out,
+            format!("Z{}algo", "\u{0301}".repeat(MAX_ZERO_WIDTH_RUN))
+        );
+        assert_eq!(terminal_safe(&zalgo), out);
+        // Real text keeps its marks: Vietnamese, pointed Hebrew.
+        for s in ["Tiê\u{0301}ng Việt", "שָׁלוֹם", "e\u{0301}\u{0323}"] {
+            assert_eq!(sanitize(s), s);
+        }
+        // Removed characters between marks do not reset the count.
+        let split = format!("a{}\u{200B}{}", "\u{0301}".repeat(3), "\u{0301}".repeat(3));
+        assert_eq!(
+            sanitize(&split),
+            format!("a{}", "\u{0301}".repeat(MAX_ZERO_WIDTH_RUN))
+        );
+    }
+
+    #[test]
+    fn one_line_fields_lose_their_line_breaks() {
+        assert_eq!(
+            sanitize_line("Disk full<br>clear: nothing blocks"),
+            "Disk full clear: nothing blocks"
+        );
+        assert_eq!(sanitize_line("  a\r\n\r\n b \u{2028}c\rd  "), "a b c d");
+        assert_eq!(sanitize_line("<p>x</p><p>y</p>"), "x y");
+        assert_eq!(sanitize_line("plain"), "plain");
+    }
+
+    #[test]
+    fn links_are_http_urls_or_nothing() {
+        assert_eq!(
+            sanitize_url(" https://stspg.io/abc "),
+            Some("https://stspg.io/abc".to_owned())
+        );
+        assert_eq!(
+            sanitize_url("HTTP://Status.Example.org/x?y=1#z"),
+            Some("HTTP://Status.Example.org/x?y=1#z".to_owned())
+        );
+        for bad in [
+            "https://stspg.io/x<br>== archer2: Operational ==",
+            "https://stspg.io/x\n![x](http://evil)",
+            "javascript:alert(1)",
+            "ftp://example.org/",
+            "stspg.io/abc",
+            "https://",
+            "https:///path",
+            "https://a.org/\"onmouseover=x",
+            "https://a.org/a<b",
+            "",
+        ] {
+            assert_eq!(sanitize_url(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn line_and_paragraph_separators_become_newlines() {
         assert_eq!(sanitize("a\u{2028}b\u{2029}c"), "a\nb\nc");
     }
 
     #[test]
     fn carriage_returns_and_tabs() {
-        assert_eq!(sanitize("a\r\nb\rc"), "a\nbc");
+        assert_eq!(sanitize("a\r\nb\rc"), "a\nb\nc");
+        assert_eq!(sanitize("tail\rCR"), "tail\nCR");
+        assert_eq!(terminal_safe("tail\rCR\r\n"), "tail\nCR\n");
         assert_eq!(sanitize("a\tb"), "a b");
     }
 
@@ -482,14 +710,71 @@ mod tests {
                 !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'),
                 "bidi {c:?} in {out:?}"
             );
+            assert!(
+                !is_invisible(c),
+                "invisible {:?} in {out:?}",
+                c.escape_unicode().to_string()
+            );
+            assert!(c != '\r', "carriage return in {out:?}");
         }
+        assert!(!over_zero_width_run(out), "stacked marks in {out:?}");
     }
 
     fn hostile() -> impl Strategy<Value = String> {
         let alphabet = prop::sample::select(vec![
-            "\x1b", "[", "]", "0", "2", "5", ";", "\x07", "\u{9b}", "\u{9d}", "\u{9c}", "\u{202E}",
-            "\u{2066}", "\r", "\n", "<", ">", "&", "#", "x", "b", "r", "p", "/", "!", "a", "m",
-            "l", "t", "g", "J", " ", "\\", "P", "\t",
+            "\x1b",
+            "[",
+            "]",
+            "0",
+            "2",
+            "5",
+            ";",
+            "\x07",
+            "\u{9b}",
+            "\u{9d}",
+            "\u{9c}",
+            "\u{202E}",
+            "\u{2066}",
+            "\r",
+            "\n",
+            "<",
+            ">",
+            "&",
+            "#",
+            "x",
+            "b",
+            "r",
+            "p",
+            "/",
+            "!",
+            "a",
+            "m",
+            "l",
+            "t",
+            "g",
+            "J",
+            " ",
+            "\\",
+            "P",
+            "\t",
+            "\u{E0041}",
+            "\u{E007F}",
+            "\u{FFF9}",
+            "\u{00AD}",
+            "\u{2060}",
+            "\u{180E}",
+            "\u{206A}",
+            "\u{115F}",
+            "\u{3164}",
+            "\u{200D}",
+            "\u{FE0F}",
+            "\u{0301}",
+            "\u{0301}\u{0301}\u{0301}",
+            "\u{20E3}",
+            "\u{2028}",
+            "é",
+            "語",
+            "👩",
         ]);
         prop::collection::vec(alphabet, 0..60).prop_map(|v| v.concat())
     }
@@ -509,6 +794,26 @@ mod tests {
             prop_assert_eq!(sanitize(&out), out.clone());
             let safe = terminal_safe(&s);
             assert_safe(&safe);
+        }
+
+        #[test]
+        fn one_line_fields_come_out_one_line_safe_and_stable(s in hostile()) {
+            let out = sanitize_line(&s);
+            assert_safe(&out);
+            prop_assert!(!out.contains('\n'), "{:?}", out);
+            prop_assert_eq!(out.trim(), out.as_str());
+            prop_assert_eq!(sanitize_line(&out), out.clone());
+            prop_assert_eq!(sanitize(&out), out);
+        }
+
+        #[test]
+        fn links_come_out_one_line_or_not_at_all(s in hostile()) {
+            let url = format!("https://{s}");
+            if let Some(out) = sanitize_url(&url) {
+                assert_safe(&out);
+                prop_assert!(!out.contains(char::is_whitespace), "{:?}", out);
+                prop_assert_eq!(sanitize_url(&out), Some(out.clone()));
+            }
         }
 
         #[test]

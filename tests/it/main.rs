@@ -12,4 +12,5 @@ mod reliability;
 mod serve;
 mod source;
 mod trust_output;
+mod trust_render;
 mod trust_source;

@@ -730,7 +730,7 @@ fn ood_markdown_output_links_shortlinks_and_escapes_upstream_markdown() {
     assert_terminal_safe(&md);
     assert!(md.starts_with("## alpha: Major outage\n"), "{md}");
     assert!(
-        md.contains("### Incident: Logins fail \\[click\\](https://evil.example)"),
+        md.contains("### Incident: Logins fail \\[click\\](https\\[:\\]//evil\\[.\\]example)"),
         "{md}"
     );
     assert!(
@@ -738,7 +738,7 @@ fn ood_markdown_output_links_shortlinks_and_escapes_upstream_markdown() {
         "{md}"
     );
     assert!(
-        md.contains("> Use !\\[x\\](https://evil.example/x.png) nothing"),
+        md.contains("> Use !\\[x\\](https\\[:\\]//evil\\[.\\]example/x\\[.\\]png) nothing"),
         "{md}"
     );
     assert!(!md.contains("<b>"), "{md}");
