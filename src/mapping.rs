@@ -1198,11 +1198,10 @@ mod tests {
     #[test]
     fn skeleton_of_hostile_names_adds_no_key() {
         let mut snap = hpc();
+        // The model boundary makes names one line and drops such a url, but
+        // the skeleton must not rely on it: the values go in as they are.
         snap.page.name = format!("Page{HOSTILE}");
         snap.page.url = Some(format!("https://status.example{HOSTILE}"));
-        // What the sanitizer makes of it: `<br>` and U+2028 become newlines.
-        snap = snap.sanitized();
-        assert!(snap.page.url.as_deref().unwrap().contains("\n[server]"));
         snap.groups = (0..4)
             .map(|i| group(&format!("g{i}{HOSTILE}"), &format!("G{i}{HOSTILE}"), &[]))
             .collect();
