@@ -9,3 +9,4 @@ mod packaging;
 mod reliability;
 mod serve;
 mod source;
+mod trust_serve;
