@@ -330,7 +330,7 @@ mod tests {
         assert!(m
             .encode()
             .contains("statusmotd_on_change_running_seconds 0.0"));
-        m.on_change_running(Some(Instant::now() - Duration::from_secs(90)));
+        m.on_change_running(Instant::now().checked_sub(Duration::from_secs(90)));
         let text = m.encode();
         let line = text
             .lines()

@@ -486,7 +486,7 @@ fn a_hanging_on_change_is_killed_with_its_group_on_timeout_and_at_shutdown() {
     let fake = fake_page("major_outage");
     let work = tempfile::tempdir().unwrap();
     let script = hanging_on_change(work.path());
-    let server = |timeout: &str| {
+    let hanging = |timeout: &str| {
         format!(
             "on_change = [\"sh\", \"{}\"]\non_change_timeout = \"{timeout}\"",
             script.display()
@@ -495,7 +495,7 @@ fn a_hanging_on_change_is_killed_with_its_group_on_timeout_and_at_shutdown() {
 
     // A 4 s timeout: past 2 s /readyz says it runs, then it and its
     // grandchild are killed.
-    let site = Site::new(&fake, &server("4s"), false);
+    let site = Site::new(&fake, &hanging("4s"), false);
     let served = site.serve();
     eventually("on_change to start", 20, || {
         work.path().join("child.pid").exists()
@@ -533,7 +533,7 @@ fn a_hanging_on_change_is_killed_with_its_group_on_timeout_and_at_shutdown() {
     for name in ["child.pid", "grandchild.pid"] {
         fs::remove_file(work.path().join(name)).unwrap();
     }
-    let site = Site::new(&fake, &server("1h"), false);
+    let site = Site::new(&fake, &hanging("1h"), false);
     let mut served = site.serve();
     eventually("on_change to start again", 20, || {
         work.path().join("child.pid").exists()
@@ -699,4 +699,58 @@ fn sighup_while_serve_starts_never_ends_it() {
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+/// 1,000 items need between 100,000 and 500,000 fuel with the shipped
+/// templates, so 5,000 need at most 2.5 M, a twentieth of the fuel given.
+/// (5,000 here would take minutes in a debug build for reasons other than
+/// the templates.)
+#[test]
+fn the_shipped_templates_render_1000_items_within_the_fuel() {
+    const ITEMS: usize = 1000;
+    let fake = fake_page("major_outage");
+    let incidents: Vec<serde_json::Value> = (0..ITEMS)
+        .map(|i| {
+            let at = format!("2025-06-02T{:02}:{:02}:00Z", i / 60 % 24, i % 60);
+            json!({
+                "id": format!("inc{i:05}"),
+                "name": format!("Storage incident number {i}"),
+                "status": "investigating",
+                "impact": "major",
+                "created_at": at,
+                "updated_at": at,
+                "shortlink": format!("https://stspg.io/x{i}"),
+                "components": [{"id": "s1", "name": "Storage"}],
+                "incident_updates": [{
+                    "id": format!("upd{i:05}"),
+                    "status": "investigating",
+                    "body": "The file system is slow while we investigate. ".repeat(4),
+                    "created_at": at,
+                    "display_at": at,
+                    "updated_at": at,
+                    "affected_components": [{"code": "s1", "name": "Storage"}],
+                }],
+            })
+        })
+        .collect();
+    fake.set_json(
+        "/api/v2/summary.json",
+        json!({
+            "page": {"id": "tspublic0001", "name": "Public", "url": "https://status.example.org"},
+            "components": [{"id": "s1", "name": "Storage", "status": "major_outage"}],
+            "incidents": incidents,
+            "scheduled_maintenances": []
+        }),
+    );
+    fake.set_json("/api/v2/incidents.json", json!({"incidents": incidents}));
+    let site = Site::new(&fake, "", false);
+    let served = site.serve();
+    let ready = wait_for(&served, "/readyz", 200, "", 60);
+    assert!(!served.log().contains("fuel"), "{ready}\n{}", served.log());
+    let (motd, _) = site.motd("beta").unwrap();
+    assert!(
+        motd.contains(&format!("Storage incident number {}", ITEMS - 1)),
+        "{}",
+        &motd[..motd.len().min(2000)]
+    );
 }
