@@ -917,6 +917,7 @@ webhook_token = { env = "HOOK" }
 refresh_token = { env = "REFRESH" }
 [clusters.x]
 source = "c"
+components = ["Storage"]
 "#;
         let config = Config::parse(text, Path::new("/etc/statusmotd/mapping.toml")).unwrap();
         let names: Vec<String> = secret_env_vars(&config).into_iter().collect();
