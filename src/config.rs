@@ -39,6 +39,9 @@ pub const DEFAULT_API_BASE: &str = "https://api.statuspage.io/v1";
 /// The address `serve` listens on unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8089";
 
+/// `[server] on_change_timeout` when not set.
+pub const DEFAULT_ON_CHANGE_TIMEOUT: SignedDuration = SignedDuration::from_mins(5);
+
 /// A validated `mapping.toml`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -102,6 +105,8 @@ pub struct ServerConfig {
     pub refresh_token: Option<Secret>,
     /// Program and arguments, run without a shell; empty when not configured.
     pub on_change: Vec<String>,
+    /// How long `on_change` may run before its process group is killed.
+    pub on_change_timeout: SignedDuration,
 }
 
 impl Default for ServerConfig {
@@ -111,6 +116,7 @@ impl Default for ServerConfig {
             webhook_token: None,
             refresh_token: None,
             on_change: Vec::new(),
+            on_change_timeout: DEFAULT_ON_CHANGE_TIMEOUT,
         }
     }
 }
@@ -357,6 +363,10 @@ impl Config {
             webhook_token: raw.server.webhook_token.map(secret),
             refresh_token: raw.server.refresh_token.map(secret),
             on_change: raw.server.on_change.map(|a| a.0).unwrap_or_default(),
+            on_change_timeout: raw
+                .server
+                .on_change_timeout
+                .map_or(DEFAULT_ON_CHANGE_TIMEOUT, |d| d.0),
         };
 
         let mut clusters = BTreeMap::new();
@@ -871,6 +881,7 @@ struct RawServer {
     webhook_token: Option<Secret>,
     refresh_token: Option<Secret>,
     on_change: Option<Argv>,
+    on_change_timeout: Option<PositiveDuration>,
 }
 
 #[derive(Deserialize)]
@@ -1243,6 +1254,7 @@ listen = "[::]:8090"
 webhook_token = { file = "webhook-token" }
 refresh_token = { credential = "refresh-token" }
 on_change = ["make", "-C", "/srv/motd", "deploy"]
+on_change_timeout = "90s"
 
 [clusters.archer2]
 source = "hpc"
@@ -1304,6 +1316,7 @@ path = "{cluster}/motd.md"
             Some(Secret::Credential("refresh-token".into()))
         );
         assert_eq!(c.server.on_change, ["make", "-C", "/srv/motd", "deploy"]);
+        assert_eq!(c.server.on_change_timeout, SignedDuration::from_secs(90));
 
         let a = &c.clusters["archer2"];
         assert_eq!(a.name, "archer2");

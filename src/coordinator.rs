@@ -16,6 +16,12 @@
 //! Handlers only read: [`Coordinator::live`] (configuration, templates,
 //! tokens) and [`Coordinator::data`] (current snapshots) are swapped whole
 //! behind `Arc`s, so a request never waits for a fetch or a render.
+//!
+//! Nothing here can hold the service hostage: a render runs on a blocking
+//! thread that shutdown does not wait for (templates are bounded by fuel, and
+//! a render still running after [`SLOW_RENDER`] shows in `/readyz`), and
+//! `on_change` runs in a process group of its own that is killed after
+//! `on_change_timeout` and at shutdown.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -29,7 +35,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, SourceConfig};
+use crate::config::{Config, Secret, SourceConfig, SourceKind};
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::model::Snapshot;
@@ -156,11 +162,25 @@ struct SourceQueue {
     wake: Notify,
 }
 
-/// The outcome of the last render, for `/readyz`.
+/// A render running longer than this makes `/readyz` answer 503 until it
+/// ends; real renders take milliseconds.
+pub const SLOW_RENDER: Duration = Duration::from_secs(10);
+
+/// `on_change` running longer than this (or half its timeout, when that is
+/// shorter) makes `/readyz` answer 503 until it ends or is killed.
+pub const SLOW_ON_CHANGE: Duration = Duration::from_secs(60);
+
+/// How long a killed `on_change` gets between SIGTERM and SIGKILL, and how
+/// long it is waited for after SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(1);
+
+/// The outcome of the last completed render, and the render under way, for
+/// `/readyz`.
 #[derive(Debug, Clone, Default)]
 struct Health {
     rendered_at: Option<Timestamp>,
     errors: Vec<String>,
+    rendering_since: Option<Instant>,
 }
 
 /// The coordinator: shared state of `serve` and the handle triggers go
@@ -409,6 +429,27 @@ impl Coordinator {
             }
         }
         reasons.extend(health.errors);
+        if let Some(since) = health.rendering_since {
+            let running = since.elapsed();
+            if running > SLOW_RENDER {
+                reasons.push(format!(
+                    "a render has been running for {} s; the files stay as they were until it ends\n\
+                     hint: a template may loop for too long; fix it in `templates_dir`",
+                    running.as_secs()
+                ));
+            }
+        }
+        if let Some(running) = self.metrics.on_change_elapsed() {
+            let timeout = std_duration(live.config.server.on_change_timeout, Duration::ZERO);
+            if running > SLOW_ON_CHANGE.min(timeout / 2) {
+                reasons.push(format!(
+                    "on_change has been running for {} s; changed files are not distributed until it ends \
+                     (it is killed after `on_change_timeout`, {})",
+                    running.as_secs(),
+                    short_duration(live.config.server.on_change_timeout)
+                ));
+            }
+        }
         if reasons.is_empty() {
             Ok(())
         } else {
@@ -635,6 +676,7 @@ async fn renderer_task(
         write(&c.data, data.clone());
 
         let started = Instant::now();
+        lock(&c.health).rendering_since = Some(started);
         let job = {
             let (live, data) = (live.clone(), data.clone());
             tokio::task::spawn_blocking(move || {
@@ -648,7 +690,21 @@ async fn renderer_task(
                 render_all(&live, &data)
             })
         };
-        let (changes, mut errors) = match job.await {
+        // Shutdown does not wait for a render: the blocking thread is left
+        // to the process's exit. Files are replaced atomically, so none is
+        // left half written.
+        let outcome = tokio::select! {
+            biased;
+            () = c.cancel.cancelled() => {
+                tracing::warn!(
+                    elapsed_ms = started.elapsed().as_millis(),
+                    "stopping while a render is under way; it is not waited for"
+                );
+                break;
+            }
+            r = job => r,
+        };
+        let (changes, mut errors) = match outcome {
             Ok(r) => r,
             Err(e) => (Vec::new(), vec![format!("the render failed: {e}")]),
         };
@@ -670,6 +726,7 @@ async fn renderer_task(
             let mut health = lock(&c.health);
             health.rendered_at = Some(Timestamp::now());
             health.errors.clone_from(&errors);
+            health.rendering_since = None;
         }
         for fetched_ok in fetch_outcomes {
             c.metrics.refresh(fetched_ok && errors.is_empty());
@@ -728,8 +785,62 @@ async fn poll_task(c: Arc<Coordinator>) {
     }
 }
 
+/// The environment variables `config` reads secrets from (`{ env = .. }`
+/// of every source and of `[server]`): `on_change` gets none of them.
+fn secret_env_vars(config: &Config) -> BTreeSet<String> {
+    let api_keys = config.sources.values().filter_map(|s| match &s.kind {
+        SourceKind::Manage { api_key, .. } => Some(api_key),
+        SourceKind::Public { .. } => None,
+    });
+    let tokens = [&config.server.webhook_token, &config.server.refresh_token]
+        .into_iter()
+        .flatten();
+    api_keys
+        .chain(tokens)
+        .filter_map(|secret| match secret {
+            Secret::Env(name) => Some(name.clone()),
+            Secret::File(_) | Secret::Credential(_) => None,
+        })
+        .collect()
+}
+
+/// Sends `signal` (`TERM`, `KILL`) to every process of the group `pgid`.
+/// `kill(1)` does it: this crate has no `unsafe` to call kill(2) itself.
+async fn signal_group(pgid: u32, signal: &str) {
+    let sent = tokio::process::Command::new("kill")
+        .args(["-s", signal, "--", &format!("-{pgid}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
+    if let Err(e) = sent {
+        tracing::error!("cannot run `kill` to stop the on_change process group {pgid}: {e}");
+    }
+}
+
+/// Stops `child` and everything it started: SIGTERM to its process group,
+/// then, after [`KILL_GRACE`], SIGKILL to whatever is left of the group.
+async fn kill_group(child: &mut tokio::process::Child) {
+    let Some(pgid) = child.id() else {
+        return; // already reaped
+    };
+    signal_group(pgid, "TERM").await;
+    let _ = tokio::time::timeout(KILL_GRACE, child.wait()).await;
+    // The group outlives its leader while any member runs, and its id is not
+    // given to a new process meanwhile.
+    signal_group(pgid, "KILL").await;
+    let _ = child.start_kill();
+    let _ = tokio::time::timeout(KILL_GRACE, child.wait()).await;
+}
+
 /// Runs `on_change` after files changed: one run at a time; changes made
 /// while it runs are collected for the next run.
+///
+/// The command runs in a process group of its own, without the secret
+/// variables of the configuration. It is killed, with its whole group, after
+/// `on_change_timeout` and when the service stops, so a hung command neither
+/// blocks later runs for ever nor outlives the service.
 async fn on_change_task(c: Arc<Coordinator>) {
     loop {
         tokio::select! {
@@ -737,39 +848,94 @@ async fn on_change_task(c: Arc<Coordinator>) {
             () = c.on_change_wake.notified() => {}
         }
         let clusters = std::mem::take(&mut *lock(&c.changed_clusters));
-        let command = c.live().config.server.on_change.clone();
-        let Some((program, args)) = command.split_first() else {
+        let live = c.live();
+        let Some((program, args)) = live.config.server.on_change.split_first() else {
             continue;
         };
         if clusters.is_empty() {
             continue;
         }
         let list = clusters.into_iter().collect::<Vec<_>>().join(" ");
+        let timeout = live.config.server.on_change_timeout;
         tracing::info!(clusters = %list, "running on_change `{program}`");
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
             .env("STATUSMOTD_CHANGED_CLUSTERS", &list)
-            .stdin(Stdio::null());
-        let status = match cmd.spawn() {
-            Ok(mut child) => tokio::select! {
-                () = c.cancel.cancelled() => {
-                    tracing::warn!("stopping while on_change `{program}` still runs; it is left to finish");
-                    return;
-                }
-                s = child.wait() => s,
-            },
-            Err(e) => Err(e),
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .process_group(0);
+        for name in secret_env_vars(&live.config) {
+            cmd.env_remove(name);
+        }
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                c.metrics.on_change("error");
+                tracing::error!("cannot run on_change `{program}`: {e}");
+                continue;
+            }
+        };
+        c.metrics.on_change_running(Some(Instant::now()));
+        let status = tokio::select! {
+            () = c.cancel.cancelled() => {
+                tracing::warn!("stopping while on_change `{program}` still runs: killing its process group");
+                kill_group(&mut child).await;
+                c.metrics.on_change_running(None);
+                return;
+            }
+            () = tokio::time::sleep(std_duration(timeout, Duration::ZERO)) => None,
+            s = child.wait() => Some(s),
         };
         match status {
-            Ok(s) if s.success() => c.metrics.on_change(true),
-            Ok(s) => {
-                c.metrics.on_change(false);
+            None => {
+                tracing::error!(
+                    "on_change `{program}` still runs after `on_change_timeout` ({}): killing its process group",
+                    short_duration(timeout)
+                );
+                kill_group(&mut child).await;
+                c.metrics.on_change("timeout");
+            }
+            Some(Ok(s)) if s.success() => c.metrics.on_change("ok"),
+            Some(Ok(s)) => {
+                c.metrics.on_change("error");
                 tracing::error!("on_change `{program}` failed: {s}");
             }
-            Err(e) => {
-                c.metrics.on_change(false);
-                tracing::error!("cannot run on_change `{program}`: {e}");
+            Some(Err(e)) => {
+                c.metrics.on_change("error");
+                tracing::error!("cannot wait for on_change `{program}`: {e}");
             }
         }
+        c.metrics.on_change_running(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_env_vars_are_every_env_secret_of_sources_and_server() {
+        let text = r#"
+[sources.a]
+kind = "statuspage"
+page_id = "p1"
+api_key = { env = "KEY_A" }
+[sources.b]
+kind = "statuspage"
+page_id = "p2"
+api_key = { file = "/etc/key" }
+[sources.c]
+kind = "statuspage-public"
+url = "https://status.example.com"
+[server]
+webhook_token = { env = "HOOK" }
+refresh_token = { env = "REFRESH" }
+[clusters.x]
+source = "c"
+components = ["Storage"]
+"#;
+        let config = Config::parse(text, Path::new("/etc/statusmotd/mapping.toml")).unwrap();
+        let names: Vec<String> = secret_env_vars(&config).into_iter().collect();
+        assert_eq!(names, ["HOOK", "KEY_A", "REFRESH"]);
     }
 }

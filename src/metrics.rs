@@ -1,12 +1,15 @@
 //! What `serve` counts, and `GET /metrics` in the Prometheus text format
 //! (`OpenMetrics`): refreshes, upstream fetches and their duration, webhooks by
 //! outcome, the last good fetch per source, render duration, files written,
-//! configuration reloads and `on_change` runs.
+//! configuration reloads, `on_change` runs and how long the current one has
+//! been running.
 //!
 //! Label values are fixed words or configured source names, never anything a
 //! request carries, so a client cannot grow the set of series.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -67,6 +70,9 @@ pub struct Metrics {
     pub files_written: Family<ActionLabel, Counter>,
     pub config_reloads: Family<ResultLabel, Counter>,
     pub on_change_runs: Family<ResultLabel, Counter>,
+    /// Seconds the `on_change` under way has been running; 0 when none is.
+    on_change_running: Gauge<f64, AtomicU64>,
+    on_change_started: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -141,6 +147,12 @@ impl Metrics {
             "Runs of the on_change command, by result",
             on_change_runs.clone(),
         );
+        let on_change_running = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "on_change_running_seconds",
+            "How long the on_change command under way has been running (0: none is)",
+            on_change_running.clone(),
+        );
         // Show the outcomes at zero from the start, so a dashboard or an
         // alert on "errors > 0" has a series to look at.
         for result in ["ok", "error"] {
@@ -164,6 +176,8 @@ impl Metrics {
             files_written,
             config_reloads,
             on_change_runs,
+            on_change_running,
+            on_change_started: Mutex::new(None),
         }
     }
 
@@ -191,12 +205,27 @@ impl Metrics {
             .inc();
     }
 
-    pub fn on_change(&self, ok: bool) {
+    /// Counts a finished `on_change` run: `ok`, `error` or `timeout`.
+    pub fn on_change(&self, result: &'static str) {
         self.on_change_runs
-            .get_or_create(&ResultLabel {
-                result: if ok { "ok" } else { "error" },
-            })
+            .get_or_create(&ResultLabel { result })
             .inc();
+    }
+
+    /// Notes that an `on_change` run started (`Some(when)`) or ended (`None`).
+    pub fn on_change_running(&self, started: Option<Instant>) {
+        *self
+            .on_change_started
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = started;
+    }
+
+    /// How long the `on_change` under way has been running, if one is.
+    pub fn on_change_elapsed(&self) -> Option<Duration> {
+        self.on_change_started
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map(|started| started.elapsed())
     }
 
     pub fn fetch(&self, source: &str, result: &str, seconds: f64) {
@@ -245,6 +274,8 @@ impl Metrics {
 
     /// The text `GET /metrics` answers with.
     pub fn encode(&self) -> String {
+        self.on_change_running
+            .set(self.on_change_elapsed().map_or(0.0, |d| d.as_secs_f64()));
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!("cannot encode metrics: {e}");
@@ -262,15 +293,18 @@ pub enum Webhook {
     WrongToken,
     NotJson,
     TooLarge,
+    /// The body did not arrive within the request deadline.
+    Timeout,
 }
 
 impl Webhook {
-    const ALL: [Webhook; 5] = [
+    const ALL: [Webhook; 6] = [
         Webhook::Accepted,
         Webhook::Disabled,
         Webhook::WrongToken,
         Webhook::NotJson,
         Webhook::TooLarge,
+        Webhook::Timeout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -280,6 +314,7 @@ impl Webhook {
             Webhook::WrongToken => "wrong_token",
             Webhook::NotJson => "not_json",
             Webhook::TooLarge => "too_large",
+            Webhook::Timeout => "timeout",
         }
     }
 }
@@ -305,5 +340,29 @@ mod tests {
             .contains("statusmotd_upstream_fetches_total{source=\"hpc\",result=\"status_500\"} 1"));
         assert!(text.contains("statusmotd_config_reloads_total{result=\"error\"} 1"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn on_change_running_seconds_follow_the_run() {
+        let m = Metrics::new();
+        assert!(m
+            .encode()
+            .contains("statusmotd_on_change_running_seconds 0.0"));
+        m.on_change_running(Instant::now().checked_sub(Duration::from_secs(90)));
+        let text = m.encode();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("statusmotd_on_change_running_seconds "))
+            .unwrap();
+        let secs: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!((90.0..100.0).contains(&secs), "{line}");
+        m.on_change_running(None);
+        m.on_change("timeout");
+        let text = m.encode();
+        assert!(
+            text.contains("statusmotd_on_change_running_seconds 0.0"),
+            "{text}"
+        );
+        assert!(text.contains("statusmotd_on_change_runs_total{result=\"timeout\"} 1"));
     }
 }

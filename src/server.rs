@@ -8,16 +8,24 @@
 //! renderer wrote and the snapshots it keeps. Logs name the route template
 //! (`/webhook/{token}`), never the path a client sent, so no token reaches a
 //! log line.
+//!
+//! No client can hold the server: headers must arrive within
+//! [`HEADER_READ_TIMEOUT`] and the whole request within [`REQUEST_TIMEOUT`],
+//! a webhook's token is checked before its body is read, and at most
+//! [`MAX_CONNECTIONS`] connections are open at once (the oldest idle one is
+//! closed to make room), so file descriptors cannot run out.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::Read as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest as _, MatchedPath, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +36,7 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq as _;
 use tokio::net::TcpListener;
+use tokio::signal::unix::Signal;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -44,8 +53,21 @@ pub const WEBHOOK_MAX_BYTES: usize = 1024 * 1024;
 /// A client has this long to send its request headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A client has this long to send a whole request, headers and body: a body
+/// must follow its headers within the difference.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most connections open at once. Well under systemd's default of 1,024
+/// file descriptors, so the listener, the state files and `on_change` always
+/// find one.
+pub const MAX_CONNECTIONS: usize = 512;
+
 /// How long shutdown waits for open connections and running tasks.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How long the runtime waits for blocking work (a render under way) once
+/// everything else stopped.
+const BLOCKING_GRACE: Duration = Duration::from_secs(1);
 
 /// What every handler gets.
 pub type AppState = Arc<Coordinator>;
@@ -93,18 +115,80 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The open connections, oldest first, so that a new one can make room by
+/// closing the oldest that has no request under way.
+#[derive(Default)]
+struct Connections {
+    next_id: u64,
+    open: BTreeMap<u64, OpenConnection>,
+}
+
+struct OpenConnection {
+    close: CancellationToken,
+    /// Requests of this connection under way (0 or 1 with HTTP/1.1).
+    busy: Arc<AtomicUsize>,
+}
+
+impl Connections {
+    /// Registers a new connection, first closing the oldest idle one when
+    /// [`MAX_CONNECTIONS`] are open. `None` when every open connection has a
+    /// request under way: the new one is refused.
+    fn admit(&mut self) -> Option<(u64, CancellationToken, Arc<AtomicUsize>)> {
+        if self.open.len() >= MAX_CONNECTIONS {
+            let idle = self
+                .open
+                .iter()
+                .find(|(_, c)| c.busy.load(Ordering::Acquire) == 0)
+                .map(|(id, _)| *id)?;
+            if let Some(evicted) = self.open.remove(&idle) {
+                evicted.close.cancel();
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let close = CancellationToken::new();
+        let busy = Arc::new(AtomicUsize::new(0));
+        self.open.insert(
+            id,
+            OpenConnection {
+                close: close.clone(),
+                busy: busy.clone(),
+            },
+        );
+        Some((id, close, busy))
+    }
+}
+
+/// Counts a request under way on its connection while alive.
+struct Busy(Arc<AtomicUsize>);
+
+impl Busy {
+    fn enter(count: &Arc<AtomicUsize>) -> Busy {
+        count.fetch_add(1, Ordering::AcqRel);
+        Busy(count.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then stops
 /// accepting, lets requests under way finish (up to a grace period) and
 /// returns. Each connection must send its headers within
-/// [`HEADER_READ_TIMEOUT`].
+/// [`HEADER_READ_TIMEOUT`]; at most [`MAX_CONNECTIONS`] are open at once.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    use hyper::service::Service as _;
     use hyper_util::rt::{TokioIo, TokioTimer};
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let connections = Arc::new(Mutex::new(Connections::default()));
     tokio::pin!(shutdown);
     loop {
         let (stream, _peer) = tokio::select! {
@@ -119,17 +203,48 @@ pub async fn serve(
                 }
             },
         };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let admitted = connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admit();
+        let Some((id, close, busy)) = admitted else {
+            tracing::debug!(
+                "{MAX_CONNECTIONS} connections are open, each with a request under way: refusing one"
+            );
+            drop(stream);
+            continue;
+        };
+        let tower = hyper_util::service::TowerToHyperService::new(app.clone());
+        let service = hyper::service::service_fn(move |req| {
+            let busy = Busy::enter(&busy);
+            let response = tower.call(req);
+            async move {
+                let response = response.await;
+                drop(busy);
+                response
+            }
+        });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT);
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
+        let connections = connections.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("connection closed: {e}");
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    tracing::debug!("connection closed: {e}");
+                },
+                () = close.cancelled() => {
+                    tracing::debug!("closed an idle connection to make room for a new one");
+                }
             }
+            connections
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .open
+                .remove(&id);
         });
     }
     drop(listener);
@@ -142,9 +257,43 @@ pub async fn serve(
     Ok(())
 }
 
+/// The runtime and the SIGHUP listener [`catch_sighup`] set up before
+/// anything else, for [`run`] to take over.
+static EARLY: Mutex<Option<(tokio::runtime::Runtime, Option<Signal>)>> = Mutex::new(None);
+
+fn build_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))
+}
+
+/// For `serve`, called on the first line of `main`: starts the runtime and
+/// listens for SIGHUP at once. SIGHUP's default action is to end the
+/// process, and systemd's `reload` (or a configuration manager) may send it
+/// the moment the unit starts: it must mean "reload" from the start, and a
+/// SIGHUP that arrives before the configuration is read is still seen.
+pub fn catch_sighup() {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Errors are reported by `run`, which tries again.
+    let Ok(runtime) = build_runtime() else {
+        return;
+    };
+    let hup = {
+        let _entered = runtime.enter();
+        signal(SignalKind::hangup()).ok()
+    };
+    *EARLY.lock().unwrap_or_else(PoisonError::into_inner) = Some((runtime, hup));
+}
+
 /// `statusmotd serve`: returns the exit code once stopped by SIGTERM or
 /// SIGINT.
 pub fn run(args: &ServeArgs) -> Result<u8> {
+    let early = EARLY.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let (runtime, hup) = match early {
+        Some(early) => early,
+        None => (build_runtime()?, None),
+    };
     let path = config::locate(args.config.config.as_deref());
     let config = Config::load(&path)?;
     let listen = args
@@ -156,14 +305,13 @@ pub fn run(args: &ServeArgs) -> Result<u8> {
             "invalid listen address `{listen}`: {e}\nhint: write it as IP:PORT, e.g. `127.0.0.1:8089`"
         ))
     })?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(run_async(config, addr))
+    let result = runtime.block_on(run_async(config, addr, hup));
+    // A render still under way is not waited for: it writes atomically.
+    runtime.shutdown_timeout(BLOCKING_GRACE);
+    result
 }
 
-async fn run_async(config: Config, addr: SocketAddr) -> Result<u8> {
+async fn run_async(config: Config, addr: SocketAddr, hup: Option<Signal>) -> Result<u8> {
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         Error::Runtime(format!(
             "cannot listen on `{addr}`: {e}\nhint: pick another address with `--listen` or `[server] listen`"
@@ -175,10 +323,11 @@ async fn run_async(config: Config, addr: SocketAddr) -> Result<u8> {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let state = start(config, &cancel, &tracker)?;
-    spawn_signals(state.clone(), cancel.clone(), &tracker)?;
+    spawn_signals(state.clone(), cancel.clone(), &tracker, hup)?;
 
     eprintln!("listening on http://{local}");
     tracing::info!("listening on http://{local}");
+    notify_ready();
     let served = serve(listener, router(state), cancel.clone().cancelled_owned()).await;
     cancel.cancel();
     tracker.close();
@@ -193,14 +342,48 @@ async fn run_async(config: Config, addr: SocketAddr) -> Result<u8> {
     Ok(0)
 }
 
-fn spawn_signals(c: AppState, cancel: CancellationToken, tracker: &TaskTracker) -> Result<()> {
+/// Tells systemd (`Type=notify`) that the service is up, so that a
+/// `systemctl reload` (SIGHUP) waits until then: a signal that arrives before
+/// `main` runs cannot be caught. Does nothing outside systemd.
+fn notify_ready() {
+    use std::os::unix::net::UnixDatagram;
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET").filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let sent = UnixDatagram::unbound().and_then(|socket| {
+        match path.as_encoded_bytes().strip_prefix(b"@") {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt as _;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                socket.send_to_addr(b"READY=1", &addr)
+            }
+            None => socket.send_to(b"READY=1", &path),
+        }
+    });
+    if let Err(e) = sent {
+        tracing::warn!(
+            "cannot tell systemd the service is ready through `{}`: {e}",
+            path.to_string_lossy()
+        );
+    }
+}
+
+fn spawn_signals(
+    c: AppState,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+    hup: Option<Signal>,
+) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let listen = |kind: SignalKind, name: &str| {
         signal(kind).map_err(|e| Error::Runtime(format!("cannot listen for {name}: {e}")))
     };
     let mut term = listen(SignalKind::terminate(), "SIGTERM")?;
     let mut int = listen(SignalKind::interrupt(), "SIGINT")?;
-    let mut hup = listen(SignalKind::hangup(), "SIGHUP")?;
+    let mut hup = match hup {
+        Some(hup) => hup,
+        None => listen(SignalKind::hangup(), "SIGHUP")?,
+    };
     tracker.spawn(async move {
         loop {
             tokio::select! {
@@ -266,10 +449,13 @@ pub fn webhook_page_id(payload: &serde_json::Value) -> Option<String> {
         .or_else(|| payload.pointer("/incident/organization_id").and_then(text))
 }
 
+/// `POST /webhook/{token}`. The token is checked before the body is read: a
+/// wrong one is answered at once, and the connection closed without waiting
+/// for a body that may never come.
 async fn webhook(
     State(c): State<AppState>,
     token: std::result::Result<Path<String>, PathRejection>,
-    body: std::result::Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Response {
     use crate::metrics::Webhook;
     let live = c.live();
@@ -281,6 +467,19 @@ async fn webhook(
         c.metrics.webhook(Webhook::WrongToken);
         return not_found();
     }
+    // The headers took at most HEADER_READ_TIMEOUT; the body gets the rest.
+    let body_timeout = REQUEST_TIMEOUT.saturating_sub(HEADER_READ_TIMEOUT);
+    let Ok(body) = tokio::time::timeout(body_timeout, Bytes::from_request(request, &())).await
+    else {
+        c.metrics.webhook(Webhook::Timeout);
+        return error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} s",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+        );
+    };
     let body = match body {
         Ok(b) => b,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {

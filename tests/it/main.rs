@@ -13,4 +13,5 @@ mod serve;
 mod source;
 mod trust_output;
 mod trust_render;
+mod trust_serve;
 mod trust_source;
