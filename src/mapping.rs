@@ -496,7 +496,7 @@ pub fn slugify(name: &str) -> String {
 ///
 /// Everything upstream sent is hostile here: people pipe this into their
 /// configuration. Every upstream value is a one-line TOML string
-/// ([`quote`]) or a one-line comment ([`one_line`]), so none can end a line
+/// (`quote`) or a one-line comment (`one_line`), so none can end a line
 /// and add a key of its own.
 pub fn skeleton(snap: &Snapshot, source: &SourceConfig) -> String {
     let mut out = String::new();

@@ -25,8 +25,8 @@ const MAX_PASSES: usize = 16;
 ///
 /// The result has no control character but `\n`, no escape sequence, no
 /// format character (bidi controls, zero-width space, byte order mark, tag
-/// characters; see [`is_invisible`]) but the zero-width joiner and
-/// non-joiner, no Hangul filler, no more than [`MAX_ZERO_WIDTH_RUN`]
+/// characters; see `is_invisible`) but the zero-width joiner and
+/// non-joiner, no Hangul filler, no more than `MAX_ZERO_WIDTH_RUN`
 /// combining marks in a row, no HTML tag, no trailing space on a line, no
 /// leading or trailing blank line and never two blank lines in a row.
 ///
