@@ -275,6 +275,14 @@ fn build_runtime() -> Result<tokio::runtime::Runtime> {
 /// SIGHUP that arrives before the configuration is read is still seen.
 pub fn catch_sighup() {
     use tokio::signal::unix::{signal, SignalKind};
+    // First a plain flag, which takes microseconds where the runtime takes
+    // milliseconds: from here on SIGHUP no longer ends the process. The
+    // runtime's listener below joins it; the configuration is read after
+    // both, so a SIGHUP before then needs no reload of its own.
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGHUP,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
     // Errors are reported by `run`, which tries again.
     let Ok(runtime) = build_runtime() else {
         return;
