@@ -34,10 +34,7 @@ impl Rng {
 
 /// How many renders the crash test kills; `STATUSMOTD_CRASH_KILLS` raises it.
 fn crash_kills() -> usize {
-    std::env::var("STATUSMOTD_CRASH_KILLS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100)
+    env_number("STATUSMOTD_CRASH_KILLS", 100)
 }
 
 /// Whether `name` ends in `.{ext}`, in any case: a `.TMP` is a temp file too.
@@ -240,10 +237,7 @@ fn sigkill_during_renders_never_shows_a_partial_file() {
 }
 
 fn serve_kills() -> usize {
-    std::env::var("STATUSMOTD_SERVE_KILLS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(40)
+    env_number("STATUSMOTD_SERVE_KILLS", 40)
 }
 
 #[test]

@@ -15,10 +15,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 
 /// Seconds of load: 5 in CI, `STATUSMOTD_LOAD_SECONDS` for the full run.
 fn load_seconds() -> u64 {
-    std::env::var("STATUSMOTD_LOAD_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5)
+    env_number("STATUSMOTD_LOAD_SECONDS", 5)
 }
 
 #[test]

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::cli::{code, stderr, stdout, Site};
-use crate::common::Served;
+use crate::common::{code, stderr, stdout, Site};
+use crate::common::{env_number, http_exchange, Served};
 use crate::fake::{FakeStatuspage, Fault};
 
 /// The key the v1 sites use; it must appear nowhere but in the request.
@@ -318,21 +318,8 @@ fn start_serve(rig: &Rig, verbose: bool) -> Served {
 /// One raw HTTP/1.1 exchange, exactly as written (no path normalization):
 /// the status line's code and the whole answer.
 fn raw_http(addr: &str, request: &[u8]) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .unwrap();
-    let _ = stream.write_all(request);
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, answer)
+    http_exchange(addr, request, Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("cannot connect to {addr}"))
 }
 
 fn get(addr: &str, path: &str) -> (u16, String) {
