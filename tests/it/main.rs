@@ -4,6 +4,7 @@
 #[macro_use]
 mod common;
 mod cli;
+mod errors;
 mod fake;
 mod fixtures;
 mod house;
