@@ -1205,6 +1205,7 @@ impl<'de> Visitor<'de> for SecretVisitor {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their own scratch files
 mod tests {
     use super::*;
 

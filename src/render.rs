@@ -687,6 +687,7 @@ pub(crate) fn first_lines(text: &str, n: usize) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their own scratch files
 mod tests {
     use super::*;
     use crate::model::{Component, ComponentStatus, Incident, ItemKind, Page, Snapshot, Update};

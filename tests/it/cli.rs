@@ -3,8 +3,7 @@
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
 use assert_cmd::Command;
 use serde_json::{json, Value};
@@ -12,70 +11,9 @@ use serde_json::{json, Value};
 use crate::common::shared_fixture;
 use crate::fake::{FakeStatuspage, Fault};
 
-/// A temporary site: a directory holding `mapping.toml`, `out/` and `state/`.
-pub struct Site {
-    pub dir: tempfile::TempDir,
-}
-
-impl Site {
-    pub fn new(mapping: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("mapping.toml"), mapping).unwrap();
-        Site { dir }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn out(&self, rel: &str) -> PathBuf {
-        self.dir.path().join("out").join(rel)
-    }
-
-    pub fn read(&self, rel: &str) -> String {
-        fs::read_to_string(self.out(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
-    }
-
-    /// The binary, run in the site's directory with `$STATUSMOTD_CONFIG`
-    /// pointing at its mapping.
-    pub fn cmd(&self) -> Command {
-        let mut cmd = Command::cargo_bin("statusmotd").unwrap();
-        cmd.current_dir(self.path())
-            .env("STATUSMOTD_CONFIG", self.path().join("mapping.toml"))
-            .env_remove("RUST_LOG");
-        cmd
-    }
-
-    pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().unwrap()
-    }
-}
-
-pub fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-pub fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-/// No byte a terminal could act on: controls but `\n`, ESC, C1, bidi.
-pub fn assert_terminal_safe(text: &str) {
-    for c in text.chars() {
-        assert!(
-            c == '\n' || !(c.is_control() || ('\u{80}'..='\u{9f}').contains(&c)),
-            "control character {c:?} in output:\n{text}"
-        );
-        assert!(
-            !('\u{202a}'..='\u{202e}').contains(&c) && !('\u{2066}'..='\u{2069}').contains(&c),
-            "bidi control {c:?} in output:\n{text}"
-        );
-    }
-}
+// The helpers these tests share with the other modules live in `common`;
+// they are re-exported here for the modules that import them from `cli`.
+pub use crate::common::{assert_terminal_safe, code, stderr, stdout, Site};
 
 fn v2_mapping(url: &str, clusters: &str) -> String {
     format!(

@@ -7,6 +7,8 @@
 #![allow(dead_code)] // each test uses only part of it
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
 
 /// Where the shared fixtures are: `$STATUSMOTD_SHARED_FIXTURES` when set,
 /// else `shared/fixtures/statuspage` beside the project, or beside the folder
@@ -74,6 +76,137 @@ macro_rules! shared_json {
             None => return,
         }
     };
+}
+
+/// A temporary site: a directory holding `mapping.toml`, `out/` and `state/`.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+}
+
+impl Site {
+    pub fn new(mapping: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("mapping.toml"), mapping).unwrap();
+        Site { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn out(&self, rel: &str) -> PathBuf {
+        self.dir.path().join("out").join(rel)
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.out(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
+    }
+
+    /// The binary, run in the site's directory with `$STATUSMOTD_CONFIG`
+    /// pointing at its mapping.
+    pub fn cmd(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("statusmotd").unwrap();
+        cmd.current_dir(self.path())
+            .env("STATUSMOTD_CONFIG", self.path().join("mapping.toml"))
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+}
+
+/// A command's stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A command's stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A command's exit code, `-1` when a signal ended it.
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// No byte a terminal could act on: controls but `\n`, ESC, C1, bidi.
+pub fn assert_terminal_safe(text: &str) {
+    for c in text.chars() {
+        assert!(
+            c == '\n' || !(c.is_control() || ('\u{80}'..='\u{9f}').contains(&c)),
+            "control character {c:?} in output:\n{text}"
+        );
+        assert!(
+            !('\u{202a}'..='\u{202e}').contains(&c) && !('\u{2066}'..='\u{2069}').contains(&c),
+            "bidi control {c:?} in output:\n{text}"
+        );
+    }
+}
+
+/// Waits until `cond` holds, checking every 50 ms, failing after `secs`
+/// seconds.
+pub fn eventually(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The number in the environment variable `var`, or `default` when it is
+/// unset or not a number: how long or how often the heavy tests run.
+pub fn env_number<T: std::str::FromStr>(var: &str, default: T) -> T {
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One raw HTTP/1.1 exchange on a new connection, exactly as written (no
+/// path normalization): the status line's code (0 when there is none) and
+/// the whole answer, or `None` when no connection came within `limit`. A
+/// failed write still reads the answer: a server may refuse a request (413,
+/// 431) before taking all of it.
+pub fn http_exchange(addr: &str, request: &[u8], limit: Duration) -> Option<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let addr = addr.parse().unwrap();
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, limit).ok()?;
+    stream.set_read_timeout(Some(limit)).unwrap();
+    stream.set_write_timeout(Some(limit)).unwrap();
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Some((status, answer))
+}
+
+/// `GET path` through [`http_exchange`], closing the connection.
+pub fn http_get(addr: &str, path: &str, limit: Duration) -> Option<(u16, String)> {
+    http_exchange(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        limit,
+    )
+}
+
+/// Fetch options quick to give up and quick to retry, so the suite stays
+/// fast.
+pub fn quick_fetch_options() -> statusmotd::source::FetchOptions {
+    statusmotd::source::FetchOptions {
+        timeout: Duration::from_secs(2),
+        retries: 3,
+        max_retry_after: Duration::from_secs(5),
+        resolved_since: None,
+        backoff: Duration::from_millis(10),
+    }
 }
 
 /// A running `statusmotd serve`, killed when dropped. Its stderr is kept in

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::cli::{assert_terminal_safe, code, stderr, stdout, Site};
+use crate::common::{assert_terminal_safe, code, stderr, stdout, Site};
 use crate::fake::FakeStatuspage;
 
 /// Where the pages are, from the crate root.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
-use crate::cli::{assert_terminal_safe, code, stderr, stdout, Site};
+use crate::common::{assert_terminal_safe, code, stderr, stdout, Site};
 use crate::common::{pam_motd_screen, Served};
 use crate::fake::FakeStatuspage;
 

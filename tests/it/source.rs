@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use statusmotd::model::{ComponentStatus, ItemKind, Snapshot};
 use statusmotd::source::{self, Endpoint, FetchError, FetchErrorKind, FetchOptions};
 
+use crate::common::quick_fetch_options;
 use crate::fake::{FakeStatuspage, Fault};
 
 const SUMMARY: &str = "/api/v2/summary.json";
@@ -18,17 +19,6 @@ const MAINTENANCES: &str = "/api/v2/scheduled-maintenances.json";
 /// A key no message may ever show.
 const KEY: &str = "sk-live-4f9c2b7e-DO-NOT-PRINT";
 const PAGE: &str = "8m2l51279rpl";
-
-/// Quick to give up and quick to retry, so the suite stays fast.
-fn opts() -> FetchOptions {
-    FetchOptions {
-        timeout: Duration::from_secs(2),
-        retries: 3,
-        max_retry_after: Duration::from_secs(5),
-        resolved_since: None,
-        backoff: Duration::from_millis(10),
-    }
-}
 
 async fn fetch_v2(fake: &FakeStatuspage, opts: &FetchOptions) -> Result<Snapshot, FetchError> {
     let endpoint = Endpoint::Public { url: fake.url() };
@@ -89,7 +79,7 @@ async fn v2_github_incident_with_the_recent_incident_list() {
     let endpoint = Endpoint::Public {
         url: format!("{}/", fake.url()),
     };
-    let snap = source::fetch(&source::client(), &endpoint, &opts())
+    let snap = source::fetch(&source::client(), &endpoint, &quick_fetch_options())
         .await
         .unwrap();
 
@@ -141,7 +131,7 @@ async fn v2_github_incident_with_the_recent_incident_list() {
 async fn v2_docs_example_maintenance_and_offsets() {
     let summary = shared_json!("v2-summary-docs-example-maintenance.json");
     let fake = v2_page(summary).await;
-    let snap = fetch_v2(&fake, &opts()).await.unwrap();
+    let snap = fetch_v2(&fake, &quick_fetch_options()).await.unwrap();
 
     assert_eq!(snap.page.url.as_deref(), Some("https://status.python.org"));
     let item = |id: &str| snap.incidents.iter().find(|i| i.id == id).unwrap();
@@ -173,7 +163,7 @@ async fn v2_group_rows_become_groups_with_their_children() {
     components["incidents"] = json!([]);
     components["scheduled_maintenances"] = json!([]);
     let fake = v2_page(components).await;
-    let snap = fetch_v2(&fake, &opts()).await.unwrap();
+    let snap = fetch_v2(&fake, &quick_fetch_options()).await.unwrap();
 
     assert_eq!(snap.groups.len(), 6);
     assert_eq!(snap.components.len(), 48, "54 rows less the 6 groups");
@@ -218,7 +208,7 @@ async fn v2_duplicates_keep_the_latest_copy() {
             "updated_at": "2024-02-20T10:00:00Z", "scheduled_for": "2024-03-01T09:00:00Z"
         }]}),
     );
-    let snap = fetch_v2(&fake, &opts()).await.unwrap();
+    let snap = fetch_v2(&fake, &quick_fetch_options()).await.unwrap();
     assert_eq!(snap.incidents.len(), 1);
     assert_eq!(snap.incidents[0].status, "in_progress");
     assert_eq!(snap.incidents[0].kind, ItemKind::Maintenance);
@@ -229,7 +219,7 @@ async fn v2_missing_incident_lists_fall_back_to_the_summary() {
     let fake = v2_page(minimal_summary()).await;
     fake.set_raw(INCIDENTS, 404, r#"{"error":"not found"}"#);
     fake.set_raw(MAINTENANCES, 404, "Not Found");
-    let snap = fetch_v2(&fake, &opts()).await.unwrap();
+    let snap = fetch_v2(&fake, &quick_fetch_options()).await.unwrap();
     assert_eq!(snap.components.len(), 1);
     assert_eq!(fake.requests(), 3, "a 404 is not retried");
 }
@@ -238,7 +228,7 @@ async fn v2_missing_incident_lists_fall_back_to_the_summary() {
 async fn v2_any_other_failure_of_an_incident_list_fails_the_fetch() {
     let fake = v2_page(minimal_summary()).await;
     fake.set_raw(INCIDENTS, 503, "down");
-    let err = fetch_v2(&fake, &opts()).await.unwrap_err();
+    let err = fetch_v2(&fake, &quick_fetch_options()).await.unwrap_err();
     assert_eq!(err.status(), Some(503));
     assert!(err.to_string().contains("incidents.json"), "{err}");
 }
@@ -253,7 +243,7 @@ async fn v1_fixtures_key_header_and_grouped_names() {
     components.push(component);
     let fake = v1_page(Value::Array(components), json!([incident])).await;
     fake.set_json(&format!("/pages/{PAGE}/component-groups"), json!([group]));
-    let snap = fetch_v1(&fake, &opts()).await.unwrap();
+    let snap = fetch_v1(&fake, &quick_fetch_options()).await.unwrap();
 
     assert_eq!(
         fake.last_authorization().as_deref(),
@@ -296,7 +286,7 @@ async fn v1_reads_component_groups_only_when_components_lack_group_rows() {
         {"id": "c2", "name": "Website", "group_id": null, "status": "operational"},
     ]);
     let fake = v1_page(rows, json!([])).await;
-    let snap = fetch_v1(&fake, &opts()).await.unwrap();
+    let snap = fetch_v1(&fake, &quick_fetch_options()).await.unwrap();
     assert_eq!(
         fake.requests_to(&format!("/pages/{PAGE}/component-groups")),
         0
@@ -313,7 +303,7 @@ async fn v1_reads_component_groups_only_when_components_lack_group_rows() {
         &format!("/pages/{PAGE}/component-groups"),
         json!([{"id": "g1", "name": "ARCHER2", "components": ["c1"]}]),
     );
-    let snap = fetch_v1(&fake, &opts()).await.unwrap();
+    let snap = fetch_v1(&fake, &quick_fetch_options()).await.unwrap();
     assert_eq!(
         fake.requests_to(&format!("/pages/{PAGE}/component-groups")),
         1
@@ -327,7 +317,7 @@ async fn v1_lists_are_paged_until_a_short_page() {
         .map(|n| json!({"id": format!("c{n:03}"), "name": format!("Node {n}"), "status": "operational"}))
         .collect();
     let fake = v1_page(Value::Array(components), json!([])).await;
-    let snap = fetch_v1(&fake, &opts()).await.unwrap();
+    let snap = fetch_v1(&fake, &quick_fetch_options()).await.unwrap();
 
     let path = format!("/pages/{PAGE}/components");
     assert_eq!(fake.requests_to(&path), 3);
@@ -361,7 +351,7 @@ async fn v1_incident_paging_stops_at_resolved_since() {
     let fake = v1_page(json!([]), Value::Array(incidents)).await;
     // Page 1 holds hours 0..=99, at or after the bound; page 2 holds hours
     // 100..=199, all before it, so paging ends there.
-    let mut options = opts();
+    let mut options = quick_fetch_options();
     options.resolved_since = Some(newest - jiff::SignedDuration::from_hours(99));
     let snap = fetch_v1(&fake, &options).await.unwrap();
     assert_eq!(
@@ -378,7 +368,7 @@ async fn v1_incident_paging_stops_at_resolved_since() {
 
     // Without a bound, every page is read.
     let fake = v1_page(json!([]), fake_incidents(250)).await;
-    let snap = fetch_v1(&fake, &opts()).await.unwrap();
+    let snap = fetch_v1(&fake, &quick_fetch_options()).await.unwrap();
     assert_eq!(fake.requests_to(&format!("/pages/{PAGE}/incidents")), 3);
     assert_eq!(snap.incidents.len(), 250);
 }
@@ -399,7 +389,7 @@ async fn v1_maintenance_is_an_incident_with_scheduled_for() {
         json!([{"id": "m1", "name": "Scratch purge", "status": "scheduled",
                 "scheduled_for": "2024-07-01T08:00:00-06:00", "components": null}]),
     );
-    let snap = fetch_v1(&fake, &opts()).await.unwrap();
+    let snap = fetch_v1(&fake, &quick_fetch_options()).await.unwrap();
     assert_eq!(snap.incidents[0].kind, ItemKind::Maintenance);
     assert_eq!(
         snap.incidents[0].scheduled_for,
@@ -411,7 +401,7 @@ async fn v1_maintenance_is_an_incident_with_scheduled_for() {
 async fn server_errors_are_retried() {
     let fake = v2_page(minimal_summary()).await;
     fake.fault_next(2, Fault::Status(500));
-    let snap = fetch_v2(&fake, &opts()).await.unwrap();
+    let snap = fetch_v2(&fake, &quick_fetch_options()).await.unwrap();
     assert_eq!(snap.components[0].name, "Login nodes");
     assert_eq!(fake.requests(), 5, "three requests and two retries");
 }
@@ -420,7 +410,7 @@ async fn server_errors_are_retried() {
 async fn a_persistent_server_error_fails_after_every_attempt() {
     let fake = v2_page(minimal_summary()).await;
     fake.set_raw(SUMMARY, 500, "oops");
-    let err = fetch_v2(&fake, &opts()).await.unwrap_err();
+    let err = fetch_v2(&fake, &quick_fetch_options()).await.unwrap_err();
     assert_eq!(fake.requests_to(SUMMARY), 4, "one attempt and 3 retries");
     assert_eq!(
         err.to_string(),
@@ -442,7 +432,7 @@ async fn rate_limited_then_healthy(status: u16) {
         },
     );
     let started = Instant::now();
-    let snap = fetch_v2(&fake, &opts()).await.unwrap();
+    let snap = fetch_v2(&fake, &quick_fetch_options()).await.unwrap();
     let elapsed = started.elapsed();
     assert_eq!(snap.components.len(), 1);
     assert!(
@@ -471,7 +461,7 @@ async fn a_retry_after_too_long_fails_at_once() {
         retry_after: "3600".into(),
     });
     let started = Instant::now();
-    let err = fetch_v2(&fake, &opts()).await.unwrap_err();
+    let err = fetch_v2(&fake, &quick_fetch_options()).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(1));
     assert!(err.is_rate_limited());
     assert!(
@@ -488,7 +478,7 @@ async fn endless_rate_limiting_gives_up() {
         status: 429,
         retry_after: "0".into(),
     });
-    let err = fetch_v2(&fake, &opts()).await.unwrap_err();
+    let err = fetch_v2(&fake, &quick_fetch_options()).await.unwrap_err();
     assert!(err.is_rate_limited());
     assert!(err.to_string().contains("still answered 429"), "{err}");
 }
@@ -497,7 +487,7 @@ async fn endless_rate_limiting_gives_up() {
 async fn garbage_is_invalid_json() {
     let fake = v2_page(minimal_summary()).await;
     fake.fault(Fault::Garbage);
-    let err = fetch_v2(&fake, &opts()).await.unwrap_err();
+    let err = fetch_v2(&fake, &quick_fetch_options()).await.unwrap_err();
     assert_eq!(err.kind(), FetchErrorKind::InvalidJson);
     assert!(
         err.to_string()
@@ -510,7 +500,7 @@ async fn garbage_is_invalid_json() {
 async fn a_truncated_body_is_invalid_json() {
     let fake = v2_page(minimal_summary()).await;
     fake.fault(Fault::Truncated);
-    let err = fetch_v2(&fake, &opts()).await.unwrap_err();
+    let err = fetch_v2(&fake, &quick_fetch_options()).await.unwrap_err();
     assert_eq!(err.kind(), FetchErrorKind::InvalidJson);
     assert!(err.to_string().contains("EOF while parsing"), "{err}");
 }
@@ -518,7 +508,7 @@ async fn a_truncated_body_is_invalid_json() {
 #[tokio::test]
 async fn valid_json_of_the_wrong_shape_is_a_clear_error() {
     let fake = v2_page(json!([])).await;
-    let err = fetch_v2(&fake, &opts()).await.unwrap_err();
+    let err = fetch_v2(&fake, &quick_fetch_options()).await.unwrap_err();
     assert_eq!(err.kind(), FetchErrorKind::UnexpectedShape);
     assert!(
         err.to_string()
@@ -527,7 +517,7 @@ async fn valid_json_of_the_wrong_shape_is_a_clear_error() {
     );
 
     fake.set_json(SUMMARY, json!({"components": 5}));
-    let err = fetch_v2(&fake, &opts()).await.unwrap_err();
+    let err = fetch_v2(&fake, &quick_fetch_options()).await.unwrap_err();
     assert_eq!(err.kind(), FetchErrorKind::UnexpectedShape);
     assert!(
         err.to_string().contains("invalid type: integer `5`"),
@@ -542,7 +532,7 @@ async fn a_hanging_server_times_out() {
     let options = FetchOptions {
         timeout: Duration::from_millis(500),
         retries: 1,
-        ..opts()
+        ..quick_fetch_options()
     };
     let started = Instant::now();
     let err = fetch_v2(&fake, &options).await.unwrap_err();
@@ -564,7 +554,7 @@ async fn a_hanging_server_times_out() {
 async fn a_reset_connection_is_an_error() {
     let fake = v2_page(minimal_summary()).await;
     fake.fault(Fault::Reset);
-    let err = fetch_v2(&fake, &opts()).await.unwrap_err();
+    let err = fetch_v2(&fake, &quick_fetch_options()).await.unwrap_err();
     assert_eq!(err.kind(), FetchErrorKind::Connection);
     assert!(err.to_string().contains(&fake.url()), "{err}");
     assert!(fake.requests() >= 4, "resets are retried");
@@ -574,7 +564,7 @@ async fn a_reset_connection_is_an_error() {
 async fn a_reset_once_is_survived() {
     let fake = v2_page(minimal_summary()).await;
     fake.fault_next(1, Fault::Reset);
-    fetch_v2(&fake, &opts()).await.unwrap();
+    fetch_v2(&fake, &quick_fetch_options()).await.unwrap();
 }
 
 #[tokio::test]
@@ -586,7 +576,7 @@ async fn nobody_listening_is_a_connection_error() {
     let endpoint = Endpoint::Public { url };
     let options = FetchOptions {
         retries: 1,
-        ..opts()
+        ..quick_fetch_options()
     };
     let err = source::fetch(&source::client(), &endpoint, &options)
         .await
@@ -603,7 +593,7 @@ async fn a_huge_body_is_refused() {
     let fake = v2_page(minimal_summary()).await;
     let huge = format!("[\"{}\"]", "x".repeat(source::MAX_BODY_BYTES));
     fake.set_raw(SUMMARY, 200, &huge);
-    let err = fetch_v2(&fake, &opts()).await.unwrap_err();
+    let err = fetch_v2(&fake, &quick_fetch_options()).await.unwrap_err();
     assert_eq!(err.kind(), FetchErrorKind::TooLarge);
     assert!(err.to_string().contains("more than 32 MiB"), "{err}");
 }
@@ -615,7 +605,7 @@ async fn a_refused_key_says_to_check_it() {
         401,
         r#"{"error":"Couldn't authenticate you"}"#.into(),
     ));
-    let err = fetch_v1(&fake, &opts()).await.unwrap_err();
+    let err = fetch_v1(&fake, &quick_fetch_options()).await.unwrap_err();
     assert_eq!(err.status(), Some(401));
     // One request for each of the five lists, none retried.
     assert_eq!(fake.requests(), 5, "a 401 is not retried");
@@ -632,7 +622,7 @@ async fn no_v1_error_shows_the_api_key() {
     let quick = FetchOptions {
         timeout: Duration::from_millis(300),
         retries: 0,
-        ..opts()
+        ..quick_fetch_options()
     };
     let faults = [
         Fault::Status(401),
@@ -706,7 +696,7 @@ fn the_fake_also_runs_without_a_runtime() {
     let snap = runtime
         .block_on(async {
             let endpoint = Endpoint::Public { url: fake.url() };
-            source::fetch(&source::client(), &endpoint, &opts()).await
+            source::fetch(&source::client(), &endpoint, &quick_fetch_options()).await
         })
         .unwrap();
     assert_eq!(snap.page.name, "Example");

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::cli::{code, stderr, stdout, Site};
+use crate::common::{code, stderr, stdout, Site};
 use crate::fake::{FakeStatuspage, Fault};
 
 const NOW: &str = "2025-06-02T12:00:00Z";

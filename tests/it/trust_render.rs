@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
-use crate::cli::{assert_terminal_safe, code, stderr, stdout, Site};
+use crate::common::{assert_terminal_safe, code, stderr, stdout, Site};
 use crate::fake::FakeStatuspage;
 
 const LOGIN_ID: &str = "cmplogin0001";

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::Served;
+use crate::common::{eventually, http_get, Served};
 use crate::fake::FakeStatuspage;
 
 const PAGE: &str = "tsmanage0001";
@@ -163,35 +163,12 @@ components = ["Storage"]
     }
 }
 
-/// One HTTP/1.1 exchange on a new connection: the status code and the
-/// answer, or `None` when none came within `limit`.
-fn request(addr: &str, raw: &str, limit: Duration) -> Option<(u16, String)> {
-    let addr = addr.parse().unwrap();
-    let mut stream = TcpStream::connect_timeout(&addr, limit).ok()?;
-    stream.set_read_timeout(Some(limit)).unwrap();
-    stream.set_write_timeout(Some(limit)).unwrap();
-    stream.write_all(raw.as_bytes()).ok()?;
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, answer))
-}
-
-fn get(addr: &str, path: &str, limit: Duration) -> Option<(u16, String)> {
-    request(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
-        limit,
-    )
-}
-
 /// Polls `path` until it answers `status` (and `body` is in the answer),
 /// failing after `secs` seconds with the last answer.
 fn wait_for(served: &Served, path: &str, status: u16, body: &str, secs: u64) -> String {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        let got = get(served.addr(), path, Duration::from_secs(5));
+        let got = http_get(served.addr(), path, Duration::from_secs(5));
         if let Some((s, text)) = &got {
             if *s == status && text.contains(body) {
                 return text.clone();
@@ -203,15 +180,6 @@ fn wait_for(served: &Served, path: &str, status: u16, body: &str, secs: u64) -> 
             served.log()
         );
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Waits until `cond` holds, failing after `secs` seconds.
-fn eventually(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -292,7 +260,7 @@ fn slow_and_wrong_token_clients_cannot_use_up_the_file_descriptors() {
     let probe = |when: &str| {
         for path in ["/livez", "/motd/alpha"] {
             let asked = Instant::now();
-            let answer = get(&addr, path, Duration::from_secs(2));
+            let answer = http_get(&addr, path, Duration::from_secs(2));
             assert!(
                 answer.as_ref().is_some_and(|(status, _)| *status == 200)
                     && asked.elapsed() < Duration::from_secs(2),
@@ -419,7 +387,7 @@ fn a_webhook_body_that_never_ends_is_cut_off_at_the_request_deadline() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(32));
-    let (_, metrics) = get(&addr, "/metrics", Duration::from_secs(2)).unwrap();
+    let (_, metrics) = http_get(&addr, "/metrics", Duration::from_secs(2)).unwrap();
     assert!(
         metrics.contains("statusmotd_webhooks_total{outcome=\"timeout\"} 1"),
         "{metrics}"
@@ -511,7 +479,7 @@ fn a_hanging_on_change_is_killed_with_its_group_on_timeout_and_at_shutdown() {
     });
     let (child, grandchild) = read_pids(work.path());
     assert!(alive(child) && alive(grandchild));
-    let (_, metrics) = get(served.addr(), "/metrics", Duration::from_secs(2)).unwrap();
+    let (_, metrics) = http_get(served.addr(), "/metrics", Duration::from_secs(2)).unwrap();
     let running = metrics
         .lines()
         .find_map(|l| l.strip_prefix("statusmotd_on_change_running_seconds "))
@@ -588,7 +556,7 @@ fn a_looping_template_fails_its_render_and_a_fixed_one_recovers() {
     assert!(ready.contains("motd.txt.j2"), "{ready}");
     assert_eq!(site.motd("alpha").unwrap(), before);
     assert_eq!(
-        get(served.addr(), "/livez", Duration::from_secs(2)).map(|a| a.0),
+        http_get(served.addr(), "/livez", Duration::from_secs(2)).map(|a| a.0),
         Some(200)
     );
 
@@ -616,7 +584,7 @@ fn sigterm_during_a_wedged_render_exits_promptly() {
     let ready = wait_for(&served, "/readyz", 503, "a render has been running", 30);
     assert!(site.motd("alpha").is_none(), "{ready}");
     assert_eq!(
-        get(served.addr(), "/livez", Duration::from_secs(2)).map(|a| a.0),
+        http_get(served.addr(), "/livez", Duration::from_secs(2)).map(|a| a.0),
         Some(200)
     );
 
@@ -701,7 +669,7 @@ fn sighup_while_serve_starts_never_ends_it() {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        let answer = get(&addr, "/livez", Duration::from_secs(5));
+        let answer = http_get(&addr, "/livez", Duration::from_secs(5));
         assert_eq!(answer.map(|a| a.0), Some(200), "start {i}");
         assert!(
             child.try_wait().unwrap().is_none(),

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
-use statusmotd::source::{self, Endpoint, FetchErrorKind, FetchOptions};
+use statusmotd::source::{self, Endpoint, FetchErrorKind};
 
-use crate::cli::{code, stderr, stdout, Site};
-use crate::common::Served;
+use crate::common::{code, stderr, stdout, Site};
+use crate::common::{quick_fetch_options, Served};
 use crate::fake::{FakeStatuspage, Fault};
 
 const SUMMARY: &str = "/api/v2/summary.json";
@@ -321,16 +321,6 @@ fn a_renamed_group_keeps_reaching_its_cluster() {
     );
 }
 
-fn opts() -> FetchOptions {
-    FetchOptions {
-        timeout: Duration::from_secs(2),
-        retries: 3,
-        max_retry_after: Duration::from_secs(5),
-        resolved_since: None,
-        backoff: Duration::from_millis(10),
-    }
-}
-
 #[tokio::test]
 async fn a_retry_after_too_large_to_count_gives_up_at_once() {
     let fake = FakeStatuspage::start().await;
@@ -341,7 +331,7 @@ async fn a_retry_after_too_large_to_count_gives_up_at_once() {
     });
     let started = Instant::now();
     let endpoint = Endpoint::Public { url: fake.url() };
-    let e = source::fetch(&source::client(), &endpoint, &opts())
+    let e = source::fetch(&source::client(), &endpoint, &quick_fetch_options())
         .await
         .unwrap_err();
     assert!(e.is_rate_limited(), "{e}");
@@ -361,7 +351,7 @@ async fn a_login_page_answering_for_the_api_says_so() {
         "<html><body><form>Log in to continue</form></body></html>",
     );
     let endpoint = Endpoint::Public { url: fake.url() };
-    let e = source::fetch(&source::client(), &endpoint, &opts())
+    let e = source::fetch(&source::client(), &endpoint, &quick_fetch_options())
         .await
         .unwrap_err();
     assert_eq!(e.kind(), FetchErrorKind::InvalidJson);
