@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod common;
+mod aggregate;
 mod cli;
 mod fake;
 mod fixtures;
