@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::{self, Gathered};
 use crate::render::Renderer;
 use crate::snapshot;
+use crate::store::{Event, Store};
 use crate::view::Blocker;
 
 /// `--now`, or the clock.
@@ -39,18 +40,63 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Snapshots from `--snapshot FILE`, or a fetch falling back to the last
-/// good data. Keeps nothing in `state_dir`: `render` does that itself, and
-/// only when it writes.
+/// good data, with what happened on the way said on stderr. Keeps nothing
+/// in `state_dir`: `render` does that itself, and only when it writes.
 fn gather(
     config: &Config,
     clusters: &[&config::ClusterConfig],
     file: Option<&Path>,
     now: Timestamp,
-) -> Result<Gathered> {
-    match file {
-        Some(path) => pipeline::from_file(config, path),
-        None => runtime()?.block_on(pipeline::gather(config, clusters, now, false)),
+) -> Result<pipeline::Gather> {
+    let gathered = match file {
+        Some(path) => pipeline::Gather {
+            data: pipeline::from_file(config, path)?,
+            store: Store::new(&config.settings.state_dir),
+            events: Vec::new(),
+        },
+        None => runtime()?.block_on(pipeline::gather(config, clusters, now, false))?,
+    };
+    say_events(&gathered.events);
+    Ok(gathered)
+}
+
+/// Says on stderr what the snapshot store did: skipped items and fallbacks
+/// are warnings; a source without data is said where it matters (the
+/// cluster that reads it fails).
+fn say_events(events: &[Event]) {
+    for e in events {
+        match e {
+            Event::NoData { .. } => {}
+            _ => eprintln!("warning: {e}"),
+        }
     }
+}
+
+/// The sources of `clusters` whose fetch failed in a way retrying cannot
+/// mend (a rejected key, a page that is gone), rendered from their last
+/// good snapshot: an error, so that a build step goes red.
+fn permanent_failures(data: &Gathered, clusters: &[&config::ClusterConfig]) -> Option<Error> {
+    let names: std::collections::BTreeSet<&str> =
+        clusters.iter().flat_map(|c| c.sources()).collect();
+    let failed: Vec<String> = data
+        .sources
+        .iter()
+        .filter(|(name, _)| names.contains(name.as_str()))
+        .filter_map(|(name, d)| {
+            d.fetch_error
+                .as_ref()
+                .filter(|f| f.is_permanent())
+                .map(|f| format!("source `{name}`: {}: {f}", f.note))
+        })
+        .collect();
+    if failed.is_empty() {
+        return None;
+    }
+    Some(Error::Runtime(format!(
+        "{}\n  the files were rendered from the last good snapshot, but retrying will not mend this\n\
+         hint: check the source's `api_key`, `page_id` or `url` in the configuration",
+        failed.join("\n")
+    )))
 }
 
 pub fn render(args: &RenderArgs) -> Result<u8> {
@@ -58,7 +104,9 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     let now = parse_now(args.now.as_deref())?;
     let clusters = pipeline::select_clusters(&config, &args.clusters)?;
     let renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
-    let data = gather(&config, &clusters, args.snapshot.as_deref(), now)?;
+    let pipeline::Gather {
+        data, mut store, ..
+    } = gather(&config, &clusters, args.snapshot.as_deref(), now)?;
     let out = match &args.out {
         Some(out) => {
             let absolute = std::path::absolute(out).unwrap_or_else(|_| out.clone());
@@ -70,20 +118,23 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     // New snapshots are kept in `state_dir` on a second thread while the
     // files are planned and written: each takes milliseconds.
     let keep_state = !args.check && args.snapshot.is_none();
-    let (plan, outcome) = std::thread::scope(|scope| {
-        if keep_state {
-            scope.spawn(|| pipeline::keep_good_snapshots(&config, &data));
-        }
+    let (plan, outcome, mut warnings) = std::thread::scope(|scope| {
+        let kept = keep_state.then(|| scope.spawn(|| store.persist()));
         let plan = pipeline::plan(&config, &renderer, &clusters, &data, now);
+        let mut warnings: Vec<String> = Vec::new();
         if keep_state {
-            pipeline::keep_known_ids(&config, &data, &plan);
+            warnings.extend(pipeline::keep_known_ids(&config, &data, &plan));
         }
         let outcome = if args.check {
             pipeline::check(&plan, &out)
         } else {
             pipeline::apply(&plan, &out, now)
         };
-        (plan, outcome)
+        if let Some(kept) = kept {
+            let events = kept.join().unwrap_or_default();
+            warnings.splice(0..0, events.iter().map(ToString::to_string));
+        }
+        (plan, outcome, warnings)
     });
 
     let changes = outcome?;
@@ -96,10 +147,13 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         };
         let _ = writeln!(stdout, "{line}");
     }
-    for w in &plan.warnings {
+    warnings.extend(plan.warnings.iter().cloned());
+    for w in &warnings {
         eprintln!("warning: {w}");
     }
-    finish(plan.errors)?;
+    let mut errors = plan.errors;
+    errors.extend(permanent_failures(&data, &clusters));
+    finish(errors)?;
     Ok(u8::from(args.check && !changes.is_empty()))
 }
 
@@ -121,7 +175,7 @@ pub fn show(args: &ShowArgs) -> Result<u8> {
     let now = parse_now(args.now.as_deref())?;
     let clusters = pipeline::select_clusters(&config, std::slice::from_ref(&args.cluster))?;
     let renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
-    let data = gather(&config, &clusters, args.snapshot.as_deref(), now)?;
+    let data = gather(&config, &clusters, args.snapshot.as_deref(), now)?.data;
     let cluster = clusters[0];
     let view = pipeline::cluster_view(&config, cluster, &data, now)?;
     let text = renderer.render(cluster.template.as_deref().unwrap_or("motd.txt.j2"), &view)?;
@@ -145,7 +199,10 @@ pub fn fetch(args: &FetchArgs) -> Result<u8> {
     let mut failed = Vec::new();
     for (name, result) in fetched {
         match result {
-            Ok(s) => {
+            Ok((s, skipped)) => {
+                for item in skipped {
+                    eprintln!("warning: source `{name}`: {item}");
+                }
                 snaps.insert(name, s);
             }
             Err(e) => failed.push(format!("source `{name}`: {e}")),
@@ -185,30 +242,35 @@ pub fn gate(args: &GateArgs) -> Result<u8> {
     // cannot get, from the network or a `--snapshot` file, is "no data" (4),
     // never "blocked" (1), which a pipeline would take for an incident.
     let data = match gather(&config, &clusters, args.snapshot.as_deref(), now) {
-        Ok(data) => data,
+        Ok(g) => g.data,
         Err(e @ (Error::Io { .. } | Error::Runtime(_))) => {
             println!("no data for `{}`: {e}", cluster.name);
             return Ok(4);
         }
         Err(e) => return Err(e),
     };
-    let Some(source) = data.sources.get(&cluster.source) else {
-        let why = data
-            .missing
-            .get(&cluster.source)
-            .map_or("no data", String::as_str);
-        println!("no data for `{}`: {why}", cluster.name);
-        return Ok(4);
-    };
-    let age = now.duration_since(source.snapshot.fetched_at);
-    if age > max_age {
-        println!(
-            "no fresh data for `{}`: the newest is {} old, more than the {} allowed",
-            cluster.name,
-            crate::view::short_duration(age),
-            crate::view::short_duration(max_age)
-        );
-        return Ok(4);
+    let several = !cluster.also.is_empty();
+    for name in cluster.sources() {
+        let Some(source) = data.sources.get(name) else {
+            let why = data.missing.get(name).map_or("no data", String::as_str);
+            println!("no data for `{}`: {why}", cluster.name);
+            return Ok(4);
+        };
+        let age = now.duration_since(source.snapshot.fetched_at);
+        if age > max_age {
+            let from = if several {
+                format!(" from source `{name}`")
+            } else {
+                String::new()
+            };
+            println!(
+                "no fresh data for `{}`{from}: the newest is {} old, more than the {} allowed",
+                cluster.name,
+                crate::view::short_duration(age),
+                crate::view::short_duration(max_age)
+            );
+            return Ok(4);
+        }
     }
     let view = pipeline::cluster_view(&config, cluster, &data, now)?;
     let block_on: Vec<Blocker> = args.block_on.iter().map(|&b| b.into()).collect();
@@ -283,11 +345,15 @@ pub fn mapping(cmd: &MappingCommand) -> Result<u8> {
                         std::slice::from_ref(&name),
                         &pipeline::fetch_options(&config, Timestamp::now()),
                     ))?;
-                    fetched
+                    let (snap, skipped) = fetched
                         .into_values()
                         .next()
-                        .unwrap_or_else(|| Err(format!("source `{name}` was not fetched")))
-                        .map_err(|e| Error::Runtime(format!("source `{name}`: {e}")))?
+                        .unwrap_or_else(|| Err(format!("source `{name}` was not fetched").into()))
+                        .map_err(|e| Error::Runtime(format!("source `{name}`: {e}")))?;
+                    for item in skipped {
+                        eprintln!("warning: source `{name}`: {item}");
+                    }
+                    snap
                 };
                 (src, snap)
             };
@@ -300,7 +366,7 @@ pub fn mapping(cmd: &MappingCommand) -> Result<u8> {
         } => {
             let config = load_config(config)?;
             let clusters: Vec<_> = config.clusters.values().collect();
-            let data = gather(&config, &clusters, file.as_deref(), Timestamp::now())?;
+            let data = gather(&config, &clusters, file.as_deref(), Timestamp::now())?.data;
             let snaps = data
                 .sources
                 .into_iter()

@@ -133,6 +133,49 @@ pub struct ClusterConfig {
     pub page_wide: bool,
     pub template: Option<String>,
     pub timezone: Option<String>,
+    /// Further sources (`[clusters.NAME.also.SOURCE]`), by source name.
+    pub also: Vec<AlsoConfig>,
+}
+
+/// A further source of a cluster and what the cluster selects from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlsoConfig {
+    /// A name in `[sources]`, never the cluster's primary `source`.
+    pub source: String,
+    pub groups: Vec<String>,
+    pub components: Vec<String>,
+    /// Default false: a vendor's page-wide incident rarely concerns a
+    /// cluster.
+    pub page_wide: bool,
+}
+
+impl ClusterConfig {
+    /// Every source the cluster reads, its primary first.
+    pub fn sources(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.source.as_str()).chain(self.also.iter().map(|a| a.source.as_str()))
+    }
+
+    /// What the cluster selects from each of its sources, its primary
+    /// first, each as a cluster of one source (same name, no `also`), which
+    /// is what the mapping and the view take.
+    pub fn parts(&self) -> Vec<ClusterConfig> {
+        let primary = ClusterConfig {
+            also: Vec::new(),
+            ..self.clone()
+        };
+        std::iter::once(primary)
+            .chain(self.also.iter().map(|a| ClusterConfig {
+                name: self.name.clone(),
+                source: a.source.clone(),
+                groups: a.groups.clone(),
+                components: a.components.clone(),
+                page_wide: a.page_wide,
+                template: self.template.clone(),
+                timezone: self.timezone.clone(),
+                also: Vec::new(),
+            }))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -406,9 +449,50 @@ impl Config {
                     ),
                 ));
             }
+            let mut also = Vec::new();
+            for (other, entry) in cluster.also {
+                let other_span = other.span();
+                let other = other.into_inner();
+                if !sources.contains_key(&other) {
+                    return Err(at(
+                        other_span,
+                        format!(
+                            "cluster `{name}`: source `{other}` in `also` is not defined\n\
+                             hint: defined sources: {source_list}"
+                        ),
+                    ));
+                }
+                if other == source {
+                    return Err(at(
+                        other_span,
+                        format!(
+                            "cluster `{name}`: source `{other}` is its primary `source` and cannot be in `also` too\n\
+                             hint: put its `groups` and `components` in `[clusters.{name}]`"
+                        ),
+                    ));
+                }
+                if entry.groups.is_empty() && entry.components.is_empty() && !entry.page_wide {
+                    return Err(at(
+                        other_span,
+                        format!(
+                            "cluster `{name}` selects nothing from source `{other}`: \
+                             its `also` table has neither `groups` nor `components`\n\
+                             hint: add `components = [\"COMPONENT NAME\"]`, or `page_wide = true` \
+                             for the page's incidents that name no component"
+                        ),
+                    ));
+                }
+                also.push(AlsoConfig {
+                    source: other,
+                    groups: entry.groups.into_iter().map(|e| e.0).collect(),
+                    components: entry.components.into_iter().map(|e| e.0).collect(),
+                    page_wide: entry.page_wide,
+                });
+            }
             clusters.insert(
                 name.clone(),
                 ClusterConfig {
+                    also,
                     name,
                     source,
                     groups: cluster.groups.into_iter().map(|e| e.0).collect(),
@@ -896,6 +980,20 @@ struct RawCluster {
     page_wide: bool,
     template: Option<TemplateName>,
     timezone: Option<TzName>,
+    #[serde(default)]
+    also: BTreeMap<Spanned<String>, RawAlso>,
+}
+
+/// `[clusters.NAME.also.SOURCE]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlso {
+    #[serde(default)]
+    groups: Vec<Entry>,
+    #[serde(default)]
+    components: Vec<Entry>,
+    #[serde(default)]
+    page_wide: bool,
 }
 
 fn yes() -> bool {
@@ -1547,6 +1645,43 @@ path = "{cluster}/motd.md"
         };
         assert_eq!(api_key, &Secret::File("/srv/conf/keys/api".into()));
         assert_eq!(api_base, DEFAULT_API_BASE);
+    }
+
+    #[test]
+    fn also_sources_are_read_checked_and_listed_after_the_primary() {
+        let two = format!(
+            "{PUBLIC}[sources.hpc]\nkind = \"statuspage-public\"\nurl = \"https://status.example.org\"\n"
+        );
+        let c = parse(&format!(
+            "{two}[clusters.a]\nsource = \"hpc\"\ngroups = [\"A\"]\n\
+             [clusters.a.also.github]\ncomponents = [\"Actions\"]\n"
+        ))
+        .unwrap();
+        let a = &c.clusters["a"];
+        assert_eq!(a.sources().collect::<Vec<_>>(), ["hpc", "github"]);
+        assert!(!a.also[0].page_wide, "default false for `also`");
+        let parts = a.parts();
+        assert_eq!(parts[1].source, "github");
+        assert_eq!(parts[1].components, ["Actions"]);
+        assert!(parts[1].groups.is_empty());
+
+        let e = parse_err(&format!(
+            "{two}[clusters.a]\nsource = \"hpc\"\ngroups = [\"A\"]\n[clusters.a.also.nope]\ncomponents = [\"x\"]\n"
+        ));
+        assert!(e.contains("source `nope` in `also` is not defined"), "{e}");
+        assert!(e.contains("line 10"), "{e}");
+        let e = parse_err(&format!(
+            "{two}[clusters.a]\nsource = \"hpc\"\ngroups = [\"A\"]\n[clusters.a.also.hpc]\ncomponents = [\"x\"]\n"
+        ));
+        assert!(e.contains("is its primary `source`"), "{e}");
+        let e = parse_err(&format!(
+            "{two}[clusters.a]\nsource = \"hpc\"\ngroups = [\"A\"]\n[clusters.a.also.github]\n"
+        ));
+        assert!(e.contains("selects nothing from source `github`"), "{e}");
+        let e = parse_err(&format!(
+            "{two}[clusters.a]\nsource = \"hpc\"\ngroups = [\"A\"]\n[clusters.a.also.github]\ncomponent = [\"x\"]\n"
+        ));
+        assert!(e.contains("unknown field `component`"), "{e}");
     }
 
     #[test]

@@ -39,10 +39,10 @@ use crate::config::{Config, Secret, SourceConfig, SourceKind};
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::model::Snapshot;
-use crate::pipeline::{self, Change, FetchFailure, Gathered, SourceData};
+use crate::pipeline::{self, Change, FetchFailure, Gathered};
 use crate::render::Renderer;
-use crate::snapshot;
 use crate::source::{self, FetchErrorKind};
+use crate::store::{self, Event, Store};
 use crate::view::short_duration;
 
 /// The configuration in force, with what was derived from it: compiled
@@ -105,7 +105,7 @@ impl Live {
         self.config
             .clusters
             .values()
-            .map(|c| c.source.clone())
+            .flat_map(|c| c.sources().map(str::to_owned))
             .collect()
     }
 }
@@ -179,6 +179,8 @@ const KILL_GRACE: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, Default)]
 struct Health {
     rendered_at: Option<Timestamp>,
+    /// Sources whose latest fetch failed for good, with why.
+    permanent: BTreeMap<String, FetchFailure>,
     errors: Vec<String>,
     rendering_since: Option<Instant>,
 }
@@ -232,6 +234,7 @@ impl Coordinator {
     pub fn start(live: Live, cancel: CancellationToken, tracker: &TaskTracker) -> Arc<Coordinator> {
         let (render_tx, render_rx) = mpsc::unbounded_channel();
         let persisted = load_persisted(&live);
+        let have_data = persisted.has_data();
         let coordinator = Arc::new(Coordinator {
             live: RwLock::new(Arc::new(live)),
             data: RwLock::new(Arc::new(Gathered::default())),
@@ -245,7 +248,6 @@ impl Coordinator {
             cancel,
             tracker: tracker.clone(),
         });
-        let have_data = persisted.values().any(|s| s.snapshot.is_some());
         tracker.spawn(renderer_task(coordinator.clone(), render_rx, persisted));
         tracker.spawn(poll_task(coordinator.clone()));
         tracker.spawn(on_change_task(coordinator.clone()));
@@ -406,6 +408,12 @@ impl Coordinator {
             reasons.push("nothing has been rendered yet".to_owned());
         }
         for name in live.used_sources() {
+            if let Some(f) = health.permanent.get(&name) {
+                reasons.push(format!(
+                    "source `{name}`: {}, which retrying cannot mend: {f}",
+                    f.note
+                ));
+            }
             let Some(d) = data.sources.get(&name) else {
                 let why = data
                     .missing
@@ -457,6 +465,36 @@ impl Coordinator {
         }
     }
 
+    /// Logs, at error level, each source that starts (or stops) failing for
+    /// good, once per change rather than once per poll, and keeps the set
+    /// for `/readyz` and `/metrics`.
+    fn note_permanent_failures(&self, live: &Live, store: &Store) {
+        let now: BTreeMap<String, FetchFailure> = store
+            .permanent_failures()
+            .into_iter()
+            .filter(|(name, _)| live.config.sources.contains_key(name))
+            .collect();
+        let mut health = lock(&self.health);
+        for (name, f) in &now {
+            if health.permanent.get(name) != Some(f) {
+                tracing::error!(
+                    source = %name,
+                    "{}: {f}; serving the last good data until this is fixed",
+                    f.note
+                );
+            }
+        }
+        for name in health.permanent.keys() {
+            if !now.contains_key(name) {
+                tracing::info!(source = %name, "the source answers again");
+            }
+        }
+        for name in live.config.sources.keys() {
+            self.metrics.permanent_failure(name, now.contains_key(name));
+        }
+        health.permanent = now;
+    }
+
     async fn fetch(
         &self,
         src: &SourceConfig,
@@ -488,8 +526,14 @@ impl Coordinator {
                 Ok(fetched.snapshot)
             }
             Err(e) => {
-                tracing::warn!(source = %src.name, "fetch failed: {e}");
-                Err(FetchFailure::from(&e))
+                let failure = FetchFailure::from(&e);
+                // Said at error level by the renderer, once per change.
+                if failure.is_permanent() {
+                    tracing::debug!(source = %src.name, "fetch failed: {e}");
+                } else {
+                    tracing::warn!(source = %src.name, "fetch failed: {e}");
+                }
+                Err(failure)
             }
         }
     }
@@ -507,71 +551,26 @@ fn fetch_error_label(kind: FetchErrorKind) -> String {
     }
 }
 
-/// What the renderer knows of one source.
-#[derive(Debug, Clone, Default)]
-struct SourceState {
-    snapshot: Option<Snapshot>,
-    /// Why the latest fetch failed; `None` after a good one.
-    error: Option<FetchFailure>,
-}
-
-fn load_persisted(live: &Live) -> BTreeMap<String, SourceState> {
-    let state_dir = &live.config.settings.state_dir;
-    let mut states = BTreeMap::new();
+/// The persisted snapshot of every configured source.
+fn load_persisted(live: &Live) -> Store {
+    let (store, events) = Store::load(&live.config.settings.state_dir, live.config.sources.keys());
+    for e in events {
+        tracing::warn!("{e}");
+    }
     for name in live.config.sources.keys() {
-        let snapshot = match snapshot::load_state(state_dir, name) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("source `{name}`: the persisted snapshot cannot be used: {e}");
-                None
-            }
-        };
-        if let Some(s) = &snapshot {
+        if let Some(s) = store.snapshot(name) {
             tracing::info!(source = %name, fetched_at = %s.fetched_at, "loaded the persisted snapshot");
         }
-        states.insert(
-            name.clone(),
-            SourceState {
-                snapshot,
-                error: None,
-            },
-        );
     }
-    states
+    store
 }
 
 /// The data every configured source has, in the form `pipeline` takes.
-fn gathered(config: &Config, states: &BTreeMap<String, SourceState>) -> Gathered {
-    let mut g = Gathered {
-        known: crate::mapping::KnownIds::load(&config.settings.state_dir),
-        ..Gathered::default()
-    };
-    for name in config.sources.keys() {
-        match states.get(name) {
-            Some(SourceState {
-                snapshot: Some(snap),
-                error,
-            }) => {
-                g.sources.insert(
-                    name.clone(),
-                    SourceData {
-                        snapshot: snap.clone(),
-                        fetch_error: error.clone(),
-                    },
-                );
-            }
-            Some(SourceState {
-                snapshot: None,
-                error: Some(e),
-            }) => {
-                g.missing.insert(name.clone(), e.to_string());
-            }
-            _ => {
-                g.missing.insert(name.clone(), "not fetched yet".into());
-            }
-        }
-    }
-    g
+fn gathered(config: &Config, store: &Store) -> Gathered {
+    store.gathered(
+        config.sources.keys(),
+        crate::mapping::KnownIds::load(&config.settings.state_dir),
+    )
 }
 
 async fn source_worker(c: Arc<Coordinator>, q: Arc<SourceQueue>) {
@@ -613,7 +612,7 @@ async fn source_worker(c: Arc<Coordinator>, q: Arc<SourceQueue>) {
 async fn renderer_task(
     c: Arc<Coordinator>,
     mut rx: mpsc::UnboundedReceiver<RenderMsg>,
-    mut states: BTreeMap<String, SourceState>,
+    mut store: Store,
 ) {
     loop {
         let first = tokio::select! {
@@ -630,7 +629,6 @@ async fn renderer_task(
             batch.push(m);
         }
         let mut waiters = Vec::new();
-        let mut good = Vec::new();
         let mut fetch_errors = Vec::new();
         let mut fetch_outcomes = Vec::new();
         for msg in batch {
@@ -640,31 +638,33 @@ async fn renderer_task(
                     result,
                     waiters: w,
                 } => {
-                    let state = states.entry(source.clone()).or_default();
-                    // As in `render`: a page that lost every component at
-                    // once keeps its last good data rather than erase every
-                    // banner.
-                    let result = result.and_then(|snap| {
-                        match pipeline::suspicious_drop(&snap, state.snapshot.as_ref()) {
-                            Some(why) => {
-                                tracing::warn!(source = %source, "{why}; keeping the last good snapshot");
-                                Err(FetchFailure::new(why, pipeline::SUSPICIOUS_DROP_NOTE))
-                            }
-                            None => Ok(snap),
-                        }
-                    });
-                    fetch_outcomes.push(result.is_ok());
+                    let events = store.accept(
+                        &source,
+                        result.map(|snap| (*snap, Vec::new())),
+                        Timestamp::now(),
+                    );
+                    let failure = store.error(&source).cloned();
+                    fetch_outcomes.push(failure.is_none());
                     waiters.extend(w);
-                    match result {
-                        Ok(snap) => {
-                            c.metrics.good_fetch(&source, snap.fetched_at);
-                            good.push((source, (*snap).clone()));
-                            state.snapshot = Some(*snap);
-                            state.error = None;
+                    match failure {
+                        None => {
+                            if let Some(snap) = store.snapshot(&source) {
+                                c.metrics.good_fetch(&source, snap.fetched_at);
+                            }
                         }
-                        Err(e) => {
+                        Some(e) => {
+                            // As in `render`: a page that lost every
+                            // component at once keeps its last good data
+                            // rather than erase every banner.
+                            if e.note == pipeline::SUSPICIOUS_DROP_NOTE {
+                                tracing::warn!(source = %source, "{e}; keeping the last good snapshot");
+                            }
+                            for event in events {
+                                if let Event::NotKept { .. } | Event::Unreadable { .. } = event {
+                                    tracing::warn!("{event}");
+                                }
+                            }
                             fetch_errors.push(format!("source `{source}`: {e}"));
-                            state.error = Some(e);
                         }
                     }
                 }
@@ -672,20 +672,18 @@ async fn renderer_task(
             }
         }
         let live = c.live();
-        let data = Arc::new(gathered(&live.config, &states));
+        let data = Arc::new(gathered(&live.config, &store));
         write(&c.data, data.clone());
+        c.note_permanent_failures(&live, &store);
+        let good = store.take_fresh();
 
         let started = Instant::now();
         lock(&c.health).rendering_since = Some(started);
         let job = {
             let (live, data) = (live.clone(), data.clone());
             tokio::task::spawn_blocking(move || {
-                for (name, snap) in &good {
-                    if let Err(e) =
-                        snapshot::save_state(&live.config.settings.state_dir, name, snap)
-                    {
-                        tracing::warn!("cannot keep the snapshot of source `{name}`: {e}");
-                    }
+                for e in store::save(&live.config.settings.state_dir, &good) {
+                    tracing::warn!(source = e.source(), "cannot keep the snapshot: {e}");
                 }
                 render_all(&live, &data)
             })
@@ -757,7 +755,9 @@ fn render_all(live: &Live, data: &Gathered) -> (Vec<Change>, Vec<String>) {
     let now = Timestamp::now();
     let clusters: Vec<_> = live.config.clusters.values().collect();
     let plan = pipeline::plan(&live.config, &live.renderer, &clusters, data, now);
-    pipeline::keep_known_ids(&live.config, data, &plan);
+    if let Some(e) = pipeline::keep_known_ids(&live.config, data, &plan) {
+        tracing::warn!("{e}");
+    }
     let mut errors: Vec<String> = plan.errors.iter().map(ToString::to_string).collect();
     // A name that no longer resolves is rendered from its last known ids,
     // yet stays a reason in `/readyz` until the mapping is fixed.

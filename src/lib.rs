@@ -19,6 +19,7 @@ pub mod sanitize;
 pub mod server;
 pub mod snapshot;
 pub mod source;
+pub mod store;
 pub mod view;
 pub mod watch;
 

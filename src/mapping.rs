@@ -55,8 +55,12 @@ pub fn resolve_indexed(
 /// selecting what it selected.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KnownIds {
+    /// By cluster: the entries of its primary source.
     #[serde(default)]
     pub clusters: BTreeMap<String, ClusterIds>,
+    /// By cluster, then further (`also`) source: the entries there.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub also: BTreeMap<String, BTreeMap<String, ClusterIds>>,
 }
 
 /// One cluster's [`KnownIds`], by entry as written in `mapping.toml`.
@@ -717,29 +721,30 @@ impl CheckReport {
 /// source name) and lists the groups and components no cluster maps.
 pub fn check(config: &Config, snapshots: &BTreeMap<String, Snapshot>) -> CheckReport {
     let mut report = CheckReport::default();
-    let mut selected: BTreeMap<&str, Selection> = BTreeMap::new();
-    let mut listed: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let mut selected: BTreeMap<String, Selection> = BTreeMap::new();
+    let mut listed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let indexes: BTreeMap<&str, SnapshotIndex<'_>> = snapshots
         .iter()
         .map(|(name, snap)| (name.as_str(), SnapshotIndex::new(snap)))
         .collect();
-    for cluster in config.clusters.values() {
-        let Some(snap) = snapshots.get(&cluster.source) else {
+    // Every source a cluster reads: its primary, then its `also` sources.
+    for part in config.clusters.values().flat_map(ClusterConfig::parts) {
+        let Some(snap) = snapshots.get(&part.source) else {
             report.errors.push(format!(
                 "cluster `{}`: no data from source `{}`",
-                cluster.name, cluster.source
+                part.name, part.source
             ));
             continue;
         };
-        let resolved = resolve_entries(cluster, snap, &indexes[cluster.source.as_str()]);
+        let resolved = resolve_entries(&part, snap, &indexes[part.source.as_str()]);
         debug_assert_eq!(resolved.failed.len(), resolved.errors.len());
         report.errors.extend(resolved.errors);
         selected
-            .entry(&cluster.source)
+            .entry(part.source.clone())
             .or_default()
             .extend(resolved.selection);
         listed
-            .entry(&cluster.source)
+            .entry(part.source.clone())
             .or_default()
             .extend(resolved.groups);
     }
@@ -747,8 +752,8 @@ pub fn check(config: &Config, snapshots: &BTreeMap<String, Snapshot>) -> CheckRe
     let empty = BTreeSet::new();
     let several = snapshots.len() > 1;
     for (source, snap) in snapshots {
-        let selected = selected.get(source.as_str()).unwrap_or(&empty);
-        let listed = listed.get(source.as_str()).unwrap_or(&empty);
+        let selected = selected.get(source).unwrap_or(&empty);
+        let listed = listed.get(source).unwrap_or(&empty);
         let in_source = |s: String| {
             if several {
                 format!("{s} in source `{source}`")
@@ -890,6 +895,7 @@ mod tests {
             page_wide: true,
             template: None,
             timezone: None,
+            also: Vec::new(),
         }
     }
 

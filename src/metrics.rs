@@ -66,6 +66,9 @@ pub struct Metrics {
     pub items_skipped: Family<SourceLabel, Counter>,
     pub webhooks: Family<OutcomeLabel, Counter>,
     pub last_good_fetch: Family<SourceLabel, Gauge<f64, AtomicU64>>,
+    /// 1 while a source's latest fetch failed for good (a rejected key, a
+    /// page that is gone), else 0.
+    pub permanent_failure: Family<SourceLabel, Gauge>,
     pub render_duration: Histogram,
     pub files_written: Family<ActionLabel, Counter>,
     pub config_reloads: Family<ResultLabel, Counter>,
@@ -123,6 +126,13 @@ impl Metrics {
             "Unix time of the last good fetch of each source",
             last_good_fetch.clone(),
         );
+        let permanent_failure = Family::<SourceLabel, Gauge>::default();
+        registry.register(
+            "source_permanent_failure",
+            "1 while the latest fetch of a source failed in a way retrying cannot mend \
+             (401, 403, 404 of the page), else 0",
+            permanent_failure.clone(),
+        );
         let render_duration = duration_histogram();
         registry.register(
             "render_duration_seconds",
@@ -172,6 +182,7 @@ impl Metrics {
             items_skipped,
             webhooks,
             last_good_fetch,
+            permanent_failure,
             render_duration,
             files_written,
             config_reloads,
@@ -195,6 +206,15 @@ impl Metrics {
                 result: if ok { "ok" } else { "error" },
             })
             .inc();
+    }
+
+    /// Sets whether `source` is failing for good.
+    pub fn permanent_failure(&self, source: &str, failing: bool) {
+        self.permanent_failure
+            .get_or_create(&SourceLabel {
+                source: source.to_owned(),
+            })
+            .set(i64::from(failing));
     }
 
     pub fn config_reload(&self, ok: bool) {

@@ -20,6 +20,8 @@ use crate::output::{self, OutputDir, Written};
 use crate::render::{Renderer, ViewContext};
 use crate::snapshot::{self, Snapshots};
 use crate::source::{self, Endpoint, FetchOptions};
+pub use crate::store::{suspicious_drop, FetchResult, SUSPICIOUS_DROP_NOTE};
+use crate::store::{Event, Store};
 use crate::view::{self, ClusterView, ViewOptions};
 
 /// The data of one source for one run.
@@ -31,13 +33,43 @@ pub struct SourceData {
 }
 
 /// Why a fetch gave no usable snapshot: the whole message for logs and
-/// stderr, and a few fixed words for the MOTD's stale note, which must say
+/// stderr, a few fixed words for the MOTD's stale note, which must say
 /// what happened ("the status page sent data of an unexpected shape") and
-/// never quote upstream.
+/// never quote upstream, and what kind of failure it is, which decides
+/// whether waiting can help.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchFailure {
     pub message: String,
     pub note: &'static str,
+    pub kind: FailureKind,
+}
+
+/// What kind of failure a [`FetchFailure`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailureKind {
+    /// May pass by itself: a server error, a timeout, a broken connection.
+    #[default]
+    Transient,
+    /// Can never succeed by retrying: the key was rejected, the page is
+    /// gone. `render` exits 1 for it; `serve` reports it in `/readyz`.
+    Permanent,
+    /// The page keeps saying "too many requests".
+    RateLimited,
+    /// The page answered, with something that is not a status page's data
+    /// (not JSON, an unexpected shape, too large, a suspicious drop).
+    BadAnswer,
+}
+
+impl FailureKind {
+    /// The kind as a fixed word, for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Transient => "transient",
+            FailureKind::Permanent => "permanent",
+            FailureKind::RateLimited => "rate_limited",
+            FailureKind::BadAnswer => "bad_answer",
+        }
+    }
 }
 
 impl FetchFailure {
@@ -48,6 +80,42 @@ impl FetchFailure {
         Self {
             message: message.into(),
             note,
+            kind: FailureKind::Transient,
+        }
+    }
+
+    #[must_use]
+    pub fn with_kind(mut self, kind: FailureKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        self.kind == FailureKind::Permanent
+    }
+
+    /// `error` as a failure, its message with (`hint`) or without its hint
+    /// line.
+    pub fn of(error: &source::FetchError, hint: bool) -> Self {
+        use source::FetchErrorKind as K;
+        let kind = if error.is_permanent() {
+            FailureKind::Permanent
+        } else {
+            match error.kind() {
+                K::RateLimited => FailureKind::RateLimited,
+                K::InvalidJson | K::UnexpectedShape | K::TooLarge => FailureKind::BadAnswer,
+                _ => FailureKind::Transient,
+            }
+        };
+        let message = if hint {
+            format!("{error:#}")
+        } else {
+            error.to_string()
+        };
+        Self {
+            message,
+            note: error.note(),
+            kind,
         }
     }
 }
@@ -60,7 +128,7 @@ impl From<String> for FetchFailure {
 
 impl From<&source::FetchError> for FetchFailure {
     fn from(e: &source::FetchError) -> Self {
-        Self::new(format!("{e:#}"), e.note())
+        Self::of(e, true)
     }
 }
 
@@ -109,25 +177,13 @@ pub fn endpoint(source: &SourceConfig) -> Result<Endpoint> {
 }
 
 /// Fetches `names` concurrently. Secrets are revealed first, so a missing one
-/// is a configuration error before any request is made. Items a source had
-/// to skip are said on stderr.
+/// is a configuration error before any request is made. Each result keeps
+/// its failure typed, and a good one the items its source had to skip.
 pub async fn fetch_sources(
     config: &Config,
     names: &[String],
     opts: &FetchOptions,
-) -> Result<BTreeMap<String, std::result::Result<Snapshot, String>>> {
-    Ok(fetch_sources_failing(config, names, opts)
-        .await?
-        .into_iter()
-        .map(|(name, r)| (name, r.map_err(|e| e.message)))
-        .collect())
-}
-
-async fn fetch_sources_failing(
-    config: &Config,
-    names: &[String],
-    opts: &FetchOptions,
-) -> Result<BTreeMap<String, std::result::Result<Snapshot, FetchFailure>>> {
+) -> Result<BTreeMap<String, FetchResult>> {
     let client = source::client();
     let mut tasks = tokio::task::JoinSet::new();
     for name in names {
@@ -137,16 +193,10 @@ async fn fetch_sources_failing(
         let endpoint = endpoint(src)?;
         let (client, opts, name) = (client.clone(), opts.clone(), name.clone());
         tasks.spawn(async move {
-            let result = source::fetch_reporting(&client, &endpoint, &opts).await;
-            let result = match result {
-                Ok(fetched) => {
-                    for s in &fetched.skipped {
-                        eprintln!("warning: source `{name}`: {s}");
-                    }
-                    Ok(fetched.snapshot)
-                }
-                Err(e) => Err(FetchFailure::new(e.to_string(), e.note())),
-            };
+            let result = source::fetch_reporting(&client, &endpoint, &opts)
+                .await
+                .map(|fetched| (fetched.snapshot, fetched.skipped))
+                .map_err(|e| FetchFailure::of(&e, false));
             (name, result)
         });
     }
@@ -159,147 +209,79 @@ async fn fetch_sources_failing(
     Ok(out)
 }
 
-/// Fetches every source used by `clusters`; on failure falls back to the last
-/// good snapshot in `state_dir`, saying so on stderr. Good fetches are kept
-/// as the new last good snapshot unless `persist` is false.
+/// What [`gather`] found: the data, the store it came from (to persist the
+/// good snapshots once the files are written), and what happened on the
+/// way, for the caller to say.
+#[derive(Debug)]
+pub struct Gather {
+    pub data: Gathered,
+    pub store: Store,
+    pub events: Vec<Event>,
+}
+
+/// Fetches every source used by `clusters` and hands the results to the
+/// snapshot store, which falls back to the last good snapshot in
+/// `state_dir` on failure. Good fetches are kept as the new last good
+/// snapshots only when `persist` is true; otherwise call
+/// [`Store::persist`] on the returned store.
 pub async fn gather(
     config: &Config,
     clusters: &[&ClusterConfig],
     now: Timestamp,
     persist: bool,
-) -> Result<Gathered> {
+) -> Result<Gather> {
     let names: Vec<String> = clusters
         .iter()
-        .map(|c| c.source.clone())
+        .flat_map(|c| c.sources())
+        .map(str::to_owned)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let fetched = fetch_sources_failing(config, &names, &fetch_options(config, now)).await?;
+    let fetched = fetch_sources(config, &names, &fetch_options(config, now)).await?;
     let state_dir = &config.settings.state_dir;
-    let mut gathered = Gathered {
-        known: KnownIds::load(state_dir),
-        ..Gathered::default()
-    };
+    let mut store = Store::new(state_dir);
+    let mut events = Vec::new();
     for (name, result) in fetched {
-        let result = result.and_then(|snap| {
-            // Only an empty fresh snapshot needs the last good one read.
-            let last = if snap.components.is_empty() {
-                snapshot::load_state(state_dir, &name).ok().flatten()
-            } else {
-                None
-            };
-            match suspicious_drop(&snap, last.as_ref()) {
-                Some(why) => Err(FetchFailure::new(
-                    format!(
-                        "{why}\n  (if the page really has no components now, delete `{}`)",
-                        snapshot::state_path(state_dir, &name).display()
-                    ),
-                    SUSPICIOUS_DROP_NOTE,
-                )),
-                None => Ok(snap),
-            }
-        });
-        match result {
-            Ok(snap) => {
-                gathered.sources.insert(
-                    name,
-                    SourceData {
-                        snapshot: snap,
-                        fetch_error: None,
-                    },
-                );
-            }
-            Err(error) => match snapshot::load_state(state_dir, &name) {
-                Ok(Some(snap)) => {
-                    eprintln!(
-                        "warning: source `{name}`: {error}\n  using the last good snapshot, fetched {} ({} ago)",
-                        snap.fetched_at,
-                        view::short_duration(now.duration_since(snap.fetched_at))
-                    );
-                    gathered.sources.insert(
-                        name,
-                        SourceData {
-                            snapshot: snap,
-                            fetch_error: Some(error),
-                        },
-                    );
-                }
-                Ok(None) => {
-                    gathered.missing.insert(
-                        name,
-                        format!(
-                            "{error}\n  and no earlier good snapshot is kept in `{}`",
-                            state_dir.display()
-                        ),
-                    );
-                }
-                Err(e) => {
-                    gathered.missing.insert(
-                        name,
-                        format!("{error}\n  and the last good snapshot cannot be used: {e}"),
-                    );
-                }
-            },
-        }
+        events.extend(store.accept(&name, result, now));
     }
     if persist {
-        keep_good_snapshots(config, &gathered);
+        events.extend(store.persist());
     }
-    Ok(gathered)
-}
-
-/// Keeps each freshly fetched snapshot as its source's last good one in
-/// `state_dir`. A failure is a warning: the render goes on, and the previous
-/// good snapshot stays whole.
-pub fn keep_good_snapshots(config: &Config, data: &Gathered) {
-    for (name, source) in &data.sources {
-        if source.fetch_error.is_none() {
-            if let Err(e) = snapshot::save_state(&config.settings.state_dir, name, &source.snapshot)
-            {
-                eprintln!("warning: {e}");
-            }
-        }
-    }
-}
-
-/// The stale note of a [`suspicious_drop`].
-pub const SUSPICIOUS_DROP_NOTE: &str = "the status page listed no components";
-
-/// Why a fresh snapshot must not replace `last_good`, if it must not: it
-/// lists no component at all while the last good one listed some. A page
-/// does not lose every component at once in earnest; an upstream that does
-/// is broken (a half-migrated page, an API answering an empty list), and
-/// rendering from it would erase every banner. Treated as a failed fetch, so
-/// the last good data stays in use and the reason is said.
-pub fn suspicious_drop(fresh: &Snapshot, last_good: Option<&Snapshot>) -> Option<String> {
-    let last = last_good?;
-    if !fresh.components.is_empty() || last.components.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "upstream listed no components, while the last good snapshot listed {}: \
-         a suspicious drop, treated as a failed fetch",
-        last.components.len()
-    ))
+    let data = store.gathered(&names, KnownIds::load(state_dir));
+    Ok(Gather {
+        data,
+        store,
+        events,
+    })
 }
 
 /// Keeps the ids every rendered cluster's entries resolved to in
 /// `state_dir`, for when a name stops resolving. Clusters this plan did not
-/// render keep theirs; clusters no longer configured lose theirs. A failure
-/// is a warning, as for snapshots.
-pub fn keep_known_ids(config: &Config, data: &Gathered, plan: &Plan) {
+/// render keep theirs; clusters no longer configured lose theirs. Returns
+/// why they could not be kept, a warning for the caller to say.
+pub fn keep_known_ids(config: &Config, data: &Gathered, plan: &Plan) -> Option<String> {
     let mut known = data.known.clone();
     known
         .clusters
         .retain(|name, _| config.clusters.contains_key(name));
+    known
+        .also
+        .retain(|name, _| config.clusters.contains_key(name));
     for (name, ids) in &plan.ids {
         known.clusters.insert(name.clone(), ids.clone());
+        // A cluster that no longer reads a further source forgets it.
+        match plan.also_ids.get(name) {
+            Some(also) => known.also.insert(name.clone(), also.clone()),
+            None => known.also.remove(name),
+        };
     }
-    if known != data.known {
-        if let Err(e) = known.save(&config.settings.state_dir) {
-            eprintln!("warning: {e}");
-        }
+    if known == data.known {
+        return None;
     }
+    known
+        .save(&config.settings.state_dir)
+        .err()
+        .map(|e| e.to_string())
 }
 
 /// Data from a snapshot file instead of the network. A file holding one
@@ -357,82 +339,126 @@ pub fn select_clusters<'c>(config: &'c Config, names: &[String]) -> Result<Vec<&
         .collect()
 }
 
-/// The view of one cluster, or why there is none.
+/// The view of one cluster over all its sources, or why there is none.
 pub fn cluster_view(
     config: &Config,
     cluster: &ClusterConfig,
     data: &Gathered,
     now: Timestamp,
 ) -> Result<ClusterView> {
-    let index = data
-        .sources
-        .get(&cluster.source)
-        .map(|s| SnapshotIndex::new(&s.snapshot));
-    cluster_view_indexed(config, cluster, data, index.as_ref(), now).map(|r| r.view)
+    let indexes: BTreeMap<&str, SnapshotIndex<'_>> = cluster
+        .sources()
+        .filter_map(|name| {
+            data.sources
+                .get_key_value(name)
+                .map(|(k, s)| (k.as_str(), SnapshotIndex::new(&s.snapshot)))
+        })
+        .collect();
+    cluster_view_indexed(config, cluster, data, &indexes, now).map(|(view, _)| view)
 }
 
-/// A cluster's view, and how its entries resolved.
+/// How a cluster's entries resolved.
 struct Resolved {
-    view: ClusterView,
+    /// The primary source's entries.
     ids: ClusterIds,
+    /// Each further source's entries.
+    also_ids: BTreeMap<String, ClusterIds>,
     warnings: Vec<String>,
 }
 
-/// [`cluster_view`] with the index of the cluster's snapshot at hand (when
-/// there is a snapshot), built once for all the clusters of a plan.
+/// [`cluster_view`] with the indexes of the snapshots at hand, built once
+/// for all the clusters of a plan. Each of the cluster's sources is
+/// resolved and viewed on its own, then the views are merged; a source
+/// without any data (not even a last good snapshot) fails the cluster, whose
+/// files then stay as they are.
 fn cluster_view_indexed(
     config: &Config,
     cluster: &ClusterConfig,
     data: &Gathered,
-    index: Option<&SnapshotIndex<'_>>,
+    indexes: &BTreeMap<&str, SnapshotIndex<'_>>,
     now: Timestamp,
-) -> Result<Resolved> {
-    let (Some(source), Some(index)) = (data.sources.get(&cluster.source), index) else {
-        let why = data
-            .missing
-            .get(&cluster.source)
-            .map_or("no data", String::as_str);
-        return Err(Error::Runtime(format!(
-            "cluster `{}`: no data from source `{}`: {why}",
-            cluster.name, cluster.source
-        )));
-    };
-    let resolution = crate::mapping::resolve_with_known(
-        cluster,
-        &source.snapshot,
-        index,
-        data.known.clusters.get(&cluster.name),
-    )?;
-    let selection = resolution.selection;
-    let opts = ViewOptions {
-        upcoming: config.settings.upcoming,
-        recent_resolved: config.settings.recent_resolved,
-        stale_after: config.settings.stale_after,
-        page_wide: cluster.page_wide,
-        timezone: config.timezone_for(cluster),
-    };
-    let mut v = view::build_indexed(
-        &cluster.name,
-        &cluster.source,
-        &source.snapshot,
-        index,
-        &selection,
-        &opts,
-        now,
-    );
-    if let Some(failure) = &source.fetch_error {
-        // The data is the last good snapshot: say so even before it is
-        // stale, and why there is nothing newer.
-        for s in &mut v.sources {
-            s.stale = v.stale;
-            s.error = Some(failure.note.to_owned());
+) -> Result<(ClusterView, Resolved)> {
+    let mut views = Vec::new();
+    let mut ids = ClusterIds::default();
+    let mut also_ids = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for (n, part) in cluster.parts().iter().enumerate() {
+        let primary = n == 0;
+        let (Some(source), Some(index)) = (
+            data.sources.get(&part.source),
+            indexes.get(part.source.as_str()),
+        ) else {
+            let why = data
+                .missing
+                .get(&part.source)
+                .map_or("no data", String::as_str);
+            return Err(Error::Runtime(format!(
+                "cluster `{}`: no data from source `{}`: {why}",
+                cluster.name, part.source
+            )));
+        };
+        let known = if primary {
+            data.known.clusters.get(&cluster.name)
+        } else {
+            data.known
+                .also
+                .get(&cluster.name)
+                .and_then(|a| a.get(&part.source))
+        };
+        let resolution = crate::mapping::resolve_with_known(part, &source.snapshot, index, known)?;
+        let opts = ViewOptions {
+            upcoming: config.settings.upcoming,
+            recent_resolved: config.settings.recent_resolved,
+            stale_after: config.settings.stale_after,
+            page_wide: part.page_wide,
+            timezone: config.timezone_for(cluster),
+        };
+        let mut v = view::build_indexed(
+            &cluster.name,
+            &part.source,
+            &source.snapshot,
+            index,
+            &resolution.selection,
+            &opts,
+            now,
+        );
+        if let Some(failure) = &source.fetch_error {
+            // The data is the last good snapshot: say so even before it is
+            // stale, and why there is nothing newer.
+            for s in &mut v.sources {
+                s.stale = v.stale;
+                s.error = Some(failure.note.to_owned());
+            }
         }
+        if !primary {
+            for item in v
+                .incidents
+                .iter_mut()
+                .chain(&mut v.maintenance.active)
+                .chain(&mut v.maintenance.upcoming)
+                .chain(&mut v.resolved)
+            {
+                item.mark_further_source();
+            }
+        }
+        if primary {
+            ids = resolution.ids;
+        } else {
+            also_ids.insert(part.source.clone(), resolution.ids);
+        }
+        warnings.extend(resolution.warnings);
+        views.push(v);
     }
-    Ok(Resolved {
-        view: v,
-        ids: resolution.ids,
-        warnings: resolution.warnings,
-    })
+    let view = ClusterView::merge(views)
+        .ok_or_else(|| Error::Runtime(format!("cluster `{}` reads no source", cluster.name)))?;
+    Ok((
+        view,
+        Resolved {
+            ids,
+            also_ids,
+            warnings,
+        },
+    ))
 }
 
 /// One file to write.
@@ -474,6 +500,8 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// Cluster -> what its entries resolved to, to keep for next time.
     pub ids: BTreeMap<String, ClusterIds>,
+    /// Cluster -> further source -> what its entries there resolved to.
+    pub also_ids: BTreeMap<String, BTreeMap<String, ClusterIds>>,
     /// Whether this plan covers every cluster of the configuration; then
     /// `index.json` is written from it alone.
     pub complete: bool,
@@ -498,12 +526,15 @@ pub fn plan(
         .map(|(name, s)| (name.as_str(), SnapshotIndex::new(&s.snapshot)))
         .collect();
     for cluster in clusters {
-        let index = indexes.get(cluster.source.as_str());
-        match plan_cluster(config, renderer, cluster, data, index, now) {
-            Ok((p, ids, warnings)) => {
+        match plan_cluster(config, renderer, cluster, data, &indexes, now) {
+            Ok((p, resolved)) => {
                 plan.clusters.insert(cluster.name.clone(), p);
-                plan.ids.insert(cluster.name.clone(), ids);
-                plan.warnings.extend(warnings);
+                plan.ids.insert(cluster.name.clone(), resolved.ids);
+                if !resolved.also_ids.is_empty() {
+                    plan.also_ids
+                        .insert(cluster.name.clone(), resolved.also_ids);
+                }
+                plan.warnings.extend(resolved.warnings);
             }
             Err(e) => plan.errors.push(e),
         }
@@ -516,14 +547,10 @@ fn plan_cluster(
     renderer: &Renderer,
     cluster: &ClusterConfig,
     data: &Gathered,
-    index: Option<&SnapshotIndex<'_>>,
+    indexes: &BTreeMap<&str, SnapshotIndex<'_>>,
     now: Timestamp,
-) -> Result<(ClusterPlan, ClusterIds, Vec<String>)> {
-    let Resolved {
-        view,
-        ids,
-        warnings,
-    } = cluster_view_indexed(config, cluster, data, index, now)?;
+) -> Result<(ClusterPlan, Resolved)> {
+    let (view, resolved) = cluster_view_indexed(config, cluster, data, indexes, now)?;
     let dir = PathBuf::from(&cluster.name);
     let template = cluster.template.as_deref().unwrap_or("motd.txt.j2");
     let newest = view.newest_change();
@@ -538,7 +565,7 @@ fn plan_cluster(
     let mut items = BTreeSet::new();
     let mut items_left_out = 0;
     for item in view.items() {
-        let name = view::Item::file_name(item.kind, &item.id);
+        let name = item.snippet_name().to_owned();
         if items.contains(&name) {
             continue;
         }
@@ -567,8 +594,7 @@ fn plan_cluster(
             items,
             items_left_out,
         },
-        ids,
-        warnings,
+        resolved,
     ))
 }
 
@@ -692,6 +718,10 @@ fn display_rel(p: &Path) -> String {
     p.to_string_lossy().replace('\\', "/")
 }
 
+fn one_or_none(v: &[String]) -> bool {
+    v.len() <= 1
+}
+
 /// `index.json`: every cluster's status, items, files and their mtimes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Index {
@@ -702,7 +732,12 @@ pub struct Index {
 pub struct IndexEntry {
     pub status: String,
     pub stale: bool,
+    /// The primary source.
     pub source: String,
+    /// Every source the cluster reads, the primary first; left out for a
+    /// cluster of one source, whose entry is as it always was.
+    #[serde(default, skip_serializing_if = "one_or_none")]
+    pub sources: Vec<String>,
     pub items: Vec<IndexItem>,
     /// Items shown but not in `items` and without a snippet: those past the
     /// first [`MAX_ITEM_FILES`].
@@ -714,6 +749,9 @@ pub struct IndexEntry {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IndexItem {
+    /// The source the item is from, when it is not the cluster's primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     pub kind: String,
     pub id: String,
     pub name: String,
@@ -743,12 +781,10 @@ fn index_json(plan: &Plan, dir: &output::Peek) -> String {
             .collect();
         let items = v
             .items()
-            .filter(|i| {
-                cluster
-                    .items
-                    .contains(&view::Item::file_name(i.kind, &i.id))
-            })
+            .filter(|i| cluster.items.contains(i.snippet_name()))
             .map(|i| IndexItem {
+                source: (Some(i.source.as_str()) != v.sources.first().map(|s| s.name.as_str()))
+                    .then(|| i.source.clone()),
                 kind: i.kind.as_str().to_owned(),
                 id: i.id.clone(),
                 name: i.name.clone(),
@@ -766,6 +802,7 @@ fn index_json(plan: &Plan, dir: &output::Peek) -> String {
                     .first()
                     .map(|s| s.name.clone())
                     .unwrap_or_default(),
+                sources: v.sources.iter().map(|s| s.name.clone()).collect(),
                 items,
                 items_left_out: cluster.items_left_out,
                 files,
@@ -775,48 +812,4 @@ fn index_json(plan: &Plan, dir: &output::Peek) -> String {
     let mut text = serde_json::to_string_pretty(&index).unwrap_or_default();
     text.push('\n');
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{Component, ComponentStatus, Page};
-
-    fn snap(components: usize) -> Snapshot {
-        Snapshot {
-            page: Page {
-                id: "p".into(),
-                name: "p".into(),
-                url: None,
-            },
-            fetched_at: "2025-06-01T12:00:00Z".parse().unwrap(),
-            components: (0..components)
-                .map(|i| Component {
-                    id: format!("c{i}"),
-                    name: format!("C{i}"),
-                    status: ComponentStatus::Operational,
-                    group_id: None,
-                    description: None,
-                    updated_at: None,
-                })
-                .collect(),
-            groups: Vec::new(),
-            incidents: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn an_empty_component_list_after_a_full_one_is_a_suspicious_drop() {
-        let why = suspicious_drop(&snap(0), Some(&snap(3))).unwrap();
-        assert!(why.contains("no components"), "{why}");
-        assert!(why.contains("listed 3"), "{why}");
-    }
-
-    #[test]
-    fn fewer_components_or_no_history_is_not_a_drop() {
-        assert_eq!(suspicious_drop(&snap(0), None), None, "first fetch ever");
-        assert_eq!(suspicious_drop(&snap(0), Some(&snap(0))), None);
-        assert_eq!(suspicious_drop(&snap(1), Some(&snap(40))), None);
-        assert_eq!(suspicious_drop(&snap(5), Some(&snap(3))), None);
-    }
 }

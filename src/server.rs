@@ -744,6 +744,7 @@ async fn clusters(State(c): State<AppState>) -> Response {
             let mut entry = json!({
                 "name": name,
                 "source": cluster.source,
+                "sources": cluster.sources().collect::<Vec<_>>(),
                 "motd": format!("/motd/{name}"),
                 "status_url": format!("/status/{name}"),
                 "gate": format!("/gate/{name}"),

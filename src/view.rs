@@ -60,9 +60,14 @@ pub struct Maintenance {
 #[derive(Debug, Clone, Serialize)]
 pub struct SourceView {
     pub name: String,
+    /// The page's name, or the source's name when the page has none: what
+    /// a template shows for items of this source.
+    pub title: String,
     pub page: String,
     pub url: Option<String>,
     pub fetched_at: Timestamp,
+    /// Age of this source's data, like `"12m"` or `"3h"`.
+    pub data_age: String,
     pub stale: bool,
     /// Why the latest fetch failed, in a few fixed words ("the status page
     /// did not answer in time"), when this is the last good data instead.
@@ -71,6 +76,10 @@ pub struct SourceView {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ComponentView {
+    /// The name of the source the component is from.
+    pub source: String,
+    /// The title of that source (see [`SourceView::title`]).
+    pub source_title: String,
     pub id: String,
     pub name: String,
     pub group: Option<String>,
@@ -82,6 +91,10 @@ pub struct ComponentView {
 /// An incident or maintenance as a template sees it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {
+    /// The name of the source the item is from.
+    pub source: String,
+    /// The title of that source (see [`SourceView::title`]).
+    pub source_title: String,
     pub id: String,
     pub kind: ItemKind,
     pub name: String,
@@ -182,22 +195,102 @@ impl ClusterView {
     }
 }
 
+/// `s` with every character that is unsafe in a file name replaced, cut
+/// to 64 characters.
+fn file_safe(s: &str) -> String {
+    s.chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 impl Item {
     /// The snippet's file name: `<kind>-<id>.txt`, with any character of the
     /// upstream id that is unsafe in a file name replaced.
     pub fn file_name(kind: ItemKind, id: &str) -> String {
-        let id: String = id
-            .chars()
-            .take(64)
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        format!("{}-{}.txt", kind.as_str(), id)
+        format!("{}-{}.txt", kind.as_str(), file_safe(id))
+    }
+
+    /// The snippet's file name for an item of a cluster's further (`also`)
+    /// source: `<kind>-<source>-<id>.txt`, so that two pages' ids never
+    /// meet in one name.
+    pub fn file_name_of(kind: ItemKind, source: &str, id: &str) -> String {
+        format!(
+            "{}-{}-{}.txt",
+            kind.as_str(),
+            file_safe(source),
+            file_safe(id)
+        )
+    }
+
+    /// The file name of this item's snippet in `items/`.
+    pub fn snippet_name(&self) -> &str {
+        self.file.strip_prefix("items/").unwrap_or(&self.file)
+    }
+
+    /// Names the item's snippet as an item of a further source.
+    pub fn mark_further_source(&mut self) {
+        self.file = format!(
+            "items/{}",
+            Item::file_name_of(self.kind, &self.source, &self.id)
+        );
+    }
+}
+
+/// The title of a source: its page's name, or its own name when the page
+/// has none (the manage API's snapshots carry the page id as the name).
+pub fn source_title(source: &str, snap: &Snapshot) -> String {
+    if snap.page.name.trim().is_empty() || snap.page.name == snap.page.id {
+        source.to_owned()
+    } else {
+        snap.page.name.clone()
+    }
+}
+
+impl ClusterView {
+    /// Merges the views of one cluster over each of its sources, the
+    /// primary first, into one: items by the same rules and order, the
+    /// worst status, stale when any source is, the data age of the oldest
+    /// data. `None` for no view at all.
+    pub fn merge(views: Vec<ClusterView>) -> Option<ClusterView> {
+        let mut views = views.into_iter();
+        let mut merged = views.next()?;
+        let mut more = false;
+        for v in views {
+            more = true;
+            merged.incidents.extend(v.incidents);
+            merged.maintenance.active.extend(v.maintenance.active);
+            merged.maintenance.upcoming.extend(v.maintenance.upcoming);
+            merged.resolved.extend(v.resolved);
+            merged.components.extend(v.components);
+            merged.sources.extend(v.sources);
+            merged.stale |= v.stale;
+            merged.status = merged.status.max(v.status);
+            if v.generated_at < merged.generated_at {
+                merged.generated_at = v.generated_at;
+                merged.data_age = v.data_age;
+                merged.data_age_seconds = v.data_age_seconds;
+            }
+        }
+        if more {
+            // Stable sorts: on a tie the primary source's item comes first.
+            merged
+                .incidents
+                .sort_by_key(|i| std::cmp::Reverse(i.created_at));
+            merged.maintenance.active.sort_by_key(|i| i.scheduled_for);
+            merged.maintenance.upcoming.sort_by_key(|i| i.scheduled_for);
+            merged
+                .resolved
+                .sort_by_key(|i| std::cmp::Reverse(i.resolved_at));
+            merged.status_label = merged.status.label();
+        }
+        Some(merged)
     }
 }
 
@@ -243,7 +336,8 @@ pub fn build_indexed(
             i.components.iter().any(|id| selection.contains(id))
         }
     };
-    let item = |i: &Incident| make_item(i, selection, index);
+    let title = source_title(source, snap);
+    let item = |i: &Incident| make_item(i, selection, index, source, &title);
 
     let mut incidents = Vec::new();
     let mut active = Vec::new();
@@ -289,7 +383,7 @@ pub fn build_indexed(
     degraded.sort_by_key(|(at, _)| *at);
     let components: Vec<ComponentView> = degraded
         .into_iter()
-        .map(|(_, c)| component_view(c, index))
+        .map(|(_, c)| component_view(c, index, source, &title))
         .collect();
 
     let status = worst_status(&components, &incidents, &active);
@@ -311,6 +405,8 @@ pub fn build_indexed(
         data_age_seconds: age.as_secs().max(0),
         sources: vec![SourceView {
             name: source.to_owned(),
+            title: title.clone(),
+            data_age: rough_duration(age),
             page: snap.page.name.clone(),
             url: snap.page.url.clone(),
             fetched_at: snap.fetched_at,
@@ -320,7 +416,13 @@ pub fn build_indexed(
     }
 }
 
-fn make_item(i: &Incident, selection: &Selection, index: &SnapshotIndex<'_>) -> Item {
+fn make_item(
+    i: &Incident,
+    selection: &Selection,
+    index: &SnapshotIndex<'_>,
+    source: &str,
+    title: &str,
+) -> Item {
     let updates: Vec<UpdateView> = i
         .updates
         .iter()
@@ -331,6 +433,8 @@ fn make_item(i: &Incident, selection: &Selection, index: &SnapshotIndex<'_>) -> 
         })
         .collect();
     Item {
+        source: source.to_owned(),
+        source_title: title.to_owned(),
         id: i.id.clone(),
         kind: i.kind,
         name: i.name.clone(),
@@ -356,8 +460,15 @@ fn make_item(i: &Incident, selection: &Selection, index: &SnapshotIndex<'_>) -> 
     }
 }
 
-fn component_view(c: &Component, index: &SnapshotIndex<'_>) -> ComponentView {
+fn component_view(
+    c: &Component,
+    index: &SnapshotIndex<'_>,
+    source: &str,
+    title: &str,
+) -> ComponentView {
     ComponentView {
+        source: source.to_owned(),
+        source_title: title.to_owned(),
         id: c.id.clone(),
         name: c.name.clone(),
         group: c

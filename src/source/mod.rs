@@ -231,6 +231,9 @@ pub struct FetchError {
     /// Set when the kind alone would say it wrongly (a login page is
     /// "invalid JSON" too).
     note: Option<&'static str>,
+    /// Which API answered, when a status says more for one than the other
+    /// (401 is a rejected key for the manage API, a private page for v2).
+    api: Option<Api>,
 }
 
 impl FetchError {
@@ -240,7 +243,15 @@ impl FetchError {
             message,
             hint: None,
             note: None,
+            api: None,
         }
+    }
+
+    /// Whether retrying can never help: the key was rejected (401, 403) or
+    /// the page does not exist (404, 410). Such a failure must be noticed,
+    /// not waited out: `render` exits 1 and `serve` reports it.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self.kind, FetchErrorKind::Status(401 | 403 | 404 | 410))
     }
 
     /// What went wrong, in a few words fit for a MOTD's stale note: fixed
@@ -251,6 +262,11 @@ impl FetchError {
         }
         match self.kind {
             FetchErrorKind::Status(s) if s >= 500 => "the status page answered with a server error",
+            FetchErrorKind::Status(401 | 403) if self.api == Some(Api::Manage) => {
+                "the status page rejected the API key"
+            }
+            FetchErrorKind::Status(401 | 403) => "the status page is not public",
+            FetchErrorKind::Status(404 | 410) => "the status page was not found",
             FetchErrorKind::Status(_) => "the status page refused the request",
             FetchErrorKind::RateLimited => "the status page is limiting requests",
             FetchErrorKind::Timeout => "the status page did not answer in time",
@@ -552,10 +568,11 @@ impl Http<'_> {
                 message: format!("`{url}` answered {shown}"),
             });
         }
-        let error = FetchError::new(
+        let mut error = FetchError::new(
             FetchErrorKind::Status(code),
             format!("`{url}` answered {shown}"),
         );
+        error.api = Some(self.api);
         let error = match (code, self.api) {
             (401 | 403, Api::Manage) => error.with_hint(
                 "check the source's `api_key`: it must be a Statuspage API key with access to this page",

@@ -7,6 +7,7 @@
 
 #[macro_use]
 mod common;
+mod aggregate;
 mod cli;
 mod errors;
 mod fake;
