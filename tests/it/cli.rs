@@ -77,7 +77,7 @@ pub fn assert_terminal_safe(text: &str) {
     }
 }
 
-fn v2_mapping(url: &str, clusters: &str) -> String {
+pub(crate) fn v2_mapping(url: &str, clusters: &str) -> String {
     format!(
         r#"[settings]
 timezone = "UTC"
@@ -92,13 +92,13 @@ url = "{url}"
     )
 }
 
-fn json_fixture(name: &str) -> Option<Value> {
+pub(crate) fn json_fixture(name: &str) -> Option<Value> {
     shared_fixture(name).map(|t| serde_json::from_str(&t).unwrap())
 }
 
 /// A fake page serving `summary` as `summary.json`, and a site whose
 /// mapping points at it with `clusters`.
-fn v2_site(summary: Value, clusters: &str) -> (FakeStatuspage, Site) {
+pub(crate) fn v2_site(summary: Value, clusters: &str) -> (FakeStatuspage, Site) {
     let fake = FakeStatuspage::spawn();
     fake.set_json("/api/v2/summary.json", summary);
     let site = Site::new(&v2_mapping(&fake.url(), clusters));

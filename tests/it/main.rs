@@ -5,6 +5,7 @@
 mod common;
 mod cli;
 mod fake;
+mod file_source;
 mod fixtures;
 mod house;
 mod packaging;
