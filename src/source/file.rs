@@ -271,14 +271,14 @@ fn schema_problem(validator: &jsonschema::Validator, doc: &Value) -> Option<Stri
         }
         _ => first.to_string(),
     };
-    let mut detail = format!("{at}: {}", shorten(&sanitize_line(&complaint)));
-    match more {
-        0 => {}
-        1 => detail.push_str(" (and 1 more problem)"),
-        n if n >= MAX_COUNTED => detail.push_str(&format!(" (and {n} or more problems)")),
-        n => detail.push_str(&format!(" (and {n} more problems)")),
-    }
-    Some(detail)
+    let detail = format!("{at}: {}", shorten(&sanitize_line(&complaint)));
+    let more = match more {
+        0 => String::new(),
+        1 => " (and 1 more problem)".to_owned(),
+        n if n >= MAX_COUNTED => format!(" (and {n} or more problems)"),
+        n => format!(" (and {n} more problems)"),
+    };
+    Some(detail + &more)
 }
 
 /// `s`, cut to [`MAX_DETAIL_CHARS`] characters with an ellipsis.

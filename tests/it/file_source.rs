@@ -310,3 +310,27 @@ fn the_schema_rejects_a_wrong_enum_and_a_missing_field_at_their_paths() {
         "/sources/status/incidents/1/updates/0/created_at: \"12/03/2024\" is not a \"date-time\""
     );
 }
+
+/// The minimal file the README shows a cron script writing is valid, and
+/// reads.
+#[test]
+fn the_readme_example_file_reads() {
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split_once("## The `file` source")
+        .expect("README has a section on the file source")
+        .1;
+    let example = section
+        .split_once("```json\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("the section shows a JSON example")
+        .0;
+    let doc: Value = serde_json::from_str(example).unwrap();
+    assert_eq!(problems(&schema_validator(), &doc), Vec::<String>::new());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("status.json");
+    fs::write(&path, example).unwrap();
+    let snap = file::read(&path).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(snap.incidents[0].components, ["lustre"]);
+}
