@@ -51,6 +51,13 @@ pub enum Command {
     },
     /// Print the manual page (roff) to standard output.
     Man,
+    /// Print the JSON Schema of a snapshot file: what `fetch --save` writes and a `file` source reads.
+    #[command(
+        long_about = "Print the JSON Schema (draft 2020-12) of statusmotd's snapshot file to standard output: \
+the format `statusmotd fetch --save` writes, and the one a site script writes for a source of kind `file`. \
+Validate a file against it with any JSON Schema tool, e.g. `statusmotd schema > snapshot.schema.json`."
+    )]
+    Schema,
 }
 
 #[derive(Debug, Args)]

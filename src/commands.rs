@@ -452,3 +452,11 @@ pub fn man() -> Result<u8> {
         .map_err(|e| Error::Runtime(format!("cannot write the manual page: {e}")))?;
     Ok(0)
 }
+
+/// The JSON Schema of a snapshot file, as shipped in `schema/`.
+pub fn schema() -> Result<u8> {
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(crate::source::file::SCHEMA.as_bytes());
+    Ok(0)
+}

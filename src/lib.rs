@@ -41,6 +41,7 @@ pub fn run(cli: &Cli) -> u8 {
         Command::Mapping(cmd) => commands::mapping(cmd),
         Command::Completions { shell } => commands::completions(*shell),
         Command::Man => commands::man(),
+        Command::Schema => commands::schema(),
     };
     match result {
         Ok(code) => code,

@@ -12,6 +12,7 @@
 //! than any field this tool reads is dropped before parsing, and an item of
 //! an impossible shape is skipped and reported (see [`Fetched::skipped`]).
 
+pub mod file;
 pub(crate) mod raw;
 mod v1;
 pub mod v2;

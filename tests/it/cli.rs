@@ -15,7 +15,7 @@ use crate::fake::{FakeStatuspage, Fault};
 // they are re-exported here for the modules that import them from `cli`.
 pub use crate::common::{assert_terminal_safe, code, stderr, stdout, Site};
 
-fn v2_mapping(url: &str, clusters: &str) -> String {
+pub(crate) fn v2_mapping(url: &str, clusters: &str) -> String {
     format!(
         r#"[settings]
 timezone = "UTC"
@@ -30,13 +30,13 @@ url = "{url}"
     )
 }
 
-fn json_fixture(name: &str) -> Option<Value> {
+pub(crate) fn json_fixture(name: &str) -> Option<Value> {
     shared_fixture(name).map(|t| serde_json::from_str(&t).unwrap())
 }
 
 /// A fake page serving `summary` as `summary.json`, and a site whose
 /// mapping points at it with `clusters`.
-fn v2_site(summary: Value, clusters: &str) -> (FakeStatuspage, Site) {
+pub(crate) fn v2_site(summary: Value, clusters: &str) -> (FakeStatuspage, Site) {
     let fake = FakeStatuspage::spawn();
     fake.set_json("/api/v2/summary.json", summary);
     let site = Site::new(&v2_mapping(&fake.url(), clusters));

@@ -24,13 +24,13 @@ use crate::common::{assert_terminal_safe, code, stderr, stdout, Site};
 use crate::fake::FakeStatuspage;
 
 /// Where the pages are, from the crate root.
-const FIXTURES: &str = "tests/fixtures/statuspage";
+pub(crate) const FIXTURES: &str = "tests/fixtures/statuspage";
 
 /// The environment variable the v1 cases read their API key from.
-const KEY_ENV: &str = "STATUSMOTD_FIXTURE_KEY";
+pub(crate) const KEY_ENV: &str = "STATUSMOTD_FIXTURE_KEY";
 
 /// One folder of `tests/fixtures/statuspage/`.
-struct Case {
+pub(crate) struct Case {
     api: String,
     page_id: Option<String>,
     now: String,
@@ -39,7 +39,7 @@ struct Case {
 }
 
 impl Case {
-    fn load(case_toml: &Path) -> Case {
+    pub(crate) fn load(case_toml: &Path) -> Case {
         let text = fs::read_to_string(case_toml).unwrap();
         let mut table: toml::Table = text
             .parse()
@@ -70,7 +70,7 @@ impl Case {
     /// `summary.json` -> `/api/v2/summary.json` (v2);
     /// `incidents-unresolved.json` -> `/pages/{id}/incidents/unresolved` (v1).
     /// A v1 list the folder leaves out is served empty.
-    fn serve(&self, dir: &Path, fake: &FakeStatuspage) {
+    pub(crate) fn serve(&self, dir: &Path, fake: &FakeStatuspage) {
         let mut files: BTreeMap<String, Value> = BTreeMap::new();
         for entry in fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -114,7 +114,7 @@ impl Case {
         }
     }
 
-    fn mapping(&self, url: &str) -> String {
+    pub(crate) fn mapping(&self, url: &str) -> String {
         let source = match self.api.as_str() {
             "v1" => format!(
                 "kind = \"statuspage\"\npage_id = \"{}\"\napi_key = {{ env = \"{KEY_ENV}\" }}\n\

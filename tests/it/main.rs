@@ -11,6 +11,7 @@ mod aggregate;
 mod cli;
 mod errors;
 mod fake;
+mod file_source;
 mod fixtures;
 mod house;
 mod packaging;
