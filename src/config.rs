@@ -95,6 +95,12 @@ pub enum SourceKind {
         /// The page's base URL, without a trailing slash.
         url: String,
     },
+    /// `kind = "file"`: a snapshot file in statusmotd's own format, written
+    /// by a site script (`statusmotd schema` prints the format).
+    File {
+        /// Relative paths are relative to the configuration file.
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -393,6 +399,7 @@ impl Config {
                     api_base,
                 },
                 public @ SourceKind::Public { .. } => public,
+                SourceKind::File { path } => SourceKind::File { path: join(path) },
             };
             sources.insert(name.clone(), SourceConfig { name, kind });
         }
@@ -891,6 +898,7 @@ struct RawSource {
     api_key: Option<Spanned<Secret>>,
     api_base: Option<Spanned<HttpUrl>>,
     url: Option<Spanned<PageUrl>>,
+    path: Option<Spanned<PathBuf>>,
 }
 
 type Located = (Option<Range<usize>>, String);
@@ -906,7 +914,7 @@ impl RawSource {
                 format!(
                     "source `{name}`: `{key}` is not a key of kind `{kind}`\n\
                      hint: kind `statuspage` takes `page_id`, `api_key` and `api_base`; \
-                     kind `statuspage-public` takes `url`"
+                     kind `statuspage-public` takes `url`; kind `file` takes `path`"
                 ),
             )
         };
@@ -922,6 +930,9 @@ impl RawSource {
             Kind::Manage => {
                 if let Some(url) = self.url {
                     return Err(extra("url", url.span(), "statuspage"));
+                }
+                if let Some(v) = self.path {
+                    return Err(extra("path", v.span(), "statuspage"));
                 }
                 let page_id = self
                     .page_id
@@ -947,11 +958,31 @@ impl RawSource {
                 if let Some(v) = self.api_base {
                     return Err(extra("api_base", v.span(), "statuspage-public"));
                 }
+                if let Some(v) = self.path {
+                    return Err(extra("path", v.span(), "statuspage-public"));
+                }
                 let url = self.url.ok_or_else(|| {
                     missing("url", "statuspage-public", "\"https://status.example.com\"")
                 })?;
                 Ok(SourceKind::Public {
                     url: url.into_inner().0 .0,
+                })
+            }
+            Kind::File => {
+                let given = [
+                    ("page_id", self.page_id.map(|v| v.span())),
+                    ("api_key", self.api_key.map(|v| v.span())),
+                    ("api_base", self.api_base.map(|v| v.span())),
+                    ("url", self.url.map(|v| v.span())),
+                ];
+                if let Some((key, Some(span))) = given.into_iter().find(|(_, s)| s.is_some()) {
+                    return Err(extra(key, span, "file"));
+                }
+                let path = self.path.ok_or_else(|| {
+                    missing("path", "file", "\"/var/lib/site-status/status.json\"")
+                })?;
+                Ok(SourceKind::File {
+                    path: path.into_inner(),
                 })
             }
         }
@@ -1012,6 +1043,7 @@ struct RawOutput {
 enum Kind {
     Manage,
     Public,
+    File,
 }
 
 impl TryFrom<String> for Kind {
@@ -1020,10 +1052,12 @@ impl TryFrom<String> for Kind {
         match s.as_str() {
             "statuspage" => Ok(Kind::Manage),
             "statuspage-public" => Ok(Kind::Public),
+            "file" => Ok(Kind::File),
             _ => Err(format!(
                 "unknown source kind `{s}`\n\
-                 hint: use `statuspage` (manage API v1: `page_id` and `api_key`) or \
-                 `statuspage-public` (public API v2 of any page: `url`)"
+                 hint: use `statuspage` (manage API v1: `page_id` and `api_key`), \
+                 `statuspage-public` (public API v2 of any page: `url`) or \
+                 `file` (a snapshot file a site script writes: `path`)"
             )),
         }
     }

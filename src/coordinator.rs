@@ -364,6 +364,8 @@ impl Coordinator {
                     .sources
                     .get(&s.name)
                     .is_some_and(|d| d.snapshot.page.id == page_id),
+                // Not a Statuspage page: its file is watched instead.
+                crate::config::SourceKind::File { .. } => false,
             })
             .map(|s| s.name.clone())
             .collect();
@@ -548,6 +550,7 @@ fn fetch_error_label(kind: FetchErrorKind) -> String {
         FetchErrorKind::InvalidJson => "invalid_json".into(),
         FetchErrorKind::UnexpectedShape => "unexpected_shape".into(),
         FetchErrorKind::TooLarge => "too_large".into(),
+        FetchErrorKind::Unreadable => "unreadable".into(),
     }
 }
 
@@ -790,7 +793,7 @@ async fn poll_task(c: Arc<Coordinator>) {
 fn secret_env_vars(config: &Config) -> BTreeSet<String> {
     let api_keys = config.sources.values().filter_map(|s| match &s.kind {
         SourceKind::Manage { api_key, .. } => Some(api_key),
-        SourceKind::Public { .. } => None,
+        SourceKind::Public { .. } | SourceKind::File { .. } => None,
     });
     let tokens = [&config.server.webhook_token, &config.server.refresh_token]
         .into_iter()

@@ -614,6 +614,10 @@ fn write_source(out: &mut String, source: &SourceConfig) {
             let _ = writeln!(out, "kind = \"statuspage-public\"");
             let _ = writeln!(out, "url = {}", quote(url));
         }
+        SourceKind::File { path } => {
+            let _ = writeln!(out, "kind = \"file\"");
+            let _ = writeln!(out, "path = {}", quote(&path.to_string_lossy()));
+        }
     }
 }
 

@@ -173,6 +173,7 @@ pub fn endpoint(source: &SourceConfig) -> Result<Endpoint> {
             api_key: api_key.reveal(&format!("the `api_key` of source `{}`", source.name))?,
         },
         SourceKind::Public { url } => Endpoint::Public { url: url.clone() },
+        SourceKind::File { path } => Endpoint::File { path: path.clone() },
     })
 }
 

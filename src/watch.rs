@@ -7,7 +7,12 @@
 //! follow. The templates directory is watched as a whole. A burst of events
 //! (write, rename, chmod) becomes one reload. A reload that fails keeps the
 //! configuration in force, logs why and counts it in the metrics.
+//!
+//! The file of each `file` source is watched the same way (its directory),
+//! and a change of it refreshes that source, as a webhook would.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +21,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::SourceKind;
 use crate::coordinator::{Coordinator, Live};
 use crate::error::{Error, Result};
 
@@ -53,6 +59,17 @@ struct Watched {
     config_dir: Option<PathBuf>,
     config_name: Option<std::ffi::OsString>,
     templates_dir: Option<PathBuf>,
+    /// The directory of each `file` source's file -> (file name, source).
+    status_files: BTreeMap<PathBuf, Vec<(OsString, String)>>,
+}
+
+/// What a batch of events asks for.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Wanted {
+    /// The configuration or a template changed.
+    reload: bool,
+    /// These `file` sources' files changed.
+    refresh: BTreeSet<String>,
 }
 
 impl Watched {
@@ -98,14 +115,57 @@ impl Watched {
                 }
             }
         }
+        let mut files: BTreeMap<PathBuf, Vec<(OsString, String)>> = BTreeMap::new();
+        for source in live.config.sources.values() {
+            if let SourceKind::File { path } = &source.kind {
+                let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+                    continue;
+                };
+                let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+                files
+                    .entry(dir)
+                    .or_default()
+                    .push((name.to_owned(), source.name.clone()));
+            }
+        }
+        for dir in self.status_files.keys() {
+            if !files.contains_key(dir) && self.config_dir.as_ref() != Some(dir) {
+                let _ = watcher.unwatch(dir);
+            }
+        }
+        for dir in files.keys() {
+            let new = !self.status_files.contains_key(dir) && self.config_dir.as_ref() != Some(dir);
+            if new {
+                if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+                    tracing::warn!(
+                        "cannot watch `{}` for changes: {e}; its status files are read at each poll",
+                        dir.display()
+                    );
+                }
+            }
+        }
+        self.status_files = files;
     }
 
-    /// Whether an event concerns the configuration file or a template.
-    fn concerns(&self, event: &notify::Event) -> bool {
+    /// Adds to `wanted` what an event asks for.
+    fn note(&self, event: &notify::Event, wanted: &mut Wanted) {
         if matches!(event.kind, EventKind::Access(_)) {
-            return false;
+            return;
         }
-        event.paths.iter().any(|p| self.concerns_path(p))
+        for p in &event.paths {
+            wanted.reload |= self.concerns_path(p);
+            wanted.refresh.extend(self.status_sources(p));
+        }
+    }
+
+    /// The `file` sources whose file `p` is.
+    fn status_sources<'a>(&'a self, p: &'a Path) -> impl Iterator<Item = String> + 'a {
+        p.parent()
+            .and_then(|dir| self.status_files.get(dir))
+            .into_iter()
+            .flatten()
+            .filter(move |(name, _)| p.file_name() == Some(name.as_os_str()))
+            .map(|(_, source)| source.clone())
     }
 
     fn concerns_path(&self, p: &Path) -> bool {
@@ -143,14 +203,12 @@ pub fn spawn(c: Arc<Coordinator>, cancel: CancellationToken, tracker: &TaskTrack
                     None => break,
                 },
             };
-            let mut relevant = match event {
-                Ok(e) => watching.concerns(&e),
-                Err(e) => {
-                    tracing::warn!("file watcher: {e}");
-                    false
-                }
-            };
-            if !relevant {
+            let mut wanted = Wanted::default();
+            match event {
+                Ok(e) => watching.note(&e, &mut wanted),
+                Err(e) => tracing::warn!("file watcher: {e}"),
+            }
+            if wanted == Wanted::default() {
                 continue;
             }
             // Let the editor finish (write, rename, chmod) before reading.
@@ -161,14 +219,18 @@ pub fn spawn(c: Arc<Coordinator>, cancel: CancellationToken, tracker: &TaskTrack
                     () = &mut settle => break,
                     () = cancel.cancelled() => return,
                     e = rx.recv() => match e {
-                        Some(Ok(e)) => relevant |= watching.concerns(&e),
+                        Some(Ok(e)) => watching.note(&e, &mut wanted),
                         Some(Err(_)) => {}
                         None => break,
                     },
                 }
             }
-            if relevant && reload(&c, "file changed").await {
+            if wanted.reload && reload(&c, "file changed").await {
                 watching.update(&mut watcher, &c.live());
+            }
+            if !wanted.refresh.is_empty() {
+                let sources: Vec<String> = wanted.refresh.into_iter().collect();
+                c.refresh(Some(&sources), "status file changed");
             }
         }
         drop(watcher);
@@ -185,7 +247,21 @@ mod tests {
             config_dir: Some(PathBuf::from("/etc/statusmotd")),
             config_name: Some("mapping.toml".into()),
             templates_dir: Some(PathBuf::from("/etc/statusmotd/templates")),
+            status_files: BTreeMap::from([(
+                PathBuf::from("/var/lib/site-status"),
+                vec![("status.json".into(), "site".to_owned())],
+            )]),
         }
+    }
+
+    #[test]
+    fn a_status_file_refreshes_its_source_and_nothing_else() {
+        let w = watched();
+        let sources = |p: &str| w.status_sources(Path::new(p)).collect::<Vec<_>>();
+        assert_eq!(sources("/var/lib/site-status/status.json"), ["site"]);
+        assert!(sources("/var/lib/site-status/.status.json.tmp").is_empty());
+        assert!(sources("/var/lib/other/status.json").is_empty());
+        assert!(!w.concerns_path(Path::new("/var/lib/site-status/status.json")));
     }
 
     #[test]

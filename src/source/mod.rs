@@ -60,6 +60,8 @@ pub enum Endpoint {
     },
     /// Public API v2 of any page: `{url}/api/v2/...`.
     Public { url: String },
+    /// A snapshot file written by a site script ([`file`]).
+    File { path: std::path::PathBuf },
 }
 
 // Written by hand so that the key never reaches a log line via `{:?}`.
@@ -75,6 +77,7 @@ impl fmt::Debug for Endpoint {
                 .field("api_key", &"<hidden>")
                 .finish(),
             Endpoint::Public { url } => f.debug_struct("Public").field("url", url).finish(),
+            Endpoint::File { path } => f.debug_struct("File").field("path", path).finish(),
         }
     }
 }
@@ -158,6 +161,24 @@ pub async fn fetch_reporting(
     opts: &FetchOptions,
 ) -> Result<Fetched, FetchError> {
     let result = match endpoint {
+        Endpoint::File { path } => {
+            // The reader sanitizes what it returns, and it blocks.
+            let path = path.clone();
+            let read = tokio::task::spawn_blocking(move || file::read(&path))
+                .await
+                .map_err(|e| {
+                    FetchError::new(
+                        FetchErrorKind::UnexpectedShape,
+                        format!("reading the status file failed: {e}"),
+                    )
+                })?;
+            return read
+                .map(|snapshot| Fetched {
+                    snapshot,
+                    skipped: Vec::new(),
+                })
+                .map_err(FetchError::from);
+        }
         Endpoint::Manage {
             api_base,
             page_id,
@@ -196,7 +217,29 @@ pub async fn fetch_reporting(
         // Nothing above formats the key into a message, but a key pasted
         // into `api_base` by mistake would show up in a URL: hide it anyway.
         (Err(e), Endpoint::Manage { api_key, .. }) => Err(e.redact(api_key)),
-        (Err(e), Endpoint::Public { .. }) => Err(e),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// A `file` source's failure, kept as the kind the snapshot store acts on:
+/// a missing or unreadable file is permanent (a build step must notice), a
+/// file cut short or malformed is a bad answer that keeps the last good
+/// snapshot.
+impl From<file::FileSourceError> for FetchError {
+    fn from(e: file::FileSourceError) -> Self {
+        let kind = match e.kind() {
+            file::FileSourceErrorKind::Unreadable => FetchErrorKind::Unreadable,
+            file::FileSourceErrorKind::TooLarge => FetchErrorKind::TooLarge,
+            file::FileSourceErrorKind::InvalidJson => FetchErrorKind::InvalidJson,
+            _ => FetchErrorKind::UnexpectedShape,
+        };
+        FetchError {
+            kind,
+            message: e.to_string(),
+            hint: e.hint().map(str::to_owned),
+            note: Some(e.note()),
+            api: None,
+        }
     }
 }
 
@@ -218,6 +261,9 @@ pub enum FetchErrorKind {
     UnexpectedShape,
     /// The body is larger than [`MAX_BODY_BYTES`].
     TooLarge,
+    /// A `file` source's file is missing, not a regular file, or cannot be
+    /// read.
+    Unreadable,
 }
 
 /// A fetch that did not produce a snapshot. `Display` is one lowercase line
@@ -252,7 +298,10 @@ impl FetchError {
     /// the page does not exist (404, 410). Such a failure must be noticed,
     /// not waited out: `render` exits 1 and `serve` reports it.
     pub fn is_permanent(&self) -> bool {
-        matches!(self.kind, FetchErrorKind::Status(401 | 403 | 404 | 410))
+        matches!(
+            self.kind,
+            FetchErrorKind::Status(401 | 403 | 404 | 410) | FetchErrorKind::Unreadable
+        )
     }
 
     /// What went wrong, in a few words fit for a MOTD's stale note: fixed
@@ -275,6 +324,7 @@ impl FetchError {
             FetchErrorKind::InvalidJson => "the status page sent an answer that is not valid JSON",
             FetchErrorKind::UnexpectedShape => "the status page sent data of an unexpected shape",
             FetchErrorKind::TooLarge => "the status page sent an answer too large to read",
+            FetchErrorKind::Unreadable => "the status file cannot be read",
         }
     }
 

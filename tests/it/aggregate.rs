@@ -437,3 +437,198 @@ fn a_revoked_key_fails_render_keeps_the_files_and_makes_serve_unready() {
     assert!(log.contains("ERROR"), "{log}");
     assert!(!log.contains(API_KEY), "{log}");
 }
+
+/// A site's own checks as a `file` source: the snapshot file a cron script
+/// would write, replaced atomically, with an open incident on `Lustre /work`
+/// when `incident` is given. Written now, so the data is fresh (the file's
+/// `fetched_at` is its age, as for any source).
+fn write_status_file(site: &Site, incident: Option<&str>) {
+    let incidents = match incident {
+        Some(name) => json!([{
+            "id": "lustre-slow", "kind": "incident", "name": name,
+            "status": "investigating", "impact": "minor",
+            "created_at": "2025-06-01T11:00:00Z", "updated_at": "2025-06-01T11:00:00Z",
+            "components": ["lustre"],
+            "updates": [{"id": "1", "status": "investigating",
+                         "body": "Metadata operations are slow.",
+                         "display_at": "2025-06-01T11:00:00Z"}],
+        }]),
+        None => json!([]),
+    };
+    let file = json!({
+        "format": 1,
+        "sources": {"checks": {
+            "page": {"id": "checks", "name": "Site checks"},
+            "fetched_at": jiff::Timestamp::now().to_string(),
+            "components": [
+                {"id": "lustre", "name": "Lustre /work",
+                 "status": if incident.is_some() { "degraded_performance" } else { "operational" }},
+            ],
+            "groups": [],
+            "incidents": incidents,
+        }},
+    });
+    let tmp = site.path().join(".status.json.tmp");
+    fs::write(&tmp, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
+    fs::rename(&tmp, site.path().join("status.json")).unwrap();
+}
+
+/// `archer2` reads the site's page, GitHub's and the site's status file;
+/// `cirrus` only the site's page.
+fn three_source_site(hpc: &FakeStatuspage, github: &FakeStatuspage, poll: &str) -> Site {
+    let site = Site::new(&format!(
+        r#"[settings]
+output_dir = "out"
+state_dir = "state"
+timezone = "UTC"
+request_timeout = "1s"
+retries = 0
+poll_interval = "{poll}"
+debounce = "0s"
+
+[sources.hpc]
+kind = "statuspage"
+page_id = "{HPC_PAGE}"
+api_key = {{ file = "api-key" }}
+api_base = "{hpc}"
+
+[sources.github]
+kind = "statuspage-public"
+url = "{github}"
+
+[sources.checks]
+kind = "file"
+path = "status.json"
+
+[clusters.archer2]
+source = "hpc"
+components = ["Login nodes"]
+
+[clusters.archer2.also.github]
+components = ["Actions"]
+
+[clusters.archer2.also.checks]
+components = ["Lustre /work"]
+
+[clusters.cirrus]
+source = "hpc"
+components = ["Compute"]
+"#,
+        hpc = hpc.url(),
+        github = github.url(),
+    ));
+    fs::write(site.path().join("api-key"), API_KEY).unwrap();
+    site
+}
+
+#[test]
+fn a_cluster_reading_a_v1_page_a_v2_page_and_a_file_shows_all_three() {
+    let (hpc, github) = (FakeStatuspage::spawn(), FakeStatuspage::spawn());
+    set_hpc(&hpc, Some("Login trouble"));
+    set_github(&github, Some("Actions delayed"));
+    let site = three_source_site(&hpc, &github, "5m");
+    write_status_file(&site, Some("Slow I/O on /work"));
+
+    let o = render(&site);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let motd = site.read("archer2/motd");
+    assert!(motd.contains("[INCIDENT] Login trouble"), "{motd}");
+    assert!(motd.contains("[GitHub] Actions delayed"), "{motd}");
+    assert!(motd.contains("[Site checks] Slow I/O on /work"), "{motd}");
+    assert!(motd.contains("Metadata operations are slow."), "{motd}");
+    for name in [
+        "items/incident-hinc1.txt",
+        "items/incident-github-ginc1.txt",
+        "items/incident-checks-lustre-slow.txt",
+    ] {
+        assert!(site.out(&format!("archer2/{name}")).is_file(), "{name}");
+    }
+    // The file's incident alone blocks a deploy too.
+    set_hpc(&hpc, None);
+    set_github(&github, None);
+    let o = site.run(&["gate", "archer2"]);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("Slow I/O on /work"), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("Login trouble"), "{}", stdout(&o));
+    // index.json names the three sources of archer2.
+    let index: Value = serde_json::from_str(&site.read("index.json")).unwrap();
+    let listed = index.to_string();
+    for source in ["\"hpc\"", "\"github\"", "\"checks\""] {
+        assert!(listed.contains(source), "{source}: {listed}");
+    }
+}
+
+#[test]
+fn a_status_file_cut_short_keeps_its_items_and_a_missing_one_fails_the_build() {
+    let (hpc, github) = (FakeStatuspage::spawn(), FakeStatuspage::spawn());
+    set_hpc(&hpc, None);
+    set_github(&github, None);
+    let site = three_source_site(&hpc, &github, "5m");
+    write_status_file(&site, Some("Slow I/O on /work"));
+    let o = render(&site);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let before = files_of(&site.path().join("out"));
+    let motd = site.read("archer2/motd");
+    assert!(motd.contains("Slow I/O on /work"), "{motd}");
+
+    // Half written (a writer that does not rename): the last good snapshot
+    // stands, and a build step is not failed for it.
+    fs::write(site.path().join("status.json"), br#"{"format": 1, "sour"#).unwrap();
+    let o = render(&site);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("status file"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("last good snapshot"), "{}", stderr(&o));
+    assert_eq!(files_of(&site.path().join("out")), before);
+
+    // Gone: rendered from the last good snapshot all the same, but loud.
+    fs::remove_file(site.path().join("status.json")).unwrap();
+    let o = render(&site);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot read status file"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(files_of(&site.path().join("out")), before);
+
+    // Back, without the incident: it leaves the MOTD; `cirrus` never moved.
+    write_status_file(&site, None);
+    let o = render(&site);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!site.read("archer2/motd").contains("Slow I/O"));
+    let after = files_of(&site.path().join("out"));
+    let cirrus = |files: &[(String, Vec<u8>, i64, u64)]| {
+        files
+            .iter()
+            .filter(|f| f.0.starts_with("cirrus/"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(cirrus(&after), cirrus(&before));
+}
+
+#[test]
+fn serve_reads_a_status_file_again_when_it_changes() {
+    let (hpc, github) = (FakeStatuspage::spawn(), FakeStatuspage::spawn());
+    set_hpc(&hpc, None);
+    set_github(&github, None);
+    // No poll within the test: only the file watch can bring the change.
+    let site = three_source_site(&hpc, &github, "1h");
+    write_status_file(&site, None);
+    let served = serve(&site);
+    let (status, _) = get_until(served.addr(), "/readyz", |s, _| s == 200);
+    assert_eq!(status, 200, "{}", served.log());
+    let (_, motd) = get(served.addr(), "/motd/archer2");
+    assert!(!motd.contains("Slow I/O"), "{motd}");
+
+    write_status_file(&site, Some("Slow I/O on /work"));
+    let (status, motd) = get_until(served.addr(), "/motd/archer2", |_, b| {
+        b.contains("Slow I/O on /work")
+    });
+    assert_eq!(status, 200);
+    assert!(
+        motd.contains("[Site checks] Slow I/O on /work"),
+        "{motd}\n{}",
+        served.log()
+    );
+}
