@@ -290,6 +290,7 @@ fn shorten(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build their own scratch files
 mod tests {
     use super::*;
     use crate::model::{ComponentStatus, ItemKind};
