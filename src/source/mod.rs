@@ -60,7 +60,7 @@ pub enum Endpoint {
     },
     /// Public API v2 of any page: `{url}/api/v2/...`.
     Public { url: String },
-    /// A snapshot file written by a site script ([`file`]).
+    /// A snapshot file written by a site script ([`mod@file`]).
     File { path: std::path::PathBuf },
 }
 
