@@ -913,8 +913,321 @@ async fn on_change_task(c: Arc<Coordinator>) {
 }
 
 #[cfg(test)]
+// The tests write their mapping and templates into a scratch directory.
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
+
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::extract::State;
+    use axum::routing::get;
+    use axum::{Json, Router};
+    use serde_json::json;
+    use tokio::sync::Semaphore;
+
+    /// A Statuspage v2 page on `127.0.0.1:0` that counts requests to
+    /// `summary.json` and holds each one until the test hands out a permit,
+    /// so a fetch stays in flight exactly as long as a test wants.
+    struct Upstream {
+        summaries: AtomicUsize,
+        gate: Semaphore,
+    }
+
+    impl Upstream {
+        async fn start() -> (Arc<Upstream>, String) {
+            let up = Arc::new(Upstream {
+                summaries: AtomicUsize::new(0),
+                gate: Semaphore::new(0),
+            });
+            let page = || json!({"id": "pg", "name": "Page", "url": "https://status.example.com"});
+            let app = Router::new()
+                .route(
+                    "/api/v2/summary.json",
+                    get(move |State(up): State<Arc<Upstream>>| async move {
+                        up.summaries.fetch_add(1, Ordering::SeqCst);
+                        up.gate.acquire().await.expect("the gate is never closed").forget();
+                        Json(json!({
+                            "page": page(),
+                            "components": [
+                                {"id": "c1", "name": "Storage", "status": "operational", "group_id": null},
+                            ],
+                            "incidents": [],
+                            "scheduled_maintenances": [],
+                        }))
+                    }),
+                )
+                .route(
+                    "/api/v2/incidents.json",
+                    get(move || async move { Json(json!({"page": page(), "incidents": []})) }),
+                )
+                .route(
+                    "/api/v2/scheduled-maintenances.json",
+                    get(move || async move {
+                        Json(json!({"page": page(), "scheduled_maintenances": []}))
+                    }),
+                )
+                .with_state(up.clone());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            (up, url)
+        }
+
+        fn summaries(&self) -> usize {
+            self.summaries.load(Ordering::SeqCst)
+        }
+
+        /// Lets `n` held or future requests to `summary.json` answer.
+        fn release(&self, n: usize) {
+            self.gate.add_permits(n);
+        }
+    }
+
+    /// A `mapping.toml` in `dir` with one public source at `url` and the
+    /// given clusters (all on its `Storage` component). Time is paused in
+    /// these tests and jumps ahead whenever every task waits, even on the
+    /// loopback socket: the long `request_timeout` and `poll_interval` keep
+    /// those jumps from timing out a fetch or adding a poll.
+    fn live(dir: &Path, url: &str, debounce: &str, clusters: &[&str], extra: &str) -> Live {
+        use std::fmt::Write as _;
+        let mut table = String::new();
+        for c in clusters {
+            let _ = write!(
+                table,
+                "[clusters.{c}]\nsource = \"up\"\ncomponents = [\"Storage\"]\n"
+            );
+        }
+        let text = format!(
+            "[settings]\ndebounce = \"{debounce}\"\npoll_interval = \"30d\"\n\
+             request_timeout = \"1h\"\n{extra}\n\
+             [sources.up]\nkind = \"statuspage-public\"\nurl = \"{url}\"\n{table}"
+        );
+        let path = dir.join("mapping.toml");
+        std::fs::write(&path, &text).unwrap();
+        Live::new(Config::parse(&text, &path).unwrap()).unwrap()
+    }
+
+    /// Waits (in paused time, so at once) until `cond` holds.
+    async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+        for _ in 0..100_000 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("still waiting for {what}");
+    }
+
+    /// Lets every task run and timers shorter than `d` fire.
+    async fn settle(d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+
+    fn motd(dir: &Path, cluster: &str) -> PathBuf {
+        dir.join("out").join(cluster).join("motd")
+    }
+
+    /// Every file under `dir`, relative.
+    fn files(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else {
+                    out.push(p.strip_prefix(dir).unwrap().display().to_string());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hundred_triggers_during_a_fetch_give_one_more_fetch() {
+        let (up, url) = Upstream::start().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let c = Coordinator::start(
+            live(tmp.path(), &url, "0s", &["alpha"], ""),
+            cancel.clone(),
+            &tracker,
+        );
+        // The fetch of `start` is held upstream.
+        until("the first fetch", || up.summaries() == 1).await;
+        for _ in 0..100 {
+            c.refresh(None, "test");
+        }
+        settle(Duration::from_secs(60)).await;
+        assert_eq!(up.summaries(), 1, "a second fetch while one is in flight");
+
+        up.release(1);
+        until("the queued fetch", || up.summaries() == 2).await;
+        up.release(1000);
+        settle(Duration::from_secs(600)).await;
+        assert_eq!(
+            up.summaries(),
+            2,
+            "100 triggers during a fetch give one more fetch"
+        );
+        assert!(motd(tmp.path(), "alpha").is_file());
+
+        cancel.cancel();
+        tracker.close();
+        tracker.wait().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn triggers_within_the_debounce_give_one_fetch() {
+        let (up, url) = Upstream::start().await;
+        up.release(1000);
+        let tmp = tempfile::tempdir().unwrap();
+        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let c = Coordinator::start(
+            live(tmp.path(), &url, "1s", &["alpha"], ""),
+            cancel.clone(),
+            &tracker,
+        );
+        until("the first render", || motd(tmp.path(), "alpha").is_file()).await;
+        settle(Duration::from_secs(60)).await;
+        assert_eq!(up.summaries(), 1);
+
+        // Five triggers over 800 ms, within the 1 s debounce of the first.
+        for _ in 0..5 {
+            c.refresh(None, "test");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        settle(Duration::from_secs(60)).await;
+        assert_eq!(up.summaries(), 2, "a burst within `debounce` is one fetch");
+
+        // Further apart than the debounce, they are two.
+        c.refresh(None, "test");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        c.refresh(None, "test");
+        settle(Duration::from_secs(60)).await;
+        assert_eq!(up.summaries(), 4);
+
+        cancel.cancel();
+        tracker.close();
+        tracker.wait().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_during_a_fetch_renders_the_new_clusters_and_loses_no_trigger() {
+        let (up, url) = Upstream::start().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let c = Coordinator::start(
+            live(tmp.path(), &url, "0s", &["alpha"], ""),
+            cancel.clone(),
+            &tracker,
+        );
+        until("the first fetch", || up.summaries() == 1).await;
+        c.reload(live(tmp.path(), &url, "0s", &["alpha", "beta"], ""));
+        // A trigger after the reload, while the fetch is still held.
+        c.refresh(None, "test");
+        settle(Duration::from_secs(60)).await;
+        assert_eq!(c.live().config.clusters.len(), 2);
+
+        up.release(1000);
+        until("both clusters rendered", || {
+            motd(tmp.path(), "alpha").is_file() && motd(tmp.path(), "beta").is_file()
+        })
+        .await;
+        settle(Duration::from_secs(600)).await;
+        // The fetch under way finished, and the triggers it could not serve
+        // gave one more.
+        assert_eq!(up.summaries(), 2);
+
+        // The coordinator still answers.
+        let report = c.refresh_and_wait(None, "test").await;
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!(up.summaries(), 3);
+
+        cancel.cancel();
+        tracker.close();
+        tracker.wait().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_during_a_render_is_prompt_and_leaves_no_partial_file() {
+        let (up, url) = Upstream::start().await;
+        up.release(1000);
+        let tmp = tempfile::tempdir().unwrap();
+        let templates = tmp.path().join("templates");
+        std::fs::create_dir(&templates).unwrap();
+        // A render that takes seconds, within the templates' fuel.
+        std::fs::write(
+            templates.join("motd.txt.j2"),
+            "{% for a in range(10000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}complete\n",
+        )
+        .unwrap();
+        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let c = Coordinator::start(
+            live(
+                tmp.path(),
+                &url,
+                "0s",
+                &["alpha"],
+                "templates_dir = \"templates\"",
+            ),
+            cancel.clone(),
+            &tracker,
+        );
+        // The renderer publishes the data and starts the render in one step.
+        // Time stands still while a blocking task runs, so a sleep would
+        // only wake after the render: spin instead.
+        let mut spins = 0u64;
+        while !c.data().sources.contains_key("up") {
+            spins += 1;
+            assert!(spins < 100_000_000, "still waiting for the render");
+            tokio::task::yield_now().await;
+        }
+
+        let stopping = std::time::Instant::now();
+        cancel.cancel();
+        tracker.close();
+        tracker.wait().await;
+        let took = stopping.elapsed();
+        // The render takes about a second; shutdown does not wait for it.
+        assert!(took < Duration::from_millis(500), "shutdown took {took:?}");
+        let out = tmp.path().join("out");
+        assert!(
+            !motd(tmp.path(), "alpha").exists(),
+            "the render was over before the shutdown"
+        );
+        for f in files(&out) {
+            assert_eq!(
+                f, ".statusmotd/lock",
+                "a file written before the render ended"
+            );
+        }
+
+        // The abandoned render ends on its blocking thread: its files are
+        // whole, and nothing half written is left beside them.
+        let waiting = std::time::Instant::now();
+        while !(motd(tmp.path(), "alpha").exists() && out.join("index.json").exists()) {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(60),
+                "the render never ended"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let text = std::fs::read_to_string(motd(tmp.path(), "alpha")).unwrap();
+        assert_eq!(text, "complete\n");
+        assert_eq!(
+            files(&out),
+            [".statusmotd/lock", "alpha/motd", "index.json"],
+            "a temp file is left"
+        );
+    }
 
     #[test]
     fn secret_env_vars_are_every_env_secret_of_sources_and_server() {
