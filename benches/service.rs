@@ -26,7 +26,7 @@
     clippy::cast_sign_loss
 )]
 
-#[path = "../tests/it/fake.rs"]
+#[path = "../tests/it/support/fake.rs"]
 mod fake;
 #[path = "common/synth.rs"]
 mod synth;

@@ -6,11 +6,13 @@
 #![allow(clippy::disallowed_methods)]
 
 #[macro_use]
-mod common;
+mod support;
+// Every module names them `crate::common` and `crate::fake`.
+use support::{common, fake};
+
 mod aggregate;
 mod cli;
 mod errors;
-mod fake;
 mod file_source;
 mod fixtures;
 mod house;
