@@ -103,6 +103,74 @@ pub enum SourceKind {
     },
 }
 
+/// One key of a `[sources.NAME]` table, as `mapping init` writes it back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceField<'a> {
+    Text(std::borrow::Cow<'a, str>),
+    Secret(&'a Secret),
+}
+
+/// How a Statuspage webhook's page id picks a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookPage<'a> {
+    /// The configuration names the page.
+    Id(&'a str),
+    /// The page its last snapshot came from.
+    Fetched,
+    /// Not a Statuspage page: webhooks never name it.
+    Never,
+}
+
+/// What the rest of the program asks of a source kind, answered here so that
+/// a new kind adds its arms in this file and in `source`, nowhere else.
+impl SourceKind {
+    /// `kind = "..."` in `mapping.toml`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceKind::Manage { .. } => "statuspage",
+            SourceKind::Public { .. } => "statuspage-public",
+            SourceKind::File { .. } => "file",
+        }
+    }
+
+    /// The keys of the source's table besides `kind`, in the order written.
+    pub fn fields(&self) -> Vec<(&'static str, SourceField<'_>)> {
+        use std::borrow::Cow;
+        match self {
+            SourceKind::Manage {
+                page_id,
+                api_key,
+                api_base,
+            } => vec![
+                ("page_id", SourceField::Text(Cow::Borrowed(page_id))),
+                ("api_key", SourceField::Secret(api_key)),
+                ("api_base", SourceField::Text(Cow::Borrowed(api_base))),
+            ],
+            SourceKind::Public { url } => vec![("url", SourceField::Text(Cow::Borrowed(url)))],
+            SourceKind::File { path } => {
+                vec![("path", SourceField::Text(path.to_string_lossy()))]
+            }
+        }
+    }
+
+    /// The secrets the source reads.
+    pub fn secrets(&self) -> Vec<&Secret> {
+        match self {
+            SourceKind::Manage { api_key, .. } => vec![api_key],
+            SourceKind::Public { .. } | SourceKind::File { .. } => Vec::new(),
+        }
+    }
+
+    /// How a webhook's page id selects this source.
+    pub fn webhook_page(&self) -> WebhookPage<'_> {
+        match self {
+            SourceKind::Manage { page_id, .. } => WebhookPage::Id(page_id),
+            SourceKind::Public { .. } => WebhookPage::Fetched,
+            SourceKind::File { .. } => WebhookPage::Never,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// Parses as a [`SocketAddr`].

@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Secret, SourceConfig, SourceKind};
+use crate::config::{Config, Secret, SourceConfig};
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::model::Snapshot;
@@ -358,14 +358,13 @@ impl Coordinator {
             .config
             .sources
             .values()
-            .filter(|s| match &s.kind {
-                crate::config::SourceKind::Manage { page_id: p, .. } => p == page_id,
-                crate::config::SourceKind::Public { .. } => data
+            .filter(|s| match s.kind.webhook_page() {
+                crate::config::WebhookPage::Id(p) => p == page_id,
+                crate::config::WebhookPage::Fetched => data
                     .sources
                     .get(&s.name)
                     .is_some_and(|d| d.snapshot.page.id == page_id),
-                // Not a Statuspage page: its file is watched instead.
-                crate::config::SourceKind::File { .. } => false,
+                crate::config::WebhookPage::Never => false,
             })
             .map(|s| s.name.clone())
             .collect();
@@ -791,10 +790,7 @@ async fn poll_task(c: Arc<Coordinator>) {
 /// The environment variables `config` reads secrets from (`{ env = .. }`
 /// of every source and of `[server]`): `on_change` gets none of them.
 fn secret_env_vars(config: &Config) -> BTreeSet<String> {
-    let api_keys = config.sources.values().filter_map(|s| match &s.kind {
-        SourceKind::Manage { api_key, .. } => Some(api_key),
-        SourceKind::Public { .. } | SourceKind::File { .. } => None,
-    });
+    let api_keys = config.sources.values().flat_map(|s| s.kind.secrets());
     let tokens = [&config.server.webhook_token, &config.server.refresh_token]
         .into_iter()
         .flatten();

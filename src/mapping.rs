@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    validate_cluster_name, ClusterConfig, Config, Secret, SourceConfig, SourceKind,
+    validate_cluster_name, ClusterConfig, Config, Secret, SourceConfig, SourceField,
 };
 use crate::error::{Error, Result};
 use crate::model::{Component, Group, Snapshot, SnapshotIndex};
@@ -595,29 +595,16 @@ state_dir = \"state\"            # last good snapshots
 
 fn write_source(out: &mut String, source: &SourceConfig) {
     let _ = writeln!(out, "[sources.{}]", key(&source.name));
-    match &source.kind {
-        SourceKind::Manage {
-            page_id,
-            api_key,
-            api_base,
-        } => {
-            let _ = writeln!(out, "kind = \"statuspage\"");
-            let _ = writeln!(out, "page_id = {}", quote(page_id));
-            let _ = writeln!(
+    let _ = writeln!(out, "kind = {}", quote(source.kind.name()));
+    for (name, value) in source.kind.fields() {
+        let _ = match value {
+            SourceField::Text(text) => writeln!(out, "{name} = {}", quote(&text)),
+            SourceField::Secret(secret) => writeln!(
                 out,
-                "api_key = {}   # or {{ env = .. }}, {{ file = .. }}, {{ credential = .. }}",
-                secret_ref(api_key)
-            );
-            let _ = writeln!(out, "api_base = {}", quote(api_base));
-        }
-        SourceKind::Public { url } => {
-            let _ = writeln!(out, "kind = \"statuspage-public\"");
-            let _ = writeln!(out, "url = {}", quote(url));
-        }
-        SourceKind::File { path } => {
-            let _ = writeln!(out, "kind = \"file\"");
-            let _ = writeln!(out, "path = {}", quote(&path.to_string_lossy()));
-        }
+                "{name} = {}   # or {{ env = .. }}, {{ file = .. }}, {{ credential = .. }}",
+                secret_ref(secret)
+            ),
+        };
     }
 }
 
@@ -840,6 +827,7 @@ mod tests {
 
     use super::*;
     use crate::model::{ComponentStatus, Page};
+    use crate::config::SourceKind;
 
     fn component(id: &str, name: &str, group: Option<&str>) -> Component {
         Component {

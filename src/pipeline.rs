@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ClusterConfig, Config, SourceConfig, SourceKind};
+use crate::config::{ClusterConfig, Config, SourceConfig};
 use crate::error::{Error, Result};
 use crate::mapping::{ClusterIds, KnownIds};
 use crate::model::{Snapshot, SnapshotIndex};
@@ -162,19 +162,7 @@ pub fn fetch_options(config: &Config, now: Timestamp) -> FetchOptions {
 
 /// The endpoint of a configured source; reveals its secret.
 pub fn endpoint(source: &SourceConfig) -> Result<Endpoint> {
-    Ok(match &source.kind {
-        SourceKind::Manage {
-            page_id,
-            api_key,
-            api_base,
-        } => Endpoint::Manage {
-            api_base: api_base.clone(),
-            page_id: page_id.clone(),
-            api_key: api_key.reveal(&format!("the `api_key` of source `{}`", source.name))?,
-        },
-        SourceKind::Public { url } => Endpoint::Public { url: url.clone() },
-        SourceKind::File { path } => Endpoint::File { path: path.clone() },
-    })
+    Endpoint::of(source)
 }
 
 /// Fetches `names` concurrently. Secrets are revealed first, so a missing one

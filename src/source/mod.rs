@@ -64,6 +64,27 @@ pub enum Endpoint {
     File { path: std::path::PathBuf },
 }
 
+impl Endpoint {
+    /// Where and how to fetch a configured source; reveals its secret, so a
+    /// missing one is a configuration error before any request is made.
+    pub fn of(source: &crate::config::SourceConfig) -> crate::Result<Endpoint> {
+        use crate::config::SourceKind;
+        Ok(match &source.kind {
+            SourceKind::Manage {
+                page_id,
+                api_key,
+                api_base,
+            } => Endpoint::Manage {
+                api_base: api_base.clone(),
+                page_id: page_id.clone(),
+                api_key: api_key.reveal(&format!("the `api_key` of source `{}`", source.name))?,
+            },
+            SourceKind::Public { url } => Endpoint::Public { url: url.clone() },
+            SourceKind::File { path } => Endpoint::File { path: path.clone() },
+        })
+    }
+}
+
 // Written by hand so that the key never reaches a log line via `{:?}`.
 impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
