@@ -826,8 +826,8 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::model::{ComponentStatus, Page};
     use crate::config::SourceKind;
+    use crate::model::{ComponentStatus, Page};
 
     fn component(id: &str, name: &str, group: Option<&str>) -> Component {
         Component {
