@@ -5,31 +5,30 @@
 //! other answers, and a revoked key.
 
 use std::fs;
-use std::io::{Read as _, Write as _};
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::cli::{code, stderr, stdout, Site};
-use crate::common::Served;
+use crate::common::{http_get, Served};
 use crate::fake::{FakeStatuspage, Fault};
 
 const HPC_PAGE: &str = "hpcpage01";
 const API_KEY: &str = "ak4Vw8QxT1nLr6";
 
-/// `archer2` reads both pages; `cirrus` only the site's, `web` only the
-/// vendor's, each selecting a component no update below touches.
-fn site(hpc: &FakeStatuspage, github: &FakeStatuspage, stale_after: &str) -> Site {
+/// A site whose `mapping.toml` reads the site's page (`hpc`, manage API,
+/// key in the file `api-key`) and GitHub's (`github`), with `settings` added
+/// to `[settings]` and `rest` (more sources, the clusters) after them.
+fn site_with(hpc: &FakeStatuspage, github: &FakeStatuspage, settings: &str, rest: &str) -> Site {
     let site = Site::new(&format!(
         r#"[settings]
 output_dir = "out"
 state_dir = "state"
 timezone = "UTC"
-stale_after = "{stale_after}"
 request_timeout = "1s"
 retries = 0
-
+{settings}
 [sources.hpc]
 kind = "statuspage"
 page_id = "{HPC_PAGE}"
@@ -40,7 +39,22 @@ api_base = "{hpc}"
 kind = "statuspage-public"
 url = "{github}"
 
-[clusters.archer2]
+{rest}"#,
+        hpc = hpc.url(),
+        github = github.url(),
+    ));
+    fs::write(site.path().join("api-key"), API_KEY).unwrap();
+    site
+}
+
+/// `archer2` reads both pages; `cirrus` only the site's, `web` only the
+/// vendor's, each selecting a component no update below touches.
+fn site(hpc: &FakeStatuspage, github: &FakeStatuspage, stale_after: &str) -> Site {
+    site_with(
+        hpc,
+        github,
+        &format!("stale_after = \"{stale_after}\"\n"),
+        r#"[clusters.archer2]
 source = "hpc"
 components = ["Login nodes"]
 
@@ -55,11 +69,7 @@ components = ["Compute"]
 source = "github"
 components = ["Pages"]
 "#,
-        hpc = hpc.url(),
-        github = github.url(),
-    ));
-    fs::write(site.path().join("api-key"), API_KEY).unwrap();
-    site
+    )
 }
 
 /// The site's page: `Login nodes` and `Compute`, and, when `incident` is
@@ -172,23 +182,10 @@ fn files_of(dir: &std::path::Path) -> Vec<(String, Vec<u8>, i64, u64)> {
     out
 }
 
-/// One plain HTTP GET: status and body.
+/// One plain HTTP GET: status and body (status 0 when nothing answered).
 fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
+    let (status, answer) = http_get(addr, path, Duration::from_secs(10)).unwrap_or_default();
+    let body = answer
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
@@ -476,27 +473,11 @@ fn write_status_file(site: &Site, incident: Option<&str>) {
 /// `archer2` reads the site's page, GitHub's and the site's status file;
 /// `cirrus` only the site's page.
 fn three_source_site(hpc: &FakeStatuspage, github: &FakeStatuspage, poll: &str) -> Site {
-    let site = Site::new(&format!(
-        r#"[settings]
-output_dir = "out"
-state_dir = "state"
-timezone = "UTC"
-request_timeout = "1s"
-retries = 0
-poll_interval = "{poll}"
-debounce = "0s"
-
-[sources.hpc]
-kind = "statuspage"
-page_id = "{HPC_PAGE}"
-api_key = {{ file = "api-key" }}
-api_base = "{hpc}"
-
-[sources.github]
-kind = "statuspage-public"
-url = "{github}"
-
-[sources.checks]
+    site_with(
+        hpc,
+        github,
+        &format!("poll_interval = \"{poll}\"\ndebounce = \"0s\"\n"),
+        r#"[sources.checks]
 kind = "file"
 path = "status.json"
 
@@ -514,11 +495,7 @@ components = ["Lustre /work"]
 source = "hpc"
 components = ["Compute"]
 "#,
-        hpc = hpc.url(),
-        github = github.url(),
-    ));
-    fs::write(site.path().join("api-key"), API_KEY).unwrap();
-    site
+    )
 }
 
 #[test]
