@@ -146,8 +146,14 @@ impl From<FileSourceError> for crate::Error {
 /// against [`SCHEMA`], holding exactly one source. Returns that source's
 /// snapshot, sanitized. Blocking: call it off the async runtime.
 pub fn read(path: &Path) -> Result<Snapshot, FileSourceError> {
+    read_reporting(path).map(|(snapshot, _)| snapshot)
+}
+
+/// [`read`], with one line per item left out because it broke the schema:
+/// one bad item costs that item, not the file.
+pub fn read_reporting(path: &Path) -> Result<(Snapshot, Vec<String>), FileSourceError> {
     let bytes = read_bytes(path)?;
-    parse(path, &bytes)
+    parse_reporting(path, &bytes)
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, FileSourceError> {
@@ -187,12 +193,20 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>, FileSourceError> {
 /// Parses, checks and sanitizes the bytes of a snapshot file read from
 /// `path` (named in errors only).
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Snapshot, FileSourceError> {
+    parse_reporting(path, bytes).map(|(snapshot, _)| snapshot)
+}
+
+/// [`parse`], with the items it left out.
+pub fn parse_reporting(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(Snapshot, Vec<String>), FileSourceError> {
     use FileSourceErrorKind::{Invalid, InvalidJson};
     let invalid = |detail: &dyn fmt::Display| FileSourceError::new(Invalid, path, detail);
     // Bytes that are not UTF-8 become U+FFFD, as in an upstream answer: one
     // bad byte in a body costs that character, not the file.
     let text = String::from_utf8_lossy(bytes);
-    let doc: Value = serde_json::from_str(&text).map_err(|e| {
+    let mut doc: Value = serde_json::from_str(&text).map_err(|e| {
         let detail = if e.is_eof() {
             format!("the JSON ends early ({e}): is it still being written?")
         } else {
@@ -211,6 +225,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Snapshot, FileSourceError> {
     let validator = VALIDATOR
         .as_ref()
         .map_err(|e| invalid(&format_args!("the built-in schema does not compile: {e}")))?;
+    let skipped = drop_broken_items(validator, &mut doc);
     if let Some(detail) = schema_problem(validator, &doc) {
         return Err(invalid(&detail));
     }
@@ -246,7 +261,56 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Snapshot, FileSourceError> {
             shorten(&sanitize_line(&e.to_string()))
         ))
     })?;
-    Ok(snap.sanitized())
+    Ok((snap.sanitized(), skipped))
+}
+
+/// Removes the components, groups and incidents that break the schema, and
+/// says which, when every problem of the file lies inside such an item. A
+/// problem anywhere else (the page, `fetched_at`, the format) leaves the
+/// file as it is, for [`schema_problem`] to refuse it whole.
+fn drop_broken_items(validator: &jsonschema::Validator, doc: &mut Value) -> Vec<String> {
+    const LISTS: [&str; 3] = ["components", "groups", "incidents"];
+    // (list, index) -> what is wrong with it, the first problem found.
+    let mut broken = std::collections::BTreeMap::<(&str, usize), String>::new();
+    for error in validator.iter_errors(doc) {
+        let at = error.instance_path().as_str().to_owned();
+        // "/sources/<name>/<list>/<index>/...": the name cannot hold a `/`
+        // (JSON Pointer writes it `~1`), so the parts are positional.
+        let parts: Vec<&str> = at.split('/').collect();
+        let item = match parts.as_slice() {
+            ["", "sources", _, list, index, ..] => LISTS
+                .iter()
+                .find(|l| *l == list)
+                .zip(index.parse::<usize>().ok()),
+            _ => None,
+        };
+        let Some((list, index)) = item else {
+            return Vec::new();
+        };
+        broken
+            .entry((list, index))
+            .or_insert_with(|| describe(&error));
+    }
+    let Some(source) = doc
+        .get_mut("sources")
+        .and_then(Value::as_object_mut)
+        .filter(|sources| sources.len() == 1)
+        .and_then(|sources| sources.values_mut().next())
+    else {
+        return Vec::new();
+    };
+    let mut skipped = Vec::new();
+    // Highest index first, so the lower ones stay where they are.
+    for ((list, index), why) in broken.into_iter().rev() {
+        if let Some(items) = source.get_mut(list).and_then(Value::as_array_mut) {
+            if index < items.len() {
+                items.remove(index);
+                skipped.push(format!("skipped item {index} of `{list}`: {why}"));
+            }
+        }
+    }
+    skipped.reverse();
+    skipped
 }
 
 /// The first place where `doc` breaks the schema, with its JSON path, and
@@ -255,6 +319,19 @@ fn schema_problem(validator: &jsonschema::Validator, doc: &Value) -> Option<Stri
     let mut errors = validator.iter_errors(doc);
     let first = errors.next()?;
     let more = errors.take(MAX_COUNTED).count();
+    let detail = describe(&first);
+    let more = match more {
+        0 => String::new(),
+        1 => " (and 1 more problem)".to_owned(),
+        n if n >= MAX_COUNTED => format!(" (and {n} or more problems)"),
+        n => format!(" (and {n} more problems)"),
+    };
+    Some(detail + &more)
+}
+
+/// One schema problem: its JSON path and what is wrong, one line,
+/// sanitized and shortened (it may quote the file).
+fn describe(first: &jsonschema::ValidationError<'_>) -> String {
     let at = match first.instance_path().as_str() {
         "" => "the top level".to_owned(),
         at => format!("`{}`", shorten(&sanitize_line(at))),
@@ -271,14 +348,7 @@ fn schema_problem(validator: &jsonschema::Validator, doc: &Value) -> Option<Stri
         }
         _ => first.to_string(),
     };
-    let detail = format!("{at}: {}", shorten(&sanitize_line(&complaint)));
-    let more = match more {
-        0 => String::new(),
-        1 => " (and 1 more problem)".to_owned(),
-        n if n >= MAX_COUNTED => format!(" (and {n} or more problems)"),
-        n => format!(" (and {n} more problems)"),
-    };
-    Some(detail + &more)
+    format!("{at}: {}", shorten(&sanitize_line(&complaint)))
 }
 
 /// `s`, cut to [`MAX_DETAIL_CHARS`] characters with an ellipsis.
@@ -411,51 +481,69 @@ mod tests {
     }
 
     #[test]
-    fn a_wrong_enum_value_names_its_json_path() {
-        let text = edit(|d| d["sources"]["site"]["incidents"][0]["impact"] = "huge".into());
+    fn a_broken_item_costs_that_item_and_names_its_json_path() {
+        let text = edit(|d| {
+            let incidents = d["sources"]["site"]["incidents"].as_array_mut().unwrap();
+            let mut good = incidents[0].clone();
+            good["id"] = "i2".into();
+            incidents[0]["impact"] = "huge".into();
+            incidents.push(good);
+            d["sources"]["site"]["components"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("status");
+        });
+        let (snap, skipped) = parse_reporting(
+            Path::new("/var/lib/site-status/status.json"),
+            text.as_bytes(),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        // The good incident stays; the broken one and the component go.
+        let ids: Vec<&str> = snap.incidents.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["i2"]);
+        assert!(snap.components.is_empty(), "{:?}", snap.components);
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert!(
+            skipped[0].starts_with(
+                "skipped item 0 of `components`: `/sources/site/components/0`: \"status\" is a required property"
+            ),
+            "{skipped:?}"
+        );
+        assert!(
+            skipped[1].starts_with(
+                "skipped item 0 of `incidents`: `/sources/site/incidents/0/impact`: \"huge\" is not one of "
+            ),
+            "{skipped:?}"
+        );
+        assert!(skipped[1].contains("\"critical\""), "{skipped:?}");
+    }
+
+    #[test]
+    fn a_problem_outside_the_items_refuses_the_file_naming_its_json_path() {
+        let text = edit(|d| d["sources"]["site"]["fetched_at"] = "yesterday".into());
         let e = parse_text(&text).unwrap_err();
         assert_eq!(e.kind(), FileSourceErrorKind::Invalid);
         let shown = format!("{e:#}");
         assert!(
             shown.starts_with(
                 "invalid status file `/var/lib/site-status/status.json`: \
-                 `/sources/site/incidents/0/impact`: \"huge\" is not one of "
+                 `/sources/site/fetched_at`: \"yesterday\" is not a \"date-time\""
             ),
             "{shown}"
         );
-        assert!(shown.contains("\"critical\""), "{shown}");
         assert!(
             shown.ends_with(
                 "\nhint: `statusmotd schema` prints the JSON Schema this file must follow"
             ),
             "{shown}"
         );
-    }
-
-    #[test]
-    fn a_missing_field_and_a_bad_time_name_their_paths() {
+        // A broken item beside it is no reason to accept the file.
         let text = edit(|d| {
-            d["sources"]["site"]["components"][0]
+            d["sources"]["site"]["page"]
                 .as_object_mut()
                 .unwrap()
-                .remove("status");
-        });
-        let e = parse_text(&text).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("`/sources/site/components/0`: \"status\" is a required property"),
-            "{e}"
-        );
-        let text = edit(|d| d["sources"]["site"]["fetched_at"] = "yesterday".into());
-        let e = parse_text(&text).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("`/sources/site/fetched_at`: \"yesterday\" is not a \"date-time\""),
-            "{e}"
-        );
-        let text = edit(|d| {
+                .remove("name");
             d["sources"]["site"]["incidents"][0]["kind"] = "outage".into();
-            d["sources"]["site"]["incidents"][0]["status"] = 3.into();
         });
         let e = parse_text(&text).unwrap_err();
         assert!(e.to_string().ends_with("(and 1 more problem)"), "{e}");

@@ -185,7 +185,7 @@ pub async fn fetch_reporting(
         Endpoint::File { path } => {
             // The reader sanitizes what it returns, and it blocks.
             let path = path.clone();
-            let read = tokio::task::spawn_blocking(move || file::read(&path))
+            let read = tokio::task::spawn_blocking(move || file::read_reporting(&path))
                 .await
                 .map_err(|e| {
                     FetchError::new(
@@ -194,10 +194,7 @@ pub async fn fetch_reporting(
                     )
                 })?;
             return read
-                .map(|snapshot| Fetched {
-                    snapshot,
-                    skipped: Vec::new(),
-                })
+                .map(|(snapshot, skipped)| Fetched { snapshot, skipped })
                 .map_err(FetchError::from);
         }
         Endpoint::Manage {

@@ -242,7 +242,7 @@ fn saved_incident_page() -> (Value, tempfile::TempDir) {
 }
 
 #[test]
-fn the_schema_rejects_a_wrong_enum_and_a_missing_field_at_their_paths() {
+fn a_wrong_enum_or_missing_field_costs_its_item_and_names_its_path() {
     let validator = schema_validator();
     let (doc, dir) = saved_incident_page();
     assert!(problems(&validator, &doc).is_empty());
@@ -256,15 +256,22 @@ fn the_schema_rejects_a_wrong_enum_and_a_missing_field_at_their_paths() {
         found[0].starts_with("/sources/status/incidents/3/impact: \"huge\" is not one of"),
         "{found:?}"
     );
+    // Read as a source, the broken incident alone is left out, and said.
     fs::write(&path, wrong.to_string()).unwrap();
-    let e = file::read(&path).unwrap_err();
-    assert_eq!(e.kind(), FileSourceErrorKind::Invalid);
-    assert!(
-        e.to_string().contains(
-            "`/sources/status/incidents/3/impact`: \"huge\" is not one of \"none\", \"minor\", \
-             \"major\", \"critical\", \"maintenance\""
-        ),
-        "{e}"
+    let (snap, skipped) = file::read_reporting(&path).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        snap.incidents.len() + 1,
+        doc["sources"]["status"]["incidents"]
+            .as_array()
+            .unwrap()
+            .len()
+    );
+    assert_eq!(
+        skipped,
+        [
+            "skipped item 3 of `incidents`: `/sources/status/incidents/3/impact`: \"huge\" \
+          is not one of \"none\", \"minor\", \"major\", \"critical\", \"maintenance\""
+        ]
     );
 
     let mut missing = doc.clone();
@@ -278,10 +285,21 @@ fn the_schema_rejects_a_wrong_enum_and_a_missing_field_at_their_paths() {
         ["/sources/status/components/1: \"name\" is a required property"]
     );
     fs::write(&path, missing.to_string()).unwrap();
+    let (snap, skipped) = file::read_reporting(&path).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(!snap.components.is_empty());
+    assert_eq!(
+        skipped,
+        ["skipped item 1 of `components`: `/sources/status/components/1`: \"name\" is a required property"]
+    );
+    // Outside any item, the file is refused whole, with a hint.
+    let mut page = doc.clone();
+    page["sources"]["status"]["fetched_at"] = "yesterday".into();
+    fs::write(&path, page.to_string()).unwrap();
     let e = file::read(&path).unwrap_err();
+    assert_eq!(e.kind(), FileSourceErrorKind::Invalid);
     assert!(
         format!("{e:#}").contains(
-            "`/sources/status/components/1`: \"name\" is a required property\n\
+            "`/sources/status/fetched_at`: \"yesterday\" is not a \"date-time\"\n\
              hint: `statusmotd schema`"
         ),
         "{e:#}"
