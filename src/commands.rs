@@ -299,7 +299,7 @@ pub fn mapping(cmd: &MappingCommand) -> Result<u8> {
                     name: "status".into(),
                     kind: SourceKind::Public { url: url.clone() },
                 };
-                let endpoint = pipeline::endpoint(&src)?;
+                let endpoint = crate::source::Endpoint::of(&src)?;
                 let snap = runtime()?
                     .block_on(crate::source::fetch(
                         &crate::source::client(),

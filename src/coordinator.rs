@@ -502,7 +502,7 @@ impl Coordinator {
         config: &Config,
     ) -> std::result::Result<Snapshot, FetchFailure> {
         let started = Instant::now();
-        let endpoint = match pipeline::endpoint(src) {
+        let endpoint = match crate::source::Endpoint::of(src) {
             Ok(e) => e,
             Err(e) => {
                 self.metrics.fetch(&src.name, "config_error", 0.0);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ClusterConfig, Config, SourceConfig};
+use crate::config::{ClusterConfig, Config};
 use crate::error::{Error, Result};
 use crate::mapping::{ClusterIds, KnownIds};
 use crate::model::{Snapshot, SnapshotIndex};
@@ -160,11 +160,6 @@ pub fn fetch_options(config: &Config, now: Timestamp) -> FetchOptions {
     }
 }
 
-/// The endpoint of a configured source; reveals its secret.
-pub fn endpoint(source: &SourceConfig) -> Result<Endpoint> {
-    Endpoint::of(source)
-}
-
 /// Fetches `names` concurrently. Secrets are revealed first, so a missing one
 /// is a configuration error before any request is made. Each result keeps
 /// its failure typed, and a good one the items its source had to skip.
@@ -179,7 +174,7 @@ pub async fn fetch_sources(
         let Some(src) = config.sources.get(name) else {
             continue;
         };
-        let endpoint = endpoint(src)?;
+        let endpoint = Endpoint::of(src)?;
         let (client, opts, name) = (client.clone(), opts.clone(), name.clone());
         tasks.spawn(async move {
             let result = source::fetch_reporting(&client, &endpoint, &opts)
