@@ -366,6 +366,7 @@ fn a_webhook_body_that_never_ends_is_cut_off_at_the_request_deadline() {
         .unwrap();
     let started = Instant::now();
     let mut answer = Vec::new();
+    let mut reset = false;
     loop {
         let _ = stream.write_all(b" ");
         let mut buf = [0u8; 512];
@@ -377,7 +378,13 @@ fn a_webhook_body_that_never_ends_is_cut_off_at_the_request_deadline() {
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) => {}
-            Err(_) => break,
+            Err(e) => {
+                // The server closes a socket whose receive buffer still holds
+                // body bytes, so the kernel may answer with a reset that
+                // overtakes the 408 on its way to this reader.
+                reset = e.kind() == std::io::ErrorKind::ConnectionReset;
+                break;
+            }
         }
         assert!(
             started.elapsed() < Duration::from_secs(35),
@@ -385,8 +392,16 @@ fn a_webhook_body_that_never_ends_is_cut_off_at_the_request_deadline() {
         );
     }
     let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(started.elapsed() < Duration::from_secs(32));
+    assert!(
+        answer.starts_with("HTTP/1.1 408") || (answer.is_empty() && reset),
+        "neither a 408 nor a reset: {answer:?}"
+    );
+    // Cut off by the deadline, not by an idle timeout: bytes kept coming.
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed > Duration::from_secs(15) && elapsed < Duration::from_secs(32),
+        "{elapsed:?}"
+    );
     let (_, metrics) = http_get(&addr, "/metrics", Duration::from_secs(2)).unwrap();
     assert!(
         metrics.contains("statusmotd_webhooks_total{outcome=\"timeout\"} 1"),
