@@ -173,7 +173,8 @@ pub enum MappingCommand {
     Init {
         #[command(flatten)]
         config: ConfigArg,
-        /// The source to read groups from [default: the only source].
+        /// The source to read groups from [default: the only source]; one that no cluster reads as
+        /// its `source` gives `[clusters.NAME.also.SOURCE]` tables to append instead of a whole file.
         #[arg(long, value_name = "NAME", conflicts_with = "url")]
         source: Option<String>,
         /// Read a public status page directly, without a mapping.toml (e.g. `https://www.githubstatus.com`).

@@ -294,7 +294,7 @@ pub fn mapping(cmd: &MappingCommand) -> Result<u8> {
             url,
             snapshot: file,
         } => {
-            let (src, snap) = if let Some(url) = url {
+            let (src, snap, also) = if let Some(url) = url {
                 let src = SourceConfig {
                     name: "status".into(),
                     kind: SourceKind::Public { url: url.clone() },
@@ -307,7 +307,7 @@ pub fn mapping(cmd: &MappingCommand) -> Result<u8> {
                         &crate::source::FetchOptions::default(),
                     ))
                     .map_err(|e| Error::Runtime(e.to_string()))?;
-                (src, snap)
+                (src, snap, None)
             } else {
                 let config = load_config(config)?;
                 let name = match source {
@@ -355,9 +355,16 @@ pub fn mapping(cmd: &MappingCommand) -> Result<u8> {
                     }
                     snap
                 };
-                (src, snap)
+                // A source the clusters should read besides their own: the
+                // tables to add, not a second configuration.
+                let also = !config.clusters.is_empty()
+                    && !config.clusters.values().any(|c| c.source == name);
+                (src, snap, also.then_some(config))
             };
-            print!("{}", crate::mapping::skeleton(&snap, &src));
+            match also {
+                Some(config) => print!("{}", crate::mapping::also_skeleton(&snap, &src, &config)),
+                None => print!("{}", crate::mapping::skeleton(&snap, &src)),
+            }
             Ok(0)
         }
         MappingCommand::Check {

@@ -6,7 +6,6 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod coordinator;
 pub mod demo;
 pub mod error;
 pub mod mapping;
@@ -16,12 +15,11 @@ pub mod output;
 pub mod pipeline;
 pub mod render;
 pub mod sanitize;
-pub mod server;
+pub mod serve;
 pub mod snapshot;
 pub mod source;
 pub mod store;
 pub mod view;
-pub mod watch;
 
 pub use error::{Error, Result};
 
@@ -37,7 +35,7 @@ pub fn run(cli: &Cli) -> u8 {
         Command::Fetch(args) => commands::fetch(args),
         Command::Show(args) => commands::show(args),
         Command::Gate(args) => commands::gate(args),
-        Command::Serve(args) => server::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Mapping(cmd) => commands::mapping(cmd),
         Command::Completions { shell } => commands::completions(*shell),
         Command::Man => commands::man(),

@@ -4,7 +4,7 @@ fn main() -> std::process::ExitCode {
     // Before anything else: to `serve`, SIGHUP means "reload", and one sent
     // while the process starts must not end it (its default action).
     if invoked_as_serve() {
-        statusmotd::server::catch_sighup();
+        statusmotd::serve::catch_sighup();
     }
     let cli = statusmotd::cli::Cli::parse();
     std::process::ExitCode::from(statusmotd::run(&cli))

@@ -593,6 +593,83 @@ state_dir = \"state\"            # last good snapshots
     out
 }
 
+/// `mapping init --source NAME` when the configuration already has clusters
+/// and none reads `NAME` as its primary source: a `[clusters.C.also.NAME]`
+/// table for each configured cluster not reading it yet, to append to
+/// `mapping.toml`. Each selects every group of the page (or, on a page
+/// without groups, every component), so the fragment is valid as printed;
+/// the administrator keeps what concerns each cluster. Upstream names are
+/// only ever in comments, as in [`skeleton`].
+pub fn also_skeleton(snap: &Snapshot, source: &SourceConfig, config: &Config) -> String {
+    let mut out = String::new();
+    let page = match &snap.page.url {
+        Some(url) => format!("`{}` ({})", one_line(&snap.page.name), one_line(url)),
+        None => format!("`{}`", one_line(&snap.page.name)),
+    };
+    let _ = write!(
+        out,
+        "\
+# Tables for `mapping.toml` so that its clusters also read source `{name}`,
+# made by `statusmotd mapping init --source {name}` from the page
+# {page} as fetched at {fetched}.
+#
+# Each table selects everything the page has: keep in each the groups and
+# components that concern that cluster, drop the tables of clusters it does
+# not concern, append the rest to `mapping.toml`, then run
+# `statusmotd mapping check`.
+",
+        name = one_line(&source.name),
+        fetched = snap.fetched_at,
+    );
+    let ungrouped: Vec<&Component> = snap
+        .components
+        .iter()
+        .filter(|c| group_of(snap, c).is_none())
+        .collect();
+    for cluster in config.clusters.values() {
+        if cluster.sources().any(|s| s == source.name) {
+            let _ = writeln!(
+                out,
+                "\n# `{}` already reads `{}`.",
+                cluster.name,
+                one_line(&source.name)
+            );
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "\n[clusters.{}.also.{}]",
+            key(&cluster.name),
+            key(&source.name)
+        );
+        if snap.groups.is_empty() {
+            let _ = writeln!(out, "components = [");
+            for c in &snap.components {
+                let _ = writeln!(out, "    {},   # {}", quote(&c.id), one_line(&c.name));
+            }
+            let _ = writeln!(out, "]");
+        } else {
+            let _ = writeln!(out, "groups = [");
+            for g in &snap.groups {
+                let _ = writeln!(out, "    {},   # {}", quote(&g.id), one_line(&g.name));
+            }
+            let _ = writeln!(out, "]");
+            if !ungrouped.is_empty() {
+                let _ = writeln!(out, "# components = [");
+                for c in &ungrouped {
+                    let _ = writeln!(out, "#     {},   # {}", quote(&c.id), one_line(&c.name));
+                }
+                let _ = writeln!(out, "# ]");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# page_wide = true   # also incidents that name no component"
+        );
+    }
+    out
+}
+
 fn write_source(out: &mut String, source: &SourceConfig) {
     let _ = writeln!(out, "[sources.{}]", key(&source.name));
     let _ = writeln!(out, "kind = {}", quote(source.kind.name()));
@@ -1108,6 +1185,63 @@ mod tests {
         assert_eq!(
             report.unmapped_components,
             ["`Lustre /work` (id `l1`)", "`Website` (id `w1`)"]
+        );
+    }
+
+    #[test]
+    fn also_skeleton_appended_to_a_configuration_gives_each_cluster_the_source() {
+        let base =
+            "[sources.site]\nkind = \"statuspage-public\"\nurl = \"https://status.example.org\"\n\
+            [sources.hpc]\nkind = \"statuspage-public\"\nurl = \"https://status.example.ac.uk\"\n\
+            [clusters.archer2]\nsource = \"site\"\ncomponents = [\"x\"]\n\
+            [clusters.cirrus]\nsource = \"site\"\ncomponents = [\"y\"]\n\
+            [clusters.cirrus.also.hpc]\ncomponents = [\"c1\"]\n";
+        let config = Config::parse(base, Path::new("/m.toml")).unwrap();
+        let mut snap = hpc();
+        // Upstream text must stay in comments, one line each.
+        snap.groups[0].name = "Evil\n[server]\non_change = [\"sh\"]".into();
+        let fragment = also_skeleton(&snap, &config.sources["hpc"], &config);
+        assert!(
+            fragment.contains("# `cirrus` already reads `hpc`."),
+            "{fragment}"
+        );
+        let text = format!("{base}{fragment}");
+        let combined =
+            Config::parse(&text, Path::new("/m.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(combined.server.on_change.is_empty());
+        let also = &combined.clusters["archer2"].also;
+        assert_eq!(also.len(), 1, "{fragment}");
+        assert_eq!(also[0].source, "hpc");
+        let mut groups = also[0].groups.clone();
+        groups.sort();
+        let mut all: Vec<String> = snap.groups.iter().map(|g| g.id.clone()).collect();
+        all.sort();
+        assert_eq!(groups, all);
+        // Nothing added to the cluster that already read the source.
+        assert_eq!(
+            combined.clusters["cirrus"].also,
+            config.clusters["cirrus"].also
+        );
+    }
+
+    #[test]
+    fn also_skeleton_of_a_page_without_groups_lists_its_components() {
+        let base =
+            "[sources.site]\nkind = \"statuspage-public\"\nurl = \"https://status.example.org\"\n\
+            [sources.hpc]\nkind = \"statuspage-public\"\nurl = \"https://status.example.ac.uk\"\n\
+            [clusters.archer2]\nsource = \"site\"\ncomponents = [\"x\"]\n";
+        let config = Config::parse(base, Path::new("/m.toml")).unwrap();
+        let mut snap = hpc();
+        snap.groups.clear();
+        for c in &mut snap.components {
+            c.group_id = None;
+        }
+        let fragment = also_skeleton(&snap, &config.sources["hpc"], &config);
+        let combined = Config::parse(&format!("{base}{fragment}"), Path::new("/m.toml"))
+            .unwrap_or_else(|e| panic!("{e}\n{fragment}"));
+        assert_eq!(
+            combined.clusters["archer2"].also[0].components.len(),
+            snap.components.len()
         );
     }
 

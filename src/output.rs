@@ -73,12 +73,24 @@ impl Written {
     }
 }
 
-/// The output directory of one render run, held under an exclusive lock.
+/// The output directory of one render run, held under an exclusive lock;
+/// or a dry run of it ([`OutputDir::dry_run`]), which decides every file
+/// the same way and changes nothing.
 ///
 /// The lock is released when this value is dropped.
 #[derive(Debug)]
 pub struct OutputDir {
-    tree: Tree,
+    root: PathBuf,
+    /// `None` only in a dry run over a root that does not exist yet: then
+    /// every file would be created.
+    tree: Option<Tree>,
+    /// `None` in a dry run: nothing is created, written, removed or locked.
+    writer: Option<Writer>,
+}
+
+/// What a real run holds beyond a dry run.
+#[derive(Debug)]
+struct Writer {
     staging: PathBuf,
     staging_fd: OwnedFd,
     // Held only for its advisory lock, which closing the file releases.
@@ -132,21 +144,37 @@ impl OutputDir {
         remove_leftover_temps(staging_fd.as_fd(), &staging)?;
 
         Ok(OutputDir {
-            tree,
-            staging,
-            staging_fd,
-            _lock: lock,
+            root: root.to_path_buf(),
+            tree: Some(tree),
+            writer: Some(Writer {
+                staging,
+                staging_fd,
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// A dry run over `root` (`render --check`): [`OutputDir::write`] and
+    /// [`OutputDir::prune_items`] take every decision a real run takes, by
+    /// the same code, and report it, but create, write, remove and lock
+    /// nothing. What a real run would refuse (a symlinked directory inside
+    /// the root) is refused with the same error.
+    pub fn dry_run(root: &Path) -> Result<Self> {
+        Ok(OutputDir {
+            root: root.to_path_buf(),
+            tree: Tree::open(root)?,
+            writer: None,
         })
     }
 
     pub fn root(&self) -> &Path {
-        &self.tree.root
+        &self.root
     }
 
     /// A read-only look at the directory, for what is read back after the
     /// writes (`index.json`, the files' mtimes).
     pub fn peek(&self) -> Result<Peek> {
-        Peek::open(&self.tree.root)
+        Peek::open(&self.root)
     }
 
     /// Writes `rel` (e.g. `archer2/motd`, `archer2/items/incident-abc.txt`,
@@ -168,11 +196,13 @@ impl OutputDir {
         now: Timestamp,
     ) -> Result<Written> {
         check_relative(rel)?;
-        let target = self.tree.root.join(rel);
+        let target = self.root.join(rel);
         let (parent, name) = split_rel(rel)?;
-        let dir = self
-            .tree
-            .open_dir(parent, true)
+        let Some(tree) = &self.tree else {
+            return Ok(Written::Created);
+        };
+        let dir = tree
+            .open_dir(parent, self.writer.is_some())
             .map_err(|e| match e {
                 // Name the file being written, not only the directory that
                 // failed: that is what the user asked for.
@@ -180,12 +210,16 @@ impl OutputDir {
                     Error::io("cannot create the directories of", &target)(source)
                 }
                 e => e,
-            })?
-            .ok_or_else(|| {
-                Error::io("cannot create the directories of", &target)(
-                    io::ErrorKind::NotFound.into(),
-                )
             })?;
+        let Some(dir) = dir else {
+            // Only a dry run finds a directory on the way missing.
+            return match self.writer {
+                None => Ok(Written::Created),
+                Some(_) => Err(Error::io("cannot create the directories of", &target)(
+                    io::ErrorKind::NotFound.into(),
+                )),
+            };
+        };
 
         let previous = existing(dir.as_fd(), name, &target, bytes)?;
         let previous_mtime = match previous {
@@ -196,15 +230,18 @@ impl OutputDir {
             // about the news.
             Existing::Missing | Existing::Other => None,
         };
-
-        let mtime = next_mtime(previous_mtime, newest, now);
-        self.replace(dir.as_fd(), name, &target, bytes, mtime)?;
-
-        Ok(if previous == Existing::Missing {
+        let written = if previous == Existing::Missing {
             Written::Created
         } else {
             Written::Updated
-        })
+        };
+        let Some(writer) = &self.writer else {
+            return Ok(written);
+        };
+
+        let mtime = next_mtime(previous_mtime, newest, now);
+        writer.replace(dir.as_fd(), name, &target, bytes, mtime)?;
+        Ok(written)
     }
 
     /// Removes the files in `<root>/<cluster>/items/` whose names are not in
@@ -213,26 +250,33 @@ impl OutputDir {
     /// touched. Returns the removed paths, relative to the root, sorted.
     pub fn prune_items(&self, cluster: &str, keep: &BTreeSet<String>) -> Result<Vec<PathBuf>> {
         let items_rel = items_rel(cluster)?;
-        let items = self.tree.root.join(&items_rel);
-        let Some(dir) = self.tree.open_dir(&items_rel, false)? else {
+        let items = self.root.join(&items_rel);
+        let Some(tree) = &self.tree else {
+            return Ok(Vec::new());
+        };
+        let Some(dir) = tree.open_dir(&items_rel, false)? else {
             return Ok(Vec::new());
         };
 
         let mut removed = Vec::new();
         for name in stale_snippets(dir.as_fd(), &items, keep)? {
-            match rfs::unlinkat(&dir, name.as_str(), AtFlags::empty()) {
-                Ok(()) | Err(Errno::NOENT) => {}
-                Err(e) => return Err(Error::io("cannot remove", items.join(&name))(e.into())),
+            if self.writer.is_some() {
+                match rfs::unlinkat(&dir, name.as_str(), AtFlags::empty()) {
+                    Ok(()) | Err(Errno::NOENT) => {}
+                    Err(e) => return Err(Error::io("cannot remove", items.join(&name))(e.into())),
+                }
             }
             removed.push(items_rel.join(name));
         }
 
-        if !removed.is_empty() {
+        if self.writer.is_some() && !removed.is_empty() {
             rfs::fsync(&dir).map_err(|e| Error::io("cannot sync directory", &items)(e.into()))?;
         }
         Ok(removed)
     }
+}
 
+impl Writer {
     /// Puts `bytes` at `name` in `dir` through a temp file in the staging
     /// directory. On failure the temp file is removed and the target is left
     /// as it was.
@@ -273,9 +317,8 @@ impl OutputDir {
 }
 
 /// A read-only look at an output directory, by the same rules as
-/// [`OutputDir`]: no symlink inside the root is followed, and a directory
-/// that is one is the same error. Creates nothing and takes no lock, so
-/// `render --check` sees exactly what `render` would do.
+/// [`OutputDir`]: no symlink inside the root is followed. Creates nothing
+/// and takes no lock.
 #[derive(Debug)]
 pub struct Peek {
     /// `None` when the root does not exist yet: then every file is missing.
@@ -287,44 +330,6 @@ impl Peek {
         Ok(Peek {
             tree: Tree::open(root)?,
         })
-    }
-
-    /// What [`OutputDir::write`] would do with `bytes` at `rel`, without the
-    /// mtime.
-    pub fn would_write(&self, rel: &Path, bytes: &[u8]) -> Result<Written> {
-        check_relative(rel)?;
-        let Some(tree) = &self.tree else {
-            return Ok(Written::Created);
-        };
-        let (parent, name) = split_rel(rel)?;
-        let Some(dir) = tree.open_dir(parent, false)? else {
-            return Ok(Written::Created);
-        };
-        Ok(
-            match existing(dir.as_fd(), name, &tree.root.join(rel), bytes)? {
-                Existing::Missing => Written::Created,
-                Existing::Same => Written::Unchanged,
-                Existing::Different(_) | Existing::Other => Written::Updated,
-            },
-        )
-    }
-
-    /// The snippets [`OutputDir::prune_items`] would remove, relative to
-    /// the root, sorted.
-    pub fn would_prune(&self, cluster: &str, keep: &BTreeSet<String>) -> Result<Vec<PathBuf>> {
-        let items_rel = items_rel(cluster)?;
-        let Some(tree) = &self.tree else {
-            return Ok(Vec::new());
-        };
-        let Some(dir) = tree.open_dir(&items_rel, false)? else {
-            return Ok(Vec::new());
-        };
-        Ok(
-            stale_snippets(dir.as_fd(), &tree.root.join(&items_rel), keep)?
-                .into_iter()
-                .map(|name| items_rel.join(name))
-                .collect(),
-        )
     }
 
     /// The bytes of the regular file at `rel`, `None` if it is absent, not a
@@ -832,9 +837,9 @@ mod tests {
 
     /// What a write of `bytes` to `rel` under `root` would do.
     fn would_write(root: &Path, rel: &str, bytes: &[u8]) -> Written {
-        Peek::open(root)
+        OutputDir::dry_run(root)
             .unwrap()
-            .would_write(Path::new(rel), bytes)
+            .write(Path::new(rel), bytes, None, ts(NOW))
             .unwrap()
     }
 
@@ -1166,17 +1171,17 @@ mod tests {
         let err = out.prune_items("archer2", &BTreeSet::new()).unwrap_err();
         assert_refused(&err, &link);
         // `render --check` refuses the same way.
-        let peek = Peek::open(&root).unwrap();
+        let dry = OutputDir::dry_run(&root).unwrap();
         assert_refused(
-            &peek
-                .would_write(Path::new("archer2/motd"), b"x")
+            &dry.write(Path::new("archer2/motd"), b"x", None, ts(NOW))
                 .unwrap_err(),
             &link,
         );
         assert_refused(
-            &peek.would_prune("archer2", &BTreeSet::new()).unwrap_err(),
+            &dry.prune_items("archer2", &BTreeSet::new()).unwrap_err(),
             &link,
         );
+        let peek = Peek::open(&root).unwrap();
         assert_eq!(peek.read(Path::new("archer2/motd")), None);
         assert_eq!(peek.mtime(Path::new("archer2/motd")), None);
 

@@ -628,7 +628,18 @@ impl Change {
 /// Writes the plan under `dir`, then `index.json`. Takes the output lock for
 /// the whole run, so overlapping runs do not interleave.
 pub fn apply(plan: &Plan, dir: &Path, now: Timestamp) -> Result<Vec<Change>> {
-    let out = OutputDir::open(dir)?;
+    write_plan(plan, &OutputDir::open(dir)?, now)
+}
+
+/// The changes `apply` would make, without writing anything: the same
+/// function over a dry run of `dir`, so `render --check` and `render` take
+/// every decision by the same code, and what `apply` would refuse (a
+/// symlinked directory inside `dir`) is refused here with the same error.
+pub fn check(plan: &Plan, dir: &Path) -> Result<Vec<Change>> {
+    write_plan(plan, &OutputDir::dry_run(dir)?, Timestamp::now())
+}
+
+fn write_plan(plan: &Plan, out: &OutputDir, now: Timestamp) -> Result<Vec<Change>> {
     let mut changes = Vec::new();
     for (name, cluster) in &plan.clusters {
         for file in &cluster.files {
@@ -650,38 +661,6 @@ pub fn apply(plan: &Plan, dir: &Path, now: Timestamp) -> Result<Vec<Change>> {
     let index = index_json(plan, &out.peek()?);
     let written = out.write(Path::new("index.json"), index.as_bytes(), None, now)?;
     if let Some(action) = action_of(written) {
-        changes.push(Change {
-            path: "index.json".into(),
-            action,
-        });
-    }
-    Ok(changes)
-}
-
-/// The changes `apply` would make, without writing anything. It looks at
-/// `dir` by the same rules, so what `apply` would refuse (a symlinked
-/// directory inside `dir`) is refused here too, with the same error.
-pub fn check(plan: &Plan, dir: &Path) -> Result<Vec<Change>> {
-    let peek = output::Peek::open(dir)?;
-    let mut changes = Vec::new();
-    for (name, cluster) in &plan.clusters {
-        for file in &cluster.files {
-            if let Some(action) = action_of(peek.would_write(&file.rel, &file.bytes)?) {
-                changes.push(Change {
-                    path: display_rel(&file.rel),
-                    action,
-                });
-            }
-        }
-        for removed in peek.would_prune(name, &cluster.items)? {
-            changes.push(Change {
-                path: display_rel(&removed),
-                action: Action::Removed,
-            });
-        }
-    }
-    let index = index_json(plan, &peek);
-    if let Some(action) = action_of(peek.would_write(Path::new("index.json"), index.as_bytes())?) {
         changes.push(Change {
             path: "index.json".into(),
             action,

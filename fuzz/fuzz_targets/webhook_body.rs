@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     };
     // The page id a payload names, as the webhook handler reads it: any
     // JSON at all gives a page id or none, never a panic.
-    if let Some(page) = statusmotd::server::webhook_page_id(&value) {
+    if let Some(page) = statusmotd::serve::webhook_page_id(&value) {
         assert!(!page.is_empty());
     }
 });

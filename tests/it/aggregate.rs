@@ -609,3 +609,50 @@ fn serve_reads_a_status_file_again_when_it_changes() {
         served.log()
     );
 }
+
+#[test]
+fn mapping_init_for_a_further_source_prints_also_tables_that_check_clean() {
+    let (hpc, github) = (FakeStatuspage::spawn(), FakeStatuspage::spawn());
+    set_hpc(&hpc, None);
+    set_github(&github, None);
+    let site = site_with(
+        &hpc,
+        &github,
+        "",
+        "[clusters.archer2]\nsource = \"hpc\"\ncomponents = [\"Login nodes\"]\n\n\
+         [clusters.cirrus]\nsource = \"hpc\"\ncomponents = [\"Compute\"]\n",
+    );
+    let o = site.run(&["mapping", "init", "--source", "github"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let fragment = stdout(&o);
+    for cluster in ["archer2", "cirrus"] {
+        assert!(
+            fragment.contains(&format!("\n[clusters.{cluster}.also.github]\n")),
+            "{fragment}"
+        );
+    }
+    assert!(!fragment.contains("[settings]"), "{fragment}");
+    assert!(!fragment.contains("[sources."), "{fragment}");
+
+    // Appended as printed, every cluster reads both pages and the names check.
+    let path = site.path().join("mapping.toml");
+    let mut text = fs::read_to_string(&path).unwrap();
+    text.push_str(&fragment);
+    fs::write(&path, text).unwrap();
+    let o = site.run(&["mapping", "check"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let o = render(&site);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let index: Value =
+        serde_json::from_slice(&fs::read(site.path().join("out/index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["clusters"]["cirrus"]["sources"],
+        json!(["hpc", "github"]),
+        "{index}"
+    );
+
+    // The primary source still gets a whole skeleton.
+    let o = site.run(&["mapping", "init", "--source", "hpc"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("[settings]"), "{}", stdout(&o));
+}

@@ -19,7 +19,7 @@
 //!
 //! Such a file must hold `fn name`; a name ending in `*` must be the start
 //! of some `fn` there (`*` alone: the file must exist). Other paths
-//! (`server::token_matches`, `subtle::ConstantTimeEq`) are code, not tests,
+//! (`serve::router::token_matches`, `subtle::ConstantTimeEq`) are code, not tests,
 //! and are not checked.
 
 use std::fs;
@@ -84,7 +84,9 @@ fn check_test_path(root: &Path, path: &str) -> Option<Result<(), String>> {
     let segments: Vec<&str> = path.split("::").collect();
     let (name, init) = segments.split_last().unwrap();
     let file = if let Some(at) = init.iter().position(|s| *s == "tests") {
-        module_file(&root.join("src"), &init[..at])
+        // The tests of a module are beside its code, or in its own `tests.rs`.
+        module_file(&root.join("src"), &init[..=at])
+            .or_else(|| module_file(&root.join("src"), &init[..at]))
     } else if module_file(&root.join("tests/it"), &init[..1]).is_some() {
         module_file(&root.join("tests/it"), init)
     } else {

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use serde_json::{json, Value};
 use statusmotd::config::Config;
-use statusmotd::server::{self, AppState};
+use statusmotd::serve::{self as server, AppState};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;

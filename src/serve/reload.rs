@@ -21,8 +21,8 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::{Coordinator, Live};
 use crate::config::SourceKind;
-use crate::coordinator::{Coordinator, Live};
 use crate::error::{Error, Result};
 
 /// How long to wait for more events after the first before reloading.
