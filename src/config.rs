@@ -26,6 +26,9 @@ use toml::Spanned;
 
 use crate::error::{Error, Result};
 
+mod alertmanager;
+pub use alertmanager::{AlertmanagerConfig, Auth, MatchOp, Matcher};
+
 /// The file read when neither `--config` nor `$STATUSMOTD_CONFIG` says
 /// otherwise and there is no `./mapping.toml`.
 pub const SYSTEM_CONFIG: &str = "/etc/statusmotd/mapping.toml";
@@ -101,6 +104,9 @@ pub enum SourceKind {
         /// Relative paths are relative to the configuration file.
         path: PathBuf,
     },
+    /// `kind = "alertmanager"`: a Prometheus Alertmanager's alerts and
+    /// silences (API v2).
+    Alertmanager(Box<AlertmanagerConfig>),
 }
 
 /// One key of a `[sources.NAME]` table, as `mapping init` writes it back.
@@ -108,6 +114,8 @@ pub enum SourceKind {
 pub enum SourceField<'a> {
     Text(std::borrow::Cow<'a, str>),
     Secret(&'a Secret),
+    /// A TOML value (a list or an inline table), written as it is.
+    Toml(String),
 }
 
 /// How a Statuspage webhook's page id picks a source.
@@ -119,6 +127,9 @@ pub enum WebhookPage<'a> {
     Fetched,
     /// Not a Statuspage page: webhooks never name it.
     Never,
+    /// An Alertmanager: its own webhooks (`receivers: webhook_configs`)
+    /// refresh it, Statuspage ones never name it.
+    Alertmanager,
 }
 
 /// What the rest of the program asks of a source kind, answered here so that
@@ -130,6 +141,7 @@ impl SourceKind {
             SourceKind::Manage { .. } => "statuspage",
             SourceKind::Public { .. } => "statuspage-public",
             SourceKind::File { .. } => "file",
+            SourceKind::Alertmanager(_) => "alertmanager",
         }
     }
 
@@ -150,6 +162,7 @@ impl SourceKind {
             SourceKind::File { path } => {
                 vec![("path", SourceField::Text(path.to_string_lossy()))]
             }
+            SourceKind::Alertmanager(am) => am.fields(),
         }
     }
 
@@ -158,6 +171,7 @@ impl SourceKind {
         match self {
             SourceKind::Manage { api_key, .. } => vec![api_key],
             SourceKind::Public { .. } | SourceKind::File { .. } => Vec::new(),
+            SourceKind::Alertmanager(am) => am.secrets(),
         }
     }
 
@@ -167,6 +181,7 @@ impl SourceKind {
             SourceKind::Manage { page_id, .. } => WebhookPage::Id(page_id),
             SourceKind::Public { .. } => WebhookPage::Fetched,
             SourceKind::File { .. } => WebhookPage::Never,
+            SourceKind::Alertmanager(_) => WebhookPage::Alertmanager,
         }
     }
 }
@@ -468,6 +483,9 @@ impl Config {
                 },
                 public @ SourceKind::Public { .. } => public,
                 SourceKind::File { path } => SourceKind::File { path: join(path) },
+                SourceKind::Alertmanager(am) => SourceKind::Alertmanager(Box::new(
+                    alertmanager::complete(*am, &name, &settings.state_dir, secret),
+                )),
             };
             sources.insert(name.clone(), SourceConfig { name, kind });
         }
@@ -578,6 +596,8 @@ impl Config {
                 },
             );
         }
+
+        alertmanager::note_mapped(&mut sources, &clusters);
 
         let mut outputs: Vec<OutputConfig> = Vec::new();
         let mut output_spans = Vec::new();
@@ -967,6 +987,15 @@ struct RawSource {
     api_base: Option<Spanned<HttpUrl>>,
     url: Option<Spanned<PageUrl>>,
     path: Option<Spanned<PathBuf>>,
+    // Kind `alertmanager`, checked in `config/alertmanager.rs`.
+    bearer_token: Option<Spanned<Secret>>,
+    basic_auth: Option<Spanned<alertmanager::RawBasicAuth>>,
+    matchers: Option<Spanned<Vec<alertmanager::RawMatcher>>>,
+    component_label: Option<Spanned<alertmanager::LabelName>>,
+    group_label: Option<Spanned<alertmanager::LabelName>>,
+    components: Option<Spanned<Vec<alertmanager::ComponentValue>>>,
+    impact: Option<Spanned<BTreeMap<String, alertmanager::ImpactName>>>,
+    status: Option<Spanned<BTreeMap<String, alertmanager::StatusName>>>,
 }
 
 type Located = (Option<Range<usize>>, String);
@@ -982,7 +1011,8 @@ impl RawSource {
                 format!(
                     "source `{name}`: `{key}` is not a key of kind `{kind}`\n\
                      hint: kind `statuspage` takes `page_id`, `api_key` and `api_base`; \
-                     kind `statuspage-public` takes `url`; kind `file` takes `path`"
+                     kind `statuspage-public` takes `url`; kind `file` takes `path`; {}",
+                    alertmanager::KIND_HINT
                 ),
             )
         };
@@ -994,7 +1024,14 @@ impl RawSource {
                 ),
             )
         };
-        match self.kind.into_inner() {
+        let kind = *self.kind.get_ref();
+        if let (false, Some((key, span))) =
+            (kind == Kind::Alertmanager, self.alertmanager_key())
+        {
+            return Err(extra(key, span, kind.name()));
+        }
+        match kind {
+            Kind::Alertmanager => self.validate_alertmanager(name, kind_span),
             Kind::Manage => {
                 if let Some(url) = self.url {
                     return Err(extra("url", url.span(), "statuspage"));
@@ -1106,12 +1143,24 @@ struct RawOutput {
     path: Spanned<OutputPath>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 enum Kind {
     Manage,
     Public,
     File,
+    Alertmanager,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Manage => "statuspage",
+            Kind::Public => "statuspage-public",
+            Kind::File => "file",
+            Kind::Alertmanager => "alertmanager",
+        }
+    }
 }
 
 impl TryFrom<String> for Kind {
@@ -1121,11 +1170,13 @@ impl TryFrom<String> for Kind {
             "statuspage" => Ok(Kind::Manage),
             "statuspage-public" => Ok(Kind::Public),
             "file" => Ok(Kind::File),
+            "alertmanager" => Ok(Kind::Alertmanager),
             _ => Err(format!(
                 "unknown source kind `{s}`\n\
                  hint: use `statuspage` (manage API v1: `page_id` and `api_key`), \
-                 `statuspage-public` (public API v2 of any page: `url`) or \
-                 `file` (a snapshot file a site script writes: `path`)"
+                 `statuspage-public` (public API v2 of any page: `url`), \
+                 `file` (a snapshot file a site script writes: `path`) or \
+                 `alertmanager` (a Prometheus Alertmanager: `url`)"
             )),
         }
     }

@@ -364,8 +364,24 @@ impl Coordinator {
                     .sources
                     .get(&s.name)
                     .is_some_and(|d| d.snapshot.page.id == page_id),
-                crate::config::WebhookPage::Never => false,
+                crate::config::WebhookPage::Never | crate::config::WebhookPage::Alertmanager => {
+                    false
+                }
             })
+            .map(|s| s.name.clone())
+            .collect();
+        (!matched.is_empty()).then_some(matched)
+    }
+
+    /// The sources an Alertmanager webhook concerns: every source of kind
+    /// `alertmanager`. `None` (refresh all) when there is none.
+    pub fn alertmanager_sources(&self) -> Option<Vec<String>> {
+        let live = self.live();
+        let matched: Vec<String> = live
+            .config
+            .sources
+            .values()
+            .filter(|s| s.kind.webhook_page() == crate::config::WebhookPage::Alertmanager)
             .map(|s| s.name.clone())
             .collect();
         (!matched.is_empty()).then_some(matched)

@@ -12,6 +12,7 @@
 //! than any field this tool reads is dropped before parsing, and an item of
 //! an impossible shape is skipped and reported (see [`Fetched::skipped`]).
 
+pub mod alertmanager;
 pub mod file;
 pub(crate) mod raw;
 mod v1;
@@ -62,6 +63,12 @@ pub enum Endpoint {
     Public { url: String },
     /// A snapshot file written by a site script ([`mod@file`]).
     File { path: std::path::PathBuf },
+    /// A Prometheus Alertmanager ([`mod@alertmanager`]), with the whole
+    /// `Authorization` value when it has one.
+    Alertmanager {
+        config: Box<crate::config::AlertmanagerConfig>,
+        authorization: Option<String>,
+    },
 }
 
 impl Endpoint {
@@ -81,6 +88,27 @@ impl Endpoint {
             },
             SourceKind::Public { url } => Endpoint::Public { url: url.clone() },
             SourceKind::File { path } => Endpoint::File { path: path.clone() },
+            SourceKind::Alertmanager(am) => {
+                use crate::config::Auth;
+                let what = |key: &str| format!("the `{key}` of source `{}`", source.name);
+                let authorization = match &am.auth {
+                    Some(Auth::Bearer(token)) => {
+                        Some(format!("Bearer {}", token.reveal(&what("bearer_token"))?))
+                    }
+                    Some(Auth::Basic { username, password }) => {
+                        let password = password.reveal(&what("basic_auth"))?;
+                        Some(format!(
+                            "Basic {}",
+                            base64(format!("{username}:{password}").as_bytes())
+                        ))
+                    }
+                    None => None,
+                };
+                Endpoint::Alertmanager {
+                    config: am.clone(),
+                    authorization,
+                }
+            }
         })
     }
 }
@@ -99,6 +127,14 @@ impl fmt::Debug for Endpoint {
                 .finish(),
             Endpoint::Public { url } => f.debug_struct("Public").field("url", url).finish(),
             Endpoint::File { path } => f.debug_struct("File").field("path", path).finish(),
+            Endpoint::Alertmanager {
+                config,
+                authorization,
+            } => f
+                .debug_struct("Alertmanager")
+                .field("url", &config.url)
+                .field("authorization", &authorization.as_ref().map(|_| "<hidden>"))
+                .finish(),
         }
     }
 }
@@ -219,6 +255,18 @@ pub async fn fetch_reporting(
             };
             v2::fetch(&http, url).await
         }
+        Endpoint::Alertmanager {
+            config,
+            authorization,
+        } => {
+            let http = Http {
+                client,
+                opts,
+                authorization: authorization.clone(),
+                api: Api::Alertmanager,
+            };
+            alertmanager::fetch(&http, config).await
+        }
     };
     match (result, endpoint) {
         (Ok((snapshot, skipped)), _) => {
@@ -235,6 +283,20 @@ pub async fn fetch_reporting(
         // Nothing above formats the key into a message, but a key pasted
         // into `api_base` by mistake would show up in a URL: hide it anyway.
         (Err(e), Endpoint::Manage { api_key, .. }) => Err(e.redact(api_key)),
+        (
+            Err(e),
+            Endpoint::Alertmanager {
+                authorization: Some(authorization),
+                ..
+            },
+        ) => {
+            // The header value and the credential in it, in case either was
+            // pasted into `url`.
+            let credential = authorization
+                .split_once(' ')
+                .map_or(authorization.as_str(), |(_, c)| c);
+            Err(e.redact(authorization).redact(credential))
+        }
         (Err(e), _) => Err(e),
     }
 }
@@ -333,6 +395,9 @@ impl FetchError {
             FetchErrorKind::Status(401 | 403) if self.api == Some(Api::Manage) => {
                 "the status page rejected the API key"
             }
+            FetchErrorKind::Status(401 | 403) if self.api == Some(Api::Alertmanager) => {
+                "Alertmanager refused the credentials"
+            }
             FetchErrorKind::Status(401 | 403) => "the status page is not public",
             FetchErrorKind::Status(404 | 410) => "the status page was not found",
             FetchErrorKind::Status(_) => "the status page refused the request",
@@ -405,6 +470,7 @@ impl From<FetchError> for crate::Error {
 enum Api {
     Manage,
     Public,
+    Alertmanager,
 }
 
 /// What the top level of a JSON answer must be.
@@ -650,6 +716,12 @@ impl Http<'_> {
                 error.with_hint("this page is not public; use the manage API (`kind = \"statuspage\"`) with an API key")
             }
             (404, Api::Manage) => error.with_hint("check the source's `page_id` and `api_base`"),
+            (401 | 403, Api::Alertmanager) => error.with_hint(
+                "check the source's `bearer_token` or `basic_auth`: the proxy in front of Alertmanager refused them",
+            ),
+            (404, Api::Alertmanager) => error.with_hint(
+                "check the source's `url`: it must be the address of an Alertmanager with API v2, e.g. `http://alertmanager:9093`",
+            ),
             (404, Api::Public) => {
                 error.with_hint("check the source's `url`: it must be the address of a Statuspage status page")
             }
@@ -846,7 +918,9 @@ fn too_large(url: &str) -> FetchError {
 fn rate_limit_hint(api: Api) -> &'static str {
     match api {
         Api::Manage => "the manage API allows 1 request per second per key over a minute; does another program use the same key?",
-        Api::Public => "poll less often, or raise `debounce` and `poll_interval`",
+        Api::Public | Api::Alertmanager => {
+            "poll less often, or raise `debounce` and `poll_interval`"
+        }
     }
 }
 
@@ -1096,4 +1170,26 @@ mod tests {
         assert!(is_html("Text/HTML ; charset=x"));
         assert!(!is_html("application/json"));
     }
+}
+
+/// Standard base64 with padding, for `Authorization: Basic`.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
