@@ -1025,9 +1025,7 @@ impl RawSource {
             )
         };
         let kind = *self.kind.get_ref();
-        if let (false, Some((key, span))) =
-            (kind == Kind::Alertmanager, self.alertmanager_key())
-        {
+        if let (false, Some((key, span))) = (kind == Kind::Alertmanager, self.alertmanager_key()) {
             return Err(extra(key, span, kind.name()));
         }
         match kind {

@@ -154,8 +154,7 @@ fn toml_map<'a>(entries: impl Iterator<Item = (&'a String, &'a str)>) -> String 
 
 fn toml_key(k: &str) -> String {
     if !k.is_empty()
-        && k
-            .chars()
+        && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
         k.to_owned()
@@ -456,7 +455,8 @@ const KEYS: &str = "`url`, `bearer_token` or `basic_auth`, `matchers`, `componen
                     `group_label`, `components`, `impact` and `status`";
 
 /// The hint line of a key given to the wrong kind.
-pub(super) const KIND_HINT: &str = "kind `alertmanager` takes `url`, `bearer_token` or `basic_auth`, \
+pub(super) const KIND_HINT: &str =
+    "kind `alertmanager` takes `url`, `bearer_token` or `basic_auth`, \
                                     `matchers`, `component_label`, `group_label`, `components`, \
                                     `impact` and `status`";
 
@@ -465,7 +465,10 @@ impl RawSource {
     /// another kind to refuse.
     pub(super) fn alertmanager_key(&self) -> Option<(&'static str, Range<usize>)> {
         [
-            ("bearer_token", self.bearer_token.as_ref().map(Spanned::span)),
+            (
+                "bearer_token",
+                self.bearer_token.as_ref().map(Spanned::span),
+            ),
             ("basic_auth", self.basic_auth.as_ref().map(Spanned::span)),
             ("matchers", self.matchers.as_ref().map(Spanned::span)),
             (
@@ -753,10 +756,7 @@ components = ["cirrus"]
         assert_eq!(am.auth, Some(Auth::Bearer(Secret::Env("AM_TOKEN".into()))));
         assert_eq!(am.impact_of(Some("critical")), "major");
         assert_eq!(am.impact_of(Some("warning")), "minor");
-        assert_eq!(
-            am.status_of(Some("critical")),
-            ComponentStatus::MajorOutage
-        );
+        assert_eq!(am.status_of(Some("critical")), ComponentStatus::MajorOutage);
         assert_eq!(am.mapped_components, ["archer2", "x"]);
         assert_eq!(c.sources["am"].kind.name(), "alertmanager");
         assert_eq!(
@@ -861,7 +861,10 @@ components = ["cirrus"]
         assert!(!m.matches(Some("xarcher2")), "anchored at the start");
         let m = Matcher::parse(r#"cluster=~"a|b""#).unwrap();
         assert!(m.matches(Some("a")) && m.matches(Some("b")));
-        assert!(!m.matches(Some("ab")), "anchored around the whole alternation");
+        assert!(
+            !m.matches(Some("ab")),
+            "anchored around the whole alternation"
+        );
         let m = Matcher::parse("cluster!=cirrus").unwrap();
         assert!(m.matches(Some("archer2")) && !m.matches(Some("cirrus")));
         assert!(m.matches(None));
@@ -892,6 +895,7 @@ components = ["cirrus"]
 
     #[test]
     fn mapping_init_fields_are_valid_toml() {
+        use std::fmt::Write as _;
         let c = parse(FULL).unwrap();
         let mut text = String::from("kind = \"alertmanager\"\n");
         for (key, value) in c.sources["prom"].kind.fields() {
@@ -900,7 +904,7 @@ components = ["cirrus"]
                 crate::config::SourceField::Secret(s) => secret_toml(s),
                 crate::config::SourceField::Toml(t) => t,
             };
-            text.push_str(&format!("{key} = {value}\n"));
+            writeln!(text, "{key} = {value}").unwrap();
         }
         let again = parse(&format!("[sources.prom]\n{text}{TAIL}")).unwrap();
         let (mut a, mut b) = (am(&c, "prom"), am(&again, "prom"));

@@ -248,7 +248,9 @@ pub(super) async fn fetch(
 /// Whether a webhook body is one Alertmanager sends (`webhook_configs`):
 /// an object with an `alerts` list and a `groupKey` or `version`.
 pub fn is_webhook(payload: &serde_json::Value) -> bool {
-    payload.get("alerts").is_some_and(serde_json::Value::is_array)
+    payload
+        .get("alerts")
+        .is_some_and(serde_json::Value::is_array)
         && (payload.get("groupKey").is_some() || payload.get("version").is_some())
 }
 
@@ -459,7 +461,11 @@ pub fn normalize(
 }
 
 /// The incident of one firing alert.
-fn alert_incident(am: &AlertmanagerConfig, alert: &RawAlert, component: Option<String>) -> Incident {
+fn alert_incident(
+    am: &AlertmanagerConfig,
+    alert: &RawAlert,
+    component: Option<String>,
+) -> Incident {
     let id = alert
         .fingerprint
         .0
@@ -539,10 +545,7 @@ fn silence_item(
     };
     let short: String = id.chars().filter(|c| !c.is_control()).take(40).collect();
     let (starts, ends) = (silence.starts_at.0, silence.ends_at.0);
-    let state = silence
-        .status
-        .and_then(|s| s.state.0)
-        .unwrap_or_default();
+    let state = silence.status.and_then(|s| s.state.0).unwrap_or_default();
     let state = match state.as_str() {
         "active" | "pending" | "expired" => state.clone(),
         // No state, or one this tool does not know: judged by the window.
@@ -621,7 +624,11 @@ fn silence_item(
         impact: "maintenance".into(),
         created_at: announced,
         updated_at: announced,
-        started_at: if status == "in_progress" { starts } else { None },
+        started_at: if status == "in_progress" {
+            starts
+        } else {
+            None
+        },
         monitoring_at: None,
         resolved_at: None,
         scheduled_for: starts,
@@ -652,6 +659,27 @@ fn cut(s: &str, max: usize) -> String {
     format!("{}...", head.trim_end())
 }
 
+/// Standard base64 with padding, for `Authorization: Basic`.
+pub(super) fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
 
 #[cfg(test)]
 mod tests {
@@ -714,10 +742,23 @@ mod tests {
             serde_json::to_string_pretty(&snap).unwrap()
         );
 
+        // What `fetch --save` would write is a valid snapshot file.
+        let saved = crate::snapshot::to_json(&[("prom".to_owned(), snap.clone())].into());
+        let (back, dropped) =
+            super::super::file::parse_reporting(Path::new("saved.json"), saved.as_bytes()).unwrap();
+        assert!(dropped.is_empty(), "{dropped:?}");
+        assert_eq!(back, snap);
+
         let by_name = |n: &str| snap.incidents.iter().find(|i| i.name == n).unwrap();
         let login = by_name("Login node down");
-        assert_eq!((login.impact.as_str(), login.status.as_str()), ("major", "identified"));
-        assert_eq!(login.shortlink, None, "a javascript: generatorURL is no link");
+        assert_eq!(
+            (login.impact.as_str(), login.status.as_str()),
+            ("major", "identified")
+        );
+        assert_eq!(
+            login.shortlink, None,
+            "a javascript: generatorURL is no link"
+        );
         assert_eq!(login.components, ["archer2"]);
         let lustre = by_name("Lustre /work is slow");
         assert_eq!(lustre.impact, "minor");
@@ -735,24 +776,40 @@ mod tests {
         assert_eq!(status("archer2"), ComponentStatus::MajorOutage);
         assert_eq!(status("cirrus"), ComponentStatus::UnderMaintenance);
         let now = by_name("Kernel upgrade");
-        assert_eq!((now.kind, now.status.as_str()), (ItemKind::Maintenance, "in_progress"));
+        assert_eq!(
+            (now.kind, now.status.as_str()),
+            (ItemKind::Maintenance, "in_progress")
+        );
         assert_eq!(now.components, ["cirrus"]);
         assert_eq!(now.updates[0].body, "Kernel upgrade\n(by alice)");
         let later = by_name("Network work");
         assert_eq!(later.status, "scheduled");
         assert_eq!(later.components, ["archer2", "cirrus"], "regex, anchored");
         assert!(
-            snap.incidents.iter().all(|i| i.name != "Mute the watchdog" && i.name != "Short test"),
+            snap.incidents
+                .iter()
+                .all(|i| i.name != "Mute the watchdog" && i.name != "Short test"),
             "a silence of no component and an expired one are no maintenance"
         );
-        let gpu = snap.incidents.iter().find(|i| i.components == ["tursa"]).unwrap();
-        assert_eq!(gpu.name, "GPU ECC errors on two nodes", "escapes and bidi controls removed");
+        let gpu = snap
+            .incidents
+            .iter()
+            .find(|i| i.components == ["tursa"])
+            .unwrap();
+        assert_eq!(
+            gpu.name, "GPU ECC errors on two nodes",
+            "escapes and bidi controls removed"
+        );
         assert_eq!(gpu.impact, "none", "`info` is in neither map");
         assert_eq!(
             gpu.updates[0].body,
             "Two nodes report ECC errors.\nJobs are not affected.\nSee the dashboard."
         );
-        assert_eq!(status("tursa"), ComponentStatus::Operational, "`info` changes no status");
+        assert_eq!(
+            status("tursa"),
+            ComponentStatus::Operational,
+            "`info` changes no status"
+        );
         assert_eq!(snap.groups.len(), 1);
         assert_eq!(snap.groups[0].id, "hpc");
         assert_eq!(snap.groups[0].components, ["archer2"]);
@@ -775,7 +832,10 @@ mod tests {
         let a = first.incidents.iter().find(|i| i.id == "abc123").unwrap();
         assert_eq!(a.components, ["x", "y"]);
         assert_eq!(a.started_at, Some(at("2026-11-30T06:00:00Z")));
-        assert_eq!(first.incidents, again.incidents, "nothing moves between fetches");
+        assert_eq!(
+            first.incidents, again.incidents,
+            "nothing moves between fetches"
+        );
     }
 
     #[test]
@@ -797,10 +857,22 @@ mod tests {
         let (snap, skipped) = normalized(&am, alerts, silences, &mut Memory::default(), at(NOW));
         assert_eq!(skipped.len(), 3, "{skipped:?}");
         assert!(skipped[0].contains("item 1"), "{skipped:?}");
-        assert!(skipped.iter().any(|s| s.contains("invalid regular expression")), "{skipped:?}");
+        assert!(
+            skipped
+                .iter()
+                .any(|s| s.contains("invalid regular expression")),
+            "{skipped:?}"
+        );
         let names: Vec<&str> = snap.incidents.iter().map(|i| i.name.as_str()).collect();
-        assert_eq!(names, ["Maintenance", "Good"], "newest first, no start last");
-        assert_eq!(snap.incidents[1].impact, "none", "severity `7` maps to nothing");
+        assert_eq!(
+            names,
+            ["Maintenance", "Good"],
+            "newest first, no start last"
+        );
+        assert_eq!(
+            snap.incidents[1].impact, "none",
+            "severity `7` maps to nothing"
+        );
         let s3 = &snap.incidents[0];
         assert_eq!(s3.status, "in_progress", "no state: judged by the window");
         assert_eq!(s3.updates[0].body, "(by ops)");
@@ -820,7 +892,10 @@ mod tests {
         let later = at("2026-11-30T08:10:00Z");
         let (snap, _) = normalized(&am, "[]", "[]", &mut memory, later);
         let i = &snap.incidents[0];
-        assert_eq!((i.status.as_str(), i.resolved_at), ("resolved", Some(later)));
+        assert_eq!(
+            (i.status.as_str(), i.resolved_at),
+            ("resolved", Some(later))
+        );
         assert_eq!(i.components, ["archer2"]);
         assert_eq!(
             snap.component("archer2").unwrap().status,
@@ -832,7 +907,11 @@ mod tests {
         let mut memory = Memory::load(&path);
         let (snap, _) = normalized(&am, "[]", "[]", &mut memory, at("2026-11-30T09:00:00Z"));
         assert_eq!(snap.incidents.len(), 1, "kept across a restart");
-        assert_eq!(snap.incidents[0].resolved_at, Some(later), "not resolved again");
+        assert_eq!(
+            snap.incidents[0].resolved_at,
+            Some(later),
+            "not resolved again"
+        );
 
         // Past the window: gone; the component stays known.
         let (snap, _) = normalized(&am, "[]", "[]", &mut memory, at("2026-12-01T08:11:00Z"));
@@ -855,7 +934,10 @@ mod tests {
         #[allow(clippy::disallowed_methods)] // a scratch file of the test's own
         std::fs::write(&path, b"{not json").unwrap();
         assert_eq!(Memory::load(&path), Memory::default());
-        assert_eq!(Memory::load(&dir.path().join("none.json")), Memory::default());
+        assert_eq!(
+            Memory::load(&dir.path().join("none.json")),
+            Memory::default()
+        );
     }
 
     #[test]
@@ -885,7 +967,10 @@ mod tests {
                 ("mix", &["archer2".to_owned(), "cirrus".to_owned()][..]),
             ]
         );
-        assert!(snap.component("dirac").is_some(), "a value a silence names is a component");
+        assert!(
+            snap.component("dirac").is_some(),
+            "a value a silence names is a component"
+        );
     }
 
     #[test]
@@ -894,12 +979,25 @@ mod tests {
         assert!(is_webhook(&am));
         let sp = serde_json::json!({"page": {"id": "abc"}, "incident": {}});
         assert!(!is_webhook(&sp));
-        assert!(!is_webhook(&serde_json::json!({"alerts": 1, "version": "4"})));
+        assert!(!is_webhook(
+            &serde_json::json!({"alerts": 1, "version": "4"})
+        ));
+    }
+
+    #[test]
+    fn basic_credentials_are_base64() {
+        assert_eq!(base64(b"motd:s3cr3t"), "bW90ZDpzM2NyM3Q=");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b"abc"), "YWJj");
+        assert_eq!(base64(b""), "");
     }
 
     #[test]
     fn urls_carry_the_filters() {
-        let am = config(r#"matchers = ['severity=~"critical|warning"', 'team="hpc ops"']"#, "");
+        let am = config(
+            r#"matchers = ['severity=~"critical|warning"', 'team="hpc ops"']"#,
+            "",
+        );
         let (alerts, silences) = urls(&am).unwrap();
         assert_eq!(
             alerts,

@@ -99,7 +99,7 @@ impl Endpoint {
                         let password = password.reveal(&what("basic_auth"))?;
                         Some(format!(
                             "Basic {}",
-                            base64(format!("{username}:{password}").as_bytes())
+                            alertmanager::base64(format!("{username}:{password}").as_bytes())
                         ))
                     }
                     None => None,
@@ -1170,26 +1170,4 @@ mod tests {
         assert!(is_html("Text/HTML ; charset=x"));
         assert!(!is_html("application/json"));
     }
-}
-
-/// Standard base64 with padding, for `Authorization: Basic`.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }

@@ -87,8 +87,20 @@ fn alerts_and_silences_become_incidents_and_maintenance_then_resolved_then_gone(
     let am = alertmanager::shared();
     let test = "main";
     am.post_alerts(&json!([
-        alert(test, "LoginDown", "archer2", "critical", "Login nodes are down"),
-        alert(test, "LustreSlow", "archer2", "warning", "Lustre /work is slow"),
+        alert(
+            test,
+            "LoginDown",
+            "archer2",
+            "critical",
+            "Login nodes are down"
+        ),
+        alert(
+            test,
+            "LustreSlow",
+            "archer2",
+            "warning",
+            "Lustre /work is slow"
+        ),
     ]));
     am.silence(&json!({
         "matchers": [{"name": "cluster", "value": "cirrus", "isRegex": false, "isEqual": true}],
@@ -114,7 +126,10 @@ fn alerts_and_silences_become_incidents_and_maintenance_then_resolved_then_gone(
     render(&site);
     let motd = site.read("archer2/motd");
     assert!(motd.starts_with("== archer2: Major outage"), "{motd}");
-    assert!(motd.contains("[INCIDENT] Login nodes are down (identified"), "{motd}");
+    assert!(
+        motd.contains("[INCIDENT] Login nodes are down (identified"),
+        "{motd}"
+    );
     assert!(motd.contains("[INCIDENT] Lustre /work is slow"), "{motd}");
     assert!(motd.contains("[UPCOMING] Network maintenance"), "{motd}");
     let facts = site.read("archer2/facts.txt");
@@ -126,11 +141,20 @@ fn alerts_and_silences_become_incidents_and_maintenance_then_resolved_then_gone(
         ),
         "{facts}"
     );
-    assert!(facts.contains("incident Lustre /work is slow impact=minor"), "{facts}");
-    assert!(facts.contains("upcoming Network maintenance on archer2"), "{facts}");
+    assert!(
+        facts.contains("incident Lustre /work is slow impact=minor"),
+        "{facts}"
+    );
+    assert!(
+        facts.contains("upcoming Network maintenance on archer2"),
+        "{facts}"
+    );
 
     let cirrus = site.read("cirrus/motd");
-    assert!(cirrus.starts_with("== cirrus: Under maintenance"), "{cirrus}");
+    assert!(
+        cirrus.starts_with("== cirrus: Under maintenance"),
+        "{cirrus}"
+    );
     assert!(
         cirrus.contains("[MAINTENANCE NOW] Kernel upgrade on the login nodes"),
         "{cirrus}"
@@ -144,16 +168,28 @@ fn alerts_and_silences_become_incidents_and_maintenance_then_resolved_then_gone(
         ),
         "{facts}"
     );
-    assert!(facts.contains("upcoming Network maintenance on cirrus"), "{facts}");
+    assert!(
+        facts.contains("upcoming Network maintenance on cirrus"),
+        "{facts}"
+    );
 
     // The warning ends, as Prometheus says so: an `endsAt` in the past.
-    let mut ended = alert(test, "LustreSlow", "archer2", "warning", "Lustre /work is slow");
+    let mut ended = alert(
+        test,
+        "LustreSlow",
+        "archer2",
+        "warning",
+        "Lustre /work is slow",
+    );
     ended["endsAt"] = json!(time(SignedDuration::from_secs(-1)));
     am.post_alerts(&json!([ended]));
     let noticed = Instant::now();
     render(&site);
     let motd = site.read("archer2/motd");
-    assert!(motd.contains("[RESOLVED] Lustre /work is slow (resolved"), "{motd}");
+    assert!(
+        motd.contains("[RESOLVED] Lustre /work is slow (resolved"),
+        "{motd}"
+    );
     assert!(!motd.contains("[INCIDENT] Lustre"), "{motd}");
     assert!(motd.contains("[INCIDENT] Login nodes are down"), "{motd}");
 
@@ -161,7 +197,10 @@ fn alerts_and_silences_become_incidents_and_maintenance_then_resolved_then_gone(
     render(&site);
     let motd = site.read("archer2/motd");
     assert!(motd.contains("[RESOLVED] Lustre /work is slow"), "{motd}");
-    assert!(noticed.elapsed() < Duration::from_secs(8), "too slow to test the window");
+    assert!(
+        noticed.elapsed() < Duration::from_secs(8),
+        "too slow to test the window"
+    );
 
     // Past `recent_resolved`: gone, and forgotten.
     std::thread::sleep(Duration::from_secs(9).saturating_sub(noticed.elapsed()));
@@ -198,7 +237,13 @@ fn files(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, i64, i64)> {
 fn alertmanager_down_leaves_every_file_as_it_was() {
     let mut am = Alertmanager::start(None);
     let test = "down";
-    am.post_alerts(&json!([alert(test, "NodeDown", "down-1", "critical", "Nodes are down")]));
+    am.post_alerts(&json!([alert(
+        test,
+        "NodeDown",
+        "down-1",
+        "critical",
+        "Nodes are down"
+    )]));
     let site = site(
         &am.url,
         test,
@@ -206,7 +251,9 @@ fn alertmanager_down_leaves_every_file_as_it_was() {
         "[clusters.down-1]\ncomponents = [\"down-1\"]\n",
     );
     render(&site);
-    assert!(site.read("down-1/motd").contains("[INCIDENT] Nodes are down"));
+    assert!(site
+        .read("down-1/motd")
+        .contains("[INCIDENT] Nodes are down"));
     let before = files(&site.path().join("out"));
 
     am.stop();
@@ -225,14 +272,25 @@ fn alertmanager_down_leaves_every_file_as_it_was() {
 }
 
 fn site_at(url: &str, test: &str) -> Site {
-    site(url, test, "", "[clusters.down-1]\ncomponents = [\"down-1\"]\n")
+    site(
+        url,
+        test,
+        "",
+        "[clusters.down-1]\ncomponents = [\"down-1\"]\n",
+    )
 }
 
 #[test]
 fn a_cluster_reads_a_statuspage_page_and_an_alertmanager_in_one_motd() {
     let am = alertmanager::shared();
     let test = "mixed";
-    am.post_alerts(&json!([alert(test, "DiskFull", "mix-1", "warning", "Scratch is nearly full")]));
+    am.post_alerts(&json!([alert(
+        test,
+        "DiskFull",
+        "mix-1",
+        "warning",
+        "Scratch is nearly full"
+    )]));
     let page = FakeStatuspage::spawn();
     let incidents = json!([{
         "id": "inc1",
@@ -285,7 +343,10 @@ components = ["mix-1"]
     ));
     render(&site);
     let motd = site.read("mix-1/motd");
-    assert!(motd.contains("[INCIDENT] Authentication service degraded"), "{motd}");
+    assert!(
+        motd.contains("[INCIDENT] Authentication service degraded"),
+        "{motd}"
+    );
     assert!(
         motd.contains("[INCIDENT] [Alertmanager] Scratch is nearly full"),
         "{motd}"
@@ -369,7 +430,13 @@ components = ["SAFE"]
 
     // Alertmanager sends the new alert to the webhook; nothing else asks
     // for a fetch within the hour.
-    am.post_alerts(&json!([alert(test, "PbsDown", "hook-1", "critical", "The scheduler is down")]));
+    am.post_alerts(&json!([alert(
+        test,
+        "PbsDown",
+        "hook-1",
+        "critical",
+        "The scheduler is down"
+    )]));
     eventually("the alert in the MOTD", 20, || {
         fs::read_to_string(site.out("hook-1/motd"))
             .is_ok_and(|m| m.contains("[INCIDENT] The scheduler is down"))
@@ -383,10 +450,11 @@ components = ["SAFE"]
     );
 
     // The answer names the sources it refreshes.
-    let body = json!({"version": "4", "groupKey": "{}:{}", "status": "firing", "receiver": "statusmotd",
+    let body =
+        json!({"version": "4", "groupKey": "{}:{}", "status": "firing", "receiver": "statusmotd",
                       "alerts": [], "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
                       "externalURL": "http://am", "truncatedAlerts": 0})
-    .to_string();
+        .to_string();
     let request = format!(
         "POST /webhook/{token} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -436,4 +504,52 @@ components = ["{entry}"]
     let site = mapping("components = [\"quiet-1\", \"quiet-2\"]", "quiet-2");
     let out = site.run(&["mapping", "check"]);
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+}
+
+#[test]
+fn credentials_are_sent_and_never_shown() {
+    let fake = FakeStatuspage::spawn();
+    fake.set_raw("/api/v2/alerts", 200, "[]");
+    fake.set_raw("/api/v2/silences", 200, "[]");
+    let token = "am-token-9Qz7Lk";
+    let with_auth = |auth: &str| {
+        let site = Site::new(&format!(
+            "[settings]\nretries = 0\n[sources.am]\nkind = \"alertmanager\"\nurl = \"{}\"\n{auth}\n\
+             [clusters.c]\ncomponents = [\"c\"]\n",
+            fake.url()
+        ));
+        fs::write(site.path().join("secret"), format!("{token}\n")).unwrap();
+        site
+    };
+    let site = with_auth("bearer_token = { file = \"secret\" }");
+    render(&site);
+    assert_eq!(fake.last_authorization(), Some(format!("Bearer {token}")));
+
+    let basic = with_auth("basic_auth = { username = \"motd\", password = { file = \"secret\" } }");
+    render(&basic);
+    // base64("motd:am-token-9Qz7Lk")
+    assert_eq!(
+        fake.last_authorization().as_deref(),
+        Some("Basic bW90ZDphbS10b2tlbi05UXo3TGs=")
+    );
+
+    // Refused: a failure to notice (exit 1) saying so, never the secret.
+    fake.set_raw("/api/v2/alerts", 401, "unauthorized");
+    let out = site.run(&["render"]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 1, "{err}");
+    assert!(err.contains("answered 401"), "{err}");
+    assert!(
+        err.contains("Alertmanager refused the credentials"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(token) && !stdout(&out).contains(token),
+        "{err}"
+    );
+    let state = fs::read_dir(site.path().join("state")).unwrap();
+    for file in state {
+        let text = fs::read_to_string(file.unwrap().path()).unwrap();
+        assert!(!text.contains(token), "{text}");
+    }
 }

@@ -16,7 +16,7 @@
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use crate::common::http_exchange;
@@ -36,10 +36,8 @@ pub struct Alertmanager {
 
 /// The one instance the tests of this binary share.
 pub fn shared() -> &'static Alertmanager {
-    static SHARED: LazyLock<Mutex<Option<&'static Alertmanager>>> =
-        LazyLock::new(|| Mutex::new(None));
-    let mut held = SHARED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    *held.get_or_insert_with(|| Box::leak(Box::new(Alertmanager::start(None))))
+    static SHARED: LazyLock<Alertmanager> = LazyLock::new(|| Alertmanager::start(None));
+    &SHARED
 }
 
 /// A free port on 127.0.0.1, for a program that must be told its port.
@@ -90,12 +88,17 @@ impl Alertmanager {
         // when it exits in any way); then Alertmanager is stopped.
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg(r#"log=$1; shift; "$@" >"$log" 2>&1 & pid=$!; read -r _; kill "$pid"; wait "$pid""#)
+            .arg(
+                r#"log=$1; shift; "$@" >"$log" 2>&1 & pid=$!; read -r _; kill "$pid"; wait "$pid""#,
+            )
             .arg("sh")
             .arg(&log)
             .arg(BINARY)
             .arg(format!("--config.file={}", config_file.display()))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--cluster.listen-address=")
             .arg("--log.level=warn")
