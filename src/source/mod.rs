@@ -1,6 +1,8 @@
 //! Statuspage clients: fetch one page's components, groups, incidents and
 //! maintenance over the manage API v1 (with a key) or the public API v2, and
-//! normalize them into a [`Snapshot`].
+//! normalize them into a [`Snapshot`]; the other kinds beside them (a
+//! status file in [`mod@file`], a Prometheus Alertmanager in
+//! [`mod@alertmanager`]).
 //!
 //! This module owns the HTTP side both APIs share: per-request timeouts,
 //! retries with backoff on 5xx and broken connections, waiting out `420`/`429`
