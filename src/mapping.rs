@@ -676,6 +676,7 @@ fn write_source(out: &mut String, source: &SourceConfig) {
     for (name, value) in source.kind.fields() {
         let _ = match value {
             SourceField::Text(text) => writeln!(out, "{name} = {}", quote(&text)),
+            SourceField::Toml(value) => writeln!(out, "{name} = {value}"),
             SourceField::Secret(secret) => writeln!(
                 out,
                 "{name} = {}   # or {{ env = .. }}, {{ file = .. }}, {{ credential = .. }}",

@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 
 use jiff::SignedDuration;
 
+mod alertmanager;
+pub use alertmanager::{AlertmanagerConfig, Auth, MatchOp, Matcher};
+
 /// The file read when neither `--config` nor `$STATUSMOTD_CONFIG` says
 /// otherwise and there is no `./mapping.toml`.
 pub const SYSTEM_CONFIG: &str = "/etc/statusmotd/mapping.toml";
@@ -93,6 +96,9 @@ pub enum SourceKind {
         /// Relative paths are relative to the configuration file.
         path: PathBuf,
     },
+    /// `kind = "alertmanager"`: a Prometheus Alertmanager's alerts and
+    /// silences (API v2).
+    Alertmanager(Box<AlertmanagerConfig>),
 }
 
 /// One key of a `[sources.NAME]` table, as `mapping init` writes it back.
@@ -100,6 +106,8 @@ pub enum SourceKind {
 pub enum SourceField<'a> {
     Text(std::borrow::Cow<'a, str>),
     Secret(&'a Secret),
+    /// A TOML value (a list or an inline table), written as it is.
+    Toml(String),
 }
 
 /// How a Statuspage webhook's page id picks a source.
@@ -111,6 +119,9 @@ pub enum WebhookPage<'a> {
     Fetched,
     /// Not a Statuspage page: webhooks never name it.
     Never,
+    /// An Alertmanager: its own webhooks (`receivers: webhook_configs`)
+    /// refresh it, Statuspage ones never name it.
+    Alertmanager,
 }
 
 /// What the rest of the program asks of a source kind, answered here so that
@@ -122,6 +133,7 @@ impl SourceKind {
             SourceKind::Manage { .. } => "statuspage",
             SourceKind::Public { .. } => "statuspage-public",
             SourceKind::File { .. } => "file",
+            SourceKind::Alertmanager(_) => "alertmanager",
         }
     }
 
@@ -142,6 +154,7 @@ impl SourceKind {
             SourceKind::File { path } => {
                 vec![("path", SourceField::Text(path.to_string_lossy()))]
             }
+            SourceKind::Alertmanager(am) => am.fields(),
         }
     }
 
@@ -150,6 +163,7 @@ impl SourceKind {
         match self {
             SourceKind::Manage { api_key, .. } => vec![api_key],
             SourceKind::Public { .. } | SourceKind::File { .. } => Vec::new(),
+            SourceKind::Alertmanager(am) => am.secrets(),
         }
     }
 
@@ -159,6 +173,7 @@ impl SourceKind {
             SourceKind::Manage { page_id, .. } => WebhookPage::Id(page_id),
             SourceKind::Public { .. } => WebhookPage::Fetched,
             SourceKind::File { .. } => WebhookPage::Never,
+            SourceKind::Alertmanager(_) => WebhookPage::Alertmanager,
         }
     }
 }

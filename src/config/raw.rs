@@ -11,6 +11,7 @@ use jiff::SignedDuration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::alertmanager;
 use super::{parse_duration, validate_cluster_name, Secret, SourceKind, DEFAULT_API_BASE};
 
 // ---------------------------------------------------------------------------
@@ -57,6 +58,15 @@ pub(super) struct RawSource {
     pub(super) api_base: Option<Spanned<HttpUrl>>,
     pub(super) url: Option<Spanned<PageUrl>>,
     pub(super) path: Option<Spanned<PathBuf>>,
+    // Kind `alertmanager`, checked in `config/alertmanager.rs`.
+    pub(super) bearer_token: Option<Spanned<Secret>>,
+    pub(super) basic_auth: Option<Spanned<alertmanager::RawBasicAuth>>,
+    pub(super) matchers: Option<Spanned<Vec<alertmanager::RawMatcher>>>,
+    pub(super) component_label: Option<Spanned<alertmanager::LabelName>>,
+    pub(super) group_label: Option<Spanned<alertmanager::LabelName>>,
+    pub(super) components: Option<Spanned<Vec<alertmanager::ComponentValue>>>,
+    pub(super) impact: Option<Spanned<BTreeMap<String, alertmanager::ImpactName>>>,
+    pub(super) status: Option<Spanned<BTreeMap<String, alertmanager::StatusName>>>,
 }
 
 pub(super) type Located = (Option<Range<usize>>, String);
@@ -72,7 +82,8 @@ impl RawSource {
                 format!(
                     "source `{name}`: `{key}` is not a key of kind `{kind}`\n\
                      hint: kind `statuspage` takes `page_id`, `api_key` and `api_base`; \
-                     kind `statuspage-public` takes `url`; kind `file` takes `path`"
+                     kind `statuspage-public` takes `url`; kind `file` takes `path`; {}",
+                    alertmanager::KIND_HINT
                 ),
             )
         };
@@ -84,7 +95,12 @@ impl RawSource {
                 ),
             )
         };
-        match self.kind.into_inner() {
+        let kind = *self.kind.get_ref();
+        if let (false, Some((key, span))) = (kind == Kind::Alertmanager, self.alertmanager_key()) {
+            return Err(extra(key, span, kind.name()));
+        }
+        match kind {
+            Kind::Alertmanager => self.validate_alertmanager(name, kind_span),
             Kind::Manage => {
                 if let Some(url) = self.url {
                     return Err(extra("url", url.span(), "statuspage"));
@@ -196,12 +212,24 @@ pub(super) struct RawOutput {
     pub(super) path: Spanned<OutputPath>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub(super) enum Kind {
     Manage,
     Public,
     File,
+    Alertmanager,
+}
+
+impl Kind {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Kind::Manage => "statuspage",
+            Kind::Public => "statuspage-public",
+            Kind::File => "file",
+            Kind::Alertmanager => "alertmanager",
+        }
+    }
 }
 
 impl TryFrom<String> for Kind {
@@ -211,11 +239,13 @@ impl TryFrom<String> for Kind {
             "statuspage" => Ok(Kind::Manage),
             "statuspage-public" => Ok(Kind::Public),
             "file" => Ok(Kind::File),
+            "alertmanager" => Ok(Kind::Alertmanager),
             _ => Err(format!(
                 "unknown source kind `{s}`\n\
                  hint: use `statuspage` (manage API v1: `page_id` and `api_key`), \
-                 `statuspage-public` (public API v2 of any page: `url`) or \
-                 `file` (a snapshot file a site script writes: `path`)"
+                 `statuspage-public` (public API v2 of any page: `url`), \
+                 `file` (a snapshot file a site script writes: `path`) or \
+                 `alertmanager` (a Prometheus Alertmanager: `url`)"
             )),
         }
     }

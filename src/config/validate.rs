@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::SignedDuration;
 
+use super::alertmanager;
 use super::raw::RawConfig;
 use super::secret::BARE_SECRET;
 use super::{
@@ -126,6 +127,9 @@ impl Config {
                 },
                 public @ SourceKind::Public { .. } => public,
                 SourceKind::File { path } => SourceKind::File { path: join(path) },
+                SourceKind::Alertmanager(am) => SourceKind::Alertmanager(Box::new(
+                    alertmanager::complete(*am, &name, &settings.state_dir, secret),
+                )),
             };
             sources.insert(name.clone(), SourceConfig { name, kind });
         }
@@ -236,6 +240,8 @@ impl Config {
                 },
             );
         }
+
+        alertmanager::note_mapped(&mut sources, &clusters);
 
         let mut outputs: Vec<OutputConfig> = Vec::new();
         let mut output_spans = Vec::new();

@@ -354,18 +354,33 @@ impl Coordinator {
         let page_id = page_id?;
         let live = self.live();
         let data = self.data();
+        let matched: Vec<String> =
+            live.config
+                .sources
+                .values()
+                .filter(|s| match s.kind.webhook_page() {
+                    crate::config::WebhookPage::Id(p) => p == page_id,
+                    crate::config::WebhookPage::Fetched => data
+                        .sources
+                        .get(&s.name)
+                        .is_some_and(|d| d.snapshot.page.id == page_id),
+                    crate::config::WebhookPage::Never
+                    | crate::config::WebhookPage::Alertmanager => false,
+                })
+                .map(|s| s.name.clone())
+                .collect();
+        (!matched.is_empty()).then_some(matched)
+    }
+
+    /// The sources an Alertmanager webhook concerns: every source of kind
+    /// `alertmanager`. `None` (refresh all) when there is none.
+    pub fn alertmanager_sources(&self) -> Option<Vec<String>> {
+        let live = self.live();
         let matched: Vec<String> = live
             .config
             .sources
             .values()
-            .filter(|s| match s.kind.webhook_page() {
-                crate::config::WebhookPage::Id(p) => p == page_id,
-                crate::config::WebhookPage::Fetched => data
-                    .sources
-                    .get(&s.name)
-                    .is_some_and(|d| d.snapshot.page.id == page_id),
-                crate::config::WebhookPage::Never => false,
-            })
+            .filter(|s| s.kind.webhook_page() == crate::config::WebhookPage::Alertmanager)
             .map(|s| s.name.clone())
             .collect();
         (!matched.is_empty()).then_some(matched)

@@ -202,7 +202,13 @@ async fn webhook(
         }
     };
     let page = webhook_page_id(&payload);
-    let sources = c.sources_for_page(page.as_deref());
+    // Alertmanager's own webhook (`webhook_configs`) names no page: it is a
+    // hint for the alertmanager sources.
+    let sources = if crate::source::alertmanager::is_webhook(&payload) {
+        c.alertmanager_sources()
+    } else {
+        c.sources_for_page(page.as_deref())
+    };
     tracing::info!(page = page.as_deref().unwrap_or("-"), sources = ?sources, "webhook accepted");
     c.refresh(sources.as_deref(), "webhook");
     c.metrics.webhook(Webhook::Accepted);

@@ -1,6 +1,8 @@
 //! Statuspage clients: fetch one page's components, groups, incidents and
 //! maintenance over the manage API v1 (with a key) or the public API v2, and
-//! normalize them into a [`Snapshot`].
+//! normalize them into a [`Snapshot`]; the other kinds beside them (a
+//! status file in [`mod@file`], a Prometheus Alertmanager in
+//! [`mod@alertmanager`]).
 //!
 //! This module owns the HTTP side both APIs share: per-request timeouts,
 //! retries with backoff on 5xx and broken connections, waiting out `420`/`429`
@@ -12,6 +14,7 @@
 //! than any field this tool reads is dropped before parsing, and an item of
 //! an impossible shape is skipped and reported (see [`Fetched::skipped`]).
 
+pub mod alertmanager;
 pub mod file;
 pub(crate) mod raw;
 mod v1;
@@ -62,6 +65,12 @@ pub enum Endpoint {
     Public { url: String },
     /// A snapshot file written by a site script ([`mod@file`]).
     File { path: std::path::PathBuf },
+    /// A Prometheus Alertmanager ([`mod@alertmanager`]), with the whole
+    /// `Authorization` value when it has one.
+    Alertmanager {
+        config: Box<crate::config::AlertmanagerConfig>,
+        authorization: Option<String>,
+    },
 }
 
 impl Endpoint {
@@ -81,6 +90,27 @@ impl Endpoint {
             },
             SourceKind::Public { url } => Endpoint::Public { url: url.clone() },
             SourceKind::File { path } => Endpoint::File { path: path.clone() },
+            SourceKind::Alertmanager(am) => {
+                use crate::config::Auth;
+                let what = |key: &str| format!("the `{key}` of source `{}`", source.name);
+                let authorization = match &am.auth {
+                    Some(Auth::Bearer(token)) => {
+                        Some(format!("Bearer {}", token.reveal(&what("bearer_token"))?))
+                    }
+                    Some(Auth::Basic { username, password }) => {
+                        let password = password.reveal(&what("basic_auth"))?;
+                        Some(format!(
+                            "Basic {}",
+                            alertmanager::base64(format!("{username}:{password}").as_bytes())
+                        ))
+                    }
+                    None => None,
+                };
+                Endpoint::Alertmanager {
+                    config: am.clone(),
+                    authorization,
+                }
+            }
         })
     }
 }
@@ -99,6 +129,14 @@ impl fmt::Debug for Endpoint {
                 .finish(),
             Endpoint::Public { url } => f.debug_struct("Public").field("url", url).finish(),
             Endpoint::File { path } => f.debug_struct("File").field("path", path).finish(),
+            Endpoint::Alertmanager {
+                config,
+                authorization,
+            } => f
+                .debug_struct("Alertmanager")
+                .field("url", &config.url)
+                .field("authorization", &authorization.as_ref().map(|_| "<hidden>"))
+                .finish(),
         }
     }
 }
@@ -219,6 +257,18 @@ pub async fn fetch_reporting(
             };
             v2::fetch(&http, url).await
         }
+        Endpoint::Alertmanager {
+            config,
+            authorization,
+        } => {
+            let http = Http {
+                client,
+                opts,
+                authorization: authorization.clone(),
+                api: Api::Alertmanager,
+            };
+            alertmanager::fetch(&http, config).await
+        }
     };
     match (result, endpoint) {
         (Ok((snapshot, skipped)), _) => {
@@ -235,6 +285,20 @@ pub async fn fetch_reporting(
         // Nothing above formats the key into a message, but a key pasted
         // into `api_base` by mistake would show up in a URL: hide it anyway.
         (Err(e), Endpoint::Manage { api_key, .. }) => Err(e.redact(api_key)),
+        (
+            Err(e),
+            Endpoint::Alertmanager {
+                authorization: Some(authorization),
+                ..
+            },
+        ) => {
+            // The header value and the credential in it, in case either was
+            // pasted into `url`.
+            let credential = authorization
+                .split_once(' ')
+                .map_or(authorization.as_str(), |(_, c)| c);
+            Err(e.redact(authorization).redact(credential))
+        }
         (Err(e), _) => Err(e),
     }
 }
@@ -333,6 +397,9 @@ impl FetchError {
             FetchErrorKind::Status(401 | 403) if self.api == Some(Api::Manage) => {
                 "the status page rejected the API key"
             }
+            FetchErrorKind::Status(401 | 403) if self.api == Some(Api::Alertmanager) => {
+                "Alertmanager refused the credentials"
+            }
             FetchErrorKind::Status(401 | 403) => "the status page is not public",
             FetchErrorKind::Status(404 | 410) => "the status page was not found",
             FetchErrorKind::Status(_) => "the status page refused the request",
@@ -405,6 +472,7 @@ impl From<FetchError> for crate::Error {
 enum Api {
     Manage,
     Public,
+    Alertmanager,
 }
 
 /// What the top level of a JSON answer must be.
@@ -650,6 +718,12 @@ impl Http<'_> {
                 error.with_hint("this page is not public; use the manage API (`kind = \"statuspage\"`) with an API key")
             }
             (404, Api::Manage) => error.with_hint("check the source's `page_id` and `api_base`"),
+            (401 | 403, Api::Alertmanager) => error.with_hint(
+                "check the source's `bearer_token` or `basic_auth`: the proxy in front of Alertmanager refused them",
+            ),
+            (404, Api::Alertmanager) => error.with_hint(
+                "check the source's `url`: it must be the address of an Alertmanager with API v2, e.g. `http://alertmanager:9093`",
+            ),
             (404, Api::Public) => {
                 error.with_hint("check the source's `url`: it must be the address of a Statuspage status page")
             }
@@ -846,7 +920,9 @@ fn too_large(url: &str) -> FetchError {
 fn rate_limit_hint(api: Api) -> &'static str {
     match api {
         Api::Manage => "the manage API allows 1 request per second per key over a minute; does another program use the same key?",
-        Api::Public => "poll less often, or raise `debounce` and `poll_interval`",
+        Api::Public | Api::Alertmanager => {
+            "poll less often, or raise `debounce` and `poll_interval`"
+        }
     }
 }
 

@@ -11,6 +11,7 @@ mod support;
 use support::{common, fake};
 
 mod aggregate;
+mod alertmanager;
 mod cli;
 mod errors;
 mod file_source;

@@ -5,4 +5,5 @@
 
 #[macro_use]
 pub mod common;
+pub mod alertmanager;
 pub mod fake;
