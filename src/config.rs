@@ -26,6 +26,9 @@ use toml::Spanned;
 
 use crate::error::{Error, Result};
 
+mod slurm;
+pub use slurm::{Reservations, SlurmConfig};
+
 /// The file read when neither `--config` nor `$STATUSMOTD_CONFIG` says
 /// otherwise and there is no `./mapping.toml`.
 pub const SYSTEM_CONFIG: &str = "/etc/statusmotd/mapping.toml";
@@ -101,6 +104,8 @@ pub enum SourceKind {
         /// Relative paths are relative to the configuration file.
         path: PathBuf,
     },
+    /// `kind = "slurm"`: partitions and reservations read with `scontrol`.
+    Slurm(SlurmConfig),
 }
 
 /// One key of a `[sources.NAME]` table, as `mapping init` writes it back.
@@ -130,6 +135,7 @@ impl SourceKind {
             SourceKind::Manage { .. } => "statuspage",
             SourceKind::Public { .. } => "statuspage-public",
             SourceKind::File { .. } => "file",
+            SourceKind::Slurm(_) => "slurm",
         }
     }
 
@@ -150,6 +156,7 @@ impl SourceKind {
             SourceKind::File { path } => {
                 vec![("path", SourceField::Text(path.to_string_lossy()))]
             }
+            SourceKind::Slurm(s) => s.fields(),
         }
     }
 
@@ -157,7 +164,9 @@ impl SourceKind {
     pub fn secrets(&self) -> Vec<&Secret> {
         match self {
             SourceKind::Manage { api_key, .. } => vec![api_key],
-            SourceKind::Public { .. } | SourceKind::File { .. } => Vec::new(),
+            SourceKind::Public { .. } | SourceKind::File { .. } | SourceKind::Slurm(_) => {
+                Vec::new()
+            }
         }
     }
 
@@ -166,8 +175,14 @@ impl SourceKind {
         match self {
             SourceKind::Manage { page_id, .. } => WebhookPage::Id(page_id),
             SourceKind::Public { .. } => WebhookPage::Fetched,
-            SourceKind::File { .. } => WebhookPage::Never,
+            SourceKind::File { .. } | SourceKind::Slurm(_) => WebhookPage::Never,
         }
+    }
+
+    /// Whether the source is a batch scheduler, whose maintenance holds
+    /// back jobs that would run into it (`jobs_must_end_by` in the view).
+    pub fn holds_jobs(&self) -> bool {
+        matches!(self, SourceKind::Slurm(_))
     }
 }
 
@@ -468,6 +483,13 @@ impl Config {
                 },
                 public @ SourceKind::Public { .. } => public,
                 SourceKind::File { path } => SourceKind::File { path: join(path) },
+                SourceKind::Slurm(mut s) => {
+                    // A bare name is for PATH; a path with a slash is a file.
+                    if s.scontrol.components().count() > 1 {
+                        s.scontrol = join(s.scontrol);
+                    }
+                    SourceKind::Slurm(s)
+                }
             };
             sources.insert(name.clone(), SourceConfig { name, kind });
         }
@@ -967,6 +989,12 @@ struct RawSource {
     api_base: Option<Spanned<HttpUrl>>,
     url: Option<Spanned<PageUrl>>,
     path: Option<Spanned<PathBuf>>,
+    scontrol: Option<Spanned<String>>,
+    cluster: Option<Spanned<String>>,
+    reservations: Option<Spanned<String>>,
+    drain: Option<Spanned<String>>,
+    state: Option<Spanned<BTreeMap<String, String>>>,
+    request_timeout: Option<Spanned<String>>,
 }
 
 type Located = (Option<Range<usize>>, String);
@@ -982,7 +1010,9 @@ impl RawSource {
                 format!(
                     "source `{name}`: `{key}` is not a key of kind `{kind}`\n\
                      hint: kind `statuspage` takes `page_id`, `api_key` and `api_base`; \
-                     kind `statuspage-public` takes `url`; kind `file` takes `path`"
+                     kind `statuspage-public` takes `url`; kind `file` takes `path`; \
+                     kind `slurm` takes `scontrol`, `cluster`, `reservations`, `drain`, \
+                     `state` and `request_timeout`"
                 ),
             )
         };
@@ -994,7 +1024,32 @@ impl RawSource {
                 ),
             )
         };
-        match self.kind.into_inner() {
+        let slurm = slurm::RawSlurm {
+            scontrol: self.scontrol,
+            cluster: self.cluster,
+            reservations: self.reservations,
+            drain: self.drain,
+            state: self.state,
+            request_timeout: self.request_timeout,
+        };
+        let kind = self.kind.into_inner();
+        if let (false, Some((key, span))) = (matches!(kind, Kind::Slurm), slurm.first_given()) {
+            return Err(extra(key, span, kind.name()));
+        }
+        match kind {
+            Kind::Slurm => {
+                let given = [
+                    ("page_id", self.page_id.map(|v| v.span())),
+                    ("api_key", self.api_key.map(|v| v.span())),
+                    ("api_base", self.api_base.map(|v| v.span())),
+                    ("url", self.url.map(|v| v.span())),
+                    ("path", self.path.map(|v| v.span())),
+                ];
+                if let Some((key, Some(span))) = given.into_iter().find(|(_, s)| s.is_some()) {
+                    return Err(extra(key, span, "slurm"));
+                }
+                slurm.validate(name).map(SourceKind::Slurm)
+            }
             Kind::Manage => {
                 if let Some(url) = self.url {
                     return Err(extra("url", url.span(), "statuspage"));
@@ -1112,6 +1167,18 @@ enum Kind {
     Manage,
     Public,
     File,
+    Slurm,
+}
+
+impl Kind {
+    fn name(&self) -> &'static str {
+        match self {
+            Kind::Manage => "statuspage",
+            Kind::Public => "statuspage-public",
+            Kind::File => "file",
+            Kind::Slurm => "slurm",
+        }
+    }
 }
 
 impl TryFrom<String> for Kind {
@@ -1121,11 +1188,13 @@ impl TryFrom<String> for Kind {
             "statuspage" => Ok(Kind::Manage),
             "statuspage-public" => Ok(Kind::Public),
             "file" => Ok(Kind::File),
+            "slurm" => Ok(Kind::Slurm),
             _ => Err(format!(
                 "unknown source kind `{s}`\n\
                  hint: use `statuspage` (manage API v1: `page_id` and `api_key`), \
-                 `statuspage-public` (public API v2 of any page: `url`) or \
-                 `file` (a snapshot file a site script writes: `path`)"
+                 `statuspage-public` (public API v2 of any page: `url`), \
+                 `file` (a snapshot file a site script writes: `path`) or \
+                 `slurm` (partitions and reservations read with `scontrol`)"
             )),
         }
     }

@@ -14,6 +14,7 @@
 
 pub mod file;
 pub(crate) mod raw;
+pub mod slurm;
 mod v1;
 pub mod v2;
 
@@ -62,6 +63,8 @@ pub enum Endpoint {
     Public { url: String },
     /// A snapshot file written by a site script ([`mod@file`]).
     File { path: std::path::PathBuf },
+    /// A Slurm controller, read with `scontrol` ([`mod@slurm`]).
+    Slurm(crate::config::SlurmConfig),
 }
 
 impl Endpoint {
@@ -81,6 +84,7 @@ impl Endpoint {
             },
             SourceKind::Public { url } => Endpoint::Public { url: url.clone() },
             SourceKind::File { path } => Endpoint::File { path: path.clone() },
+            SourceKind::Slurm(s) => Endpoint::Slurm(s.clone()),
         })
     }
 }
@@ -99,6 +103,7 @@ impl fmt::Debug for Endpoint {
                 .finish(),
             Endpoint::Public { url } => f.debug_struct("Public").field("url", url).finish(),
             Endpoint::File { path } => f.debug_struct("File").field("path", path).finish(),
+            Endpoint::Slurm(s) => f.debug_tuple("Slurm").field(s).finish(),
         }
     }
 }
@@ -209,6 +214,14 @@ pub async fn fetch_reporting(
                 api: Api::Manage,
             };
             v1::fetch(&http, api_base, page_id).await
+        }
+        Endpoint::Slurm(s) => {
+            // The source's own timeout bounds all its scontrol runs together.
+            let timeout = s
+                .request_timeout
+                .and_then(|t| Duration::try_from(t).ok())
+                .unwrap_or(opts.timeout);
+            slurm::fetch(s, timeout).await
         }
         Endpoint::Public { url } => {
             let http = Http {
