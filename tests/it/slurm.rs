@@ -172,6 +172,13 @@ fn maintenance_reservations_and_a_drained_partition_reach_the_right_clusters() {
         "{archer2}"
     );
     assert!(archer2.contains(&format!("  {std_start} - ")), "{archer2}");
+    let std_jobs = format!("  Jobs whose time limit runs past {std_start} wait until it ends.\n");
+    assert!(archer2.contains(&std_jobs), "{archer2}");
+    assert!(
+        fs::read_to_string(site.out("archer2/items/maintenance-motd_std.txt"))
+            .unwrap()
+            .contains(&std_jobs)
+    );
     assert!(archer2.contains("Affects: standard\n"), "{archer2}");
     assert!(
         archer2.contains("[UPCOMING] Maintenance: motd_all"),
@@ -197,6 +204,12 @@ fn maintenance_reservations_and_a_drained_partition_reach_the_right_clusters() {
         "{cirrus}"
     );
     assert!(cirrus.contains("Affects: gpu\n"), "{cirrus}");
+    assert!(
+        cirrus.contains(&format!(
+            "  Jobs whose time limit runs past {all_start} wait until it ends.\n"
+        )),
+        "{cirrus}"
+    );
     assert!(!cirrus.contains("motd_std"), "{cirrus}");
     assert!(!cirrus.contains("motd_user"), "{cirrus}");
     assert!(!cirrus.contains("Not operational"), "{cirrus}");
