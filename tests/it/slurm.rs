@@ -522,3 +522,42 @@ fn newer_scontrol_json_gives_the_same_motd_as_the_text_form() {
     assert_eq!(archer2, motd(&text, "archer2"));
     assert_eq!(motd(&json, "cirrus"), motd(&text, "cirrus"));
 }
+
+/// The README's example configuration loads, every commented key included.
+#[test]
+fn the_readme_example_configuration_loads() {
+    use statusmotd::config::{Config, Reservations, SourceKind};
+
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("## The `slurm` source")
+        .nth(1)
+        .expect("README has a section on the slurm source");
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the section has a TOML example");
+    let uncommented = block
+        .lines()
+        .map(|l| l.strip_prefix("# ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (text, all_keys) in [(block.to_owned(), false), (uncommented, true)] {
+        let config = Config::parse(&text, Path::new("/etc/statusmotd/mapping.toml"))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let SourceKind::Slurm(slurm) = &config.sources["archer2-slurm"].kind else {
+            panic!("not a slurm source");
+        };
+        assert_eq!(slurm.reservations, Reservations::Maint);
+        if all_keys {
+            assert_eq!(slurm.cluster.as_deref(), Some("archer2"));
+            assert_eq!(slurm.scontrol, Path::new("/usr/bin/scontrol"));
+            assert!(slurm.request_timeout.is_some());
+        } else {
+            assert_eq!(slurm.cluster, None);
+        }
+        assert_eq!(config.clusters["archer2"].sources().count(), 2);
+    }
+}
