@@ -92,8 +92,7 @@ impl Slurm {
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
+        .map_or_else(|e| panic!("no free port: {e}"), |a| a.port())
 }
 
 /// `program` from `/usr/sbin` (not on every user's PATH) or PATH; `None`
