@@ -169,11 +169,17 @@ async fn run_scontrol(
             format!("`{shown}` started without its output pipes"),
         ));
     };
+    let pgid = child.id();
     let work = async {
-        let (out, err) = tokio::join!(
-            read_capped(stdout, MAX_OUTPUT_BYTES),
-            read_capped(stderr, MAX_STDERR_BYTES)
-        );
+        let out = async {
+            let read = read_capped(stdout, MAX_OUTPUT_BYTES, false).await;
+            // Too much: stop it now rather than read on to the deadline.
+            if let (Ok((_, true)), Some(pgid)) = (&read, pgid) {
+                signal_group(pgid).await;
+            }
+            read
+        };
+        let (out, err) = tokio::join!(out, read_capped(stderr, MAX_STDERR_BYTES, true));
         let status = child.wait().await;
         (out, err, status)
     };
@@ -201,6 +207,17 @@ async fn run_scontrol(
     let (out, over) = out.map_err(|e| failed(format!("reading `{shown}` failed: {e}")))?;
     let (err, _) = err.unwrap_or_default();
     let status = status.map_err(|e| failed(format!("waiting for `{shown}` failed: {e}")))?;
+    if over {
+        let mut error = FetchError::new(
+            FetchErrorKind::TooLarge,
+            format!(
+                "`{shown}` printed more than {} MiB, the most this tool reads; it was killed",
+                MAX_OUTPUT_BYTES / (1024 * 1024)
+            ),
+        );
+        error.note = Some("scontrol printed more than this tool reads");
+        return Err(error);
+    }
     if !status.success() {
         let said = quote_stderr(&err);
         let mut error = failed(format!(
@@ -220,26 +237,16 @@ async fn run_scontrol(
         }
         return Err(error);
     }
-    if over {
-        let mut error = FetchError::new(
-            FetchErrorKind::TooLarge,
-            format!(
-                "`{shown}` printed more than {} MiB, the most this tool reads",
-                MAX_OUTPUT_BYTES / (1024 * 1024)
-            ),
-        );
-        error.note = Some("scontrol printed more than this tool reads");
-        return Err(error);
-    }
     Ok(out)
 }
 
-/// Reads `r` to its end, keeping at most `cap` bytes; the rest is read and
-/// dropped, so the child never blocks on a full pipe. `true` when some was
-/// dropped.
+/// Reads `r`, keeping at most `cap` bytes, and says whether there was more.
+/// With `drain`, the rest is read and dropped, so the child never blocks on
+/// a full pipe; without, reading stops there.
 async fn read_capped(
     mut r: impl AsyncRead + Unpin,
     cap: usize,
+    drain: bool,
 ) -> std::io::Result<(Vec<u8>, bool)> {
     let mut buf = Vec::new();
     (&mut r)
@@ -249,7 +256,9 @@ async fn read_capped(
     let over = buf.len() > cap;
     if over {
         buf.truncate(cap);
-        tokio::io::copy(&mut r, &mut tokio::io::sink()).await?;
+        if drain {
+            tokio::io::copy(&mut r, &mut tokio::io::sink()).await?;
+        }
     }
     Ok((buf, over))
 }
@@ -276,19 +285,24 @@ fn quote_stderr(err: &[u8]) -> String {
 /// kill(2) itself.
 async fn kill_group(child: &mut tokio::process::Child) {
     if let Some(pgid) = child.id() {
-        let sent = tokio::process::Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{pgid}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await;
-        if let Err(e) = sent {
-            tracing::error!("cannot run `kill` to stop the scontrol process group {pgid}: {e}");
-        }
+        signal_group(pgid).await;
     }
     let _ = child.start_kill();
     let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
+}
+
+/// SIGKILL to every process of the group `pgid`.
+async fn signal_group(pgid: u32) {
+    let sent = tokio::process::Command::new("kill")
+        .args(["-s", "KILL", "--", &format!("-{pgid}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
+    if let Err(e) = sent {
+        tracing::error!("cannot run `kill` to stop the scontrol process group {pgid}: {e}");
+    }
 }
 
 // ---------------------------------------------------------------------------

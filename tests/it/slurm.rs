@@ -330,6 +330,11 @@ garbage)
     *--version*) echo "slurm-wlm 22.05.8" ;;
     *) printf '\000\377\033]0;owned\007 <html>\n' ;;
     esac ;;
+flood)
+    case "$*" in
+    *--version*) echo "slurm-wlm 22.05.8" ;;
+    *) yes 'PartitionName=x Nodes=n1 State=UP' ;;
+    esac ;;
 env)
     env > "$here/env"
     exit 1 ;;
@@ -442,6 +447,14 @@ fn a_failing_hanging_or_garbled_scontrol_keeps_the_last_good_files() {
         pids.lines()
             .all(|pid| !Path::new(&format!("/proc/{}", pid.trim())).exists())
     });
+
+    // Endless output: cut at the cap and killed, not read to the deadline.
+    set(&bin, "mode", "flood");
+    let o = render(&site, None);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 0, "{err}");
+    assert!(err.contains("printed more than 16 MiB"), "{err}");
+    assert_eq!(cluster_files(&site), before, "files changed after a flood");
 
     // The environment scontrol gets: no secrets, UTC, SLURM_* passed.
     set(&bin, "mode", "env");
