@@ -215,12 +215,13 @@ fn start() -> Result<Slurm, String> {
         .spawn()
         .map_err(|e| format!("cannot start slurmctld: {e}"))?;
 
-    // The watchdog: once this process is gone, kill both and clean up.
+    // The watchdog: once this process is gone, kill both groups and clean
+    // up. `env kill`, not the shell's: dash's builtin takes no `--`.
     Command::new("sh")
         .args([
             "-c",
             "while kill -0 \"$1\" 2>/dev/null; do sleep 1; done; \
-             kill -KILL -- -\"$2\" -\"$3\" 2>/dev/null; sleep 1; rm -rf \"$4\"",
+             env kill -s KILL -- -\"$2\" -\"$3\" 2>/dev/null; sleep 1; rm -rf \"$4\"",
             "watchdog",
             &std::process::id().to_string(),
             &ctld.id().to_string(),
