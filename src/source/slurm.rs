@@ -1170,6 +1170,19 @@ mod tests {
     }
 
     #[test]
+    fn the_snapshot_is_one_the_file_source_and_its_schema_accept() {
+        let (snapshot, _) = fixture_snapshot(false);
+        let file = serde_json::json!({"format": 1, "sources": {"slurm": &snapshot}});
+        let (read, skipped) = super::super::file::parse_reporting(
+            Path::new("slurm.json"),
+            file.to_string().as_bytes(),
+        )
+        .unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
+        assert_eq!(read, snapshot);
+    }
+
+    #[test]
     fn no_reservations_is_an_empty_list() {
         let mut skipped = Vec::new();
         let r = reservations_from_text(
