@@ -574,3 +574,73 @@ fn the_readme_example_configuration_loads() {
         assert_eq!(config.clusters["archer2"].sources().count(), 2);
     }
 }
+
+#[test]
+fn maintenance_in_progress_is_shown_now_and_blocks_the_gate() {
+    let Some(slurm) = Slurm::get() else { return };
+    let _held = slurm.lock();
+    let _cleanup = Cleanup {
+        slurm,
+        reservations: vec!["motd_now"],
+        partitions: vec![],
+    };
+    slurm.scontrol(&[
+        "create",
+        "reservation",
+        "reservationname=motd_now",
+        "starttime=now",
+        "duration=60",
+        "nodes=n[5-6]",
+        "flags=maint",
+        "users=root",
+    ]);
+    let site = Site::new(
+        r#"[settings]
+output_dir = "out"
+state_dir = "state"
+timezone = "UTC"
+
+[sources.slurm]
+kind = "slurm"
+
+[clusters.debugc]
+components = ["debug"]
+
+[clusters.archer2]
+components = ["standard"]
+"#,
+    );
+    let o = render(&site, Some(slurm.conf()));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let debugc = motd(&site, "debugc");
+    assert!(
+        debugc.starts_with("== debugc: Under maintenance "),
+        "{debugc}"
+    );
+    assert!(
+        debugc.contains("[MAINTENANCE NOW] Maintenance: motd_now (until "),
+        "{debugc}"
+    );
+    assert!(
+        !debugc.contains("Jobs whose"),
+        "not for one that runs: {debugc}"
+    );
+    assert_eq!(motd(&site, "archer2"), "", "no news is an empty file");
+
+    let gate = |cluster: &str| {
+        site.cmd()
+            .args(["gate", cluster])
+            .env("SLURM_CONF", slurm.conf())
+            .output()
+            .unwrap()
+    };
+    let o = gate("debugc");
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("maintenance `Maintenance: motd_now` (in_progress)"),
+        "{}",
+        stdout(&o)
+    );
+    let o = gate("archer2");
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+}
