@@ -414,6 +414,20 @@ fn cluster_view_indexed(
                 s.error = Some(failure.note.to_owned());
             }
         }
+        if config
+            .sources
+            .get(&part.source)
+            .is_some_and(|s| s.kind.holds_jobs())
+        {
+            for item in v
+                .maintenance
+                .active
+                .iter_mut()
+                .chain(&mut v.maintenance.upcoming)
+            {
+                item.hold_jobs();
+            }
+        }
         if !primary {
             for item in v
                 .incidents

@@ -1406,4 +1406,57 @@ mod tests {
             vec!["item.txt.j2", "motd.txt.j2", "ood.md.j2"]
         );
     }
+
+    #[test]
+    fn a_scheduler_maintenance_says_when_jobs_must_end_only_while_upcoming() {
+        let plain = busy_view("UTC");
+        let mut held = plain.clone();
+        for item in held
+            .maintenance
+            .active
+            .iter_mut()
+            .chain(&mut held.maintenance.upcoming)
+        {
+            item.hold_jobs();
+        }
+        let sentence = "  Jobs whose time limit runs past Fri 17 May 21:00 wait until it ends.\n";
+        let (before, after) = (render_motd(&plain), render_motd(&held));
+        assert!(!before.contains("Jobs whose"), "{before}");
+        assert_eq!(after.matches("Jobs whose").count(), 1, "{after}");
+        // The sentence under the upcoming item's window, nothing else changed.
+        assert_eq!(after.replacen(sentence, "", 1), before, "{after}");
+        assert!(
+            after.contains(&format!("  Fri 17 May 21:00 - 22:30 UTC\n{sentence}")),
+            "{after}"
+        );
+
+        let r = Renderer::new(None).unwrap();
+        let upcoming = &held.maintenance.upcoming[0];
+        let snippet = r.render_item(&held, upcoming).unwrap();
+        assert!(snippet.contains(sentence), "{snippet}");
+        assert_eq!(
+            snippet.replacen(sentence, "", 1),
+            r.render_item(&plain, &plain.maintenance.upcoming[0])
+                .unwrap()
+        );
+        let active = r.render_item(&held, &held.maintenance.active[0]).unwrap();
+        assert!(!active.contains("Jobs whose"), "{active}");
+
+        let md = r.render("ood.md.j2", &held).unwrap();
+        assert!(
+            md.contains(
+                "- **Jobs:** those whose time limit runs past Fri 17 May 21:00 UTC wait \
+                 until it ends.\n"
+            ),
+            "{md}"
+        );
+        assert!(!r.render("ood.md.j2", &plain).unwrap().contains("**Jobs:**"));
+        // `GET /status` shows it on that item alone.
+        let json = serde_json::to_value(&held).unwrap();
+        assert_eq!(
+            json["maintenance"]["upcoming"][0]["jobs_must_end_by"],
+            "2024-05-17T21:00:00Z"
+        );
+        assert!(json["incidents"][0].get("jobs_must_end_by").is_none());
+    }
 }

@@ -114,6 +114,11 @@ pub struct Item {
     pub updates: Vec<UpdateView>,
     /// Path of the item's snippet, relative to the cluster directory.
     pub file: String,
+    /// Maintenance of a batch scheduler (Slurm) only: its start, by which a
+    /// job must end to run before it. Jobs whose time limit runs past it
+    /// wait until the maintenance ends. Absent for every other item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jobs_must_end_by: Option<Timestamp>,
     /// Newest `updated_at` of the item or its updates: what the mtime rule
     /// uses.
     #[serde(skip)]
@@ -232,6 +237,14 @@ impl Item {
     /// The file name of this item's snippet in `items/`.
     pub fn snippet_name(&self) -> &str {
         self.file.strip_prefix("items/").unwrap_or(&self.file)
+    }
+
+    /// Says, for maintenance of a source that schedules jobs (Slurm), by
+    /// when a job must end: the maintenance's start.
+    pub fn hold_jobs(&mut self) {
+        if self.kind == ItemKind::Maintenance {
+            self.jobs_must_end_by = self.scheduled_for;
+        }
     }
 
     /// Names the item's snippet as an item of a further source.
@@ -456,6 +469,7 @@ fn make_item(
         latest: updates.first().cloned(),
         updates,
         file: format!("items/{}", Item::file_name(i.kind, &i.id)),
+        jobs_must_end_by: None,
         last_change: i.last_change(),
     }
 }

@@ -21,6 +21,9 @@ use jiff::SignedDuration;
 mod alertmanager;
 pub use alertmanager::{AlertmanagerConfig, Auth, MatchOp, Matcher};
 
+mod slurm;
+pub use slurm::{Reservations, SlurmConfig};
+
 /// The file read when neither `--config` nor `$STATUSMOTD_CONFIG` says
 /// otherwise and there is no `./mapping.toml`.
 pub const SYSTEM_CONFIG: &str = "/etc/statusmotd/mapping.toml";
@@ -99,6 +102,8 @@ pub enum SourceKind {
     /// `kind = "alertmanager"`: a Prometheus Alertmanager's alerts and
     /// silences (API v2).
     Alertmanager(Box<AlertmanagerConfig>),
+    /// `kind = "slurm"`: partitions and reservations read with `scontrol`.
+    Slurm(SlurmConfig),
 }
 
 /// One key of a `[sources.NAME]` table, as `mapping init` writes it back.
@@ -134,6 +139,7 @@ impl SourceKind {
             SourceKind::Public { .. } => "statuspage-public",
             SourceKind::File { .. } => "file",
             SourceKind::Alertmanager(_) => "alertmanager",
+            SourceKind::Slurm(_) => "slurm",
         }
     }
 
@@ -155,6 +161,7 @@ impl SourceKind {
                 vec![("path", SourceField::Text(path.to_string_lossy()))]
             }
             SourceKind::Alertmanager(am) => am.fields(),
+            SourceKind::Slurm(s) => s.fields(),
         }
     }
 
@@ -162,7 +169,9 @@ impl SourceKind {
     pub fn secrets(&self) -> Vec<&Secret> {
         match self {
             SourceKind::Manage { api_key, .. } => vec![api_key],
-            SourceKind::Public { .. } | SourceKind::File { .. } => Vec::new(),
+            SourceKind::Public { .. } | SourceKind::File { .. } | SourceKind::Slurm(_) => {
+                Vec::new()
+            }
             SourceKind::Alertmanager(am) => am.secrets(),
         }
     }
@@ -172,9 +181,15 @@ impl SourceKind {
         match self {
             SourceKind::Manage { page_id, .. } => WebhookPage::Id(page_id),
             SourceKind::Public { .. } => WebhookPage::Fetched,
-            SourceKind::File { .. } => WebhookPage::Never,
+            SourceKind::File { .. } | SourceKind::Slurm(_) => WebhookPage::Never,
             SourceKind::Alertmanager(_) => WebhookPage::Alertmanager,
         }
+    }
+
+    /// Whether the source is a batch scheduler, whose maintenance holds
+    /// back jobs that would run into it (`jobs_must_end_by` in the view).
+    pub fn holds_jobs(&self) -> bool {
+        matches!(self, SourceKind::Slurm(_))
     }
 }
 

@@ -11,7 +11,7 @@ use jiff::SignedDuration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::alertmanager;
+use super::{alertmanager, slurm};
 use super::{parse_duration, validate_cluster_name, Secret, SourceKind, DEFAULT_API_BASE};
 
 // ---------------------------------------------------------------------------
@@ -67,6 +67,13 @@ pub(super) struct RawSource {
     pub(super) components: Option<Spanned<Vec<alertmanager::ComponentValue>>>,
     pub(super) impact: Option<Spanned<BTreeMap<String, alertmanager::ImpactName>>>,
     pub(super) status: Option<Spanned<BTreeMap<String, alertmanager::StatusName>>>,
+    // Kind `slurm`, checked in `config/slurm.rs`.
+    pub(super) scontrol: Option<Spanned<String>>,
+    pub(super) cluster: Option<Spanned<String>>,
+    pub(super) reservations: Option<Spanned<String>>,
+    pub(super) drain: Option<Spanned<String>>,
+    pub(super) state: Option<Spanned<BTreeMap<String, String>>>,
+    pub(super) request_timeout: Option<Spanned<String>>,
 }
 
 pub(super) type Located = (Option<Range<usize>>, String);
@@ -74,7 +81,7 @@ pub(super) type Located = (Option<Range<usize>>, String);
 impl RawSource {
     /// Checks that the keys fit the kind; an error carries the span to point
     /// at (`None`: the source's name).
-    pub(super) fn validate(self, name: &str) -> std::result::Result<SourceKind, Located> {
+    pub(super) fn validate(mut self, name: &str) -> std::result::Result<SourceKind, Located> {
         let kind_span = self.kind.span();
         let extra = |key: &str, span: Range<usize>, kind: &str| {
             (
@@ -82,7 +89,9 @@ impl RawSource {
                 format!(
                     "source `{name}`: `{key}` is not a key of kind `{kind}`\n\
                      hint: kind `statuspage` takes `page_id`, `api_key` and `api_base`; \
-                     kind `statuspage-public` takes `url`; kind `file` takes `path`; {}",
+                     kind `statuspage-public` takes `url`; kind `file` takes `path`; \
+                     kind `slurm` takes `scontrol`, `cluster`, `reservations`, `drain`, \
+                     `state` and `request_timeout`; {}",
                     alertmanager::KIND_HINT
                 ),
             )
@@ -99,8 +108,32 @@ impl RawSource {
         if let (false, Some((key, span))) = (kind == Kind::Alertmanager, self.alertmanager_key()) {
             return Err(extra(key, span, kind.name()));
         }
+        let slurm = slurm::RawSlurm {
+            scontrol: self.scontrol.take(),
+            cluster: self.cluster.take(),
+            reservations: self.reservations.take(),
+            drain: self.drain.take(),
+            state: self.state.take(),
+            request_timeout: self.request_timeout.take(),
+        };
+        if let (false, Some((key, span))) = (kind == Kind::Slurm, slurm.first_given()) {
+            return Err(extra(key, span, kind.name()));
+        }
         match kind {
             Kind::Alertmanager => self.validate_alertmanager(name, kind_span),
+            Kind::Slurm => {
+                let given = [
+                    ("page_id", self.page_id.map(|v| v.span())),
+                    ("api_key", self.api_key.map(|v| v.span())),
+                    ("api_base", self.api_base.map(|v| v.span())),
+                    ("url", self.url.map(|v| v.span())),
+                    ("path", self.path.map(|v| v.span())),
+                ];
+                if let Some((key, Some(span))) = given.into_iter().find(|(_, s)| s.is_some()) {
+                    return Err(extra(key, span, "slurm"));
+                }
+                slurm.validate(name).map(SourceKind::Slurm)
+            }
             Kind::Manage => {
                 if let Some(url) = self.url {
                     return Err(extra("url", url.span(), "statuspage"));
@@ -219,6 +252,7 @@ pub(super) enum Kind {
     Public,
     File,
     Alertmanager,
+    Slurm,
 }
 
 impl Kind {
@@ -228,6 +262,7 @@ impl Kind {
             Kind::Public => "statuspage-public",
             Kind::File => "file",
             Kind::Alertmanager => "alertmanager",
+            Kind::Slurm => "slurm",
         }
     }
 }
@@ -240,12 +275,14 @@ impl TryFrom<String> for Kind {
             "statuspage-public" => Ok(Kind::Public),
             "file" => Ok(Kind::File),
             "alertmanager" => Ok(Kind::Alertmanager),
+            "slurm" => Ok(Kind::Slurm),
             _ => Err(format!(
                 "unknown source kind `{s}`\n\
                  hint: use `statuspage` (manage API v1: `page_id` and `api_key`), \
                  `statuspage-public` (public API v2 of any page: `url`), \
-                 `file` (a snapshot file a site script writes: `path`) or \
-                 `alertmanager` (a Prometheus Alertmanager: `url`)"
+                 `file` (a snapshot file a site script writes: `path`), \
+                 `alertmanager` (a Prometheus Alertmanager: `url`) or \
+                 `slurm` (partitions and reservations read with `scontrol`)"
             )),
         }
     }

@@ -127,6 +127,13 @@ impl Config {
                 },
                 public @ SourceKind::Public { .. } => public,
                 SourceKind::File { path } => SourceKind::File { path: join(path) },
+                SourceKind::Slurm(mut s) => {
+                    // A bare name is for PATH; a path with a slash is a file.
+                    if s.scontrol.components().count() > 1 {
+                        s.scontrol = join(s.scontrol);
+                    }
+                    SourceKind::Slurm(s)
+                }
                 SourceKind::Alertmanager(am) => SourceKind::Alertmanager(Box::new(
                     alertmanager::complete(*am, &name, &settings.state_dir, secret),
                 )),

@@ -17,6 +17,7 @@
 pub mod alertmanager;
 pub mod file;
 pub(crate) mod raw;
+pub mod slurm;
 mod v1;
 pub mod v2;
 
@@ -71,6 +72,8 @@ pub enum Endpoint {
         config: Box<crate::config::AlertmanagerConfig>,
         authorization: Option<String>,
     },
+    /// A Slurm controller, read with `scontrol` ([`mod@slurm`]).
+    Slurm(crate::config::SlurmConfig),
 }
 
 impl Endpoint {
@@ -111,6 +114,7 @@ impl Endpoint {
                     authorization,
                 }
             }
+            SourceKind::Slurm(s) => Endpoint::Slurm(s.clone()),
         })
     }
 }
@@ -137,6 +141,7 @@ impl fmt::Debug for Endpoint {
                 .field("url", &config.url)
                 .field("authorization", &authorization.as_ref().map(|_| "<hidden>"))
                 .finish(),
+            Endpoint::Slurm(s) => f.debug_tuple("Slurm").field(s).finish(),
         }
     }
 }
@@ -247,6 +252,14 @@ pub async fn fetch_reporting(
                 api: Api::Manage,
             };
             v1::fetch(&http, api_base, page_id).await
+        }
+        Endpoint::Slurm(s) => {
+            // The source's own timeout bounds all its scontrol runs together.
+            let timeout = s
+                .request_timeout
+                .and_then(|t| Duration::try_from(t).ok())
+                .unwrap_or(opts.timeout);
+            slurm::fetch(s, timeout).await
         }
         Endpoint::Public { url } => {
             let http = Http {

@@ -20,6 +20,7 @@ mod house;
 mod packaging;
 mod reliability;
 mod serve;
+mod slurm;
 mod source;
 mod trust_output;
 mod trust_render;
