@@ -104,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/refresh", post(refresh))
         .route("/motd/{cluster}", get(motd))
+        .route("/calendar/{file}", get(calendar))
         .route("/status/{cluster}", get(status))
         .route("/gate/{cluster}", get(gate))
         .route("/clusters", get(clusters))
@@ -622,27 +623,59 @@ async fn motd(
     let Some(cluster) = cluster.ok().and_then(|Path(n)| known_cluster(&live, &n)) else {
         return not_found();
     };
-    let path = live
-        .config
-        .settings
-        .output_dir
-        .join(&cluster.name)
-        .join("motd");
+    cluster_file(&live, &cluster.name, "motd", "text/plain; charset=utf-8", &headers).await
+}
+
+/// `GET /calendar/{cluster}.ics`: the cluster's `maintenance.ics`, with the
+/// same validators as `/motd`, so a calendar app polling it costs a 304.
+async fn calendar(
+    State(c): State<AppState>,
+    file: std::result::Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let live = c.live();
+    let Some(cluster) = file.ok().and_then(|Path(f)| {
+        f.strip_suffix(".ics")
+            .and_then(|name| known_cluster(&live, name))
+    }) else {
+        return not_found();
+    };
+    cluster_file(
+        &live,
+        &cluster.name,
+        crate::calendar::FILE_NAME,
+        "text/calendar; charset=utf-8",
+        &headers,
+    )
+    .await
+}
+
+/// One file of a configured cluster's directory, as the renderer last
+/// wrote it: `Last-Modified` its mtime, a strong `ETag` of its bytes, 304
+/// on `If-None-Match` or `If-Modified-Since`.
+async fn cluster_file(
+    live: &Live,
+    cluster: &str,
+    file: &str,
+    content_type: &'static str,
+    headers: &HeaderMap,
+) -> Response {
+    let path = live.config.settings.output_dir.join(cluster).join(file);
     let read = tokio::task::spawn_blocking(move || read_with_mtime(&path)).await;
     let (bytes, mtime) = match read {
         Ok(Ok(r)) => r,
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             return error(
                 StatusCode::NOT_FOUND,
-                format!("`{}` has not been rendered yet", cluster.name),
+                format!("`{cluster}` has not been rendered yet"),
             );
         }
         Ok(Err(e)) => {
-            tracing::error!(cluster = %cluster.name, "cannot read the motd: {e}");
+            tracing::error!(cluster = %cluster, file, "cannot read the file: {e}");
             return error(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file");
         }
         Err(e) => {
-            tracing::error!("cannot read the motd: {e}");
+            tracing::error!(file, "cannot read the file: {e}");
             return error(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file");
         }
     };
@@ -673,7 +706,7 @@ async fn motd(
     }
     validators.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
+        HeaderValue::from_static(content_type),
     );
     (StatusCode::OK, validators, bytes).into_response()
 }
@@ -746,6 +779,7 @@ async fn clusters(State(c): State<AppState>) -> Response {
                 "source": cluster.source,
                 "sources": cluster.sources().collect::<Vec<_>>(),
                 "motd": format!("/motd/{name}"),
+                "calendar": format!("/calendar/{name}.ics"),
                 "status_url": format!("/status/{name}"),
                 "gate": format!("/gate/{name}"),
             });

@@ -11,6 +11,7 @@ mod support;
 use support::{common, fake};
 
 mod aggregate;
+mod calendar;
 mod cli;
 mod errors;
 mod file_source;
