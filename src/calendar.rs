@@ -134,9 +134,8 @@ impl Memory {
         #[allow(clippy::disallowed_methods)]
         std::fs::create_dir_all(state_dir)
             .map_err(Error::io("cannot create state directory", state_dir))?;
-        let text = serde_json::to_vec(self).map_err(|e| {
-            Error::Runtime(format!("cannot serialize the calendar memory: {e}"))
-        })?;
+        let text = serde_json::to_vec(self)
+            .map_err(|e| Error::Runtime(format!("cannot serialize the calendar memory: {e}")))?;
         crate::output::replace_file(&Self::path(state_dir), &text)
     }
 }
@@ -250,32 +249,30 @@ fn remember(
         if memory.contains_key(uid) {
             continue;
         }
-        match prev.gone_at {
-            Some(gone) => {
-                if now.duration_since(gone) <= keep_cancelled {
-                    memory.insert(uid.clone(), prev.clone());
-                }
+        if let Some(gone) = prev.gone_at {
+            // Cancelled already: kept, unchanged, for the window.
+            if now.duration_since(gone) <= keep_cancelled {
+                memory.insert(uid.clone(), prev.clone());
             }
-            None => {
-                // An event that ran to its end left the view because it is
-                // over, not because it was called off.
-                let ended = prev.event.status == EventStatus::Confirmed
-                    && prev.event.end.is_some_and(|end| end <= now);
-                if !ended {
-                    memory.insert(
-                        uid.clone(),
-                        Remembered {
-                            sequence: prev.sequence.saturating_add(1),
-                            event: Event {
-                                status: EventStatus::Cancelled,
-                                stamp: now,
-                                ..prev.event.clone()
-                            },
-                            gone_at: Some(now),
-                        },
-                    );
-                }
-            }
+            continue;
+        }
+        // An event that ran to its end left the view because it is over,
+        // not because it was called off.
+        let ended = prev.event.status == EventStatus::Confirmed
+            && prev.event.end.is_some_and(|end| end <= now);
+        if !ended {
+            memory.insert(
+                uid.clone(),
+                Remembered {
+                    sequence: prev.sequence.saturating_add(1),
+                    event: Event {
+                        status: EventStatus::Cancelled,
+                        stamp: now,
+                        ..prev.event.clone()
+                    },
+                    gone_at: Some(now),
+                },
+            );
         }
     }
     memory
@@ -283,10 +280,7 @@ fn remember(
 
 /// The event of one maintenance item; `None` for one with no time at all.
 fn event_of(item: &Item, primary: Option<&str>) -> Option<Event> {
-    let start = item
-        .scheduled_for
-        .or(item.started_at)
-        .or(item.created_at)?;
+    let start = item.scheduled_for.or(item.started_at).or(item.created_at)?;
     let completed = view_is_closed(item);
     let end = if completed {
         item.resolved_at.or(item.scheduled_until)
@@ -323,7 +317,10 @@ fn event_of(item: &Item, primary: Option<&str>) -> Option<Event> {
 
 /// Whether the item is completed maintenance (shown among the resolved).
 fn view_is_closed(item: &Item) -> bool {
-    matches!(item.status.as_str(), "completed" | "resolved" | "postmortem")
+    matches!(
+        item.status.as_str(),
+        "completed" | "resolved" | "postmortem"
+    )
 }
 
 /// The `UID` of an item: `<source>-<id>@statusmotd`, every character but
@@ -371,7 +368,9 @@ fn vevent(uid: &str, r: &Remembered) -> String {
 
 /// A time as an RFC 5545 UTC date-time: `20240312T190000Z`.
 fn utc(t: Timestamp) -> String {
-    t.to_zoned(TimeZone::UTC).strftime("%Y%m%dT%H%M%SZ").to_string()
+    t.to_zoned(TimeZone::UTC)
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string()
 }
 
 /// A URI value is written as it is, unescaped: only one of visible ASCII

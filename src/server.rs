@@ -623,7 +623,14 @@ async fn motd(
     let Some(cluster) = cluster.ok().and_then(|Path(n)| known_cluster(&live, &n)) else {
         return not_found();
     };
-    cluster_file(&live, &cluster.name, "motd", "text/plain; charset=utf-8", &headers).await
+    cluster_file(
+        &live,
+        &cluster.name,
+        "motd",
+        "text/plain; charset=utf-8",
+        &headers,
+    )
+    .await
 }
 
 /// `GET /calendar/{cluster}.ics`: the cluster's `maintenance.ics`, with the
@@ -704,10 +711,7 @@ async fn cluster_file(
     if not_modified {
         return (StatusCode::NOT_MODIFIED, validators).into_response();
     }
-    validators.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type),
-    );
+    validators.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     (StatusCode::OK, validators, bytes).into_response()
 }
 

@@ -231,7 +231,10 @@ fn the_calendar_keeps_uids_raises_sequences_and_cancels_what_was_removed() {
     let e1 = &by_uid["status-mnt0001@statusmotd"];
     assert_eq!(e1["sequence"], 1);
     assert_eq!(e1["dtstart"]["iso"], "2024-06-05T10:00:00+00:00");
-    assert_eq!(e1["description"], "Moved by two hours.\n\nAffects: Login nodes");
+    assert_eq!(
+        e1["description"],
+        "Moved by two hours.\n\nAffects: Login nodes"
+    );
     assert_eq!(by_uid["status-mnt0002@statusmotd"]["sequence"], 0);
 
     // 4. m2 is deleted upstream before it starts: it stays, cancelled.
@@ -341,7 +344,9 @@ fn serve_answers_the_calendar_with_validators_and_304() {
         "GET {path} HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"0-0\"\r\nConnection: close\r\n\r\n"
     );
     assert_eq!(
-        http_exchange(served.addr(), stale.as_bytes(), limit).unwrap().0,
+        http_exchange(served.addr(), stale.as_bytes(), limit)
+            .unwrap()
+            .0,
         200
     );
 

@@ -1,5 +1,5 @@
 //! A real iCalendar parser for the calendar tests: Python's `icalendar`
-//! package (PyPI; `scripts/test` installs it) reads a calendar through
+//! package (from `PyPI`; `scripts/test` installs it) reads a calendar through
 //! `ical_events.py` beside this file, which prints what a calendar app
 //! would see as JSON.
 //!
@@ -61,7 +61,11 @@ pub fn assert_wire_format(bytes: &[u8]) {
             !line.contains(['\r', '\n']),
             "line {n} holds a bare line break: {line:?}"
         );
-        assert!(line.len() <= 75, "line {n} has {} octets: {line:?}", line.len());
+        assert!(
+            line.len() <= 75,
+            "line {n} has {} octets: {line:?}",
+            line.len()
+        );
         assert!(!line.is_empty(), "line {n} is empty");
     }
 }
