@@ -786,6 +786,7 @@ enum Claim<'a> {
     Staging,
     ClusterDir(&'a str),
     Motd(&'a str),
+    Calendar(&'a str),
     Items(&'a str),
     /// `[[outputs]]` entry (0-based) rendered for a cluster.
     Output(usize, &'a str),
@@ -801,6 +802,7 @@ impl Claim<'_> {
             ),
             Claim::ClusterDir(c) => format!("the directory of cluster `{c}`"),
             Claim::Motd(c) => format!("the `motd` of cluster `{c}`"),
+            Claim::Calendar(c) => format!("the `maintenance.ics` of cluster `{c}`"),
             Claim::Items(c) => format!("the `items/` of cluster `{c}`, which is pruned"),
             Claim::Output(i, c) => format!(
                 "output path `{}` (`[[outputs]]` entry {}) for cluster `{c}`",
@@ -821,9 +823,10 @@ impl Claim<'_> {
     /// its directory.
     fn may_hold(self, inner: Claim<'_>) -> bool {
         match (self, inner) {
-            (Claim::ClusterDir(c), Claim::Motd(d) | Claim::Items(d) | Claim::Output(_, d)) => {
-                c == d
-            }
+            (
+                Claim::ClusterDir(c),
+                Claim::Motd(d) | Claim::Calendar(d) | Claim::Items(d) | Claim::Output(_, d),
+            ) => c == d,
             _ => false,
         }
     }
@@ -870,6 +873,10 @@ fn check_layout(
     for name in clusters.keys() {
         claims.insert(name.clone(), Claim::ClusterDir(name));
         claims.insert(format!("{name}/motd"), Claim::Motd(name));
+        claims.insert(
+            format!("{name}/{}", crate::calendar::FILE_NAME),
+            Claim::Calendar(name),
+        );
         claims.insert(format!("{name}/items"), Claim::Items(name));
     }
     for (i, output) in outputs.iter().enumerate() {
@@ -1238,6 +1245,11 @@ checked_string!(
         if s == "{cluster}/motd" || s.starts_with("{cluster}/items/") || s == "{cluster}/items" {
             return Err(format!(
                 "output path `{s}` would overwrite the default `motd` or `items/`\n{hint}"
+            ));
+        }
+        if s == format!("{{cluster}}/{}", crate::calendar::FILE_NAME) {
+            return Err(format!(
+                "output path `{s}` would overwrite the cluster's maintenance calendar\n{hint}"
             ));
         }
         Ok(())
@@ -1828,6 +1840,7 @@ path = "{cluster}/motd.md"
             "/abs/{cluster}.md",
             "{cluster}/../x",
             "{cluster}/motd",
+            "{cluster}/maintenance.ics",
             "{name}/{cluster}",
         ] {
             let e = parse_err(&format!(
@@ -1859,7 +1872,7 @@ path = "{cluster}/motd.md"
     #[test]
     fn outputs_that_cannot_be_written_are_refused_naming_the_entry() {
         #[rustfmt::skip]
-        let cases: [(&[&str], &[&str], &str); 8] = [
+        let cases: [(&[&str], &[&str], &str); 9] = [
             (&["web"], &["{cluster}"], "the cluster's directory itself"),
             (&["web"], &[".statusmotd/{cluster}"], "inside `.statusmotd`"),
             (&["a", "a-ood"], &["{cluster}-ood/motd.md"], "lies inside the directory of cluster `a-ood`"),
@@ -1868,6 +1881,7 @@ path = "{cluster}/motd.md"
             (&["index"], &["{cluster}.json"], "is also the index file `index.json`"),
             (&["web"], &["{cluster}/x", "{cluster}/x/y"], "needs `web/x` to be a directory, but that is output path `{cluster}/x`"),
             (&["o"], &["o{cluster}/m", "{cluster}o/m"], "is also output path `o{cluster}/m` (`[[outputs]]` entry 1) for cluster `o`"),
+            (&["a", "a2"], &["{cluster}2/maintenance.ics"], "is also the `maintenance.ics` of cluster `a2`"),
         ];
         for (clusters, paths, why) in cases {
             let e = parse_err(&with_outputs(clusters, paths));

@@ -1227,7 +1227,12 @@ mod tests {
         assert_eq!(text, "complete\n");
         assert_eq!(
             files(&out),
-            [".statusmotd/lock", "alpha/motd", "index.json"],
+            [
+                ".statusmotd/lock",
+                "alpha/maintenance.ics",
+                "alpha/motd",
+                "index.json"
+            ],
             "a temp file is left"
         );
     }
