@@ -281,7 +281,7 @@ fn remember(
 /// The event of one maintenance item; `None` for one with no time at all.
 fn event_of(item: &Item, primary: Option<&str>) -> Option<Event> {
     let start = item.scheduled_for.or(item.started_at).or(item.created_at)?;
-    let completed = view_is_closed(item);
+    let completed = is_completed(item);
     let end = if completed {
         item.resolved_at.or(item.scheduled_until)
     } else {
@@ -316,7 +316,7 @@ fn event_of(item: &Item, primary: Option<&str>) -> Option<Event> {
 }
 
 /// Whether the item is completed maintenance (shown among the resolved).
-fn view_is_closed(item: &Item) -> bool {
+fn is_completed(item: &Item) -> bool {
     matches!(
         item.status.as_str(),
         "completed" | "resolved" | "postmortem"
