@@ -59,6 +59,7 @@ fn fixture(spec: Spec) -> Fixture {
         )]),
         missing: BTreeMap::new(),
         known: statusmotd::mapping::KnownIds::default(),
+        calendar: statusmotd::calendar::Memory::default(),
     };
     Fixture {
         spec,

@@ -130,6 +130,11 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         } else {
             pipeline::apply(&plan, &out, now)
         };
+        // The calendars' memory follows what was written, with
+        // `--snapshot` too: it is what subscribers last saw.
+        if !args.check && outcome.is_ok() {
+            warnings.extend(pipeline::keep_calendar(&config, &data, &plan));
+        }
         if let Some(kept) = kept {
             let events = kept.join().unwrap_or_default();
             warnings.splice(0..0, events.iter().map(ToString::to_string));

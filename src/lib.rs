@@ -3,6 +3,7 @@
 //! source -> snapshot -> mapping -> view -> render -> output, with `pipeline`
 //! tying them together for the commands in `commands`.
 
+pub mod calendar;
 pub mod cli;
 pub mod commands;
 pub mod config;

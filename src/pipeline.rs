@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::calendar;
 use crate::config::{ClusterConfig, Config};
 use crate::error::{Error, Result};
 use crate::mapping::{ClusterIds, KnownIds};
@@ -147,6 +148,8 @@ pub struct Gathered {
     /// The ids each cluster's entries last resolved to, for entries that no
     /// longer resolve (see [`crate::mapping::resolve_with_known`]).
     pub known: KnownIds,
+    /// What each cluster's calendar last said (see [`crate::calendar`]).
+    pub calendar: calendar::Memory,
 }
 
 /// The fetch settings of `config`.
@@ -231,7 +234,8 @@ pub async fn gather(
     if persist {
         events.extend(store.persist());
     }
-    let data = store.gathered(&names, KnownIds::load(state_dir));
+    let mut data = store.gathered(&names, KnownIds::load(state_dir));
+    data.calendar = calendar::Memory::load(state_dir);
     Ok(Gather {
         data,
         store,
@@ -268,6 +272,35 @@ pub fn keep_known_ids(config: &Config, data: &Gathered, plan: &Plan) -> Option<S
         .map(|e| e.to_string())
 }
 
+/// Keeps what every rendered cluster's calendar said in `state_dir`, once
+/// the files are written, so the next render knows which events changed
+/// (their `SEQUENCE` rises) and which left (they stay cancelled for a
+/// while). Clusters this plan did not render keep theirs; clusters no
+/// longer configured lose theirs. Returns why it could not be kept, a
+/// warning for the caller to say.
+pub fn keep_calendar(config: &Config, data: &Gathered, plan: &Plan) -> Option<String> {
+    let mut memory = data.calendar.clone();
+    memory
+        .clusters
+        .retain(|name, _| config.clusters.contains_key(name));
+    for (name, cluster) in &plan.clusters {
+        if cluster.calendar.is_empty() {
+            memory.clusters.remove(name);
+        } else {
+            memory
+                .clusters
+                .insert(name.clone(), cluster.calendar.clone());
+        }
+    }
+    if memory == data.calendar {
+        return None;
+    }
+    memory
+        .save(&config.settings.state_dir)
+        .err()
+        .map(|e| e.to_string())
+}
+
 /// Data from a snapshot file instead of the network. A file holding one
 /// snapshot serves a config with one source whatever its name.
 pub fn from_file(config: &Config, path: &Path) -> Result<Gathered> {
@@ -279,7 +312,11 @@ pub fn from_file(config: &Config, path: &Path) -> Result<Gathered> {
             snaps.insert(name, snap);
         }
     }
-    let mut gathered = Gathered::default();
+    // The calendars go on from what they last said, whatever the data.
+    let mut gathered = Gathered {
+        calendar: calendar::Memory::load(&config.settings.state_dir),
+        ..Gathered::default()
+    };
     for name in config.sources.keys() {
         match snaps.remove(name) {
             Some(snapshot) => {
@@ -485,6 +522,8 @@ pub struct ClusterPlan {
     pub items: BTreeSet<String>,
     /// Items shown that got no snippet, over [`MAX_ITEM_FILES`].
     pub items_left_out: usize,
+    /// What the cluster's calendar says, to remember for next time.
+    pub calendar: calendar::ClusterMemory,
 }
 
 /// The files of every cluster that could be rendered, and the errors of those
@@ -578,6 +617,16 @@ fn plan_cluster(
         });
         items.insert(name);
     }
+    let cal = calendar::render(
+        &view,
+        data.calendar.clusters.get(&cluster.name),
+        config.settings.recent_resolved,
+    );
+    files.push(PlannedFile {
+        rel: dir.join(calendar::FILE_NAME),
+        bytes: cal.bytes,
+        newest: cal.newest,
+    });
     for extra in &config.outputs {
         files.push(PlannedFile {
             rel: PathBuf::from(extra.path.replace("{cluster}", &cluster.name)),
@@ -591,6 +640,7 @@ fn plan_cluster(
             files,
             items,
             items_left_out,
+            calendar: cal.memory,
         },
         resolved,
     ))

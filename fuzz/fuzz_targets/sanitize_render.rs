@@ -74,7 +74,7 @@ fuzz_target!(|data: &[u8]| {
                 fetch_error: None,
             },
         )]),
-        missing: BTreeMap::new(),
+        ..Gathered::default()
     };
     let clusters: Vec<_> = config.clusters.values().collect();
     let plan = pipeline::plan(&config, &renderer, &clusters, &data, now);

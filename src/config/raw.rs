@@ -397,6 +397,11 @@ checked_string!(
                 "output path `{s}` would overwrite the default `motd` or `items/`\n{hint}"
             ));
         }
+        if s == format!("{{cluster}}/{}", crate::calendar::FILE_NAME) {
+            return Err(format!(
+                "output path `{s}` would overwrite the cluster's maintenance calendar\n{hint}"
+            ));
+        }
         Ok(())
     }
 );

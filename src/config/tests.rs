@@ -425,6 +425,7 @@ fn template_and_output_paths_are_checked() {
         "/abs/{cluster}.md",
         "{cluster}/../x",
         "{cluster}/motd",
+        "{cluster}/maintenance.ics",
         "{name}/{cluster}",
     ] {
         let e = parse_err(&format!(
@@ -456,7 +457,7 @@ fn with_outputs(clusters: &[&str], paths: &[&str]) -> String {
 #[test]
 fn outputs_that_cannot_be_written_are_refused_naming_the_entry() {
     #[rustfmt::skip]
-        let cases: [(&[&str], &[&str], &str); 8] = [
+        let cases: [(&[&str], &[&str], &str); 9] = [
             (&["web"], &["{cluster}"], "the cluster's directory itself"),
             (&["web"], &[".statusmotd/{cluster}"], "inside `.statusmotd`"),
             (&["a", "a-ood"], &["{cluster}-ood/motd.md"], "lies inside the directory of cluster `a-ood`"),
@@ -465,6 +466,7 @@ fn outputs_that_cannot_be_written_are_refused_naming_the_entry() {
             (&["index"], &["{cluster}.json"], "is also the index file `index.json`"),
             (&["web"], &["{cluster}/x", "{cluster}/x/y"], "needs `web/x` to be a directory, but that is output path `{cluster}/x`"),
             (&["o"], &["o{cluster}/m", "{cluster}o/m"], "is also output path `o{cluster}/m` (`[[outputs]]` entry 1) for cluster `o`"),
+            (&["a", "a2"], &["{cluster}2/maintenance.ics"], "is also the `maintenance.ics` of cluster `a2`"),
         ];
     for (clusters, paths, why) in cases {
         let e = parse_err(&with_outputs(clusters, paths));

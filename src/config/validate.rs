@@ -432,6 +432,7 @@ enum Claim<'a> {
     Staging,
     ClusterDir(&'a str),
     Motd(&'a str),
+    Calendar(&'a str),
     Items(&'a str),
     /// `[[outputs]]` entry (0-based) rendered for a cluster.
     Output(usize, &'a str),
@@ -447,6 +448,7 @@ impl Claim<'_> {
             ),
             Claim::ClusterDir(c) => format!("the directory of cluster `{c}`"),
             Claim::Motd(c) => format!("the `motd` of cluster `{c}`"),
+            Claim::Calendar(c) => format!("the `maintenance.ics` of cluster `{c}`"),
             Claim::Items(c) => format!("the `items/` of cluster `{c}`, which is pruned"),
             Claim::Output(i, c) => format!(
                 "output path `{}` (`[[outputs]]` entry {}) for cluster `{c}`",
@@ -467,9 +469,10 @@ impl Claim<'_> {
     /// its directory.
     fn may_hold(self, inner: Claim<'_>) -> bool {
         match (self, inner) {
-            (Claim::ClusterDir(c), Claim::Motd(d) | Claim::Items(d) | Claim::Output(_, d)) => {
-                c == d
-            }
+            (
+                Claim::ClusterDir(c),
+                Claim::Motd(d) | Claim::Calendar(d) | Claim::Items(d) | Claim::Output(_, d),
+            ) => c == d,
             _ => false,
         }
     }
@@ -516,6 +519,10 @@ fn check_layout(
     for name in clusters.keys() {
         claims.insert(name.clone(), Claim::ClusterDir(name));
         claims.insert(format!("{name}/motd"), Claim::Motd(name));
+        claims.insert(
+            format!("{name}/{}", crate::calendar::FILE_NAME),
+            Claim::Calendar(name),
+        );
         claims.insert(format!("{name}/items"), Claim::Items(name));
     }
     for (i, output) in outputs.iter().enumerate() {

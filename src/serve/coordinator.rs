@@ -584,10 +584,12 @@ fn load_persisted(live: &Live) -> Store {
 
 /// The data every configured source has, in the form `pipeline` takes.
 fn gathered(config: &Config, store: &Store) -> Gathered {
-    store.gathered(
+    let mut data = store.gathered(
         config.sources.keys(),
         crate::mapping::KnownIds::load(&config.settings.state_dir),
-    )
+    );
+    data.calendar = crate::calendar::Memory::load(&config.settings.state_dir);
+    data
 }
 
 async fn source_worker(c: Arc<Coordinator>, q: Arc<SourceQueue>) {
@@ -780,7 +782,12 @@ fn render_all(live: &Live, data: &Gathered) -> (Vec<Change>, Vec<String>) {
     // yet stays a reason in `/readyz` until the mapping is fixed.
     errors.extend(plan.warnings.iter().cloned());
     let changes = match pipeline::apply(&plan, &live.config.settings.output_dir, now) {
-        Ok(c) => c,
+        Ok(c) => {
+            if let Some(e) = pipeline::keep_calendar(&live.config, data, &plan) {
+                tracing::warn!("{e}");
+            }
+            c
+        }
         Err(e) => {
             errors.push(e.to_string());
             Vec::new()
@@ -1235,7 +1242,12 @@ mod tests {
         assert_eq!(text, "complete\n");
         assert_eq!(
             files(&out),
-            [".statusmotd/lock", "alpha/motd", "index.json"],
+            [
+                ".statusmotd/lock",
+                "alpha/maintenance.ics",
+                "alpha/motd",
+                "index.json"
+            ],
             "a temp file is left"
         );
     }

@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/refresh", post(refresh))
         .route("/motd/{cluster}", get(motd))
+        .route("/calendar/{file}", get(calendar))
         .route("/status/{cluster}", get(status))
         .route("/gate/{cluster}", get(gate))
         .route("/clusters", get(clusters))
@@ -121,12 +122,19 @@ impl FromRequestParts<AppState> for KnownCluster {
         let Path(name) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::not_found())?;
-        config::validate_cluster_name(&name).map_err(|_| ApiError::not_found())?;
+        KnownCluster::find(state, &name)
+    }
+}
+
+impl KnownCluster {
+    /// The configured cluster `name`, else a 404.
+    fn find(state: &AppState, name: &str) -> std::result::Result<Self, ApiError> {
+        config::validate_cluster_name(name).map_err(|_| ApiError::not_found())?;
         let live = state.live();
         let cluster = live
             .config
             .clusters
-            .get(&name)
+            .get(name)
             .cloned()
             .ok_or_else(ApiError::not_found)?;
         Ok(KnownCluster { live, cluster })
@@ -305,30 +313,67 @@ fn read_with_mtime(path: &std::path::Path) -> std::io::Result<(Vec<u8>, Timestam
 }
 
 async fn motd(KnownCluster { live, cluster }: KnownCluster, headers: HeaderMap) -> Answer {
-    let path = live
-        .config
-        .settings
-        .output_dir
-        .join(&cluster.name)
-        .join("motd");
+    cluster_file(
+        &live,
+        &cluster.name,
+        "motd",
+        "text/plain; charset=utf-8",
+        &headers,
+    )
+    .await
+}
+
+/// `GET /calendar/{cluster}.ics`: the cluster's `maintenance.ics`, with the
+/// same validators as `/motd`, so a calendar app polling it costs a 304.
+async fn calendar(
+    State(c): State<AppState>,
+    file: std::result::Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Answer {
+    let name = file
+        .ok()
+        .and_then(|Path(f)| f.strip_suffix(".ics").map(str::to_owned))
+        .ok_or_else(ApiError::not_found)?;
+    let KnownCluster { live, cluster } = KnownCluster::find(&c, &name)?;
+    cluster_file(
+        &live,
+        &cluster.name,
+        crate::calendar::FILE_NAME,
+        "text/calendar; charset=utf-8",
+        &headers,
+    )
+    .await
+}
+
+/// One file of a configured cluster's directory, as the renderer last
+/// wrote it: `Last-Modified` its mtime, a strong `ETag` of its bytes, 304
+/// on `If-None-Match` or `If-Modified-Since`.
+async fn cluster_file(
+    live: &Live,
+    cluster: &str,
+    file: &str,
+    content_type: &'static str,
+    headers: &HeaderMap,
+) -> Answer {
+    let path = live.config.settings.output_dir.join(cluster).join(file);
     let read = tokio::task::spawn_blocking(move || read_with_mtime(&path)).await;
     let (bytes, mtime) = match read {
         Ok(Ok(r)) => r,
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
-                format!("`{}` has not been rendered yet", cluster.name),
+                format!("`{cluster}` has not been rendered yet"),
             ));
         }
         Ok(Err(e)) => {
-            tracing::error!(cluster = %cluster.name, "cannot read the motd: {e}");
+            tracing::error!(cluster = %cluster, file, "cannot read the file: {e}");
             return Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "cannot read the file",
             ));
         }
         Err(e) => {
-            tracing::error!("cannot read the motd: {e}");
+            tracing::error!(file, "cannot read the file: {e}");
             return Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "cannot read the file",
@@ -360,10 +405,7 @@ async fn motd(KnownCluster { live, cluster }: KnownCluster, headers: HeaderMap) 
     if not_modified {
         return Ok((StatusCode::NOT_MODIFIED, validators).into_response());
     }
-    validators.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    validators.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok((StatusCode::OK, validators, bytes).into_response())
 }
 
@@ -426,6 +468,7 @@ async fn clusters(State(c): State<AppState>) -> Response {
                 "source": cluster.source,
                 "sources": cluster.sources().collect::<Vec<_>>(),
                 "motd": format!("/motd/{name}"),
+                "calendar": format!("/calendar/{name}.ics"),
                 "status_url": format!("/status/{name}"),
                 "gate": format!("/gate/{name}"),
             });

@@ -12,6 +12,7 @@ use support::{common, fake};
 
 mod aggregate;
 mod alertmanager;
+mod calendar;
 mod cli;
 mod errors;
 mod file_source;

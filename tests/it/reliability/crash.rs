@@ -59,6 +59,7 @@ fn strays(out: &Path) -> Vec<String> {
         }
         let ours = rel == "index.json"
             || name == "motd"
+            || name == "maintenance.ics"
             || (rel.contains("/items/") && has_extension(&name, "txt") && !name.starts_with('.'));
         if !ours || has_extension(&name, "tmp") {
             found.push(rel);
