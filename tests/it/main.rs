@@ -18,6 +18,7 @@ mod errors;
 mod file_source;
 mod fixtures;
 mod house;
+mod hpc_sources;
 mod packaging;
 mod reliability;
 mod serve;
