@@ -26,6 +26,9 @@ use toml::Spanned;
 
 use crate::error::{Error, Result};
 
+mod notify;
+pub use self::notify::{smtp_endpoint, EventKind, Impact, MailVia, NotifyRoute, Receiver};
+
 /// The file read when neither `--config` nor `$STATUSMOTD_CONFIG` says
 /// otherwise and there is no `./mapping.toml`.
 pub const SYSTEM_CONFIG: &str = "/etc/statusmotd/mapping.toml";
@@ -54,6 +57,8 @@ pub struct Config {
     pub clusters: BTreeMap<String, ClusterConfig>,
     /// Extra files rendered per cluster (`[[outputs]]`).
     pub outputs: Vec<OutputConfig>,
+    /// Notification routes (`[[notify]]`).
+    pub notify: Vec<NotifyRoute>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -601,6 +606,9 @@ impl Config {
             at(span, message)
         })?;
 
+        let notify = self::notify::validate(raw.notify, &clusters, &secret)
+            .map_err(|(span, m)| at(span, m))?;
+
         Ok(Config {
             path: path.to_owned(),
             settings,
@@ -608,6 +616,7 @@ impl Config {
             server,
             clusters,
             outputs,
+            notify,
         })
     }
 
@@ -940,6 +949,8 @@ struct RawConfig {
     clusters: BTreeMap<Spanned<ClusterName>, RawCluster>,
     #[serde(default)]
     outputs: Vec<RawOutput>,
+    #[serde(default)]
+    notify: Vec<self::notify::RawRoute>,
 }
 
 #[derive(Default, Deserialize)]
