@@ -9,9 +9,9 @@ use jiff::Timestamp;
 use crate::cli::{
     ConfigArg, DemoArgs, FetchArgs, GateArgs, MappingCommand, NotifyCommand, RenderArgs, ShowArgs,
 };
-use crate::notify;
 use crate::config::{self, Config, SourceConfig, SourceKind};
 use crate::error::{Error, Result};
+use crate::notify;
 use crate::pipeline::{self, Gathered};
 use crate::render::Renderer;
 use crate::snapshot;

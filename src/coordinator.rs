@@ -812,7 +812,14 @@ async fn notify_task(c: Arc<Coordinator>) {
                 c.tracker.spawn(async move {
                     if let Some(route) = live.config.notify.iter().find(|r| r.name == name) {
                         c2.notifier
-                            .deliver_route(&live.config, &live.renderer, Some(&c2.metrics), route, ids, None)
+                            .deliver_route(
+                                &live.config,
+                                &live.renderer,
+                                Some(&c2.metrics),
+                                route,
+                                ids,
+                                None,
+                            )
                             .await;
                     }
                     lock(&busy).remove(&name);
@@ -1327,7 +1334,15 @@ to = { email = { to = ["a@example.org"], from = "s@example.org", smtp = "smtp://
         let names: Vec<String> = secret_env_vars(&config).into_iter().collect();
         assert_eq!(
             names,
-            ["HOOK", "HOOK_SECRET", "KEY_A", "MATRIX_TOKEN", "REFRESH", "SLACK_HOOK", "SMTP_PASSWORD"]
+            [
+                "HOOK",
+                "HOOK_SECRET",
+                "KEY_A",
+                "MATRIX_TOKEN",
+                "REFRESH",
+                "SLACK_HOOK",
+                "SMTP_PASSWORD"
+            ]
         );
     }
 }

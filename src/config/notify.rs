@@ -14,7 +14,9 @@ use super::{validate_cluster_name, ClusterConfig, Secret};
 use crate::model::ItemKind;
 
 /// What happened to an item, as a route's `on` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
     /// An incident appeared (or came back after it was resolved).
@@ -96,7 +98,9 @@ pub struct NotifyRoute {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Receiver {
     /// A Slack or Mattermost incoming webhook; its URL is the secret.
-    Slack { url: Secret },
+    Slack {
+        url: Secret,
+    },
     Matrix {
         /// Without a trailing slash.
         homeserver: String,
@@ -429,11 +433,10 @@ fn receiver(route: &str, raw: RawTo) -> Result<Receiver, String> {
                     "route `{route}`: e-mail `to` is empty\nhint: `to = [\"users@example.org\"]`"
                 ));
             }
-            let to = e
-                .to
-                .iter()
-                .map(|a| mailbox(route, "to", a))
-                .collect::<Result<Vec<_>, _>>()?;
+            let to =
+                e.to.iter()
+                    .map(|a| mailbox(route, "to", a))
+                    .collect::<Result<Vec<_>, _>>()?;
             let from = mailbox(route, "from", &e.from)?;
             let via = match (e.smtp, e.sendmail) {
                 (Some(url), None) => {

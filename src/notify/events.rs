@@ -119,7 +119,9 @@ impl ItemInfo {
         ] {
             *s = sanitize_line(s);
         }
-        self.components.iter_mut().for_each(|c| *c = sanitize_line(c));
+        self.components
+            .iter_mut()
+            .for_each(|c| *c = sanitize_line(c));
         self.shortlink = self.shortlink.as_deref().and_then(sanitize_url);
         if let Some(u) = &mut self.latest {
             u.status = sanitize_line(&u.status);
@@ -151,7 +153,12 @@ fn phase_items(view: &ClusterView) -> impl Iterator<Item = (Phase, &Item)> {
     view.incidents
         .iter()
         .map(|i| (Phase::Open, i))
-        .chain(view.maintenance.upcoming.iter().map(|i| (Phase::Upcoming, i)))
+        .chain(
+            view.maintenance
+                .upcoming
+                .iter()
+                .map(|i| (Phase::Upcoming, i)),
+        )
         .chain(view.maintenance.active.iter().map(|i| (Phase::Active, i)))
         .chain(view.resolved.iter().map(|i| (Phase::Resolved, i)))
 }
@@ -177,9 +184,8 @@ pub fn summarize(view: &ClusterView) -> BTreeMap<String, SeenItem> {
 /// open, upcoming or under way is an event (an existing item); history is
 /// not.
 fn change(old: Option<&SeenItem>, now: &SeenItem, known: bool) -> Option<(EventKind, String)> {
-    let new_update = |o: &SeenItem| {
-        now.updates > o.updates || (now.updates > 0 && now.latest_at > o.latest_at)
-    };
+    let new_update =
+        |o: &SeenItem| now.updates > o.updates || (now.updates > 0 && now.latest_at > o.latest_at);
     let update_mark = || {
         format!(
             "{}@{}",
@@ -301,7 +307,10 @@ mod tests {
             .map(|n| UpdateView {
                 status: status.into(),
                 body: format!("update {n}"),
-                display_at: Some(at("2025-06-01T09:00:00Z") + jiff::SignedDuration::from_mins(i64::try_from(n).unwrap())),
+                display_at: Some(
+                    at("2025-06-01T09:00:00Z")
+                        + jiff::SignedDuration::from_mins(i64::try_from(n).unwrap()),
+                ),
             })
             .collect();
         Item {
@@ -331,7 +340,13 @@ mod tests {
         item(id, ItemKind::Incident, "investigating", updates)
     }
 
-    fn view(cluster: &str, open: Vec<Item>, upcoming: Vec<Item>, active: Vec<Item>, resolved: Vec<Item>) -> ClusterView {
+    fn view(
+        cluster: &str,
+        open: Vec<Item>,
+        upcoming: Vec<Item>,
+        active: Vec<Item>,
+        resolved: Vec<Item>,
+    ) -> ClusterView {
         ClusterView {
             cluster: cluster.into(),
             now: at("2025-06-01T10:00:00Z"),
@@ -382,10 +397,34 @@ mod tests {
         resolved.resolved_at = Some(at("2025-06-01T09:30:00Z"));
         let out = steps(&[
             vec![quiet("archer2")],
-            vec![view("archer2", vec![incident("i1", 1)], vec![], vec![], vec![])],
-            vec![view("archer2", vec![incident("i1", 1)], vec![], vec![], vec![])],
-            vec![view("archer2", vec![incident("i1", 2)], vec![], vec![], vec![])],
-            vec![view("archer2", vec![], vec![], vec![], vec![resolved.clone()])],
+            vec![view(
+                "archer2",
+                vec![incident("i1", 1)],
+                vec![],
+                vec![],
+                vec![],
+            )],
+            vec![view(
+                "archer2",
+                vec![incident("i1", 1)],
+                vec![],
+                vec![],
+                vec![],
+            )],
+            vec![view(
+                "archer2",
+                vec![incident("i1", 2)],
+                vec![],
+                vec![],
+                vec![],
+            )],
+            vec![view(
+                "archer2",
+                vec![],
+                vec![],
+                vec![],
+                vec![resolved.clone()],
+            )],
             vec![view("archer2", vec![], vec![], vec![], vec![resolved])],
             vec![quiet("archer2")],
         ]);
@@ -410,13 +449,46 @@ mod tests {
         let m = |status: &str, n| item("m1", ItemKind::Maintenance, status, n);
         let out = steps(&[
             vec![quiet("archer2")],
-            vec![view("archer2", vec![], vec![m("scheduled", 1)], vec![], vec![])],
-            vec![view("archer2", vec![], vec![m("scheduled", 2)], vec![], vec![])],
-            vec![view("archer2", vec![], vec![], vec![m("in_progress", 3)], vec![])],
-            vec![view("archer2", vec![], vec![], vec![m("verifying", 4)], vec![])],
-            vec![view("archer2", vec![], vec![], vec![], vec![m("completed", 5)])],
+            vec![view(
+                "archer2",
+                vec![],
+                vec![m("scheduled", 1)],
+                vec![],
+                vec![],
+            )],
+            vec![view(
+                "archer2",
+                vec![],
+                vec![m("scheduled", 2)],
+                vec![],
+                vec![],
+            )],
+            vec![view(
+                "archer2",
+                vec![],
+                vec![],
+                vec![m("in_progress", 3)],
+                vec![],
+            )],
+            vec![view(
+                "archer2",
+                vec![],
+                vec![],
+                vec![m("verifying", 4)],
+                vec![],
+            )],
+            vec![view(
+                "archer2",
+                vec![],
+                vec![],
+                vec![],
+                vec![m("completed", 5)],
+            )],
         ]);
-        let got: Vec<Vec<EventKind>> = out.iter().map(|e| e.iter().map(|e| e.kind).collect()).collect();
+        let got: Vec<Vec<EventKind>> = out
+            .iter()
+            .map(|e| e.iter().map(|e| e.kind).collect())
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -433,7 +505,10 @@ mod tests {
     #[test]
     fn maintenance_that_starts_unannounced_is_started() {
         let m = item("m2", ItemKind::Maintenance, "in_progress", 1);
-        let out = steps(&[vec![quiet("a")], vec![view("a", vec![], vec![], vec![m], vec![])]]);
+        let out = steps(&[
+            vec![quiet("a")],
+            vec![view("a", vec![], vec![], vec![m], vec![])],
+        ]);
         assert_eq!(out[1].len(), 1);
         assert_eq!(out[1][0].kind, EventKind::Started);
     }
@@ -470,7 +545,10 @@ mod tests {
             vec![done],
         )]]);
         assert_eq!(
-            out[0].iter().map(|e| (e.kind, e.first_seen.clone())).collect::<Vec<_>>(),
+            out[0]
+                .iter()
+                .map(|e| (e.kind, e.first_seen.clone()))
+                .collect::<Vec<_>>(),
             vec![
                 (EventKind::Opened, vec!["archer2".to_owned()]),
                 (EventKind::Upcoming, vec!["archer2".to_owned()]),
@@ -484,7 +562,9 @@ mod tests {
         let first = view("archer2", vec![incident("i1", 1)], vec![], vec![], vec![]);
         remember(&mut seen, &[&first]);
         let other = quiet("cirrus");
-        assert!(diff(&seen, &[&other]).iter().all(|e| e.clusters == ["cirrus"]));
+        assert!(diff(&seen, &[&other])
+            .iter()
+            .all(|e| e.clusters == ["cirrus"]));
         remember(&mut seen, &[&other]);
         assert!(diff(&seen, &[&first]).is_empty(), "archer2 was kept");
     }
@@ -501,7 +581,13 @@ mod tests {
         };
         let (x, y) = (steps_once(), steps_once());
         let ids: Vec<&str> = x.iter().flatten().map(|e| e.id.as_str()).collect();
-        assert_eq!(ids, y.iter().flatten().map(|e| e.id.as_str()).collect::<Vec<_>>());
+        assert_eq!(
+            ids,
+            y.iter()
+                .flatten()
+                .map(|e| e.id.as_str())
+                .collect::<Vec<_>>()
+        );
         let unique: BTreeSet<&str> = ids.iter().copied().collect();
         assert_eq!(unique.len(), 3, "{ids:?}");
     }

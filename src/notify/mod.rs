@@ -239,7 +239,11 @@ impl Notifier {
     /// Per route, the ids of the events to send now, in order: those due,
     /// or with `everything` also those waiting for their backoff. Drops
     /// what waited too long first.
-    pub fn due_by_route(&self, everything: bool, metrics: Option<&Metrics>) -> BTreeMap<String, Vec<String>> {
+    pub fn due_by_route(
+        &self,
+        everything: bool,
+        metrics: Option<&Metrics>,
+    ) -> BTreeMap<String, Vec<String>> {
         let due: Vec<(String, String)> = {
             let mut outbox = lock(&self.outbox);
             let now = Timestamp::now();
@@ -462,7 +466,11 @@ pub fn compose(
 /// receiver's answer.
 pub async fn send_test(config: &Config, renderer: &Renderer, name: &str) -> Result<String> {
     let Some(route) = config.notify.iter().find(|r| r.name == name) else {
-        let names: Vec<String> = config.notify.iter().map(|r| format!("`{}`", r.name)).collect();
+        let names: Vec<String> = config
+            .notify
+            .iter()
+            .map(|r| format!("`{}`", r.name))
+            .collect();
         return Err(Error::Usage(format!(
             "no `[[notify]]` route named `{name}`\nhint: {}",
             if names.is_empty() {
@@ -556,9 +564,19 @@ to = { slack = { url = { env = "X" } } }
         let n = Notifier::open(&config, None);
         let reasons = n.failing(&config, now);
         assert_eq!(reasons.len(), 1, "{reasons:?}");
-        assert!(reasons[0].contains("route `chat` has failed since"), "{}", reasons[0]);
-        assert!(reasons[0].contains("the receiver answered 500"), "{}", reasons[0]);
-        assert!(n.failing(&config, now - jiff::SignedDuration::from_mins(20)).is_empty());
+        assert!(
+            reasons[0].contains("route `chat` has failed since"),
+            "{}",
+            reasons[0]
+        );
+        assert!(
+            reasons[0].contains("the receiver answered 500"),
+            "{}",
+            reasons[0]
+        );
+        assert!(n
+            .failing(&config, now - jiff::SignedDuration::from_mins(20))
+            .is_empty());
         assert_eq!(n.backlog().0, 2);
     }
 
@@ -590,17 +608,42 @@ to = { slack = { url = { env = "X" } } }
             at: "2025-06-01T10:00:00Z".parse().unwrap(),
         };
         let (msg, payload) = compose(&config, &renderer, &config.notify[0], Some(&event));
-        assert!(!msg.text.contains('\u{1b}') && !msg.text.contains('\u{202e}'), "{:?}", msg.text);
-        assert!(msg.text.starts_with("Incident update on archer2, cirrus: Slow"), "{}", msg.text);
-        assert!(msg.text.contains("Status: identified (impact: major)"), "{}", msg.text);
+        assert!(
+            !msg.text.contains('\u{1b}') && !msg.text.contains('\u{202e}'),
+            "{:?}",
+            msg.text
+        );
+        assert!(
+            msg.text
+                .starts_with("Incident update on archer2, cirrus: Slow"),
+            "{}",
+            msg.text
+        );
+        assert!(
+            msg.text.contains("Status: identified (impact: major)"),
+            "{}",
+            msg.text
+        );
         assert!(msg.text.contains("Affects: Login nodes"), "{}", msg.text);
         assert!(msg.text.contains("A switch failed."), "{}", msg.text);
-        assert!(msg.text.contains("(Sun 01 Jun 2025 09:00 UTC)"), "{}", msg.text);
+        assert!(
+            msg.text.contains("(Sun 01 Jun 2025 09:00 UTC)"),
+            "{}",
+            msg.text
+        );
         assert!(msg.text.contains("https://stspg.io/i1"), "{}", msg.text);
-        assert!(msg.subject.starts_with("[archer2, cirrus] Incident update: Slow"), "{}", msg.subject);
+        assert!(
+            msg.subject
+                .starts_with("[archer2, cirrus] Incident update: Slow"),
+            "{}",
+            msg.subject
+        );
         assert!(!msg.subject.contains('\u{1b}'));
         assert_eq!(payload["event"], "updated");
-        assert_eq!(payload["clusters"], serde_json::json!(["archer2", "cirrus"]));
+        assert_eq!(
+            payload["clusters"],
+            serde_json::json!(["archer2", "cirrus"])
+        );
     }
 
     #[test]

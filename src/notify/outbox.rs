@@ -143,7 +143,12 @@ impl Outbox {
     /// Finds the events between what was seen and `views`, queues each for
     /// every route it passes, and remembers `views`. Returns how many
     /// (route, event) were queued.
-    pub fn enqueue(&mut self, routes: &[NotifyRoute], views: &[&ClusterView], now: Timestamp) -> usize {
+    pub fn enqueue(
+        &mut self,
+        routes: &[NotifyRoute],
+        views: &[&ClusterView],
+        now: Timestamp,
+    ) -> usize {
         let found = events::diff(&self.seen, views);
         events::remember(&mut self.seen, views);
         let mut queued = 0;
@@ -153,7 +158,10 @@ impl Outbox {
                     continue;
                 };
                 let key = (route.name.as_str(), event.id.as_str());
-                let known = self.pending.iter().any(|p| (p.route.as_str(), p.event.id.as_str()) == key)
+                let known = self
+                    .pending
+                    .iter()
+                    .any(|p| (p.route.as_str(), p.event.id.as_str()) == key)
                     || self.done.get(key.0).is_some_and(|d| d.contains_key(key.1));
                 if known {
                     continue;
@@ -262,7 +270,8 @@ impl Outbox {
 
     /// A delivery succeeded: the event is done for good.
     pub fn delivered(&mut self, route: &str, id: &str, now: Timestamp) {
-        self.pending.retain(|p| !(p.route == route && p.event.id == id));
+        self.pending
+            .retain(|p| !(p.route == route && p.event.id == id));
         self.mark_done(route, id, now);
     }
 
@@ -283,7 +292,9 @@ impl Outbox {
         p.attempts = p.attempts.saturating_add(1);
         p.failing_since.get_or_insert(now);
         p.last_error = Some(error.to_owned());
-        let wait = retry_after.unwrap_or_else(|| backoff(p.attempts)).min(MAX_BACKOFF);
+        let wait = retry_after
+            .unwrap_or_else(|| backoff(p.attempts))
+            .min(MAX_BACKOFF);
         p.next_at = now.checked_add(wait).unwrap_or(now);
     }
 
@@ -384,7 +395,13 @@ mod tests {
         }
     }
 
-    fn event(id: &str, kind: EventKind, impact: &str, clusters: &[&str], first_seen: &[&str]) -> Event {
+    fn event(
+        id: &str,
+        kind: EventKind,
+        impact: &str,
+        clusters: &[&str],
+        first_seen: &[&str],
+    ) -> Event {
         Event {
             id: id.into(),
             kind,
@@ -421,7 +438,12 @@ mod tests {
         let mut r = route("a", &["archer2"], slack());
         let e = event("e", EventKind::Opened, "minor", &["archer2", "cirrus"], &[]);
         assert_eq!(route_clusters(&r, &e), Some(vec!["archer2".to_owned()]));
-        assert_eq!(route_clusters(&route("all", &[], slack()), &e).unwrap().len(), 2);
+        assert_eq!(
+            route_clusters(&route("all", &[], slack()), &e)
+                .unwrap()
+                .len(),
+            2
+        );
         r.min_impact = Impact::Major;
         assert_eq!(route_clusters(&r, &e), None);
         r.min_impact = Impact::Minor;
@@ -477,7 +499,11 @@ mod tests {
         let mut o = Outbox::new();
         let quiet = sample_view(vec![]);
         let open = sample_view(vec![incident_item()]);
-        assert_eq!(o.enqueue(&routes, &[&quiet], now), 0, "first sight: nothing");
+        assert_eq!(
+            o.enqueue(&routes, &[&quiet], now),
+            0,
+            "first sight: nothing"
+        );
         assert_eq!(o.enqueue(&routes, &[&open], now), 1);
         let id = o.pending[0].event.id.clone();
         o.start("a", &id).unwrap();
@@ -567,7 +593,10 @@ mod tests {
     fn events_undeliverable_for_a_day_are_dropped_for_good() {
         let now = t("2025-06-02T10:00:01Z");
         let mut o = Outbox::new();
-        for (id, queued) in [("old", "2025-06-01T10:00:00Z"), ("new", "2025-06-02T09:00:00Z")] {
+        for (id, queued) in [
+            ("old", "2025-06-01T10:00:00Z"),
+            ("new", "2025-06-02T09:00:00Z"),
+        ] {
             o.pending.push(Pending {
                 route: "a".into(),
                 event: event(id, EventKind::Opened, "minor", &["archer2"], &[]),

@@ -132,7 +132,10 @@ pub async fn send(
                     Ok(s) => s,
                     Err(e) => return failed(e.to_string()),
                 };
-                req = req.header("X-Statusmotd-Signature", signature(secret.as_bytes(), &body));
+                req = req.header(
+                    "X-Statusmotd-Signature",
+                    signature(secret.as_bytes(), &body),
+                );
             }
             http(req.body(body), timeout, &route.name, true).await
         }
@@ -156,7 +159,9 @@ pub async fn send(
                     };
                     smtp(url, username.as_deref(), password, mail, timeout).await
                 }
-                MailVia::Sendmail(program) => sendmail(program, from, to, &mail, timeout, scrub).await,
+                MailVia::Sendmail(program) => {
+                    sendmail(program, from, to, &mail, timeout, scrub).await
+                }
             }
         }
     }
@@ -217,7 +222,12 @@ fn slack_body(msg: &Message) -> serde_json::Value {
 /// One HTTP request: 2xx is delivered, anything else failed (429 and 503
 /// with their `Retry-After`). `show_body` says whether the answer may be
 /// shown (not for Slack, whose error pages may echo the URL's secret).
-async fn http(req: reqwest::RequestBuilder, timeout: Duration, route: &str, show_body: bool) -> Outcome {
+async fn http(
+    req: reqwest::RequestBuilder,
+    timeout: Duration,
+    route: &str,
+    show_body: bool,
+) -> Outcome {
     let answer = tokio::time::timeout(timeout, async {
         let mut resp = req.timeout(timeout).send().await?;
         let status = resp.status();
@@ -256,8 +266,14 @@ async fn http(req: reqwest::RequestBuilder, timeout: Duration, route: &str, show
     };
     let text = crate::sanitize::sanitize_line(&String::from_utf8_lossy(&body));
     let text: String = text.chars().take(300).collect();
-    let shown = if show_body || status.is_success() { text } else { String::new() };
-    let line = format!("{} {}", status.as_u16(), shown).trim_end().to_owned();
+    let shown = if show_body || status.is_success() {
+        text
+    } else {
+        String::new()
+    };
+    let line = format!("{} {}", status.as_u16(), shown)
+        .trim_end()
+        .to_owned();
     if status.is_success() {
         Outcome::Sent(line)
     } else {
@@ -275,7 +291,14 @@ fn mail(msg: &Message, from: &str, to: &[String], key: &str) -> Result<lettre::M
             .map_err(|e| format!("invalid address `{a}`: {e}"))
     };
     // A subject is one line.
-    let subject: String = msg.subject.lines().next().unwrap_or_default().chars().take(200).collect();
+    let subject: String = msg
+        .subject
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
     let mut b = lettre::Message::builder()
         .from(parse(from)?)
         .subject(subject)
@@ -289,7 +312,10 @@ fn mail(msg: &Message, from: &str, to: &[String], key: &str) -> Result<lettre::M
 }
 
 fn is_loopback(host: &str) -> bool {
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn smtp(
@@ -329,7 +355,9 @@ async fn smtp(
     }
     let transport = builder.build();
     match tokio::time::timeout(timeout.saturating_mul(2), transport.send(mail)).await {
-        Err(_) => failed(format!("the SMTP server `{host}:{port}` did not answer in time")),
+        Err(_) => failed(format!(
+            "the SMTP server `{host}:{port}` did not answer in time"
+        )),
         Ok(Err(e)) => failed(format!("SMTP `{host}:{port}`: {e}")),
         Ok(Ok(resp)) => {
             let text: Vec<&str> = resp.message().collect();
@@ -383,7 +411,9 @@ async fn sendmail(
     match tokio::time::timeout(timeout, run).await {
         Err(_) => failed(format!("`{}` did not finish in time", program.display())),
         Ok(Err(e)) => failed(format!("`{}`: {e}", program.display())),
-        Ok(Ok(out)) if out.status.success() => Outcome::Sent(format!("`{}` accepted it", program.display())),
+        Ok(Ok(out)) if out.status.success() => {
+            Outcome::Sent(format!("`{}` accepted it", program.display()))
+        }
         Ok(Ok(out)) => {
             let err = String::from_utf8_lossy(&out.stderr);
             failed(format!(
@@ -425,7 +455,10 @@ mod tests {
         let text = body["text"].as_str().unwrap();
         assert_eq!(text, "&lt;!channel&gt; &amp; &lt;https://evil|click&gt;");
         assert_eq!(body["blocks"][0]["text"]["text"], text);
-        assert_eq!(body["blocks"][1]["elements"][0]["text"], "<https://stspg.io/x|Status page>");
+        assert_eq!(
+            body["blocks"][1]["elements"][0]["text"],
+            "<https://stspg.io/x|Status page>"
+        );
     }
 
     #[test]
@@ -442,7 +475,10 @@ mod tests {
         )
         .unwrap();
         let text = String::from_utf8(m.formatted()).unwrap();
-        assert!(text.contains("Subject: Incident on archer2: Slow\r\n"), "{text}");
+        assert!(
+            text.contains("Subject: Incident on archer2: Slow\r\n"),
+            "{text}"
+        );
         assert!(!text.contains("Bcc"), "{text}");
         assert!(text.contains("Message-ID: <k123@statusmotd>"), "{text}");
         assert!(text.contains("To: a@example.org, b@example.org"), "{text}");
