@@ -16,6 +16,7 @@ mod errors;
 mod file_source;
 mod fixtures;
 mod house;
+mod notify;
 mod packaging;
 mod reliability;
 mod serve;
