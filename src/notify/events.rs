@@ -108,6 +108,7 @@ impl ItemInfo {
 
     /// The same, every string made safe again: for an item read back from
     /// `state_dir`, which a person may have edited.
+    #[must_use]
     pub fn sanitized(mut self) -> ItemInfo {
         for s in [
             &mut self.source,
@@ -206,9 +207,12 @@ fn change(old: Option<&SeenItem>, now: &SeenItem, known: bool) -> Option<(EventK
             Some((EventKind::Upcoming, String::new()))
         }
         (Phase::Active, _) => Some((EventKind::Started, String::new())),
-        (Phase::Upcoming | Phase::Open, Some(_)) => None,
+        // Back from under way to scheduled, or an incident that turned into
+        // maintenance: nothing people need to hear. Resolved history of a
+        // cluster seen for the first time is not news either.
+        (Phase::Upcoming | Phase::Open, Some(_))
+        | (Phase::Resolved, Some((Phase::Resolved, _))) => None,
         (Phase::Resolved, None) if !known => None,
-        (Phase::Resolved, Some((Phase::Resolved, _))) => None,
         (Phase::Resolved, _) => Some((EventKind::Resolved, String::new())),
     }
 }

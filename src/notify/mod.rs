@@ -399,8 +399,8 @@ pub fn compose(
     event: Option<&Event>,
 ) -> (Message, serde_json::Value) {
     let tz = timezone(config);
-    let ctx = match event {
-        Some(e) => context! {
+    let ctx = if let Some(e) = event {
+        context! {
             test => false,
             event => e.kind.as_str(),
             item => Value::from_serialize(&e.item),
@@ -408,15 +408,16 @@ pub fn compose(
             route => route.name.clone(),
             now => e.at.to_string(),
             timezone => tz,
-        },
-        None => context! {
+        }
+    } else {
+        context! {
             test => true,
             event => "test",
             clusters => route.clusters.clone(),
             route => route.name.clone(),
             now => Timestamp::now().to_string(),
             timezone => tz,
-        },
+        }
     };
     let template = route.template.as_deref().unwrap_or(NOTIFY_TEMPLATE);
     let text = renderer

@@ -16,6 +16,7 @@
 //! (a Slack URL is one, so its errors name the route, not the URL).
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -183,7 +184,7 @@ fn path_segment(s: &str) -> String {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out
@@ -201,7 +202,7 @@ fn slack_body(msg: &Message) -> serde_json::Value {
     // A section's text is at most 3000 characters.
     let mut section: String = slack_escape(&msg.text).chars().take(2900).collect();
     if section.trim().is_empty() {
-        section = "(empty)".to_owned();
+        "(empty)".clone_into(&mut section);
     }
     let mut blocks = vec![serde_json::json!({
         "type": "section",
@@ -380,8 +381,7 @@ async fn sendmail(
 ) -> Outcome {
     let address = |a: &str| {
         a.parse::<lettre::message::Mailbox>()
-            .map(|m| m.email.to_string())
-            .unwrap_or_else(|_| a.to_owned())
+            .map_or_else(|_| a.to_owned(), |m| m.email.to_string())
     };
     let mut cmd = tokio::process::Command::new(program);
     // `-i`: a line with a lone dot does not end the message; `--`: no

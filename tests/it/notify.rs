@@ -13,7 +13,7 @@ use sha2::Sha256;
 use crate::cli::{code, stderr, stdout, Site};
 use crate::common::{eventually, http_exchange, http_get, Served};
 use crate::fake::FakeStatuspage;
-use crate::support::notify::{body, header, Answer, HttpReceiver, Smtp};
+use crate::support::notify::{body, header, Answer, HttpReceiver, Seen, Smtp};
 
 const REFRESH_TOKEN: &str = "rt-9c1e0f2a";
 const INCIDENT: &str = "Login nodes unreachable";
@@ -192,11 +192,12 @@ fn metrics(served: &Served) -> String {
         .1
 }
 
-/// The value of one sample line of `/metrics`, 0 when absent.
-fn sample(text: &str, series: &str) -> f64 {
+/// The value of one sample line (a whole number) of `/metrics`, 0 when
+/// absent.
+fn sample(text: &str, series: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
+        .unwrap_or(0)
 }
 
 #[test]
@@ -248,7 +249,7 @@ to = {{ email = {{ to = ["cirrus-users@example.org"], from = "status@example.org
             format!("[archer2] Resolved: {INCIDENT}"),
         ]
     );
-    let bodies: Vec<String> = mails.iter().map(|m| body(m)).collect();
+    let bodies: Vec<String> = mails.iter().map(String::as_str).map(body).collect();
     assert!(
         bodies[0].contains(&format!("Incident on archer2: {INCIDENT}")),
         "{}",
@@ -359,7 +360,7 @@ to = {{ webhook = {{ url = "{url}/loud" }} }}
         ),
     );
     render(&site);
-    let loud: Vec<Value> = rx.delivered_at("/loud").iter().map(|s| s.json()).collect();
+    let loud: Vec<Value> = rx.delivered_at("/loud").iter().map(Seen::json).collect();
     let kinds: Vec<&str> = loud.iter().map(|v| v["event"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["opened", "upcoming"], "{loud:#?}");
     assert_eq!(loud[1]["item"]["name"], "Login node kernel upgrade");
@@ -508,7 +509,7 @@ to = {{ slack = {{ url = {{ env = "TEST_SLACK_URL" }} }} }}
             &m,
             "statusmotd_notifications_total{route=\"chat\",result=\"error\"}"
         ),
-        2.0,
+        2,
         "{m}"
     );
     assert_eq!(
@@ -516,7 +517,7 @@ to = {{ slack = {{ url = {{ env = "TEST_SLACK_URL" }} }} }}
             &m,
             "statusmotd_notifications_total{route=\"chat\",result=\"ok\"}"
         ),
-        1.0,
+        1,
         "{m}"
     );
     assert_eq!(
@@ -524,7 +525,7 @@ to = {{ slack = {{ url = {{ env = "TEST_SLACK_URL" }} }} }}
             &m,
             "statusmotd_notifications_total{route=\"room\",result=\"ok\"}"
         ),
-        1.0,
+        1,
         "{m}"
     );
     assert_eq!(
@@ -532,10 +533,10 @@ to = {{ slack = {{ url = {{ env = "TEST_SLACK_URL" }} }} }}
             &m,
             "statusmotd_notifications_total{route=\"cirrus-chat\",result=\"ok\"}"
         ),
-        0.0
+        0
     );
     eventually("the outbox is empty", 10, || {
-        sample(&metrics(&served), "statusmotd_notify_outbox_size") == 0.0
+        sample(&metrics(&served), "statusmotd_notify_outbox_size") == 0
     });
     // No log line carries a secret.
     let log = served.log();
@@ -618,7 +619,7 @@ to = {{ webhook = {{ url = "{hook}/in" }} }}
             &m,
             "statusmotd_notifications_total{route=\"chat\",result=\"abandoned\"}"
         ),
-        1.0,
+        1,
         "{m}"
     );
 }
