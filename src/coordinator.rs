@@ -1298,7 +1298,7 @@ mod tests {
     }
 
     #[test]
-    fn secret_env_vars_are_every_env_secret_of_sources_server_and_routes() {
+    fn secret_env_vars_are_every_env_secret_of_sources_and_server() {
         let text = r#"
 [sources.a]
 kind = "statuspage"
@@ -1313,6 +1313,23 @@ kind = "statuspage-public"
 url = "https://status.example.com"
 [server]
 webhook_token = { env = "HOOK" }
+refresh_token = { env = "REFRESH" }
+[clusters.x]
+source = "c"
+components = ["Storage"]
+"#;
+        let config = Config::parse(text, Path::new("/etc/statusmotd/mapping.toml")).unwrap();
+        let names: Vec<String> = secret_env_vars(&config).into_iter().collect();
+        assert_eq!(names, ["HOOK", "KEY_A", "REFRESH"]);
+    }
+
+    #[test]
+    fn secret_env_vars_include_every_secret_of_the_notify_routes() {
+        let text = r#"
+[sources.c]
+kind = "statuspage-public"
+url = "https://status.example.com"
+[server]
 refresh_token = { env = "REFRESH" }
 [clusters.x]
 source = "c"
@@ -1335,9 +1352,7 @@ to = { email = { to = ["a@example.org"], from = "s@example.org", smtp = "smtp://
         assert_eq!(
             names,
             [
-                "HOOK",
                 "HOOK_SECRET",
-                "KEY_A",
                 "MATRIX_TOKEN",
                 "REFRESH",
                 "SLACK_HOOK",

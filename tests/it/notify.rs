@@ -681,3 +681,68 @@ to = { slack = { url = { env = "TEST_SLACK_URL" } } }
         stderr(&out)
     );
 }
+
+#[test]
+fn sendmail_gets_the_addresses_as_arguments_and_no_secret_in_its_environment() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let fake = FakeStatuspage::spawn();
+    set_page(&fake, Step::Quiet, false);
+    let bin = tempfile::tempdir().unwrap();
+    let sendmail = bin.path().join("sendmail");
+    fs::write(
+        &sendmail,
+        "#!/bin/sh\nd=$(dirname \"$0\")\nprintf '%s\\n' \"$@\" > \"$d/args\"\nenv > \"$d/env\"\ncat > \"$d/mail\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(&sendmail, fs::Permissions::from_mode(0o755)).unwrap();
+    let site = site(
+        &fake,
+        "",
+        &format!(
+            r#"[[notify]]
+name = "local-mail"
+clusters = ["archer2"]
+to = {{ email = {{ to = ["archer2-users@example.org", "Ops <ops@example.org>"], from = "HPC status <status@example.org>", sendmail = "{}" }} }}
+
+[[notify]]
+name = "chat"
+to = {{ slack = {{ url = {{ env = "TEST_SLACK_URL" }} }} }}
+"#,
+            sendmail.display()
+        ),
+    );
+    let run = || {
+        let out = site
+            .cmd()
+            .arg("render")
+            .env("TEST_SLACK_URL", "http://127.0.0.1:9/slack-secret-value")
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    };
+    run();
+    set_page(&fake, Step::Opened, false);
+    run();
+    let args = fs::read_to_string(bin.path().join("args")).unwrap();
+    assert_eq!(
+        args.lines().collect::<Vec<_>>(),
+        [
+            "-i",
+            "-f",
+            "status@example.org",
+            "--",
+            "archer2-users@example.org",
+            "ops@example.org"
+        ]
+    );
+    let env = fs::read_to_string(bin.path().join("env")).unwrap();
+    assert!(!env.contains("slack-secret-value"), "{env}");
+    assert!(!env.contains("TEST_SLACK_URL"), "{env}");
+    let mail = fs::read_to_string(bin.path().join("mail")).unwrap();
+    assert_eq!(
+        header(&mail, "Subject").unwrap(),
+        format!("[archer2] Incident: {INCIDENT}")
+    );
+    assert!(body(&mail).contains("Logins time out."), "{mail}");
+}
