@@ -803,7 +803,9 @@ async fn notify_task(c: Arc<Coordinator>) {
     loop {
         let live = c.live();
         if !live.config.notify.is_empty() {
-            let due = c.notifier.due_by_route(false, Some(&c.metrics));
+            let due = c
+                .notifier
+                .due_by_route(&live.config, false, Some(&c.metrics));
             for (name, ids) in due {
                 if !lock(&busy).insert(name.clone()) {
                     continue; // this route is still busy with earlier ones

@@ -238,16 +238,19 @@ impl Notifier {
 
     /// Per route, the ids of the events to send now, in order: those due,
     /// or with `everything` also those waiting for their backoff. Drops
-    /// what waited too long first.
+    /// what waited too long, and what belongs to no configured route,
+    /// first.
     pub fn due_by_route(
         &self,
+        config: &Config,
         everything: bool,
         metrics: Option<&Metrics>,
     ) -> BTreeMap<String, Vec<String>> {
         let due: Vec<(String, String)> = {
             let mut outbox = lock(&self.outbox);
             let now = Timestamp::now();
-            let dropped = outbox.expire(now);
+            let mut dropped = outbox.forget_routes(&config.notify);
+            dropped.extend(outbox.expire(now));
             if !dropped.is_empty() {
                 self.save(&outbox);
             }
@@ -282,7 +285,7 @@ impl Notifier {
         everything: bool,
         until: Option<Instant>,
     ) -> usize {
-        let per_route = self.due_by_route(everything, metrics);
+        let per_route = self.due_by_route(config, everything, metrics);
         let runs = per_route.into_iter().filter_map(|(name, ids)| {
             let route = config.notify.iter().find(|r| r.name == name)?;
             Some(self.deliver_route(config, renderer, metrics, route, ids, until))

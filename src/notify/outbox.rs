@@ -299,12 +299,30 @@ impl Outbox {
     }
 
     /// The time of the next due entry, if any is waiting.
+    ///
+    /// A route is due once none of its events waits for a backoff (see
+    /// [`Outbox::due`]); a route with a delivery under way is not counted:
+    /// its end wakes the deliveries anyway.
     pub fn next_due(&self) -> Option<Timestamp> {
-        self.pending
-            .iter()
-            .filter(|p| !p.in_flight)
-            .map(|p| p.next_at)
-            .min()
+        let mut per_route: BTreeMap<&str, Option<Timestamp>> = BTreeMap::new();
+        for p in &self.pending {
+            let at = per_route.entry(p.route.as_str()).or_insert(Some(p.next_at));
+            *at = if p.in_flight {
+                None
+            } else {
+                at.map(|t| t.max(p.next_at))
+            };
+        }
+        per_route.into_values().flatten().min()
+    }
+
+    /// Drops the events of routes that are no longer configured.
+    pub fn forget_routes(&mut self, routes: &[NotifyRoute]) -> Vec<Dropped> {
+        let (keep, gone): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| routes.iter().any(|r| r.name == p.route));
+        self.pending = keep;
+        gone.into_iter().map(Dropped::NoRoute).collect()
     }
 
     /// Per route, since when its oldest undelivered event has been failing.
@@ -555,6 +573,34 @@ mod tests {
             data_age_seconds: 0,
             sources: vec![],
         }
+    }
+
+    #[test]
+    fn a_route_is_next_due_when_its_backoff_ends() {
+        let now = t("2025-06-01T10:00:00Z");
+        let mut o = Outbox::new();
+        for id in ["e1", "e2"] {
+            o.pending.push(Pending {
+                route: "a".into(),
+                event: event(id, EventKind::Opened, "minor", &["archer2"], &[]),
+                queued_at: now,
+                attempts: 0,
+                next_at: now,
+                in_flight: false,
+                failing_since: None,
+                last_error: None,
+            });
+        }
+        assert_eq!(o.next_due(), Some(now));
+        o.start("a", "e1").unwrap();
+        assert_eq!(o.next_due(), None, "under way: its end wakes");
+        o.failed("a", "e1", "refused", None, now);
+        // The second waits behind the first: not due before the backoff.
+        assert_eq!(o.next_due(), Some(now + SignedDuration::from_secs(1)));
+        assert!(o.due(now).is_empty());
+        let gone = o.forget_routes(&[route("b", &[], slack())]);
+        assert_eq!(gone.len(), 2);
+        assert!(o.pending.is_empty());
     }
 
     #[test]
