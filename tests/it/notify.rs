@@ -746,3 +746,60 @@ to = {{ slack = {{ url = {{ env = "TEST_SLACK_URL" }} }} }}
     );
     assert!(body(&mail).contains("Logins time out."), "{mail}");
 }
+
+#[test]
+fn readyz_names_a_route_failing_for_longer_than_stale_after_until_it_delivers() {
+    let rx = HttpReceiver::spawn();
+    rx.answer_always(Answer::Status(500));
+    let fake = FakeStatuspage::spawn();
+    set_page(&fake, Step::Opened, false);
+    let site = site(
+        &fake,
+        "stale_after = \"30m\"",
+        r#"[[notify]]
+name = "chat"
+to = { slack = { url = { env = "TEST_SLACK_URL" } } }
+"#,
+    );
+    // An outbox left by an earlier run: one event, failing for two hours.
+    let since = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2)).to_string();
+    let outbox = json!({
+        "format": 1,
+        "seen": {},
+        "pending": [{
+            "route": "chat",
+            "event": {
+                "id": "e1", "kind": "opened",
+                "item": {"source": "hpc", "source_title": "HPC", "id": "inc0", "kind": "incident",
+                         "name": "Old news", "status": "investigating", "impact": "minor",
+                         "created_at": null, "updated_at": null, "started_at": null,
+                         "scheduled_for": null, "scheduled_until": null, "resolved_at": null,
+                         "shortlink": null, "components": [], "latest": null},
+                "clusters": ["archer2"], "first_seen": [], "at": since,
+            },
+            "queued_at": since, "attempts": 0, "next_at": since, "in_flight": false,
+            "failing_since": since, "last_error": "the receiver answered 500",
+        }],
+        "done": {},
+    });
+    fs::create_dir_all(site.path().join("state")).unwrap();
+    fs::write(site.path().join("state/notify.json"), outbox.to_string()).unwrap();
+    let served = serve(&site, &[("TEST_SLACK_URL", format!("{}/hook", rx.url()))]);
+    refresh(&served);
+    let readyz = || http_get(served.addr(), "/readyz", Duration::from_secs(10)).unwrap();
+    let (status, answer) = readyz();
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer.contains("notification route `chat` has failed since"),
+        "{answer}"
+    );
+    eventually("another attempt", 10, || !rx.seen().is_empty());
+
+    rx.answer_always(Answer::Ok);
+    eventually("the delivery and a ready service", 20, || readyz().0 == 200);
+    assert_eq!(rx.delivered_at("/hook").len(), 1);
+    assert!(rx.delivered_at("/hook")[0].json()["text"]
+        .as_str()
+        .unwrap()
+        .contains("Old news"));
+}
