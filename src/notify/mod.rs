@@ -170,6 +170,9 @@ impl Notifier {
         let before = outbox.clone();
         let dropped = outbox.expire(now);
         let queued = outbox.enqueue(&config.notify, views, now);
+        // A cluster removed from the configuration is forgotten: should it
+        // come back, it is seen for the first time again.
+        outbox.seen.retain(|c, _| config.clusters.contains_key(c));
         if *outbox != before {
             outbox.save(&self.state_dir)?;
         }

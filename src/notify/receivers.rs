@@ -53,9 +53,11 @@ pub enum Outcome {
     },
 }
 
-fn failed(error: impl Into<String>) -> Outcome {
+/// A failure; its text may quote a remote server (an SMTP reply), so it is
+/// made one safe line before it reaches a log, the outbox or `/readyz`.
+fn failed(error: impl AsRef<str>) -> Outcome {
     Outcome::Failed {
-        error: error.into(),
+        error: one_line(error.as_ref()),
         retry_after: None,
     }
 }
@@ -166,6 +168,16 @@ pub async fn send(
             }
         }
     }
+}
+
+/// `s` without anything a terminal acts on, its lines joined into one.
+fn one_line(s: &str) -> String {
+    crate::sanitize::terminal_safe(s)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `sha256=<hex HMAC-SHA256 of body>`.
@@ -437,6 +449,14 @@ mod tests {
             signature(b"Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn a_failure_is_one_safe_line() {
+        let Outcome::Failed { error, .. } = failed("550 <a@b> rejected\r\n\u{1b}[2Jhint: x") else {
+            unreachable!()
+        };
+        assert_eq!(error, "550 <a@b> rejected hint: x");
     }
 
     #[test]
