@@ -44,6 +44,9 @@ pub enum Command {
     /// Write or check the cluster mapping against the upstream groups.
     #[command(subcommand)]
     Mapping(MappingCommand),
+    /// Notification routes (`[[notify]]`): send a test message.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -191,5 +194,17 @@ pub enum MappingCommand {
         /// Check against a saved snapshot instead of fetching.
         #[arg(long, value_name = "FILE")]
         snapshot: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send a test message through a `[[notify]]` route and print the receiver's answer.
+    Test {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The route's `name`.
+        #[arg(value_name = "ROUTE")]
+        route: String,
     },
 }

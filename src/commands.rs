@@ -6,9 +6,12 @@ use std::path::Path;
 
 use jiff::Timestamp;
 
-use crate::cli::{ConfigArg, DemoArgs, FetchArgs, GateArgs, MappingCommand, RenderArgs, ShowArgs};
+use crate::cli::{
+    ConfigArg, DemoArgs, FetchArgs, GateArgs, MappingCommand, NotifyCommand, RenderArgs, ShowArgs,
+};
 use crate::config::{self, Config, SourceConfig, SourceKind};
 use crate::error::{Error, Result};
+use crate::notify;
 use crate::pipeline::{self, Gathered};
 use crate::render::Renderer;
 use crate::snapshot;
@@ -143,6 +146,9 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     });
 
     let changes = outcome?;
+    if keep_state && !config.notify.is_empty() {
+        notify_after_render(&config, &renderer, &plan);
+    }
     let mut stdout = std::io::stdout().lock();
     for c in &changes {
         let line = if args.check {
@@ -160,6 +166,45 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     errors.extend(permanent_failures(&data, &clusters));
     finish(errors)?;
     Ok(u8::from(args.check && !changes.is_empty()))
+}
+
+/// Queues the notifications of what was just rendered (compared with the
+/// views kept in `state_dir`), then tries once, within one delivery's
+/// timeout, to send what the outbox holds. What is not sent stays in the
+/// outbox for the next run (or `serve`), said on stderr.
+fn notify_after_render(config: &Config, renderer: &Renderer, plan: &pipeline::Plan) {
+    let notifier = notify::Notifier::open(config, None);
+    let views: Vec<&crate::view::ClusterView> = plan.clusters.values().map(|p| &p.view).collect();
+    if let Err(e) = notifier.enqueue(config, &views, None) {
+        eprintln!("warning: notifications are not queued: {e}");
+        return;
+    }
+    let until = std::time::Instant::now() + notify::attempt_timeout(config);
+    match runtime() {
+        Ok(rt) => {
+            rt.block_on(notifier.deliver(config, renderer, None, true, Some(until)));
+        }
+        Err(e) => eprintln!("warning: notifications are not sent: {e}"),
+    }
+    let (left, _) = notifier.backlog();
+    if left > 0 {
+        eprintln!(
+            "warning: {left} notification(s) not delivered yet; they stay in the outbox in `{}` for the next run",
+            notifier.state_dir().display()
+        );
+    }
+}
+
+pub fn notify(cmd: &NotifyCommand) -> Result<u8> {
+    match cmd {
+        NotifyCommand::Test { config, route } => {
+            let config = load_config(config)?;
+            let renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
+            let answer = runtime()?.block_on(notify::send_test(&config, &renderer, route))?;
+            println!("{answer}");
+            Ok(0)
+        }
+    }
 }
 
 /// Reports the errors of clusters that could not be rendered; the first

@@ -12,6 +12,7 @@ pub mod error;
 pub mod mapping;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod output;
 pub mod pipeline;
 pub mod render;
@@ -38,6 +39,7 @@ pub fn run(cli: &Cli) -> u8 {
         Command::Gate(args) => commands::gate(args),
         Command::Serve(args) => serve::run(args),
         Command::Mapping(cmd) => commands::mapping(cmd),
+        Command::Notify(cmd) => commands::notify(cmd),
         Command::Completions { shell } => commands::completions(*shell),
         Command::Man => commands::man(),
         Command::Schema => commands::schema(),

@@ -42,6 +42,13 @@ pub struct FetchLabel {
     pub result: String,
 }
 
+/// A notification route (a configured name) and what happened.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+    pub result: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabel {
     pub action: &'static str,
@@ -76,6 +83,15 @@ pub struct Metrics {
     /// Seconds the `on_change` under way has been running; 0 when none is.
     on_change_running: Gauge<f64, AtomicU64>,
     on_change_started: Mutex<Option<Instant>>,
+    /// Notification deliveries by route and result: `ok`, `error` (an
+    /// attempt failed; it is retried), `dropped` (undeliverable for a day,
+    /// or its route is gone), `abandoned` (under way when the process
+    /// stopped, to a receiver that cannot recognise a repeat).
+    pub notifications: Family<RouteLabel, Counter>,
+    /// Events waiting in the outbox.
+    pub outbox_size: Gauge,
+    /// Age of the oldest event waiting in the outbox, 0 when none waits.
+    pub outbox_oldest: Gauge<f64, AtomicU64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -163,6 +179,24 @@ impl Metrics {
             "How long the on_change command under way has been running (0: none is)",
             on_change_running.clone(),
         );
+        let notifications = Family::<RouteLabel, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notification deliveries, by route and result (ok, error, dropped, abandoned)",
+            notifications.clone(),
+        );
+        let outbox_size = Gauge::default();
+        registry.register(
+            "notify_outbox_size",
+            "Notifications waiting in the outbox",
+            outbox_size.clone(),
+        );
+        let outbox_oldest = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "notify_outbox_oldest_seconds",
+            "Age of the oldest notification waiting in the outbox (0: none waits)",
+            outbox_oldest.clone(),
+        );
         // Show the outcomes at zero from the start, so a dashboard or an
         // alert on "errors > 0" has a series to look at.
         for result in ["ok", "error"] {
@@ -189,7 +223,39 @@ impl Metrics {
             on_change_runs,
             on_change_running,
             on_change_started: Mutex::new(None),
+            notifications,
+            outbox_size,
+            outbox_oldest,
         }
+    }
+
+    /// Counts a notification delivery of `route`: `ok`, `error`, `dropped`
+    /// or `abandoned`.
+    pub fn notification(&self, route: &str, result: &'static str) {
+        self.notifications
+            .get_or_create(&RouteLabel {
+                route: route.to_owned(),
+                result,
+            })
+            .inc();
+    }
+
+    /// Shows a route's series at zero, so an alert has something to read.
+    pub fn notification_route(&self, route: &str) {
+        for result in ["ok", "error", "dropped"] {
+            let _ = self.notifications.get_or_create(&RouteLabel {
+                route: route.to_owned(),
+                result,
+            });
+        }
+    }
+
+    /// Sets the outbox's size and the age of its oldest entry.
+    pub fn outbox(&self, size: usize, oldest: Option<Duration>) {
+        self.outbox_size
+            .set(i64::try_from(size).unwrap_or(i64::MAX));
+        self.outbox_oldest
+            .set(oldest.map_or(0.0, |d| d.as_secs_f64()));
     }
 
     pub fn webhook(&self, outcome: Webhook) {

@@ -41,7 +41,16 @@ const EMBEDDED: &[(&str, &str)] = &[
     (ITEM_TEMPLATE, include_str!("../templates/item.txt.j2")),
     // Not used unless an `[[outputs]]` entry names it (Open OnDemand).
     ("ood.md.j2", include_str!("../templates/ood.md.j2")),
+    // The messages of `[[notify]]` routes.
+    (NOTIFY_TEMPLATE, include_str!("../templates/notify.txt.j2")),
 ];
+
+/// The default notification message; see `templates/notify.txt.j2`.
+pub const NOTIFY_TEMPLATE: &str = "notify.txt.j2";
+
+/// A notification message is at most this long: chat rooms and mail
+/// readers want a note, not a page.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 
 /// A template file larger than this is certainly a mistake (a log, a binary).
 const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
@@ -192,6 +201,33 @@ impl Renderer {
     pub fn render_item_in(&self, ctx: &ViewContext<'_>, item: &Item) -> Result<String> {
         let value = context! { item => Value::from_serialize(item), ..ctx.value.clone() };
         self.render_with(ITEM_TEMPLATE, value, ctx.view)
+    }
+
+    /// Renders a notification message: `template` with `ctx` (see
+    /// `crate::notify`), every printed value made terminal-safe like a
+    /// MOTD's, cut at a line boundary to [`MAX_MESSAGE_BYTES`].
+    pub fn render_message(&self, template: &str, ctx: Value) -> Result<String> {
+        let tmpl = self.env.get_template(template).map_err(|e| {
+            if e.kind() == ErrorKind::TemplateNotFound {
+                Error::Config(format!(
+                    "no template named `{template}` for a `[[notify]]` route\nhint: put it in `templates_dir`, or remove `template` to use the built-in `{NOTIFY_TEMPLATE}`"
+                ))
+            } else {
+                template_error("cannot load template", &e, self.dir.as_deref())
+            }
+        })?;
+        let mut out = tmpl
+            .render(ctx)
+            .map_err(|e| template_error("cannot render template", &e, self.dir.as_deref()))?;
+        if out.len() > MAX_MESSAGE_BYTES {
+            let keep = out.as_bytes()[..MAX_MESSAGE_BYTES - 16]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            out.truncate(keep);
+            out.push_str("[truncated]\n");
+        }
+        Ok(out)
     }
 
     /// Names of the templates available (embedded and from `templates_dir`),
@@ -1019,7 +1055,7 @@ mod tests {
         assert!(item.starts_with("[INCIDENT] Lustre /work slow\n"), "{item}");
         assert_eq!(
             r.template_names(),
-            vec!["item.txt.j2", "motd.txt.j2", "ood.md.j2"]
+            vec!["item.txt.j2", "motd.txt.j2", "notify.txt.j2", "ood.md.j2"]
         );
     }
 
@@ -1403,7 +1439,7 @@ mod tests {
         let r = Renderer::new(None).unwrap();
         assert_eq!(
             r.template_names(),
-            vec!["item.txt.j2", "motd.txt.j2", "ood.md.j2"]
+            vec!["item.txt.j2", "motd.txt.j2", "notify.txt.j2", "ood.md.j2"]
         );
     }
 

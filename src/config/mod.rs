@@ -24,6 +24,9 @@ pub use alertmanager::{AlertmanagerConfig, Auth, MatchOp, Matcher};
 mod slurm;
 pub use slurm::{Reservations, SlurmConfig};
 
+mod notify;
+pub use self::notify::{smtp_endpoint, EventKind, Impact, MailVia, NotifyRoute, Receiver};
+
 /// The file read when neither `--config` nor `$STATUSMOTD_CONFIG` says
 /// otherwise and there is no `./mapping.toml`.
 pub const SYSTEM_CONFIG: &str = "/etc/statusmotd/mapping.toml";
@@ -52,6 +55,8 @@ pub struct Config {
     pub clusters: BTreeMap<String, ClusterConfig>,
     /// Extra files rendered per cluster (`[[outputs]]`).
     pub outputs: Vec<OutputConfig>,
+    /// Notification routes (`[[notify]]`).
+    pub notify: Vec<NotifyRoute>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -31,6 +31,8 @@ pub(super) struct RawConfig {
     pub(super) clusters: BTreeMap<Spanned<ClusterName>, RawCluster>,
     #[serde(default)]
     pub(super) outputs: Vec<RawOutput>,
+    #[serde(default)]
+    pub(super) notify: Vec<super::notify::RawRoute>,
 }
 
 #[derive(Default, Deserialize)]

@@ -178,3 +178,25 @@ impl<'de> Visitor<'de> for SecretVisitor {
         secret.ok_or_else(|| de::Error::custom(format!("empty secret; use {SECRET_FORMS}")))
     }
 }
+
+impl super::Config {
+    /// The environment variables the configuration reads secrets from
+    /// (`{ env = .. }` of every source, of `[server]` and of every
+    /// `[[notify]]` route): `on_change` and a notification's `sendmail` get
+    /// none of them.
+    pub fn secret_env_vars(&self) -> std::collections::BTreeSet<String> {
+        let api_keys = self.sources.values().flat_map(|s| s.kind.secrets());
+        let tokens = [&self.server.webhook_token, &self.server.refresh_token]
+            .into_iter()
+            .flatten();
+        let routes = self.notify.iter().flat_map(super::NotifyRoute::secrets);
+        api_keys
+            .chain(tokens)
+            .chain(routes)
+            .filter_map(|secret| match secret {
+                Secret::Env(name) => Some(name.clone()),
+                Secret::File(_) | Secret::Credential(_) => None,
+            })
+            .collect()
+    }
+}

@@ -272,6 +272,9 @@ impl Config {
             at(span, message)
         })?;
 
+        let notify = super::notify::validate(raw.notify, &clusters, &secret)
+            .map_err(|(span, m)| at(span, m))?;
+
         Ok(Config {
             path: path.to_owned(),
             settings,
@@ -279,6 +282,7 @@ impl Config {
             server,
             clusters,
             outputs,
+            notify,
         })
     }
 
@@ -326,7 +330,7 @@ fn excerpt(text: &str, span: Range<usize>) -> String {
     )
 }
 
-fn backticked<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
+pub(super) fn backticked<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
     names
         .into_iter()
         .map(|n| format!("`{n}`"))

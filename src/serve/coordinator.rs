@@ -35,10 +35,11 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Secret, SourceConfig};
+use crate::config::{Config, SourceConfig};
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::model::Snapshot;
+use crate::notify::Notifier;
 use crate::pipeline::{self, Change, FetchFailure, Gathered};
 use crate::render::Renderer;
 use crate::source::{self, FetchErrorKind};
@@ -192,6 +193,8 @@ pub struct Coordinator {
     data: RwLock<Arc<Gathered>>,
     health: Mutex<Health>,
     pub metrics: Metrics,
+    /// The notification outbox and its deliveries.
+    pub notifier: Arc<Notifier>,
     queues: Mutex<BTreeMap<String, Arc<SourceQueue>>>,
     render_tx: mpsc::UnboundedSender<RenderMsg>,
     changed_clusters: Mutex<BTreeSet<String>>,
@@ -235,11 +238,17 @@ impl Coordinator {
         let (render_tx, render_rx) = mpsc::unbounded_channel();
         let persisted = load_persisted(&live);
         let have_data = persisted.has_data();
+        let metrics = Metrics::new();
+        let notifier = Arc::new(Notifier::open(&live.config, Some(&metrics)));
+        for route in &live.config.notify {
+            metrics.notification_route(&route.name);
+        }
         let coordinator = Arc::new(Coordinator {
             live: RwLock::new(Arc::new(live)),
             data: RwLock::new(Arc::new(Gathered::default())),
             health: Mutex::new(Health::default()),
-            metrics: Metrics::new(),
+            metrics,
+            notifier,
             queues: Mutex::new(BTreeMap::new()),
             render_tx,
             changed_clusters: Mutex::new(BTreeSet::new()),
@@ -251,6 +260,7 @@ impl Coordinator {
         tracker.spawn(renderer_task(coordinator.clone(), render_rx, persisted));
         tracker.spawn(poll_task(coordinator.clone()));
         tracker.spawn(on_change_task(coordinator.clone()));
+        tracker.spawn(notify_task(coordinator.clone()));
         if have_data {
             coordinator.send(RenderMsg::Rerender);
         } else {
@@ -453,6 +463,7 @@ impl Coordinator {
             }
         }
         reasons.extend(health.errors);
+        reasons.extend(self.notifier.failing(&live.config, now));
         if let Some(since) = health.rendering_since {
             let running = since.elapsed();
             if running > SLOW_RENDER {
@@ -699,12 +710,12 @@ async fn renderer_task(
         let started = Instant::now();
         lock(&c.health).rendering_since = Some(started);
         let job = {
-            let (live, data) = (live.clone(), data.clone());
+            let (live, data, c) = (live.clone(), data.clone(), c.clone());
             tokio::task::spawn_blocking(move || {
                 for e in store::save(&live.config.settings.state_dir, &good) {
                     tracing::warn!(source = e.source(), "cannot keep the snapshot: {e}");
                 }
-                render_all(&live, &data)
+                render_all(&live, &data, &c)
             })
         };
         // Shutdown does not wait for a render: the blocking thread is left
@@ -770,7 +781,11 @@ async fn renderer_task(
 
 /// Plans and writes every cluster. Returns what changed and what could not
 /// be rendered.
-fn render_all(live: &Live, data: &Gathered) -> (Vec<Change>, Vec<String>) {
+///
+/// The events of the clusters rendered are queued in the notification
+/// outbox here, on the renderer's thread, before anything is sent: the
+/// delivery task sends them, so a receiver never delays a render.
+fn render_all(live: &Live, data: &Gathered, c: &Coordinator) -> (Vec<Change>, Vec<String>) {
     let now = Timestamp::now();
     let clusters: Vec<_> = live.config.clusters.values().collect();
     let plan = pipeline::plan(&live.config, &live.renderer, &clusters, data, now);
@@ -793,7 +808,63 @@ fn render_all(live: &Live, data: &Gathered) -> (Vec<Change>, Vec<String>) {
             Vec::new()
         }
     };
+    let views: Vec<&crate::view::ClusterView> = plan.clusters.values().map(|p| &p.view).collect();
+    if let Err(e) = c.notifier.enqueue(&live.config, &views, Some(&c.metrics)) {
+        tracing::error!("notifications are not queued: {e}");
+        errors.push(format!("notifications are not queued: {e}"));
+    }
     (changes, errors)
+}
+
+/// Delivers notifications: at once when some are queued, else when the
+/// next retry is due. Each route's deliveries run side by side, each
+/// bounded by a timeout, so one receiver that hangs holds up no other. At
+/// shutdown no new delivery starts; the ones under way finish.
+async fn notify_task(c: Arc<Coordinator>) {
+    let busy: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    loop {
+        let live = c.live();
+        if !live.config.notify.is_empty() {
+            let due = c
+                .notifier
+                .due_by_route(&live.config, false, Some(&c.metrics));
+            for (name, ids) in due {
+                if !lock(&busy).insert(name.clone()) {
+                    continue; // this route is still busy with earlier ones
+                }
+                let (c2, live, busy) = (c.clone(), live.clone(), busy.clone());
+                c.tracker.spawn(async move {
+                    if let Some(route) = live.config.notify.iter().find(|r| r.name == name) {
+                        c2.notifier
+                            .deliver_route(
+                                &live.config,
+                                &live.renderer,
+                                Some(&c2.metrics),
+                                route,
+                                ids,
+                                None,
+                            )
+                            .await;
+                    }
+                    lock(&busy).remove(&name);
+                    // What this route has left may be due: look again.
+                    c2.notifier.wake();
+                });
+            }
+        }
+        let (size, oldest) = c.notifier.backlog();
+        c.metrics.outbox(size, oldest);
+        // Never longer than a minute: the ages in the metrics move on.
+        let wait = c
+            .notifier
+            .next_due_in()
+            .unwrap_or(Duration::from_secs(60))
+            .clamp(Duration::from_millis(50), Duration::from_secs(60));
+        tokio::select! {
+            () = c.cancel.cancelled() => return,
+            () = c.notifier.wait(wait) => {}
+        }
+    }
 }
 
 async fn poll_task(c: Arc<Coordinator>) {
@@ -807,22 +878,6 @@ async fn poll_task(c: Arc<Coordinator>) {
             () = tokio::time::sleep(interval) => c.refresh(None, "poll"),
         }
     }
-}
-
-/// The environment variables `config` reads secrets from (`{ env = .. }`
-/// of every source and of `[server]`): `on_change` gets none of them.
-fn secret_env_vars(config: &Config) -> BTreeSet<String> {
-    let api_keys = config.sources.values().flat_map(|s| s.kind.secrets());
-    let tokens = [&config.server.webhook_token, &config.server.refresh_token]
-        .into_iter()
-        .flatten();
-    api_keys
-        .chain(tokens)
-        .filter_map(|secret| match secret {
-            Secret::Env(name) => Some(name.clone()),
-            Secret::File(_) | Secret::Credential(_) => None,
-        })
-        .collect()
 }
 
 /// Sends `signal` (`TERM`, `KILL`) to every process of the group `pgid`.
@@ -885,7 +940,7 @@ async fn on_change_task(c: Arc<Coordinator>) {
             .env_remove("NOTIFY_SOCKET")
             .stdin(Stdio::null())
             .process_group(0);
-        for name in secret_env_vars(&live.config) {
+        for name in live.config.secret_env_vars() {
             cmd.env_remove(name);
         }
         let mut child = match cmd.spawn() {
@@ -1274,7 +1329,45 @@ source = "c"
 components = ["Storage"]
 "#;
         let config = Config::parse(text, Path::new("/etc/statusmotd/mapping.toml")).unwrap();
-        let names: Vec<String> = secret_env_vars(&config).into_iter().collect();
+        let names: Vec<String> = config.secret_env_vars().into_iter().collect();
         assert_eq!(names, ["HOOK", "KEY_A", "REFRESH"]);
+    }
+
+    #[test]
+    fn secret_env_vars_include_every_secret_of_the_notify_routes() {
+        let text = r#"
+[sources.c]
+kind = "statuspage-public"
+url = "https://status.example.com"
+[server]
+refresh_token = { env = "REFRESH" }
+[clusters.x]
+source = "c"
+components = ["Storage"]
+[[notify]]
+name = "chat"
+to = { slack = { url = { env = "SLACK_HOOK" } } }
+[[notify]]
+name = "room"
+to = { matrix = { homeserver = "https://m.example.org", room = "!r:m", token = { env = "MATRIX_TOKEN" } } }
+[[notify]]
+name = "hook"
+to = { webhook = { url = "https://h.example.org", secret = { env = "HOOK_SECRET" } } }
+[[notify]]
+name = "mail"
+to = { email = { to = ["a@example.org"], from = "s@example.org", smtp = "smtp://mail.example.org", username = "u", password = { env = "SMTP_PASSWORD" } } }
+"#;
+        let config = Config::parse(text, Path::new("/etc/statusmotd/mapping.toml")).unwrap();
+        let names: Vec<String> = config.secret_env_vars().into_iter().collect();
+        assert_eq!(
+            names,
+            [
+                "HOOK_SECRET",
+                "MATRIX_TOKEN",
+                "REFRESH",
+                "SLACK_HOOK",
+                "SMTP_PASSWORD"
+            ]
+        );
     }
 }

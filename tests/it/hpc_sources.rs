@@ -134,7 +134,11 @@ components = ["standard"]
     // The gate blocks on the incidents of either further source as well.
     let o = run(&["gate", "three-1"]);
     assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).contains("Login nodes are down"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("Login nodes are down"),
+        "{}",
+        stdout(&o)
+    );
 
     let index: Value = serde_json::from_str(&site.read("index.json")).unwrap();
     assert_eq!(

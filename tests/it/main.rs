@@ -19,6 +19,7 @@ mod file_source;
 mod fixtures;
 mod house;
 mod hpc_sources;
+mod notify;
 mod packaging;
 mod reliability;
 mod serve;

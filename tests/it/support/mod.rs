@@ -12,4 +12,5 @@ pub mod common;
 pub mod alertmanager;
 pub mod fake;
 pub mod ical;
+pub mod notify;
 pub mod slurm;
