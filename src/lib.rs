@@ -3,6 +3,7 @@
 //! source -> snapshot -> mapping -> view -> render -> output, with `pipeline`
 //! tying them together for the commands in `commands`.
 
+pub mod child;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -35,6 +36,7 @@ pub fn run(cli: &Cli) -> u8 {
         Command::Fetch(args) => commands::fetch(args),
         Command::Show(args) => commands::show(args),
         Command::Gate(args) => commands::gate(args),
+        Command::Probe(args) => commands::probe(args),
         Command::Serve(args) => serve::run(args),
         Command::Mapping(cmd) => commands::mapping(cmd),
         Command::Completions { shell } => commands::completions(*shell),

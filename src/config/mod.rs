@@ -93,6 +93,8 @@ pub enum SourceKind {
         /// Relative paths are relative to the configuration file.
         path: PathBuf,
     },
+    /// `kind = "probes"`: health checks statusmotd runs itself.
+    Probes(Box<ProbesConfig>),
 }
 
 /// One key of a `[sources.NAME]` table, as `mapping init` writes it back.
@@ -122,6 +124,7 @@ impl SourceKind {
             SourceKind::Manage { .. } => "statuspage",
             SourceKind::Public { .. } => "statuspage-public",
             SourceKind::File { .. } => "file",
+            SourceKind::Probes(_) => "probes",
         }
     }
 
@@ -142,6 +145,8 @@ impl SourceKind {
             SourceKind::File { path } => {
                 vec![("path", SourceField::Text(path.to_string_lossy()))]
             }
+            // Probes are tables `mapping init` does not write back.
+            SourceKind::Probes(_) => Vec::new(),
         }
     }
 
@@ -149,7 +154,9 @@ impl SourceKind {
     pub fn secrets(&self) -> Vec<&Secret> {
         match self {
             SourceKind::Manage { api_key, .. } => vec![api_key],
-            SourceKind::Public { .. } | SourceKind::File { .. } => Vec::new(),
+            SourceKind::Public { .. } | SourceKind::File { .. } | SourceKind::Probes(_) => {
+                Vec::new()
+            }
         }
     }
 
@@ -158,7 +165,7 @@ impl SourceKind {
         match self {
             SourceKind::Manage { page_id, .. } => WebhookPage::Id(page_id),
             SourceKind::Public { .. } => WebhookPage::Fetched,
-            SourceKind::File { .. } => WebhookPage::Never,
+            SourceKind::File { .. } | SourceKind::Probes(_) => WebhookPage::Never,
         }
     }
 }
@@ -251,12 +258,14 @@ pub struct OutputConfig {
     pub path: String,
 }
 
+mod probes;
 mod raw;
 mod secret;
 #[cfg(test)]
 mod tests;
 mod validate;
 
+pub use probes::{Check, HttpCheck, Probe, ProbesConfig};
 pub use secret::Secret;
 pub use validate::{check_output_dir, parse_duration, validate_cluster_name};
 

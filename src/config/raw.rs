@@ -57,6 +57,13 @@ pub(super) struct RawSource {
     pub(super) api_base: Option<Spanned<HttpUrl>>,
     pub(super) url: Option<Spanned<PageUrl>>,
     pub(super) path: Option<Spanned<PathBuf>>,
+    // Keys of kind `probes` (see `super::probes`).
+    pub(super) interval: Option<Spanned<PositiveDuration>>,
+    pub(super) timeout: Option<Spanned<PositiveDuration>>,
+    pub(super) failure_threshold: Option<Spanned<super::probes::Threshold>>,
+    pub(super) success_threshold: Option<Spanned<super::probes::Threshold>>,
+    pub(super) include: Option<Spanned<Vec<String>>>,
+    pub(super) probe: Option<Spanned<Vec<Spanned<super::probes::RawProbe>>>>,
 }
 
 pub(super) type Located = (Option<Range<usize>>, String);
@@ -64,15 +71,29 @@ pub(super) type Located = (Option<Range<usize>>, String);
 impl RawSource {
     /// Checks that the keys fit the kind; an error carries the span to point
     /// at (`None`: the source's name).
-    pub(super) fn validate(self, name: &str) -> std::result::Result<SourceKind, Located> {
+    pub(super) fn validate(
+        self,
+        name: &str,
+        cx: &super::probes::Context<'_>,
+    ) -> std::result::Result<SourceKind, Located> {
         let kind_span = self.kind.span();
+        let probe_keys = super::probes::RawProbeKeys {
+            interval: self.interval,
+            timeout: self.timeout,
+            failure_threshold: self.failure_threshold,
+            success_threshold: self.success_threshold,
+            include: self.include,
+            probe: self.probe,
+        };
         let extra = |key: &str, span: Range<usize>, kind: &str| {
             (
                 Some(span),
                 format!(
                     "source `{name}`: `{key}` is not a key of kind `{kind}`\n\
                      hint: kind `statuspage` takes `page_id`, `api_key` and `api_base`; \
-                     kind `statuspage-public` takes `url`; kind `file` takes `path`"
+                     kind `statuspage-public` takes `url`; kind `file` takes `path`; kind `probes` \
+                     takes `interval`, `timeout`, `failure_threshold`, `success_threshold`, \
+                     `include` and `[[sources.{name}.probe]]` tables"
                 ),
             )
         };
@@ -84,7 +105,27 @@ impl RawSource {
                 ),
             )
         };
-        match self.kind.into_inner() {
+        let kind = self.kind.into_inner();
+        if !matches!(kind, Kind::Probes) {
+            if let Some((key, span)) = probe_keys.first_given() {
+                return Err(extra(key, span, kind.name()));
+            }
+        }
+        match kind {
+            Kind::Probes => {
+                let given = [
+                    ("page_id", self.page_id.map(|v| v.span())),
+                    ("api_key", self.api_key.map(|v| v.span())),
+                    ("api_base", self.api_base.map(|v| v.span())),
+                    ("url", self.url.map(|v| v.span())),
+                    ("path", self.path.map(|v| v.span())),
+                ];
+                if let Some((key, Some(span))) = given.into_iter().find(|(_, s)| s.is_some()) {
+                    return Err(extra(key, span, "probes"));
+                }
+                super::probes::validate(name, probe_keys, cx)
+                    .map(|p| SourceKind::Probes(Box::new(p)))
+            }
             Kind::Manage => {
                 if let Some(url) = self.url {
                     return Err(extra("url", url.span(), "statuspage"));
@@ -202,6 +243,18 @@ pub(super) enum Kind {
     Manage,
     Public,
     File,
+    Probes,
+}
+
+impl Kind {
+    fn name(&self) -> &'static str {
+        match self {
+            Kind::Manage => "statuspage",
+            Kind::Public => "statuspage-public",
+            Kind::File => "file",
+            Kind::Probes => "probes",
+        }
+    }
 }
 
 impl TryFrom<String> for Kind {
@@ -211,11 +264,13 @@ impl TryFrom<String> for Kind {
             "statuspage" => Ok(Kind::Manage),
             "statuspage-public" => Ok(Kind::Public),
             "file" => Ok(Kind::File),
+            "probes" => Ok(Kind::Probes),
             _ => Err(format!(
                 "unknown source kind `{s}`\n\
                  hint: use `statuspage` (manage API v1: `page_id` and `api_key`), \
-                 `statuspage-public` (public API v2 of any page: `url`) or \
-                 `file` (a snapshot file a site script writes: `path`)"
+                 `statuspage-public` (public API v2 of any page: `url`), \
+                 `file` (a snapshot file a site script writes: `path`) or \
+                 `probes` (health checks statusmotd runs: `[[sources.NAME.probe]]`)"
             )),
         }
     }

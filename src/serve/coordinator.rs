@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Secret, SourceConfig};
+use crate::config::{Config, SourceConfig};
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::model::Snapshot;
@@ -170,10 +170,6 @@ pub const SLOW_RENDER: Duration = Duration::from_secs(10);
 /// shorter) makes `/readyz` answer 503 until it ends or is killed.
 pub const SLOW_ON_CHANGE: Duration = Duration::from_secs(60);
 
-/// How long a killed `on_change` gets between SIGTERM and SIGKILL, and how
-/// long it is waited for after SIGKILL.
-const KILL_GRACE: Duration = Duration::from_secs(1);
-
 /// The outcome of the last completed render, and the render under way, for
 /// `/readyz`.
 #[derive(Debug, Clone, Default)]
@@ -251,6 +247,7 @@ impl Coordinator {
         tracker.spawn(renderer_task(coordinator.clone(), render_rx, persisted));
         tracker.spawn(poll_task(coordinator.clone()));
         tracker.spawn(on_change_task(coordinator.clone()));
+        tracker.spawn(super::probes::probes_task(coordinator.clone()));
         if have_data {
             coordinator.send(RenderMsg::Rerender);
         } else {
@@ -258,6 +255,11 @@ impl Coordinator {
         }
         coordinator.refresh(None, "start");
         coordinator
+    }
+
+    /// Cancelled when the service stops.
+    pub(super) fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
     }
 
     /// The configuration in force.
@@ -787,52 +789,6 @@ async fn poll_task(c: Arc<Coordinator>) {
     }
 }
 
-/// The environment variables `config` reads secrets from (`{ env = .. }`
-/// of every source and of `[server]`): `on_change` gets none of them.
-fn secret_env_vars(config: &Config) -> BTreeSet<String> {
-    let api_keys = config.sources.values().flat_map(|s| s.kind.secrets());
-    let tokens = [&config.server.webhook_token, &config.server.refresh_token]
-        .into_iter()
-        .flatten();
-    api_keys
-        .chain(tokens)
-        .filter_map(|secret| match secret {
-            Secret::Env(name) => Some(name.clone()),
-            Secret::File(_) | Secret::Credential(_) => None,
-        })
-        .collect()
-}
-
-/// Sends `signal` (`TERM`, `KILL`) to every process of the group `pgid`.
-/// `kill(1)` does it: this crate has no `unsafe` to call kill(2) itself.
-async fn signal_group(pgid: u32, signal: &str) {
-    let sent = tokio::process::Command::new("kill")
-        .args(["-s", signal, "--", &format!("-{pgid}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await;
-    if let Err(e) = sent {
-        tracing::error!("cannot run `kill` to stop the on_change process group {pgid}: {e}");
-    }
-}
-
-/// Stops `child` and everything it started: SIGTERM to its process group,
-/// then, after [`KILL_GRACE`], SIGKILL to whatever is left of the group.
-async fn kill_group(child: &mut tokio::process::Child) {
-    let Some(pgid) = child.id() else {
-        return; // already reaped
-    };
-    signal_group(pgid, "TERM").await;
-    let _ = tokio::time::timeout(KILL_GRACE, child.wait()).await;
-    // The group outlives its leader while any member runs, and its id is not
-    // given to a new process meanwhile.
-    signal_group(pgid, "KILL").await;
-    let _ = child.start_kill();
-    let _ = tokio::time::timeout(KILL_GRACE, child.wait()).await;
-}
-
 /// Runs `on_change` after files changed: one run at a time; changes made
 /// while it runs are collected for the next run.
 ///
@@ -863,7 +819,7 @@ async fn on_change_task(c: Arc<Coordinator>) {
             .env_remove("NOTIFY_SOCKET")
             .stdin(Stdio::null())
             .process_group(0);
-        for name in secret_env_vars(&live.config) {
+        for name in crate::child::secret_env_vars(&live.config) {
             cmd.env_remove(name);
         }
         let mut child = match cmd.spawn() {
@@ -878,7 +834,7 @@ async fn on_change_task(c: Arc<Coordinator>) {
         let status = tokio::select! {
             () = c.cancel.cancelled() => {
                 tracing::warn!("stopping while on_change `{program}` still runs: killing its process group");
-                kill_group(&mut child).await;
+                crate::child::kill_group(&mut child).await;
                 c.metrics.on_change_running(None);
                 return;
             }
@@ -891,7 +847,7 @@ async fn on_change_task(c: Arc<Coordinator>) {
                     "on_change `{program}` still runs after `on_change_timeout` ({}): killing its process group",
                     short_duration(timeout)
                 );
-                kill_group(&mut child).await;
+                crate::child::kill_group(&mut child).await;
                 c.metrics.on_change("timeout");
             }
             Some(Ok(s)) if s.success() => c.metrics.on_change("ok"),
@@ -1247,7 +1203,7 @@ source = "c"
 components = ["Storage"]
 "#;
         let config = Config::parse(text, Path::new("/etc/statusmotd/mapping.toml")).unwrap();
-        let names: Vec<String> = secret_env_vars(&config).into_iter().collect();
+        let names: Vec<String> = crate::child::secret_env_vars(&config).into_iter().collect();
         assert_eq!(names, ["HOOK", "KEY_A", "REFRESH"]);
     }
 }

@@ -13,6 +13,7 @@
 //! an impossible shape is skipped and reported (see [`Fetched::skipped`]).
 
 pub mod file;
+pub mod probes;
 pub(crate) mod raw;
 mod v1;
 pub mod v2;
@@ -62,6 +63,11 @@ pub enum Endpoint {
     Public { url: String },
     /// A snapshot file written by a site script ([`mod@file`]).
     File { path: std::path::PathBuf },
+    /// The state the probes of a `probes` source persisted ([`probes`]).
+    Probes {
+        source: String,
+        config: std::sync::Arc<crate::config::ProbesConfig>,
+    },
 }
 
 impl Endpoint {
@@ -81,6 +87,10 @@ impl Endpoint {
             },
             SourceKind::Public { url } => Endpoint::Public { url: url.clone() },
             SourceKind::File { path } => Endpoint::File { path: path.clone() },
+            SourceKind::Probes(config) => Endpoint::Probes {
+                source: source.name.clone(),
+                config: std::sync::Arc::new((**config).clone()),
+            },
         })
     }
 }
@@ -99,6 +109,9 @@ impl fmt::Debug for Endpoint {
                 .finish(),
             Endpoint::Public { url } => f.debug_struct("Public").field("url", url).finish(),
             Endpoint::File { path } => f.debug_struct("File").field("path", path).finish(),
+            Endpoint::Probes { source, .. } => {
+                f.debug_struct("Probes").field("source", source).finish()
+            }
         }
     }
 }
@@ -135,8 +148,19 @@ impl Default for FetchOptions {
 /// `statusmotd/<version>` user agent, and proxies from `HTTPS_PROXY` and
 /// friends.
 pub fn client() -> reqwest::Client {
-    let builder =
-        || reqwest::Client::builder().user_agent(concat!("statusmotd/", env!("CARGO_PKG_VERSION")));
+    client_with(|b| b)
+}
+
+/// [`client`]'s setup, with more settings (probes choose their redirect
+/// policy).
+pub fn client_with(
+    configure: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+) -> reqwest::Client {
+    let builder = || {
+        configure(
+            reqwest::Client::builder().user_agent(concat!("statusmotd/", env!("CARGO_PKG_VERSION"))),
+        )
+    };
     builder().build().unwrap_or_else(|e| {
         // Only a broken system CA store gets here. Carry on without it so
         // that plain-http endpoints work and https ones fail with a TLS error
@@ -196,6 +220,23 @@ pub async fn fetch_reporting(
             return read
                 .map(|(snapshot, skipped)| Fetched { snapshot, skipped })
                 .map_err(FetchError::from);
+        }
+        Endpoint::Probes { source, config } => {
+            // The state file is written by `statusmotd probe` or `serve`;
+            // reading it runs no probe. The snapshot comes sanitized.
+            let (source, config) = (source.clone(), config.clone());
+            let read = tokio::task::spawn_blocking(move || probes::read(&source, &config))
+                .await
+                .map_err(|e| {
+                    FetchError::new(
+                        FetchErrorKind::UnexpectedShape,
+                        format!("reading the probes state failed: {e}"),
+                    )
+                })?;
+            return read.map(|snapshot| Fetched {
+                snapshot,
+                skipped: Vec::new(),
+            });
         }
         Endpoint::Manage {
             api_base,

@@ -17,6 +17,7 @@ mod file_source;
 mod fixtures;
 mod house;
 mod packaging;
+mod probes;
 mod reliability;
 mod serve;
 mod source;

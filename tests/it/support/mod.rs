@@ -6,3 +6,4 @@
 #[macro_use]
 pub mod common;
 pub mod fake;
+pub mod probes;

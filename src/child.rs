@@ -1,0 +1,60 @@
+//! Running a program of the configuration (`on_change`, a command probe)
+//! in a process group of its own, without the configuration's secrets in
+//! its environment, and stopping the whole group when it runs too long.
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::config::{Config, Secret};
+
+/// How long a killed process group gets between SIGTERM and SIGKILL, and how
+/// long it is waited for after SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(1);
+
+/// The environment variables `config` reads secrets from (`{ env = .. }`
+/// of every source and of `[server]`): `on_change` and command probes get
+/// none of them.
+pub fn secret_env_vars(config: &Config) -> BTreeSet<String> {
+    let api_keys = config.sources.values().flat_map(|s| s.kind.secrets());
+    let tokens = [&config.server.webhook_token, &config.server.refresh_token]
+        .into_iter()
+        .flatten();
+    api_keys
+        .chain(tokens)
+        .filter_map(|secret| match secret {
+            Secret::Env(name) => Some(name.clone()),
+            Secret::File(_) | Secret::Credential(_) => None,
+        })
+        .collect()
+}
+
+/// Sends `signal` (`TERM`, `KILL`) to every process of the group `pgid`.
+/// `kill(1)` does it: this crate has no `unsafe` to call kill(2) itself.
+async fn signal_group(pgid: u32, signal: &str) {
+    let sent = tokio::process::Command::new("kill")
+        .args(["-s", signal, "--", &format!("-{pgid}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
+    if let Err(e) = sent {
+        tracing::error!("cannot run `kill` to stop the process group {pgid}: {e}");
+    }
+}
+
+/// Stops `child` and everything it started: SIGTERM to its process group,
+/// then, after [`KILL_GRACE`], SIGKILL to whatever is left of the group.
+pub async fn kill_group(child: &mut tokio::process::Child) {
+    let Some(pgid) = child.id() else {
+        return; // already reaped
+    };
+    signal_group(pgid, "TERM").await;
+    let _ = tokio::time::timeout(KILL_GRACE, child.wait()).await;
+    // The group outlives its leader while any member runs, and its id is not
+    // given to a new process meanwhile.
+    signal_group(pgid, "KILL").await;
+    let _ = child.start_kill();
+    let _ = tokio::time::timeout(KILL_GRACE, child.wait()).await;
+}

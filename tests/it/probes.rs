@@ -1,0 +1,522 @@
+//! The `probes` source kind end to end: `statusmotd probe` against a real
+//! HTTP server and TCP port on 127.0.0.1 and real plugin scripts, then
+//! `render`, as a cron job or systemd timer would drive them.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::common::{code, stderr, stdout, Site};
+use crate::support::probes::{HttpToggle, Mode, TcpToggle};
+
+/// A site whose cluster `alpha` reads the `checks` source holding `probes`
+/// (TOML `[[sources.checks.probe]]` tables), thresholds 3/2.
+fn site(probes: &str) -> Site {
+    Site::new(&format!(
+        r#"
+[settings]
+timezone = "UTC"
+
+[sources.checks]
+kind = "probes"
+timeout = "3s"
+failure_threshold = 3
+success_threshold = 2
+
+{probes}
+
+[clusters.alpha]
+source = "checks"
+groups = ["Checks"]
+"#
+    ))
+}
+
+/// Runs `statusmotd probe ARGS`; returns its exit code and stdout.
+fn probe(site: &Site, args: &[&str]) -> (i32, String) {
+    let o = site.cmd().arg("probe").args(args).output().unwrap();
+    assert!(
+        matches!(code(&o), 0 | 1),
+        "probe failed: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    (code(&o), stdout(&o))
+}
+
+/// Renders and returns alpha's MOTD (empty when all is well).
+fn motd(site: &Site) -> String {
+    let o = site.run(&["render"]);
+    assert_eq!(code(&o), 0, "render failed: {}", stderr(&o));
+    std::fs::read_to_string(site.out("alpha/motd")).unwrap_or_default()
+}
+
+/// The incident snippets of alpha.
+fn incident_files(site: &Site) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(site.out("alpha/items")) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = dir
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("incident-"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn http_probe(url: &str) -> String {
+    format!(
+        r#"
+[[sources.checks.probe]]
+name = "web"
+group = "Checks"
+http = "{url}"
+expect_json = {{ "/status" = "UP" }}
+"#
+    )
+}
+
+#[test]
+fn an_http_probe_flips_on_the_third_failure_and_the_second_success() {
+    let server = HttpToggle::spawn();
+    let site = site(&http_probe(&server.url("/health")));
+    assert_eq!(probe(&site, &[]).0, 0);
+    assert_eq!(motd(&site), "", "all is well: an empty MOTD");
+
+    for (n, mode) in [(1, Mode::Error), (2, Mode::Closed)] {
+        server.set(mode);
+        let (exit, out) = probe(&site, &[]);
+        assert_eq!(exit, 0, "failure {n} of 3 is not down yet: {out}");
+        assert!(out.contains(&format!("fail {n}/3")), "{out}");
+        assert_eq!(motd(&site), "", "failure {n} of 3 never reaches the MOTD");
+    }
+    server.set(Mode::WrongBody);
+    let (exit, out) = probe(&site, &[]);
+    assert_eq!(exit, 1, "the third failure: down: {out}");
+    assert!(out.contains("major_outage (was operational)"), "{out}");
+    let text = motd(&site);
+    assert!(text.contains("[INCIDENT] web"), "{text}");
+    assert!(text.contains("`/status` is \"DOWN\""), "the latest reason: {text}");
+    assert!(text.contains("Major outage"), "{text}");
+    let incident = incident_files(&site);
+    assert_eq!(incident.len(), 1, "{incident:?}");
+
+    server.set(Mode::Healthy);
+    let (exit, out) = probe(&site, &[]);
+    assert_eq!(exit, 1, "one success is not up yet: {out}");
+    assert!(out.contains("ok 1/2"), "{out}");
+    assert!(motd(&site).contains("[INCIDENT] web"));
+    let (exit, out) = probe(&site, &[]);
+    assert_eq!(exit, 0, "the second success: up: {out}");
+    let text = motd(&site);
+    assert!(!text.contains("[INCIDENT]"), "{text}");
+    assert!(text.contains("web"), "the resolved incident is shown: {text}");
+    assert_eq!(incident_files(&site), incident, "the same incident, resolved");
+}
+
+#[test]
+fn a_single_failure_between_successes_never_reaches_the_motd() {
+    let server = HttpToggle::spawn();
+    let site = site(&http_probe(&server.url("/health")));
+    for mode in [Mode::Error, Mode::WrongBody, Mode::Closed, Mode::Redirect] {
+        server.set(Mode::Healthy);
+        assert_eq!(probe(&site, &[]).0, 0);
+        server.set(mode);
+        let (exit, out) = probe(&site, &[]);
+        assert_eq!(exit, 0, "{mode:?}: {out}");
+        assert!(out.contains("CRITICAL"), "{mode:?}: {out}");
+        assert_eq!(motd(&site), "", "{mode:?}");
+    }
+    let (_, out) = probe(&site, &[]);
+    assert!(
+        out.contains("redirect to /elsewhere, not followed"),
+        "redirects are not followed by default: {out}"
+    );
+    assert!(incident_files(&site).is_empty());
+}
+
+#[test]
+fn slow_answers_degrade_and_redirects_are_followed_when_asked() {
+    let server = HttpToggle::spawn();
+    let site = site(&format!(
+        r#"
+[[sources.checks.probe]]
+name = "web"
+group = "Checks"
+http = "{}"
+slow = "1s"
+failure_threshold = 1
+success_threshold = 1
+follow_redirects = true
+"#,
+        server.url("/health")
+    ));
+    server.set(Mode::Redirect);
+    assert_eq!(probe(&site, &[]).0, 0, "followed to a healthy answer");
+    server.set(Mode::Slow(Duration::from_millis(1500)));
+    let (exit, out) = probe(&site, &[]);
+    assert_eq!(exit, 1, "{out}");
+    assert!(out.contains("WARNING") && out.contains("slower than 1s"), "{out}");
+    assert!(out.contains("degraded_performance"), "{out}");
+    let text = motd(&site);
+    assert!(text.contains("Degraded performance"), "{text}");
+}
+
+#[test]
+fn a_tcp_probe_follows_the_port_with_hysteresis() {
+    let port = TcpToggle::open();
+    let site = site(&format!(
+        r#"
+[[sources.checks.probe]]
+name = "login1 ssh"
+group = "Checks"
+tcp = "{}"
+down = "partial_outage"
+"#,
+        port.addr
+    ));
+    assert_eq!(probe(&site, &["login1 ssh"]).0, 0);
+    port.close();
+    assert_eq!(probe(&site, &[]).0, 0);
+    assert_eq!(probe(&site, &[]).0, 0);
+    let (exit, out) = probe(&site, &[]);
+    assert_eq!(exit, 1, "{out}");
+    assert!(out.contains("partial_outage"), "the configured `down`: {out}");
+    assert!(out.contains("cannot connect"), "{out}");
+    assert!(motd(&site).contains("Partial outage"));
+    port.reopen();
+    assert_eq!(probe(&site, &[]).0, 1);
+    assert_eq!(probe(&site, &[]).0, 0);
+    assert!(!motd(&site).contains("[INCIDENT]"));
+}
+
+/// Writes an executable shell script into the site.
+fn script(site: &Site, name: &str, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = site.path().join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn command_probe(name: &str, program: &str) -> String {
+    format!(
+        r#"
+[[sources.checks.probe]]
+name = "{name}"
+group = "Checks"
+command = ["{program}", "--flag with space"]
+failure_threshold = 1
+success_threshold = 1
+"#
+    )
+}
+
+#[test]
+fn command_probes_follow_the_nagios_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mk = |name: &str, body: &str| {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let probes = [
+        command_probe("ok", &mk("ok", "echo \"DISK OK - $1\"; echo second line; exit 0")),
+        command_probe("warn", &mk("warn", "echo 'DISK WARNING - 8% free'; exit 1")),
+        command_probe("crit", &mk("crit", "echo 'DISK CRITICAL - 1% free' >&2; exit 2")),
+        command_probe("unknown", &mk("unknown", "echo 'cannot stat /work'; exit 3")),
+        command_probe("secret", &mk("secret", "echo \"key=${PROBE_TEST_KEY:-unset}\"")),
+    ]
+    .join("\n");
+    let site = Site::new(&format!(
+        r#"
+[sources.hpc]
+kind = "statuspage"
+page_id = "abc123"
+api_key = {{ env = "PROBE_TEST_KEY" }}
+
+[sources.checks]
+kind = "probes"
+{probes}
+
+[clusters.alpha]
+source = "checks"
+groups = ["Checks"]
+"#
+    ));
+    let o = site
+        .cmd()
+        .arg("probe")
+        .env("PROBE_TEST_KEY", "sekrit")
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "a CRITICAL probe is down: {out}{}", stderr(&o));
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no line for {name}: {out}"))
+            .to_owned()
+    };
+    assert!(line("ok").contains("OK") && line("ok").contains("DISK OK - --flag with space"));
+    assert!(!line("ok").contains("second line"), "the first line only");
+    assert!(line("warn").contains("WARNING") && line("warn").contains("degraded_performance"));
+    assert!(line("crit").contains("CRITICAL") && line("crit").contains("major_outage"));
+    assert!(line("crit").contains("DISK CRITICAL - 1% free"), "stderr when stdout is empty");
+    let unknown = line("unknown");
+    assert!(
+        unknown.contains("UNKNOWN") && unknown.contains("operational") && unknown.contains("cannot stat /work"),
+        "UNKNOWN changes nothing: {unknown}"
+    );
+    assert!(line("secret").contains("key=unset"), "no secret in a probe's environment");
+    assert!(!out.contains("sekrit"));
+    // The columns line up.
+    let starts: Vec<usize> = out.lines().map(|l| l.find("  ").unwrap()).collect();
+    assert!(out.lines().all(|l| l.len() > starts[0]));
+    let column = |l: &str| l.find(|c: char| c.is_ascii_uppercase()).unwrap();
+    let first = column(out.lines().next().unwrap());
+    assert!(out.lines().all(|l| column(l) == first), "aligned:\n{out}");
+}
+
+#[test]
+fn a_hung_command_is_killed_with_its_children_and_a_flood_is_capped() {
+    let site = site("");
+    let pidfile = site.path().join("child.pid");
+    let hang = script(
+        &site,
+        "hang",
+        &format!("sleep 300 & echo $! > {}\nwait", pidfile.display()),
+    );
+    let flood = script(
+        &site,
+        "flood",
+        "head -c 1048576 /dev/zero | tr '\\0' 'x'; echo; exit 2",
+    );
+    let mapping = std::fs::read_to_string(site.path().join("mapping.toml"))
+        .unwrap()
+        .replace(
+            "[clusters.alpha]",
+            &format!(
+                "{}\ntimeout = \"1s\"\n{}\n[clusters.alpha]",
+                command_probe("hang", &hang),
+                command_probe("flood", &flood)
+            ),
+        );
+    std::fs::write(site.path().join("mapping.toml"), mapping).unwrap();
+    let started = std::time::Instant::now();
+    let (exit, out) = probe(&site, &[]);
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert_eq!(exit, 1, "{out}");
+    let hang_line = out.lines().find(|l| l.starts_with("hang ")).unwrap();
+    assert!(hang_line.contains("CRITICAL") && hang_line.contains("killed"), "{hang_line}");
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    let pid = pid.trim();
+    crate::common::eventually("the hung plugin's child is gone", 5, || {
+        !Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+    });
+    let flood_line = out.lines().find(|l| l.starts_with("flood ")).unwrap();
+    assert!(flood_line.contains("CRITICAL"), "{flood_line}");
+    assert!(flood_line.len() < 400, "the reason is capped: {} bytes", flood_line.len());
+}
+
+#[test]
+fn a_restart_in_a_streak_or_an_outage_neither_realerts_nor_forgets() {
+    let server = HttpToggle::spawn();
+    let site = site(&http_probe(&server.url("/health")));
+    server.set(Mode::Error);
+    // Each `statusmotd probe` is a new process: the streak is persisted.
+    probe(&site, &[]);
+    probe(&site, &[]);
+    assert_eq!(motd(&site), "");
+    assert_eq!(probe(&site, &[]).0, 1, "the third failure, across restarts");
+    let first = incident_files(&site);
+    let text = motd(&site);
+    for _ in 0..3 {
+        assert_eq!(probe(&site, &[]).0, 1, "still down");
+    }
+    assert_eq!(incident_files(&site), first, "no second incident");
+    assert_eq!(motd(&site), text, "the same incident, same start");
+    // The persisted state is what `render` reads, in a fresh process, without
+    // running any probe.
+    server.set(Mode::Healthy);
+    assert!(motd(&site).contains("[INCIDENT] web"), "render runs no probe");
+}
+
+#[test]
+fn serve_runs_probes_and_a_restart_keeps_the_outage() {
+    let server = HttpToggle::spawn();
+    let site = site(&http_probe(&server.url("/health")).replace(
+        "name = \"web\"",
+        "name = \"web\"\ninterval = \"1s\"\nfailure_threshold = 2",
+    ));
+    server.set(Mode::Error);
+    let serve = |site: &Site| {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("statusmotd"));
+        cmd.current_dir(site.path())
+            .env("STATUSMOTD_CONFIG", site.path().join("mapping.toml"))
+            .args(["serve", "--listen", "127.0.0.1:0"]);
+        crate::common::Served::spawn(cmd)
+    };
+    let mut served = serve(&site);
+    let motd_file = site.out("alpha/motd");
+    crate::common::eventually("serve renders the outage", 30, || {
+        std::fs::read_to_string(&motd_file).is_ok_and(|t| t.contains("[INCIDENT] web"))
+    });
+    served.kill();
+    let first = incident_files(&site);
+    assert_eq!(first.len(), 1);
+    let before = std::fs::read_to_string(&motd_file).unwrap();
+    let _served = serve(&site);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(incident_files(&site), first, "no second incident after a restart");
+    assert_eq!(std::fs::read_to_string(&motd_file).unwrap(), before);
+    server.set(Mode::Healthy);
+    crate::common::eventually("serve renders the recovery", 30, || {
+        std::fs::read_to_string(&motd_file).is_ok_and(|t| !t.contains("[INCIDENT]"))
+    });
+}
+
+#[test]
+fn maintenance_in_progress_wins_over_a_failing_probe() {
+    let port = TcpToggle::open();
+    port.close();
+    let site = Site::new(&format!(
+        r#"
+[settings]
+timezone = "UTC"
+
+[sources.hpc]
+kind = "file"
+path = "status.json"
+
+[sources.checks]
+kind = "probes"
+failure_threshold = 1
+
+[[sources.checks.probe]]
+name = "login1 ssh"
+group = "Checks"
+tcp = "{}"
+
+[clusters.alpha]
+source = "hpc"
+components = ["Login nodes"]
+
+[clusters.alpha.also.checks]
+groups = ["Checks"]
+"#,
+        port.addr
+    ));
+    let now = jiff::Timestamp::now();
+    let snapshot = |maintenance: bool| {
+        let incidents = if maintenance {
+            serde_json::json!([{
+                "id": "m1", "kind": "maintenance", "name": "Login node upgrade",
+                "status": "in_progress", "impact": "maintenance",
+                "created_at": now.to_string(), "updated_at": now.to_string(),
+                "started_at": null, "monitoring_at": null, "resolved_at": null,
+                "scheduled_for": (now - jiff::SignedDuration::from_hours(1)).to_string(),
+                "scheduled_until": (now + jiff::SignedDuration::from_hours(1)).to_string(),
+                "shortlink": null, "components": ["c1"], "updates": []
+            }])
+        } else {
+            serde_json::json!([])
+        };
+        serde_json::json!({"format": 1, "sources": {"hpc": {
+            "page": {"id": "p1", "name": "HPC", "url": null},
+            "fetched_at": now.to_string(),
+            "components": [{"id": "c1", "name": "Login nodes", "status": "operational",
+                            "group_id": null, "description": null, "updated_at": null}],
+            "groups": [],
+            "incidents": incidents
+        }}})
+        .to_string()
+    };
+    std::fs::write(site.path().join("status.json"), snapshot(true)).unwrap();
+    assert_eq!(probe(&site, &[]).0, 1, "the probe itself is down");
+    let text = motd(&site);
+    assert!(text.contains("[MAINTENANCE NOW] Login node upgrade"), "{text}");
+    assert!(!text.contains("[INCIDENT]"), "maintenance wins: no incident: {text}");
+    assert!(text.contains("Under maintenance"), "{text}");
+    assert!(incident_files(&site).is_empty());
+    let o = site.run(&["gate", "alpha", "--block-on", "incident"]);
+    assert_eq!(code(&o), 0, "no incident blocks: {}", stdout(&o));
+
+    // When the maintenance is over and the probe still fails, it is news.
+    std::fs::write(site.path().join("status.json"), snapshot(false)).unwrap();
+    let text = motd(&site);
+    assert!(text.contains("[INCIDENT] [checks] login1 ssh"), "{text}");
+}
+
+#[test]
+fn config_errors_name_the_problem_and_exit_3() {
+    let probes_d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        probes_d.path().join("a.toml"),
+        "[[probe]]\nname = \"web\"\ntcp = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        probes_d.path().join("b.toml"),
+        "[[probe]]\nname = \"web\"\nhttp = \"http://127.0.0.1:1/\"\n",
+    )
+    .unwrap();
+    let include = format!("include = [\"{}/*.toml\"]", probes_d.path().display());
+    let cases = [
+        (include.clone(), vec!["`web` is defined twice", "a.toml", "b.toml"]),
+        (
+            "[[sources.checks.probe]]\nname = \"x\"\ntcp = \"h:1\"\nhttp = \"http://h/\"".to_owned(),
+            vec!["exactly one of `tcp`, `http` or `command`"],
+        ),
+        (
+            "[[sources.checks.probe]]\nname = \"x\"\ntcp = \"nohost\"".to_owned(),
+            vec!["invalid `tcp` address", "hint:"],
+        ),
+        (
+            "[[sources.checks.probe]]\nname = \"x\"\ntcp = \"h:1\"\nslow = \"1s\"".to_owned(),
+            vec!["`slow` is a key of `http` probes only"],
+        ),
+        (
+            "[[sources.checks.probe]]\nname = \"x\"\ncommand = [\"/bin/true\"]\ndown = \"broken\"".to_owned(),
+            vec!["invalid `down` status `broken`", "partial_outage"],
+        ),
+        (
+            "failure_threshold = 0\n[[sources.checks.probe]]\nname = \"x\"\ntcp = \"h:1\"".to_owned(),
+            vec!["invalid threshold `0`"],
+        ),
+        (String::new(), vec!["has no probe", "hint:"]),
+    ];
+    for (body, wanted) in cases {
+        let site = Site::new(&format!(
+            "[sources.checks]\nkind = \"probes\"\n{body}\n\n[clusters.alpha]\nsource = \"checks\"\n"
+        ));
+        let o = site.run(&["probe"]);
+        let err = stderr(&o);
+        assert_eq!(code(&o), 3, "{body}: {err}");
+        for w in wanted {
+            assert!(err.contains(w), "{body}: wanted `{w}` in:\n{err}");
+        }
+    }
+    // Included files merge; `probe NAME` runs that probe only.
+    std::fs::remove_file(probes_d.path().join("b.toml")).unwrap();
+    let site = Site::new(&format!(
+        "[sources.checks]\nkind = \"probes\"\n{include}\n\n[clusters.alpha]\nsource = \"checks\"\n"
+    ));
+    let o = site.run(&["probe", "web"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("web "), "{}", stdout(&o));
+    let o = site.run(&["probe", "nope"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("no probe is named `nope`"), "{}", stderr(&o));
+}
+
+#[test]
+fn render_before_any_probe_says_to_run_one() {
+    let site = site(&http_probe("http://127.0.0.1:1/"));
+    let o = site.run(&["render"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("statusmotd probe"), "{}", stderr(&o));
+}
