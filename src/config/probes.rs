@@ -300,7 +300,8 @@ impl RawProbe {
                 ),
             ));
         }
-        let probe_err = |span: Range<usize>, m: String| (Some(span), format!("probe `{name}`: {m}"));
+        let probe_err =
+            |span: Range<usize>, m: String| (Some(span), format!("probe `{name}`: {m}"));
         let checks = [
             ("tcp", self.tcp.as_ref().map(Spanned::span)),
             ("http", self.http.as_ref().map(Spanned::span)),
@@ -322,7 +323,10 @@ impl RawProbe {
             ));
         }
         let http_only = [
-            ("expect_status", self.expect_status.as_ref().map(Spanned::span)),
+            (
+                "expect_status",
+                self.expect_status.as_ref().map(Spanned::span),
+            ),
             ("expect_body", self.expect_body.as_ref().map(Spanned::span)),
             ("expect_json", self.expect_json.as_ref().map(Spanned::span)),
             ("slow", self.slow.as_ref().map(Spanned::span)),
@@ -370,10 +374,8 @@ impl RawProbe {
         } else if let Some(url) = self.http {
             let span = url.span();
             let url = url.into_inner();
-            if reqwest::Url::parse(&url)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-                .is_none()
+            if !reqwest::Url::parse(&url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
             {
                 return Err(probe_err(
                     span,
@@ -482,7 +484,11 @@ fn glob(pattern: &Path) -> std::result::Result<Vec<PathBuf>, String> {
     let text = pattern.to_string_lossy();
     let (dir, name) = match (pattern.parent(), pattern.file_name()) {
         (Some(dir), Some(name)) => (dir, name.to_string_lossy()),
-        _ => return Err(format!("invalid `include` pattern `{text}`\nhint: e.g. \"/etc/statusmotd/probes.d/*.toml\"")),
+        _ => {
+            return Err(format!(
+            "invalid `include` pattern `{text}`\nhint: e.g. \"/etc/statusmotd/probes.d/*.toml\""
+        ))
+        }
     };
     if dir.to_string_lossy().contains(['*', '?']) {
         return Err(format!(
@@ -496,7 +502,12 @@ fn glob(pattern: &Path) -> std::result::Result<Vec<PathBuf>, String> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("cannot read the directory `{}`: {e}", dir.display())),
+        Err(e) => {
+            return Err(format!(
+                "cannot read the directory `{}`: {e}",
+                dir.display()
+            ))
+        }
     };
     let mut files: Vec<PathBuf> = entries
         .filter_map(std::result::Result::ok)

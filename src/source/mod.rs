@@ -158,7 +158,8 @@ pub fn client_with(
 ) -> reqwest::Client {
     let builder = || {
         configure(
-            reqwest::Client::builder().user_agent(concat!("statusmotd/", env!("CARGO_PKG_VERSION"))),
+            reqwest::Client::builder()
+                .user_agent(concat!("statusmotd/", env!("CARGO_PKG_VERSION"))),
         )
     };
     builder().build().unwrap_or_else(|e| {

@@ -95,7 +95,10 @@ fn an_http_probe_flips_on_the_third_failure_and_the_second_success() {
     assert!(out.contains("major_outage (was operational)"), "{out}");
     let text = motd(&site);
     assert!(text.contains("[INCIDENT] web"), "{text}");
-    assert!(text.contains("`/status` is \"DOWN\""), "the latest reason: {text}");
+    assert!(
+        text.contains("`/status` is \"DOWN\""),
+        "the latest reason: {text}"
+    );
     assert!(text.contains("Major outage"), "{text}");
     let incident = incident_files(&site);
     assert_eq!(incident.len(), 1, "{incident:?}");
@@ -109,8 +112,15 @@ fn an_http_probe_flips_on_the_third_failure_and_the_second_success() {
     assert_eq!(exit, 0, "the second success: up: {out}");
     let text = motd(&site);
     assert!(!text.contains("[INCIDENT]"), "{text}");
-    assert!(text.contains("web"), "the resolved incident is shown: {text}");
-    assert_eq!(incident_files(&site), incident, "the same incident, resolved");
+    assert!(
+        text.contains("web"),
+        "the resolved incident is shown: {text}"
+    );
+    assert_eq!(
+        incident_files(&site),
+        incident,
+        "the same incident, resolved"
+    );
 }
 
 #[test]
@@ -155,7 +165,10 @@ follow_redirects = true
     server.set(Mode::Slow(Duration::from_millis(1500)));
     let (exit, out) = probe(&site, &[]);
     assert_eq!(exit, 1, "{out}");
-    assert!(out.contains("WARNING") && out.contains("slower than 1s"), "{out}");
+    assert!(
+        out.contains("WARNING") && out.contains("slower than 1s"),
+        "{out}"
+    );
     assert!(out.contains("degraded_performance"), "{out}");
     let text = motd(&site);
     assert!(text.contains("Degraded performance"), "{text}");
@@ -180,7 +193,10 @@ down = "partial_outage"
     assert_eq!(probe(&site, &[]).0, 0);
     let (exit, out) = probe(&site, &[]);
     assert_eq!(exit, 1, "{out}");
-    assert!(out.contains("partial_outage"), "the configured `down`: {out}");
+    assert!(
+        out.contains("partial_outage"),
+        "the configured `down`: {out}"
+    );
     assert!(out.contains("cannot connect"), "{out}");
     assert!(motd(&site).contains("Partial outage"));
     port.reopen();
@@ -222,11 +238,23 @@ fn command_probes_follow_the_nagios_exit_codes() {
         path.to_string_lossy().into_owned()
     };
     let probes = [
-        command_probe("ok", &mk("ok", "echo \"DISK OK - $1\"; echo second line; exit 0")),
+        command_probe(
+            "ok",
+            &mk("ok", "echo \"DISK OK - $1\"; echo second line; exit 0"),
+        ),
         command_probe("warn", &mk("warn", "echo 'DISK WARNING - 8% free'; exit 1")),
-        command_probe("crit", &mk("crit", "echo 'DISK CRITICAL - 1% free' >&2; exit 2")),
-        command_probe("unknown", &mk("unknown", "echo 'cannot stat /work'; exit 3")),
-        command_probe("secret", &mk("secret", "echo \"key=${PROBE_TEST_KEY:-unset}\"")),
+        command_probe(
+            "crit",
+            &mk("crit", "echo 'DISK CRITICAL - 1% free' >&2; exit 2"),
+        ),
+        command_probe(
+            "unknown",
+            &mk("unknown", "echo 'cannot stat /work'; exit 3"),
+        ),
+        command_probe(
+            "secret",
+            &mk("secret", "echo \"key=${PROBE_TEST_KEY:-unset}\""),
+        ),
     ]
     .join("\n");
     let site = Site::new(&format!(
@@ -263,13 +291,21 @@ groups = ["Checks"]
     assert!(!line("ok").contains("second line"), "the first line only");
     assert!(line("warn").contains("WARNING") && line("warn").contains("degraded_performance"));
     assert!(line("crit").contains("CRITICAL") && line("crit").contains("major_outage"));
-    assert!(line("crit").contains("DISK CRITICAL - 1% free"), "stderr when stdout is empty");
+    assert!(
+        line("crit").contains("DISK CRITICAL - 1% free"),
+        "stderr when stdout is empty"
+    );
     let unknown = line("unknown");
     assert!(
-        unknown.contains("UNKNOWN") && unknown.contains("operational") && unknown.contains("cannot stat /work"),
+        unknown.contains("UNKNOWN")
+            && unknown.contains("operational")
+            && unknown.contains("cannot stat /work"),
         "UNKNOWN changes nothing: {unknown}"
     );
-    assert!(line("secret").contains("key=unset"), "no secret in a probe's environment");
+    assert!(
+        line("secret").contains("key=unset"),
+        "no secret in a probe's environment"
+    );
     assert!(!out.contains("sekrit"));
     // The columns line up.
     let starts: Vec<usize> = out.lines().map(|l| l.find("  ").unwrap()).collect();
@@ -306,10 +342,17 @@ fn a_hung_command_is_killed_with_its_children_and_a_flood_is_capped() {
     std::fs::write(site.path().join("mapping.toml"), mapping).unwrap();
     let started = std::time::Instant::now();
     let (exit, out) = probe(&site, &[]);
-    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
     assert_eq!(exit, 1, "{out}");
     let hang_line = out.lines().find(|l| l.starts_with("hang ")).unwrap();
-    assert!(hang_line.contains("CRITICAL") && hang_line.contains("killed"), "{hang_line}");
+    assert!(
+        hang_line.contains("CRITICAL") && hang_line.contains("killed"),
+        "{hang_line}"
+    );
     let pid = std::fs::read_to_string(&pidfile).unwrap();
     let pid = pid.trim();
     crate::common::eventually("the hung plugin's child is gone", 5, || {
@@ -319,7 +362,11 @@ fn a_hung_command_is_killed_with_its_children_and_a_flood_is_capped() {
     });
     let flood_line = out.lines().find(|l| l.starts_with("flood ")).unwrap();
     assert!(flood_line.contains("CRITICAL"), "{flood_line}");
-    assert!(flood_line.len() < 400, "the reason is capped: {} bytes", flood_line.len());
+    assert!(
+        flood_line.len() < 400,
+        "the reason is capped: {} bytes",
+        flood_line.len()
+    );
 }
 
 #[test]
@@ -332,8 +379,9 @@ fn a_restart_in_a_streak_or_an_outage_neither_realerts_nor_forgets() {
     probe(&site, &[]);
     assert_eq!(motd(&site), "");
     assert_eq!(probe(&site, &[]).0, 1, "the third failure, across restarts");
-    let first = incident_files(&site);
     let text = motd(&site);
+    let first = incident_files(&site);
+    assert_eq!(first.len(), 1, "{first:?}");
     for _ in 0..3 {
         assert_eq!(probe(&site, &[]).0, 1, "still down");
     }
@@ -342,7 +390,10 @@ fn a_restart_in_a_streak_or_an_outage_neither_realerts_nor_forgets() {
     // The persisted state is what `render` reads, in a fresh process, without
     // running any probe.
     server.set(Mode::Healthy);
-    assert!(motd(&site).contains("[INCIDENT] web"), "render runs no probe");
+    assert!(
+        motd(&site).contains("[INCIDENT] web"),
+        "render runs no probe"
+    );
 }
 
 #[test]
@@ -360,18 +411,22 @@ fn serve_runs_probes_and_a_restart_keeps_the_outage() {
             .args(["serve", "--listen", "127.0.0.1:0"]);
         crate::common::Served::spawn(cmd)
     };
-    let mut served = serve(&site);
+    let mut first_run = serve(&site);
     let motd_file = site.out("alpha/motd");
     crate::common::eventually("serve renders the outage", 30, || {
         std::fs::read_to_string(&motd_file).is_ok_and(|t| t.contains("[INCIDENT] web"))
     });
-    served.kill();
+    first_run.kill();
     let first = incident_files(&site);
     assert_eq!(first.len(), 1);
     let before = std::fs::read_to_string(&motd_file).unwrap();
     let _served = serve(&site);
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(incident_files(&site), first, "no second incident after a restart");
+    assert_eq!(
+        incident_files(&site),
+        first,
+        "no second incident after a restart"
+    );
     assert_eq!(std::fs::read_to_string(&motd_file).unwrap(), before);
     server.set(Mode::Healthy);
     crate::common::eventually("serve renders the recovery", 30, || {
@@ -438,8 +493,14 @@ groups = ["Checks"]
     std::fs::write(site.path().join("status.json"), snapshot(true)).unwrap();
     assert_eq!(probe(&site, &[]).0, 1, "the probe itself is down");
     let text = motd(&site);
-    assert!(text.contains("[MAINTENANCE NOW] Login node upgrade"), "{text}");
-    assert!(!text.contains("[INCIDENT]"), "maintenance wins: no incident: {text}");
+    assert!(
+        text.contains("[MAINTENANCE NOW] Login node upgrade"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("[INCIDENT]"),
+        "maintenance wins: no incident: {text}"
+    );
     assert!(text.contains("Under maintenance"), "{text}");
     assert!(incident_files(&site).is_empty());
     let o = site.run(&["gate", "alpha", "--block-on", "incident"]);
@@ -466,9 +527,13 @@ fn config_errors_name_the_problem_and_exit_3() {
     .unwrap();
     let include = format!("include = [\"{}/*.toml\"]", probes_d.path().display());
     let cases = [
-        (include.clone(), vec!["`web` is defined twice", "a.toml", "b.toml"]),
         (
-            "[[sources.checks.probe]]\nname = \"x\"\ntcp = \"h:1\"\nhttp = \"http://h/\"".to_owned(),
+            include.clone(),
+            vec!["`web` is defined twice", "a.toml", "b.toml"],
+        ),
+        (
+            "[[sources.checks.probe]]\nname = \"x\"\ntcp = \"h:1\"\nhttp = \"http://h/\""
+                .to_owned(),
             vec!["exactly one of `tcp`, `http` or `command`"],
         ),
         (
@@ -480,18 +545,20 @@ fn config_errors_name_the_problem_and_exit_3() {
             vec!["`slow` is a key of `http` probes only"],
         ),
         (
-            "[[sources.checks.probe]]\nname = \"x\"\ncommand = [\"/bin/true\"]\ndown = \"broken\"".to_owned(),
+            "[[sources.checks.probe]]\nname = \"x\"\ncommand = [\"/bin/true\"]\ndown = \"broken\""
+                .to_owned(),
             vec!["invalid `down` status `broken`", "partial_outage"],
         ),
         (
-            "failure_threshold = 0\n[[sources.checks.probe]]\nname = \"x\"\ntcp = \"h:1\"".to_owned(),
+            "failure_threshold = 0\n[[sources.checks.probe]]\nname = \"x\"\ntcp = \"h:1\""
+                .to_owned(),
             vec!["invalid threshold `0`"],
         ),
         (String::new(), vec!["has no probe", "hint:"]),
     ];
     for (body, wanted) in cases {
         let site = Site::new(&format!(
-            "[sources.checks]\nkind = \"probes\"\n{body}\n\n[clusters.alpha]\nsource = \"checks\"\n"
+            "[sources.checks]\nkind = \"probes\"\n{body}\n\n[clusters.alpha]\nsource = \"checks\"\ncomponents = [\"web\"]\n"
         ));
         let o = site.run(&["probe"]);
         let err = stderr(&o);
@@ -503,14 +570,18 @@ fn config_errors_name_the_problem_and_exit_3() {
     // Included files merge; `probe NAME` runs that probe only.
     std::fs::remove_file(probes_d.path().join("b.toml")).unwrap();
     let site = Site::new(&format!(
-        "[sources.checks]\nkind = \"probes\"\n{include}\n\n[clusters.alpha]\nsource = \"checks\"\n"
+        "[sources.checks]\nkind = \"probes\"\n{include}\n\n[clusters.alpha]\nsource = \"checks\"\ncomponents = [\"web\"]\n"
     ));
     let o = site.run(&["probe", "web"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).starts_with("web "), "{}", stdout(&o));
     let o = site.run(&["probe", "nope"]);
     assert_eq!(code(&o), 2);
-    assert!(stderr(&o).contains("no probe is named `nope`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no probe is named `nope`"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

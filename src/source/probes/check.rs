@@ -66,7 +66,11 @@ fn std_duration(d: SignedDuration) -> Duration {
 
 /// Runs `probe`'s check once. `secret_env` are the variables a command
 /// must not see.
-pub async fn run(probe: &Probe, clients: &Clients, secret_env: &BTreeSet<String>) -> (Verdict, String) {
+pub async fn run(
+    probe: &Probe,
+    clients: &Clients,
+    secret_env: &BTreeSet<String>,
+) -> (Verdict, String) {
     let timeout = std_duration(probe.timeout);
     let (verdict, text) = match &probe.check {
         Check::Tcp(addr) => tcp(addr, timeout).await,
@@ -150,7 +154,12 @@ async fn get(client: &reqwest::Client, http: &HttpCheck) -> (Verdict, String) {
                     }
                 }
                 Ok(None) => break,
-                Err(e) => return (Verdict::Critical, format!("HTTP {status}, body cut short: {e}")),
+                Err(e) => {
+                    return (
+                        Verdict::Critical,
+                        format!("HTTP {status}, body cut short: {e}"),
+                    )
+                }
             }
         }
         let text = String::from_utf8_lossy(&body);
@@ -218,12 +227,16 @@ fn short_millis(d: SignedDuration) -> String {
 /// Runs a plugin: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 (or any other) UNKNOWN;
 /// the first line of its output (standard output, else standard error) is
 /// the reason. Killed with its process group at `timeout`.
-async fn command(argv: &[String], timeout: SignedDuration, secret_env: &BTreeSet<String>) -> (Verdict, String) {
-    let Some((program, args)) = argv.split_first() else {
+async fn command(
+    argv: &[String],
+    timeout: SignedDuration,
+    secret_env: &BTreeSet<String>,
+) -> (Verdict, String) {
+    let Some((program, rest)) = argv.split_first() else {
         return (Verdict::Unknown, "no program to run".to_owned());
     };
     let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
+    cmd.args(rest)
         .env_remove("NOTIFY_SOCKET")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -250,7 +263,10 @@ async fn command(argv: &[String], timeout: SignedDuration, secret_env: &BTreeSet
         }
         return (
             Verdict::Critical,
-            format!("`{program}` still ran after {}: killed", short_duration(timeout)),
+            format!(
+                "`{program}` still ran after {}: killed",
+                short_duration(timeout)
+            ),
         );
     };
     // The plugin has ended; a child it left behind may hold the pipes open:
@@ -273,9 +289,20 @@ async fn command(argv: &[String], timeout: SignedDuration, secret_env: &BTreeSet
         .to_owned();
     let status = match status {
         Ok(s) => s,
-        Err(e) => return (Verdict::Unknown, format!("cannot wait for `{program}`: {e}")),
+        Err(e) => {
+            return (
+                Verdict::Unknown,
+                format!("cannot wait for `{program}`: {e}"),
+            )
+        }
     };
-    let said = |fallback: String| if first.is_empty() { fallback } else { first.clone() };
+    let said = |fallback: String| {
+        if first.is_empty() {
+            fallback
+        } else {
+            first.clone()
+        }
+    };
     match status.code() {
         Some(0) => (Verdict::Ok, said("OK".to_owned())),
         Some(1) => (Verdict::Warning, said("WARNING".to_owned())),
@@ -284,7 +311,10 @@ async fn command(argv: &[String], timeout: SignedDuration, secret_env: &BTreeSet
             Verdict::Unknown,
             said(format!("`{program}` exited with {code}")),
         ),
-        None => (Verdict::Critical, said(format!("`{program}` was killed: {status}"))),
+        None => (
+            Verdict::Critical,
+            said(format!("`{program}` was killed: {status}")),
+        ),
     }
 }
 

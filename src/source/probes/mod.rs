@@ -42,10 +42,13 @@ pub fn read(source: &str, config: &ProbesConfig) -> std::result::Result<Snapshot
         note: Some("the probes' state cannot be read"),
         api: None,
     })?;
-    state.snapshot(source, &config.probes).ok_or_else(|| FetchError {
+    state
+        .snapshot(source, &config.probes)
+        .ok_or_else(|| {
+            FetchError {
         kind: FetchErrorKind::Unreadable,
         message: format!(
-            "no probe of source `{source}` has run yet (no `{}`)",
+            "no probe of source `{source}` has run yet (no `{}`); run `statusmotd probe`",
             config.state_file.display()
         ),
         hint: Some(
@@ -55,7 +58,8 @@ pub fn read(source: &str, config: &ProbesConfig) -> std::result::Result<Snapshot
         ),
         note: Some("no probe has run yet"),
         api: None,
-    })
+    }
+        })
 }
 
 /// One probe's run: its result and the state it leaves.

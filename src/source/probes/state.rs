@@ -300,9 +300,9 @@ impl ProbesState {
                     }),
                 }
             }
-            let description = state.and_then(|s| s.last.as_ref()).map(|last| {
-                format!("{}: {}", last.verdict.as_str(), last.reason)
-            });
+            let description = state
+                .and_then(|s| s.last.as_ref())
+                .map(|last| format!("{}: {}", last.verdict.as_str(), last.reason));
             components.push(Component {
                 id: probe.name.clone(),
                 name: probe.name.clone(),
@@ -383,7 +383,12 @@ fn open_incident(probe: &str, open: &OpenIncident) -> Incident {
         scheduled_until: None,
         shortlink: None,
         components: vec![probe.to_owned()],
-        updates: vec![update(&open.id, "identified", &open.reason, open.updated_at)],
+        updates: vec![update(
+            &open.id,
+            "identified",
+            &open.reason,
+            open.updated_at,
+        )],
     }
 }
 
@@ -404,7 +409,12 @@ fn closed_incident(c: &ClosedIncident) -> Incident {
         shortlink: None,
         components: vec![c.probe.clone()],
         updates: vec![
-            update(&format!("{}-resolved", c.id), "resolved", &c.resolution, c.resolved_at),
+            update(
+                &format!("{}-resolved", c.id),
+                "resolved",
+                &c.resolution,
+                c.resolved_at,
+            ),
             update(&c.id, "identified", &c.reason, c.started_at),
         ],
     }
@@ -444,7 +454,12 @@ mod tests {
         Timestamp::from_second(1_700_000_000 + minute * 60).unwrap()
     }
 
-    fn run(state: &mut ProbesState, p: &Probe, minute: i64, verdict: Verdict) -> Option<Transition> {
+    fn run(
+        state: &mut ProbesState,
+        p: &Probe,
+        minute: i64,
+        verdict: Verdict,
+    ) -> Option<Transition> {
         state.record(
             p,
             Outcome {
@@ -486,7 +501,16 @@ mod tests {
         let mut s = ProbesState::default();
         for (minute, v) in [(0, Verdict::Ok), (1, Verdict::Critical), (2, Verdict::Ok)]
             .into_iter()
-            .chain((3..10).map(|m| (m, if m % 2 == 0 { Verdict::Critical } else { Verdict::Ok })))
+            .chain((3..10).map(|m| {
+                (
+                    m,
+                    if m % 2 == 0 {
+                        Verdict::Critical
+                    } else {
+                        Verdict::Ok
+                    },
+                )
+            }))
         {
             assert_eq!(run(&mut s, &p, minute, v), None, "minute {minute}");
         }
@@ -517,7 +541,10 @@ mod tests {
         run(&mut s, &p, 1, Verdict::Unknown);
         run(&mut s, &p, 2, Verdict::Warning);
         assert_eq!(status(&s, "web"), ComponentStatus::Operational);
-        assert_eq!(s.probes["web"].failures, 2, "UNKNOWN neither counts nor resets");
+        assert_eq!(
+            s.probes["web"].failures, 2,
+            "UNKNOWN neither counts nor resets"
+        );
         let t = run(&mut s, &p, 3, Verdict::Warning).unwrap();
         assert_eq!(t.to, ComponentStatus::DegradedPerformance);
         let t = run(&mut s, &p, 4, Verdict::Critical).unwrap();
@@ -538,10 +565,17 @@ mod tests {
         }
         s.save(&path).unwrap();
         let mut s = ProbesState::load(&path).unwrap();
-        assert!(run(&mut s, &p, 2, Verdict::Critical).is_some(), "the streak went on");
+        assert!(
+            run(&mut s, &p, 2, Verdict::Critical).is_some(),
+            "the streak went on"
+        );
         s.save(&path).unwrap();
         let mut s = ProbesState::load(&path).unwrap();
-        assert_eq!(run(&mut s, &p, 3, Verdict::Critical), None, "no second alert");
+        assert_eq!(
+            run(&mut s, &p, 3, Verdict::Critical),
+            None,
+            "no second alert"
+        );
         assert_eq!(s.probes["web"].incident.as_ref().unwrap().started_at, at(0));
     }
 
@@ -568,6 +602,8 @@ mod tests {
 
     #[test]
     fn no_snapshot_before_any_run() {
-        assert!(ProbesState::default().snapshot("checks", &[probe("web")]).is_none());
+        assert!(ProbesState::default()
+            .snapshot("checks", &[probe("web")])
+            .is_none());
     }
 }
