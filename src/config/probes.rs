@@ -563,3 +563,90 @@ mod tests {
         assert!(!wildcard("a*b*c", "aXXbYY"));
     }
 }
+
+#[cfg(test)]
+mod config_tests {
+    use std::path::Path;
+
+    use crate::config::{Check, Config, SourceKind};
+    use crate::model::ComponentStatus;
+
+    fn parse(probes: &str) -> Result<Config, String> {
+        Config::parse(
+            &format!(
+                "[sources.checks]\nkind = \"probes\"\ninterval = \"1m\"\nfailure_threshold = 5\n{probes}\n\
+                 [clusters.alpha]\nsource = \"checks\"\ncomponents = [\"a\"]\n"
+            ),
+            Path::new("/etc/statusmotd/mapping.toml"),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn probes_take_the_source_defaults_unless_they_override_them() {
+        let config = parse(
+            "[[sources.checks.probe]]\nname = \"a\"\ntcp = \"h:22\"\n\
+             [[sources.checks.probe]]\nname = \"b\"\ncommand = [\"/bin/true\"]\nfailure_threshold = 1\n\
+             timeout = \"1s\"\ndown = \"degraded_performance\"\n",
+        )
+        .unwrap();
+        let SourceKind::Probes(p) = &config.sources["checks"].kind else {
+            panic!()
+        };
+        assert_eq!(
+            p.state_file,
+            Path::new("/etc/statusmotd/state/checks.probes.json")
+        );
+        let (a, b) = (&p.probes[0], &p.probes[1]);
+        assert_eq!((a.interval.as_secs(), a.timeout.as_secs()), (60, 5));
+        assert_eq!((a.failure_threshold, a.success_threshold), (5, 2));
+        assert_eq!(a.down, ComponentStatus::MajorOutage);
+        assert_eq!(a.check, Check::Tcp("h:22".into()));
+        assert_eq!((b.failure_threshold, b.timeout.as_secs()), (1, 1));
+        assert_eq!(b.down, ComponentStatus::DegradedPerformance);
+    }
+
+    #[test]
+    fn mistakes_are_pointed_at_with_a_hint() {
+        for (probes, wanted) in [
+            (
+                "[[sources.checks.probe]]\nname = \"a\"\ntcp = \"h:22\"\n[[sources.checks.probe]]\nname = \"a\"\ntcp = \"h:23\"\n",
+                "two probes are named `a`",
+            ),
+            ("[[sources.checks.probe]]\nname = \"a\"\n", "exactly one of"),
+            (
+                "[[sources.checks.probe]]\nname = \"a\"\nhttp = \"ftp://h/\"\n",
+                "invalid `http` URL",
+            ),
+            (
+                "[[sources.checks.probe]]\nname = \"a\"\nhttp = \"http://h/\"\nexpect_json = { status = \"UP\" }\n",
+                "not a JSON pointer",
+            ),
+            (
+                "[[sources.checks.probe]]\nname = \"a\"\nhttp = \"https://h/\"\ntls_expires_within = \"14d\"\n",
+                "`tls_expires_within` is not checked",
+            ),
+            (
+                "[[sources.checks.probe]]\nname = \"a\"\ntcp = \"h:22\"\nurl = \"x\"\n",
+                "unknown field `url`",
+            ),
+            (
+                "[[sources.checks.probe]]\nname = \"a\"\ncommand = []\n",
+                "`command` needs a program",
+            ),
+        ] {
+            let err = parse(probes).unwrap_err();
+            assert!(err.contains(wanted), "wanted `{wanted}` in:\n{err}");
+        }
+        let err = Config::parse(
+            "[sources.hpc]\nkind = \"statuspage-public\"\nurl = \"https://x.example\"\nfailure_threshold = 2\n",
+            Path::new("m.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`failure_threshold` is not a key of kind `statuspage-public`"),
+            "{err}"
+        );
+    }
+}

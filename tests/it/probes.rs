@@ -591,3 +591,33 @@ fn render_before_any_probe_says_to_run_one() {
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("statusmotd probe"), "{}", stderr(&o));
 }
+
+/// The example of README's "The `probes` source" is a valid configuration.
+#[test]
+fn the_readme_example_is_valid() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("## The `probes` source")
+        .nth(1)
+        .expect("README has a section on the probes source");
+    let example = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .unwrap();
+    let text = format!(
+        "[sources.hpc]\nkind = \"file\"\npath = \"status.json\"\n\n{example}\n\
+         [clusters.archer2]\nsource = \"hpc\"\ncomponents = [\"Login nodes\"]\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = statusmotd::config::Config::parse(&text, &dir.path().join("mapping.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let statusmotd::config::SourceKind::Probes(probes) = &config.sources["checks"].kind else {
+        panic!("not a probes source");
+    };
+    let names: Vec<&str> = probes.probes.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["login1 ssh", "SAFE portal", "Lustre /work"]);
+    assert_eq!(probes.probes[2].failure_threshold, 1);
+    assert_eq!(probes.probes[1].failure_threshold, 3);
+}

@@ -183,12 +183,14 @@ pub fn record(
 pub fn report(ran: &[Ran]) -> String {
     let counter = |r: &Ran| {
         let s = &r.state;
-        if s.failures > 0 {
-            format!("fail {}/{}", s.failures, r.probe.failure_threshold)
-        } else if s.status == ComponentStatus::Operational {
-            "ok".to_owned()
-        } else {
-            format!("ok {}/{}", s.successes, r.probe.success_threshold)
+        let up = s.status == ComponentStatus::Operational;
+        match (s.failures, up) {
+            // Counting towards `failure_threshold`.
+            (n, true) if n > 0 => format!("fail {n}/{}", r.probe.failure_threshold),
+            // Already counted as failing: how long the streak is.
+            (n, false) if n > 0 => format!("fail {n}"),
+            (_, true) => "ok".to_owned(),
+            (_, false) => format!("ok {}/{}", s.successes, r.probe.success_threshold),
         }
     };
     let rows: Vec<[String; 5]> = ran
