@@ -29,8 +29,9 @@ pub struct ProbesConfig {
     /// Every probe, from the source table and the included files, in the
     /// order read; names are unique.
     pub probes: Vec<Probe>,
-    /// The `include` patterns as written (for `mapping init`).
-    pub include: Vec<String>,
+    /// The `include` patterns, relative ones joined to the configuration
+    /// file's directory.
+    pub include: Vec<PathBuf>,
     /// Where the counters and incidents are kept: `state_dir` joined with
     /// `<source>.probes.json`.
     pub state_file: PathBuf,
@@ -189,7 +190,20 @@ pub(super) fn validate(
             .success_threshold
             .map_or(DEFAULT_SUCCESS_THRESHOLD, |t| t.into_inner().0),
     };
-    let include = keys.include.map(Spanned::into_inner).unwrap_or_default();
+    let include = keys
+        .include
+        .map(Spanned::into_inner)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            let p = PathBuf::from(p);
+            if p.is_absolute() {
+                p
+            } else {
+                cx.base.join(p)
+            }
+        })
+        .collect();
     let mut config = ProbesConfig {
         probes: Vec::new(),
         include,
@@ -228,15 +242,8 @@ pub(super) fn validate(
             ),
         ));
     }
-    let base = cx.base;
     for pattern in &config.include {
-        let path = Path::new(pattern);
-        let pattern = if path.is_absolute() {
-            path.to_owned()
-        } else {
-            base.join(path)
-        };
-        for file in glob(&pattern).map_err(|m| (None, format!("source `{source}`: {m}")))? {
+        for file in glob(pattern).map_err(|m| (None, format!("source `{source}`: {m}")))? {
             let text = std::fs::read_to_string(&file).map_err(|e| {
                 (
                     None,
@@ -521,6 +528,19 @@ fn glob(pattern: &Path) -> std::result::Result<Vec<PathBuf>, String> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// Whether `file` is one the `include` pattern `pattern` names (for
+/// `serve`'s watcher: a probes file added, changed or removed).
+pub fn include_matches(pattern: &Path, file: &Path) -> bool {
+    match (pattern.parent(), pattern.file_name(), file.file_name()) {
+        (Some(dir), Some(want), Some(name)) => {
+            file.parent() == Some(dir)
+                && !name.to_string_lossy().starts_with('.')
+                && wildcard(&want.to_string_lossy(), &name.to_string_lossy())
+        }
+        _ => false,
+    }
 }
 
 /// Whether `name` matches `pattern`, where `*` is any run of characters and

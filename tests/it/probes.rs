@@ -621,3 +621,60 @@ fn the_readme_example_is_valid() {
     assert_eq!(probes.probes[2].failure_threshold, 1);
     assert_eq!(probes.probes[1].failure_threshold, 3);
 }
+
+/// A probes file per stack: `serve` picks up one added and one removed like
+/// any change of the configuration; the removed probe disappears and its
+/// incident resolves.
+#[test]
+fn serve_picks_up_added_and_removed_probes_files() {
+    let port = TcpToggle::open();
+    let site = site(&format!(
+        r#"include = ["probes.d/*.toml"]
+
+[[sources.checks.probe]]
+name = "login1 ssh"
+group = "Checks"
+tcp = "{}"
+interval = "1s"
+"#,
+        port.addr
+    ));
+    let probes_d = site.path().join("probes.d");
+    std::fs::create_dir(&probes_d).unwrap();
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("statusmotd"));
+    cmd.current_dir(site.path())
+        .env("STATUSMOTD_CONFIG", site.path().join("mapping.toml"))
+        .args(["serve", "--listen", "127.0.0.1:0"]);
+    let served = crate::common::Served::spawn(cmd);
+    let motd_file = site.out("alpha/motd");
+    crate::common::eventually("the first render", 30, || {
+        site.path().join("out/index.json").exists()
+    });
+    assert_eq!(std::fs::read_to_string(&motd_file).unwrap_or_default(), "");
+    std::fs::write(
+        probes_d.join("stack-a.toml"),
+        "[[probe]]\nname = \"stack a\"\ngroup = \"Checks\"\ncommand = [\"false\"]\n\
+         interval = \"1s\"\nfailure_threshold = 1\n",
+    )
+    .unwrap();
+    crate::common::eventually("the added probe's outage", 30, || {
+        std::fs::read_to_string(&motd_file).is_ok_and(|t| t.contains("[INCIDENT] stack a"))
+    });
+    std::fs::remove_file(probes_d.join("stack-a.toml")).unwrap();
+    // Its component is gone, so the cluster no longer selects its (resolved)
+    // incident: nothing is left of it on the login screen.
+    crate::common::eventually("the removed probe gone from the MOTD", 30, || {
+        std::fs::read_to_string(&motd_file).is_ok_and(|t| !t.contains("stack a"))
+    });
+    let state = site.path().join("state/checks.probes.json");
+    crate::common::eventually(
+        "the removed probe's incident resolved in the state",
+        30,
+        || {
+            let state: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+            state["probes"].get("stack a").is_none() && state["resolved"][0]["probe"] == "stack a"
+        },
+    );
+    drop(served);
+}

@@ -250,8 +250,9 @@ impl ProbesState {
     }
 
     /// Forgets the probes not in `keep` (removed from the configuration):
-    /// their open incidents resolve at `now`. Drops resolved incidents older
-    /// than a month.
+    /// their open incidents resolve (at their last check, as
+    /// [`ProbesState::snapshot`] shows them). Drops resolved incidents older
+    /// than a month before `now`.
     pub fn retire(&mut self, keep: &BTreeSet<&str>, now: Timestamp) {
         let gone: Vec<String> = self
             .probes
@@ -260,14 +261,20 @@ impl ProbesState {
             .cloned()
             .collect();
         for name in gone {
-            if let Some(open) = self.probes.remove(&name).and_then(|s| s.incident) {
+            let Some(state) = self.probes.remove(&name) else {
+                continue;
+            };
+            if let Some(open) = state.incident {
+                // As the snapshot showed it before this run: resolved at the
+                // probe's last check.
+                let resolved_at = state.last.map_or(open.updated_at, |l| l.at);
                 self.resolved.push(ClosedIncident {
                     probe: name,
                     id: open.id,
                     started_at: open.started_at,
                     reason: open.reason,
                     status: open.status,
-                    resolved_at: now,
+                    resolved_at,
                     resolution: "the probe was removed from the configuration".to_owned(),
                 });
             }
@@ -592,12 +599,16 @@ mod tests {
         assert_eq!(snap.components.len(), 1);
         assert_eq!(snap.incidents.len(), 1);
         assert!(snap.incidents[0].is_closed());
+        let before = snap.incidents[0].clone();
         s.retire(&BTreeSet::from(["db"]), at(5));
         assert!(!s.probes.contains_key("web"));
-        assert_eq!(s.resolved[0].resolved_at, at(5));
+        assert_eq!(s.resolved[0].resolved_at, at(2), "its last check");
         let snap = s.snapshot("checks", &[db]).unwrap();
         assert_eq!(snap.groups[0].components, ["db"]);
-        assert!(snap.incidents[0].is_closed());
+        assert_eq!(
+            snap.incidents[0], before,
+            "the same resolved incident as before"
+        );
     }
 
     #[test]
