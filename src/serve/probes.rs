@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::Coordinator;
 use crate::config::{Probe, SourceKind};
+use crate::metrics::ProbeLabel;
 use crate::source::probes::{self, check::Clients, state::ProbesState};
 
 /// The longest sleep between two looks at what is due, so a reload that
@@ -96,7 +97,21 @@ pub(super) async fn probes_task(c: Arc<Coordinator>) {
             let recorded =
                 tokio::task::spawn_blocking(move || probes::record(&config, chosen, results)).await;
             let changed = match recorded {
-                Ok(Ok(ran)) => ran.iter().any(|r| r.transition.is_some()),
+                Ok(Ok(ran)) => {
+                    for r in &ran {
+                        c.metrics.probe_checked(
+                            &ProbeLabel {
+                                source: source.name.clone(),
+                                probe: r.probe.name.clone(),
+                            },
+                            r.verdict.label(),
+                            r.took.as_secs_f64(),
+                            r.state.failures,
+                            r.state.status == crate::model::ComponentStatus::Operational,
+                        );
+                    }
+                    ran.iter().any(|r| r.transition.is_some())
+                }
                 Ok(Err(e)) => {
                     tracing::error!("probes of source `{}`: {e}", source.name);
                     false
@@ -110,7 +125,16 @@ pub(super) async fn probes_task(c: Arc<Coordinator>) {
                 c.refresh(Some(std::slice::from_ref(&source.name)), "probe");
             }
         }
-        due.retain(|key, _| seen.contains(key));
+        due.retain(|(source, probe), _| {
+            let keep = seen.contains(&(source.clone(), probe.clone()));
+            if !keep {
+                c.metrics.probe_removed(&ProbeLabel {
+                    source: source.clone(),
+                    probe: probe.clone(),
+                });
+            }
+            keep
+        });
         let wake = due
             .values()
             .min()

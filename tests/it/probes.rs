@@ -416,6 +416,17 @@ fn serve_runs_probes_and_a_restart_keeps_the_outage() {
     crate::common::eventually("serve renders the outage", 30, || {
         std::fs::read_to_string(&motd_file).is_ok_and(|t| t.contains("[INCIDENT] web"))
     });
+    let (status, metrics) =
+        crate::common::http_get(first_run.addr(), "/metrics", Duration::from_secs(5)).unwrap();
+    assert_eq!(status, 200);
+    for series in [
+        "statusmotd_probe_up{source=\"checks\",probe=\"web\"} 0",
+        "statusmotd_probe_checks_total{source=\"checks\",probe=\"web\",result=\"critical\"}",
+        "statusmotd_probe_failures_in_a_row{source=\"checks\",probe=\"web\"}",
+        "statusmotd_probe_duration_seconds{source=\"checks\",probe=\"web\"}",
+    ] {
+        assert!(metrics.contains(series), "no `{series}` in:\n{metrics}");
+    }
     first_run.kill();
     let first = incident_files(&site);
     assert_eq!(first.len(), 1);
@@ -677,4 +688,46 @@ interval = "1s"
         },
     );
     drop(served);
+}
+
+/// At most eight checks run at once, and they do run side by side.
+#[test]
+fn checks_run_at_most_eight_at_once() {
+    let site = site("");
+    let running = site.path().join("running");
+    std::fs::create_dir(&running).unwrap();
+    let plugin = script(
+        &site,
+        "plugin",
+        &format!(
+            "cd {} || exit 3\ntouch \"m$$\"\nsleep 1\necho \"running $(ls | wc -l)\"\nrm -f \"m$$\"",
+            running.display()
+        ),
+    );
+    let probes: String = (0..16)
+        .map(|n| command_probe(&format!("p{n:02}"), &plugin))
+        .collect();
+    let mapping = std::fs::read_to_string(site.path().join("mapping.toml"))
+        .unwrap()
+        .replace("[clusters.alpha]", &format!("{probes}\n[clusters.alpha]"));
+    std::fs::write(site.path().join("mapping.toml"), mapping).unwrap();
+    let started = std::time::Instant::now();
+    let (exit, out) = probe(&site, &[]);
+    let took = started.elapsed();
+    assert_eq!(exit, 0, "{out}");
+    let counts: Vec<usize> = out
+        .lines()
+        .map(|l| {
+            l.rsplit_once("running ")
+                .and_then(|(_, n)| n.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{l}"))
+        })
+        .collect();
+    assert_eq!(counts.len(), 16);
+    assert!(counts.iter().all(|&n| n <= 8), "{counts:?}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "two rounds of eight: {took:?}"
+    );
+    assert!(took < Duration::from_secs(10), "side by side: {took:?}");
 }

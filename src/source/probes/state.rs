@@ -40,6 +40,16 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// As metrics label it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Warning => "warning",
+            Verdict::Critical => "critical",
+            Verdict::Unknown => "unknown",
+        }
+    }
+
     /// As `statusmotd probe` prints it.
     pub fn as_str(self) -> &'static str {
         match self {
