@@ -72,6 +72,8 @@ pub struct HttpCheck {
     /// JSON pointer to the value expected there.
     pub expect_json: BTreeMap<String, serde_json::Value>,
     pub slow: Option<SignedDuration>,
+    /// A server certificate expiring sooner than this: degraded.
+    pub tls_expires_within: Option<SignedDuration>,
     pub follow_redirects: bool,
 }
 
@@ -354,14 +356,15 @@ impl RawProbe {
                 ));
             }
         }
-        if let Some(t) = &self.tls_expires_within {
-            return Err(probe_err(
-                t.span(),
-                "`tls_expires_within` is not checked by this version\n\
-                 hint: remove it, or check the certificate with a `command` probe such as \
-                 `check_http --ssl -C 14`"
-                    .to_owned(),
-            ));
+        if let (Some(t), Some(url)) = (&self.tls_expires_within, &self.http) {
+            if !url.get_ref().starts_with("https://") {
+                return Err(probe_err(
+                    t.span(),
+                    "`tls_expires_within` needs an `https://` URL: a plain `http` probe sees no certificate\n\
+                     hint: remove it, or probe the `https://` URL"
+                        .to_owned(),
+                ));
+            }
         }
         let check = if let Some(addr) = self.tcp {
             let span = addr.span();
@@ -428,6 +431,7 @@ impl RawProbe {
                 expect_body: self.expect_body.map(Spanned::into_inner),
                 expect_json,
                 slow: self.slow.map(|s| s.into_inner().0),
+                tls_expires_within: self.tls_expires_within.map(|s| s.into_inner().0),
                 follow_redirects: self.follow_redirects.is_some_and(Spanned::into_inner),
             })
         } else if let Some(argv) = self.command {
@@ -643,8 +647,8 @@ mod config_tests {
                 "not a JSON pointer",
             ),
             (
-                "[[sources.checks.probe]]\nname = \"a\"\nhttp = \"https://h/\"\ntls_expires_within = \"14d\"\n",
-                "`tls_expires_within` is not checked",
+                "[[sources.checks.probe]]\nname = \"a\"\nhttp = \"http://h/\"\ntls_expires_within = \"14d\"\n",
+                "`tls_expires_within` needs an `https://` URL",
             ),
             (
                 "[[sources.checks.probe]]\nname = \"a\"\ntcp = \"h:22\"\nurl = \"x\"\n",

@@ -731,3 +731,51 @@ fn checks_run_at_most_eight_at_once() {
     );
     assert!(took < Duration::from_secs(10), "side by side: {took:?}");
 }
+
+/// A certificate expiring in 3 days, checked with `tls_expires_within =
+/// "14d"`: degraded (with the expiry in the reason); with "2d" it is fine.
+#[test]
+fn a_certificate_expiring_soon_degrades() {
+    let server = crate::support::probes::TlsServer::spawn(3);
+    let probe_of = |within: &str| {
+        format!(
+            r#"
+[[sources.checks.probe]]
+name = "portal"
+group = "Checks"
+http = "https://127.0.0.1:{}/health"
+expect_body = "OK"
+tls_expires_within = "{within}"
+failure_threshold = 1
+"#,
+            server.port
+        )
+    };
+    for (within, exit, wanted) in [("2d", 0, "OK"), ("14d", 1, "WARNING")] {
+        let site = site(&probe_of(within));
+        let o = site
+            .cmd()
+            .arg("probe")
+            .env("SSL_CERT_FILE", &server.ca)
+            .output()
+            .unwrap();
+        let out = stdout(&o);
+        assert_eq!(code(&o), exit, "{within}: {out}{}", stderr(&o));
+        assert!(out.contains(wanted), "{within}: {out}");
+        if exit == 1 {
+            assert!(out.contains("degraded_performance"), "{out}");
+            assert!(out.contains("the certificate expires"), "{out}");
+            assert!(out.contains("within 14d"), "{out}");
+        }
+    }
+    // Without the test CA the certificate is not trusted: the system CA
+    // store is what counts.
+    let site = site(&probe_of("2d"));
+    let o = site
+        .cmd()
+        .arg("probe")
+        .env("SSL_CERT_FILE", site.path().join("mapping.toml"))
+        .output()
+        .unwrap();
+    assert!(stdout(&o).contains("CRITICAL"), "{}", stdout(&o));
+}

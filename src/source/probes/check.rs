@@ -35,9 +35,12 @@ pub struct Clients {
 impl Clients {
     pub fn new() -> Clients {
         Clients {
-            direct: crate::source::client_with(|b| b.redirect(reqwest::redirect::Policy::none())),
+            direct: crate::source::client_with(|b| {
+                b.redirect(reqwest::redirect::Policy::none()).tls_info(true)
+            }),
             follow: crate::source::client_with(|b| {
                 b.redirect(reqwest::redirect::Policy::limited(10))
+                    .tls_info(true)
             }),
         }
     }
@@ -128,6 +131,12 @@ async fn get(client: &reqwest::Client, http: &HttpCheck) -> (Verdict, String) {
         }
     };
     let status = response.status().as_u16();
+    // Read now: the body is read through `response` below.
+    let expires = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(reqwest::tls::TlsInfo::peer_certificate)
+        .map(not_after);
     let expected = if http.expect_status.is_empty() {
         (200..300).contains(&status)
     } else {
@@ -201,17 +210,110 @@ async fn get(client: &reqwest::Client, http: &HttpCheck) -> (Verdict, String) {
         }
     }
     let took = SignedDuration::try_from(started.elapsed()).unwrap_or_default();
-    match http.slow {
-        Some(slow) if took > slow => (
+    if let Some(slow) = http.slow.filter(|&slow| took > slow) {
+        return (
             Verdict::Warning,
             format!(
                 "HTTP {status} after {}, slower than {}",
                 short_millis(took),
                 short_duration(slow)
             ),
-        ),
-        _ => (Verdict::Ok, format!("HTTP {status}")),
+        );
     }
+    if let Some(within) = http.tls_expires_within {
+        match expires {
+            Some(Some(at)) => {
+                let left = at.duration_since(jiff::Timestamp::now());
+                if left < within {
+                    let when = at.strftime("%Y-%m-%d %H:%M UTC");
+                    let what = if left.is_negative() {
+                        format!("the certificate expired {when}")
+                    } else {
+                        format!(
+                            "the certificate expires {when}, in {}",
+                            short_duration(left)
+                        )
+                    };
+                    return (
+                        Verdict::Warning,
+                        format!(
+                            "HTTP {status}, but {what} (within {})",
+                            short_duration(within)
+                        ),
+                    );
+                }
+            }
+            Some(None) => {
+                return (
+                    Verdict::Unknown,
+                    format!("HTTP {status}, but the certificate's expiry cannot be read"),
+                )
+            }
+            None => {}
+        }
+    }
+    (Verdict::Ok, format!("HTTP {status}"))
+}
+
+/// The `notAfter` time of a DER X.509 certificate: `Certificate` ->
+/// `tbsCertificate` -> (`[0] version`,) `serialNumber`, `signature`,
+/// `issuer`, `validity` -> `notBefore`, `notAfter`.
+pub fn not_after(der: &[u8]) -> Option<jiff::Timestamp> {
+    /// One DER element: its tag, its contents and what follows it.
+    fn tlv(buf: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, rest) = buf.split_first()?;
+        let (&first, rest) = rest.split_first()?;
+        let (len, rest) = if first < 0x80 {
+            (usize::from(first), rest)
+        } else {
+            let n = usize::from(first & 0x7f);
+            if n == 0 || n > 4 || rest.len() < n {
+                return None;
+            }
+            let len = rest[..n]
+                .iter()
+                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+            (len, &rest[n..])
+        };
+        (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+    }
+    let (_, cert, _) = tlv(der)?;
+    let (_, tbs, _) = tlv(cert)?;
+    let (tag, _, mut rest) = tlv(tbs)?;
+    if tag == 0xa0 {
+        // The explicit version; the serial number follows.
+        rest = tlv(rest)?.2;
+    }
+    let rest = tlv(rest)?.2; // signature algorithm
+    let rest = tlv(rest)?.2; // issuer
+    let (_, validity, _) = tlv(rest)?;
+    let (_, _, rest) = tlv(validity)?; // notBefore
+    let (tag, time, _) = tlv(rest)?;
+    let time = std::str::from_utf8(time).ok()?.strip_suffix('Z')?;
+    let full = match (tag, time.len()) {
+        // UTCTime: YYMMDDHHMMSS, years 1950..2049.
+        (0x17, 12) => {
+            let yy: u32 = time.get(..2)?.parse().ok()?;
+            let century = if yy >= 50 { "19" } else { "20" };
+            format!("{century}{time}")
+        }
+        // GeneralizedTime: YYYYMMDDHHMMSS.
+        (0x18, 14) => time.to_owned(),
+        _ => return None,
+    };
+    if !full.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let iso = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &full[..4],
+        &full[4..6],
+        &full[6..8],
+        &full[8..10],
+        &full[10..12],
+        &full[12..14]
+    );
+    iso.parse().ok()
 }
 
 /// `1.2s`, `350ms`.
@@ -336,6 +438,47 @@ async fn read_capped(mut pipe: impl tokio::io::AsyncRead + Unpin) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hex(parts: &[&str]) -> Vec<u8> {
+        let text: String = parts.concat();
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// `openssl req -x509 -days 30` (`UTCTime`) and `-days 10000`
+    /// (`GeneralizedTime`, past 2049).
+    #[test]
+    fn the_expiry_is_read_from_either_time_form() {
+        let utc = hex(&[
+        "3082016d30820113a00302010202147631feef9e91a08e773c56a6f27378bfaecb95d8300a06082a8648ce3d04030230",
+        "0c310a300806035504030c0178301e170d3236313133303039303035335a170d3236313233303039303035335a300c31",
+        "0a300806035504030c01783059301306072a8648ce3d020106082a8648ce3d030107034200043119aadb9a0aa1c7892c",
+        "18955d26086c014d0e660f093bcef8948cdf6eea3f56db72d796c37ef04683c1da4f83a30e2479157bd4341c41a38411",
+        "316c0a7d8dc8a3533051301d0603551d0e041604148f637adc8a0983a1f0162ff5ac2d6655da297583301f0603551d23",
+        "0418301680148f637adc8a0983a1f0162ff5ac2d6655da297583300f0603551d130101ff040530030101ff300a06082a",
+        "8648ce3d0403020348003045022100c1729562cda0d176355544f7d37700b92c14d39a42253c70580efc82c5257a9c02",
+        "206b7c66bb8dc7f337782ef8cc8c6102bed3a40df0ba25310419f434d454fa6c7d",
+        ]);
+        let generalized = hex(&[
+        "3082016e30820115a00302010202140488555b689ecb41e6b0c8aaad47a12eb3f4522c300a06082a8648ce3d04030230",
+        "0c310a300806035504030c01783020170d3236313133303039303035335a180f32303534303431373039303035335a30",
+        "0c310a300806035504030c01783059301306072a8648ce3d020106082a8648ce3d03010703420004eccfe8bedade3d72",
+        "856a3b48cf70da8940561613fd6db5ab2c1fc79d7001106042b740420f0ccfaa48553e9db487fbcf0107b7df71f3ca90",
+        "d293049647b87186a3533051301d0603551d0e041604147ec9b48161939f18a63fd59cb8cc9ab0890cdb0e301f060355",
+        "1d230418301680147ec9b48161939f18a63fd59cb8cc9ab0890cdb0e300f0603551d130101ff040530030101ff300a06",
+        "082a8648ce3d04030203470030440220179328e86b61761765e7f5788259e6958699ebfb6e05b83192cdc2c21af6cb68",
+        "0220467d669da2b1911caa3ebf9f82f88922b774a7fdf8611b0292ad72b0c8f04f1f",
+        ]);
+        assert_eq!(not_after(&utc).unwrap().to_string(), "2026-12-30T09:00:53Z");
+        assert_eq!(
+            not_after(&generalized).unwrap().to_string(),
+            "2054-04-17T09:00:53Z"
+        );
+        assert_eq!(not_after(&utc[..utc.len() / 3]), None, "cut short");
+        assert_eq!(not_after(b"\x30\x85garbage"), None);
+    }
 
     #[test]
     fn a_reason_is_one_short_line() {

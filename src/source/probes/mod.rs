@@ -184,11 +184,12 @@ pub fn report(ran: &[Ran]) -> String {
     let counter = |r: &Ran| {
         let s = &r.state;
         let up = s.status == ComponentStatus::Operational;
+        let threshold = r.probe.failure_threshold;
         match (s.failures, up) {
             // Counting towards `failure_threshold`.
-            (n, true) if n > 0 => format!("fail {n}/{}", r.probe.failure_threshold),
-            // Already counted as failing: how long the streak is.
-            (n, false) if n > 0 => format!("fail {n}"),
+            (n, _) if n > 0 && n <= threshold => format!("fail {n}/{threshold}"),
+            // Long past it: how long the streak is.
+            (n, _) if n > 0 => format!("fail {n}"),
             (_, true) => "ok".to_owned(),
             (_, false) => format!("ok {}/{}", s.successes, r.probe.success_threshold),
         }
