@@ -142,6 +142,7 @@ pub fn record(
     probes: Vec<Probe>,
     results: Vec<(Verdict, String, Timestamp, Duration)>,
 ) -> Result<Vec<Ran>> {
+    let _lock = ProbesState::lock(&config.state_file)?;
     let mut state = ProbesState::load(&config.state_file)?;
     let mut ran = Vec::with_capacity(probes.len());
     for (probe, (verdict, reason, at, took)) in probes.into_iter().zip(results) {

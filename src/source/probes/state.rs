@@ -155,6 +155,32 @@ impl ProbesState {
         Ok(state)
     }
 
+    /// Takes the exclusive lock beside the state file at `path`
+    /// (`<source>.probes.lock`), waiting for it: a `statusmotd probe` from
+    /// cron and `serve` may count into the same file, and each must load,
+    /// count and save without the other's save in between. Released when
+    /// the returned file is dropped.
+    pub fn lock(path: &Path) -> Result<std::fs::File> {
+        use rustix::fs::{Mode, OFlags};
+        let lock_path = path.with_extension("lock");
+        if let Some(dir) = path.parent() {
+            // The state directory itself.
+            #[allow(clippy::disallowed_methods)]
+            std::fs::create_dir_all(dir)
+                .map_err(Error::io("cannot create state directory", dir))?;
+        }
+        let fd = rustix::fs::open(
+            &lock_path,
+            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| Error::io("cannot open lock file", &lock_path)(e.into()))?;
+        let file = std::fs::File::from(fd);
+        file.lock()
+            .map_err(Error::io("cannot lock the probes state", &lock_path))?;
+        Ok(file)
+    }
+
     /// Replaces the state file at `path` atomically.
     pub fn save(&mut self, path: &Path) -> Result<()> {
         self.format = STATE_FORMAT;
@@ -306,7 +332,7 @@ impl ProbesState {
         let configured: BTreeSet<&str> = probes.iter().map(|p| p.name.as_str()).collect();
         for probe in probes {
             let state = self.probes.get(&probe.name);
-            let group_id = probe.group.as_ref().map(|g| format!("group {g}"));
+            let group_id = probe.group.clone();
             if let (Some(id), Some(name)) = (&group_id, &probe.group) {
                 match groups.iter_mut().find(|g| &g.id == id) {
                     Some(g) => g.components.push(probe.name.clone()),
@@ -619,6 +645,28 @@ mod tests {
             snap.incidents[0], before,
             "the same resolved incident as before"
         );
+    }
+
+    #[test]
+    fn the_state_lock_is_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/checks.probes.json");
+        let held = ProbesState::lock(&path).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let other = path.clone();
+        let waiter = std::thread::spawn(move || {
+            let _lock = ProbesState::lock(&other).unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(300))
+                .is_err(),
+            "a second holder waits"
+        );
+        drop(held);
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the lock passes on when released");
+        waiter.join().unwrap();
     }
 
     #[test]
