@@ -779,3 +779,85 @@ failure_threshold = 1
         .unwrap();
     assert!(stdout(&o).contains("CRITICAL"), "{}", stdout(&o));
 }
+
+/// `packaging/examples/ansible`, run by the real `ansible-playbook` against
+/// localhost: a probes file per stack that statusmotd accepts, removed when
+/// the stack is decommissioned. Fails when `ansible-playbook` is missing
+/// (`scripts/test` installs it) unless `STATUSMOTD_SKIP_ANSIBLE=1`.
+#[test]
+fn the_ansible_role_writes_and_removes_a_probes_file_per_stack() {
+    let found = std::process::Command::new("ansible-playbook")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("STATUSMOTD_SKIP_ANSIBLE").is_some_and(|v| v == "1"),
+            "`ansible-playbook` is missing: install ansible-core (scripts/test does), \
+             or set STATUSMOTD_SKIP_ANSIBLE=1 to skip this test"
+        );
+        eprintln!("skipping: no ansible-playbook and STATUSMOTD_SKIP_ANSIBLE=1");
+        return;
+    }
+    let port = TcpToggle::open();
+    let site = site("include = [\"probes.d/*.toml\"]");
+    let probes_d = site.path().join("probes.d");
+    let roles = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/examples/ansible/roles");
+    std::fs::write(
+        site.path().join("playbook.yml"),
+        "- hosts: localhost\n  connection: local\n  gather_facts: false\n  roles:\n    - statusmotd_probes\n",
+    )
+    .unwrap();
+    let play = |stacks: serde_json::Value| {
+        let vars = serde_json::json!({
+            "statusmotd_probes_dir": probes_d,
+            "statusmotd_stacks": stacks,
+        });
+        std::fs::write(site.path().join("vars.json"), vars.to_string()).unwrap();
+        let o = std::process::Command::new("ansible-playbook")
+            .args(["-i", "localhost,", "-e", "@vars.json", "playbook.yml"])
+            .current_dir(site.path())
+            .env("ANSIBLE_ROLES_PATH", &roles)
+            .env("ANSIBLE_LOCAL_TEMP", site.path().join("ansible-tmp"))
+            .env("ANSIBLE_NOCOLOR", "1")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "ansible-playbook failed:\n{}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    };
+    let stacks = |login_state: &str| {
+        serde_json::json!([
+            {"name": "login", "state": login_state, "probes": [{
+                "name": "login1 ssh", "group": "Checks",
+                "tcp": port.addr.to_string(), "down": "partial_outage",
+            }]},
+            {"name": "portal", "probes": [{
+                "name": "portal \"main\"", "group": "Checks",
+                "http": "http://127.0.0.1:9/health", "expect_status": [200, 204],
+                "expect_json": {"/status": "UP", "/checks/0": 1}, "timeout": "2s",
+            }]},
+        ])
+    };
+    play(stacks("present"));
+    assert!(probes_d.join("login.toml").exists() && probes_d.join("portal.toml").exists());
+    let (exit, out) = probe(&site, &[]);
+    assert_eq!(exit, 0, "{out}");
+    assert!(
+        out.contains("login1 ssh") && out.contains("portal \"main\""),
+        "{out}"
+    );
+    let o = site.run(&["mapping", "check"]);
+    assert_eq!(code(&o), 0, "mapping check: {}{}", stdout(&o), stderr(&o));
+
+    play(stacks("absent"));
+    assert!(!probes_d.join("login.toml").exists(), "decommissioned");
+    let (_, out) = probe(&site, &[]);
+    assert!(
+        !out.contains("login1 ssh") && out.contains("portal"),
+        "{out}"
+    );
+}
