@@ -393,10 +393,17 @@ impl ProbesState {
     }
 }
 
-/// Stable for the life of one outage, unique across outages.
+/// Stable for the life of one outage, unique across outages and probes:
+/// the slug is for people, the hash of the full name tells apart two names
+/// with one slug (`web!`, `web?`).
 fn incident_id(probe: &str, started_at: Timestamp) -> String {
+    // FNV-1a: the same in every version and on every machine, unlike the
+    // standard library's hasher.
+    let hash = probe.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
     format!(
-        "probe-{}-{}",
+        "probe-{}-{hash:08x}-{}",
         crate::mapping::slugify(probe),
         started_at.as_second()
     )
@@ -667,6 +674,15 @@ mod tests {
         rx.recv_timeout(std::time::Duration::from_secs(5))
             .expect("the lock passes on when released");
         waiter.join().unwrap();
+    }
+
+    #[test]
+    fn incident_ids_tell_apart_names_with_one_slug() {
+        let a = incident_id("web!", at(0));
+        let b = incident_id("web?", at(0));
+        assert_ne!(a, b);
+        assert!(a.starts_with("probe-web-"), "{a}");
+        assert_eq!(a, incident_id("web!", at(0)), "stable");
     }
 
     #[test]
