@@ -1,21 +1,27 @@
 //! `serve` runs the probes of every `probes` source continuously: each at
 //! its own `interval`, jittered so that many probes do not fire in the same
-//! second, at most [`crate::source::probes::CONCURRENCY`] at a time. The
-//! counters are persisted after every round; only a round in which a probe's
-//! status changed (or the first one) refreshes the source, so the files are
-//! rendered again on a change, not on every check.
+//! second, each check a task of its own, at most
+//! [`crate::source::probes::CONCURRENCY`] checking at a time. The counters
+//! are persisted as checks end; only a status change (or a source's first
+//! results) refreshes the source, so the files are rendered again on a
+//! change, not on every check.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher as _;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jiff::Timestamp;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::Coordinator;
 use crate::config::{Probe, SourceKind};
 use crate::metrics::ProbeLabel;
-use crate::source::probes::{self, check::Clients, state::ProbesState};
+use crate::source::probes::check::{self, Clients};
+use crate::source::probes::state::ProbesState;
+use crate::source::probes::{self, CheckResult};
 
 /// The longest sleep between two looks at what is due, so a reload that
 /// adds a probe is picked up soon.
@@ -57,72 +63,59 @@ fn first_run(now: Instant, probe: &Probe, state: &ProbesState) -> Instant {
     }
 }
 
+/// A check that ended: its source, its probe, and what it found.
+type Checked = (String, Probe, CheckResult);
+
 pub(super) async fn probes_task(c: Arc<Coordinator>) {
     let clients = Clients::new();
+    let limit = Arc::new(Semaphore::new(probes::CONCURRENCY));
+    let (tx, mut rx) = mpsc::unbounded_channel::<Checked>();
+    // Dropped when the service stops, which aborts the checks under way.
+    let mut checks = JoinSet::new();
     let mut due: BTreeMap<(String, String), Instant> = BTreeMap::new();
+    let mut running: BTreeSet<(String, String)> = BTreeSet::new();
     let mut refreshed: BTreeSet<String> = BTreeSet::new();
     loop {
         let live = c.live();
         let now = Instant::now();
         let secret_env = Arc::new(crate::child::secret_env_vars(&live.config));
         let mut seen = BTreeSet::new();
+        // Each due probe is a task of its own, so a slow check delays no
+        // other; at most `CONCURRENCY` of them check at once.
         for source in live.config.sources.values() {
             let SourceKind::Probes(config) = &source.kind else {
                 continue;
             };
-            let mut chosen = Vec::new();
             let mut state = None;
             for probe in &config.probes {
                 let key = (source.name.clone(), probe.name.clone());
                 seen.insert(key.clone());
-                let next = due.entry(key).or_insert_with(|| {
+                let next = due.entry(key.clone()).or_insert_with(|| {
                     let state = state.get_or_insert_with(|| {
                         ProbesState::load(&config.state_file).unwrap_or_default()
                     });
                     first_run(now, probe, state)
                 });
-                if *next <= now {
-                    *next = next_after(now, probe);
-                    chosen.push(probe.clone());
+                if *next > now || running.contains(&key) {
+                    continue;
                 }
-            }
-            if chosen.is_empty() {
-                continue;
-            }
-            let results = tokio::select! {
-                () = c.cancel_token().cancelled() => return,
-                r = probes::check_all(&chosen, &clients, &secret_env) => r,
-            };
-            let config = config.clone();
-            let recorded =
-                tokio::task::spawn_blocking(move || probes::record(&config, chosen, results)).await;
-            let changed = match recorded {
-                Ok(Ok(ran)) => {
-                    for r in &ran {
-                        c.metrics.probe_checked(
-                            &ProbeLabel {
-                                source: source.name.clone(),
-                                probe: r.probe.name.clone(),
-                            },
-                            r.verdict.label(),
-                            r.took.as_secs_f64(),
-                            r.state.failures,
-                            r.state.status == crate::model::ComponentStatus::Operational,
-                        );
-                    }
-                    ran.iter().any(|r| r.transition.is_some())
-                }
-                Ok(Err(e)) => {
-                    tracing::error!("probes of source `{}`: {e}", source.name);
-                    false
-                }
-                Err(e) => {
-                    tracing::error!("probes of source `{}`: {e}", source.name);
-                    false
-                }
-            };
-            if changed || refreshed.insert(source.name.clone()) {
-                c.refresh(Some(std::slice::from_ref(&source.name)), "probe");
+                *next = next_after(now, probe);
+                running.insert(key);
+                let (source, probe, clients, env, limit, tx) = (
+                    source.name.clone(),
+                    probe.clone(),
+                    clients.clone(),
+                    secret_env.clone(),
+                    limit.clone(),
+                    tx.clone(),
+                );
+                checks.spawn(async move {
+                    let _permit = limit.acquire_owned().await;
+                    let started = std::time::Instant::now();
+                    let (verdict, reason) = check::run(&probe, &clients, &env).await;
+                    let result = (verdict, reason, Timestamp::now(), started.elapsed());
+                    let _ = tx.send((source, probe, result));
+                });
             }
         }
         due.retain(|(source, probe), _| {
@@ -135,15 +128,65 @@ pub(super) async fn probes_task(c: Arc<Coordinator>) {
             }
             keep
         });
+        while checks.try_join_next().is_some() {}
         let wake = due
             .values()
             .min()
             .copied()
             .unwrap_or(now + TICK)
             .min(Instant::now() + TICK);
-        tokio::select! {
+        let first = tokio::select! {
             () = c.cancel_token().cancelled() => return,
-            () = tokio::time::sleep_until(wake) => {}
+            () = tokio::time::sleep_until(wake) => continue,
+            Some(first) = rx.recv() => first,
+        };
+        // Count every check that has ended, one save per source.
+        let mut ended: BTreeMap<String, Vec<(Probe, CheckResult)>> = BTreeMap::new();
+        let mut next = Some(first);
+        while let Some((source, probe, result)) = next {
+            running.remove(&(source.clone(), probe.name.clone()));
+            ended.entry(source).or_default().push((probe, result));
+            next = rx.try_recv().ok();
+        }
+        for (source, done) in ended {
+            // The configuration in force now: a probe removed meanwhile
+            // leaves the state when this is saved.
+            let Some(SourceKind::Probes(config)) =
+                c.live().config.sources.get(&source).map(|s| s.kind.clone())
+            else {
+                continue;
+            };
+            let (chosen, results): (Vec<_>, Vec<_>) = done.into_iter().unzip();
+            let recorded =
+                tokio::task::spawn_blocking(move || probes::record(&config, chosen, results)).await;
+            let changed = match recorded {
+                Ok(Ok(ran)) => {
+                    for r in &ran {
+                        c.metrics.probe_checked(
+                            &ProbeLabel {
+                                source: source.clone(),
+                                probe: r.probe.name.clone(),
+                            },
+                            r.verdict.label(),
+                            r.took.as_secs_f64(),
+                            r.state.failures,
+                            r.state.status == crate::model::ComponentStatus::Operational,
+                        );
+                    }
+                    ran.iter().any(|r| r.transition.is_some())
+                }
+                Ok(Err(e)) => {
+                    tracing::error!("probes of source `{source}`: {e}");
+                    false
+                }
+                Err(e) => {
+                    tracing::error!("probes of source `{source}`: {e}");
+                    false
+                }
+            };
+            if changed || refreshed.insert(source.clone()) {
+                c.refresh(Some(std::slice::from_ref(&source)), "probe");
+            }
         }
     }
 }

@@ -861,3 +861,41 @@ fn the_ansible_role_writes_and_removes_a_probes_file_per_stack() {
         "{out}"
     );
 }
+
+/// In `serve` a check that hangs until its timeout holds back no other
+/// probe: a port that closes is down within seconds all the same.
+#[test]
+fn serve_is_not_held_back_by_a_hanging_check() {
+    let port = TcpToggle::open();
+    let site = site("");
+    let hang = script(&site, "hang", "sleep 60");
+    let mapping = std::fs::read_to_string(site.path().join("mapping.toml"))
+        .unwrap()
+        .replace(
+            "[clusters.alpha]",
+            &format!(
+                "{}timeout = \"30s\"\n\n[[sources.checks.probe]]\nname = \"ssh\"\ngroup = \"Checks\"\n\
+                 tcp = \"{}\"\ninterval = \"1s\"\nfailure_threshold = 1\n\n[clusters.alpha]",
+                command_probe("hang", &hang),
+                port.addr
+            ),
+        );
+    std::fs::write(site.path().join("mapping.toml"), mapping).unwrap();
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("statusmotd"));
+    cmd.current_dir(site.path())
+        .env("STATUSMOTD_CONFIG", site.path().join("mapping.toml"))
+        .args(["serve", "--listen", "127.0.0.1:0"]);
+    let _served = crate::common::Served::spawn(cmd);
+    crate::common::eventually("the first render", 15, || {
+        site.path().join("out/index.json").exists()
+    });
+    port.close();
+    let closed = std::time::Instant::now();
+    crate::common::eventually("the closed port's outage", 15, || {
+        std::fs::read_to_string(site.out("alpha/motd")).is_ok_and(|t| t.contains("[INCIDENT] ssh"))
+    });
+    assert!(
+        closed.elapsed() < Duration::from_secs(15),
+        "not after the hanging check's 30 s timeout"
+    );
+}

@@ -30,7 +30,11 @@ use crate::error::Result;
 use crate::model::{ComponentStatus, Snapshot};
 use crate::view::ClusterView;
 
-/// How many checks run at once, per source.
+/// One check's result: its verdict, the reason, when it ended and how long
+/// it took.
+pub type CheckResult = (Verdict, String, Timestamp, Duration);
+
+/// How many checks run at once, in `statusmotd probe` and in `serve`.
 pub const CONCURRENCY: usize = 8;
 
 /// The persisted state of a `probes` source as its snapshot.
@@ -78,7 +82,7 @@ pub async fn check_all(
     probes: &[Probe],
     clients: &Clients,
     secret_env: &Arc<BTreeSet<String>>,
-) -> Vec<(Verdict, String, Timestamp, Duration)> {
+) -> Vec<CheckResult> {
     let limit = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();
     for (at, probe) in probes.iter().enumerate() {
@@ -95,7 +99,7 @@ pub async fn check_all(
             (at, (verdict, reason, Timestamp::now(), started.elapsed()))
         });
     }
-    let mut results: Vec<Option<(Verdict, String, Timestamp, Duration)>> = vec![None; probes.len()];
+    let mut results: Vec<Option<CheckResult>> = vec![None; probes.len()];
     while let Some(done) = tasks.join_next().await {
         match done {
             Ok((at, result)) => results[at] = Some(result),
@@ -140,7 +144,7 @@ pub async fn run(
 pub fn record(
     config: &ProbesConfig,
     probes: Vec<Probe>,
-    results: Vec<(Verdict, String, Timestamp, Duration)>,
+    results: Vec<CheckResult>,
 ) -> Result<Vec<Ran>> {
     let _lock = ProbesState::lock(&config.state_file)?;
     let mut state = ProbesState::load(&config.state_file)?;
