@@ -58,3 +58,35 @@ pub async fn kill_group(child: &mut tokio::process::Child) {
     let _ = child.start_kill();
     let _ = tokio::time::timeout(KILL_GRACE, child.wait()).await;
 }
+
+/// Kills a process group with SIGKILL when dropped, unless disarmed: a task
+/// running a command that is aborted (the service stops) leaves no process
+/// of the group behind. `kill(1)` is started and not waited for, since a
+/// drop cannot wait.
+#[derive(Debug)]
+pub struct GroupGuard(Option<u32>);
+
+impl GroupGuard {
+    /// Guards the group led by `child` (spawned with `process_group(0)`).
+    pub fn new(child: &tokio::process::Child) -> GroupGuard {
+        GroupGuard(child.id())
+    }
+
+    /// The group ended or was killed: nothing left to do.
+    pub fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{pgid}")])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+        }
+    }
+}

@@ -899,3 +899,48 @@ fn serve_is_not_held_back_by_a_hanging_check() {
         "not after the hanging check's 30 s timeout"
     );
 }
+
+/// A plugin still running when `serve` stops is killed with its children.
+#[test]
+fn serve_stopping_kills_a_running_plugin_and_its_children() {
+    let site = site("");
+    let pidfile = site.path().join("child.pid");
+    let hang = script(
+        &site,
+        "hang",
+        &format!("sleep 300 & echo $! > {}\nwait", pidfile.display()),
+    );
+    let mapping = std::fs::read_to_string(site.path().join("mapping.toml"))
+        .unwrap()
+        .replace(
+            "[clusters.alpha]",
+            &format!(
+                "{}timeout = \"5m\"\n\n[clusters.alpha]",
+                command_probe("hang", &hang)
+            ),
+        );
+    std::fs::write(site.path().join("mapping.toml"), mapping).unwrap();
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("statusmotd"));
+    cmd.current_dir(site.path())
+        .env("STATUSMOTD_CONFIG", site.path().join("mapping.toml"))
+        .args(["serve", "--listen", "127.0.0.1:0"]);
+    let mut served = crate::common::Served::spawn(cmd);
+    crate::common::eventually("the plugin's child started", 30, || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|p| !p.trim().is_empty())
+    });
+    let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_owned();
+    let term = std::process::Command::new("kill")
+        .args(["-s", "TERM", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    crate::common::eventually("serve stopped", 30, || {
+        served.child.try_wait().unwrap().is_some()
+    });
+    crate::common::eventually("the plugin's child is gone", 10, || {
+        !Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+    });
+    served.kill();
+}

@@ -352,6 +352,9 @@ async fn command(
         Ok(child) => child,
         Err(e) => return (Verdict::Critical, format!("cannot run `{program}`: {e}")),
     };
+    // Dropped unarmed only when this future is dropped midway (`serve`
+    // stopping): then the group is killed all the same.
+    let mut guard = crate::child::GroupGuard::new(&child);
     let stdout = child.stdout.take().map(|s| tokio::spawn(read_capped(s)));
     let stderr = child.stderr.take().map(|s| tokio::spawn(read_capped(s)));
     let status = tokio::select! {
@@ -360,6 +363,7 @@ async fn command(
     };
     let Some(status) = status else {
         crate::child::kill_group(&mut child).await;
+        guard.disarm();
         for task in [stdout, stderr].into_iter().flatten() {
             task.abort();
         }
@@ -371,8 +375,11 @@ async fn command(
             ),
         );
     };
-    // The plugin has ended; a child it left behind may hold the pipes open:
-    // wait for them briefly only.
+    // The plugin has ended; what it left running in its group is left
+    // alone, as a shell would.
+    guard.disarm();
+    // A child it left behind may hold the pipes open: wait for them briefly
+    // only.
     let mut output = String::new();
     for task in [stdout, stderr].into_iter().flatten() {
         if !output.trim().is_empty() {
