@@ -39,6 +39,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Exit 0 when a cluster is clear, 1 when it is blocked (reasons on stdout), 4 without fresh data.
     Gate(GateArgs),
+    /// Run every (or the named) probe once, count the results, print one line per probe; exit 1 when any is down.
+    Probe(ProbeArgs),
     /// Run as a service: receive Statuspage webhooks, poll, render, serve the files over HTTP.
     Serve(ServeArgs),
     /// Write or check the cluster mapping against the upstream groups.
@@ -159,6 +161,15 @@ pub struct GateArgs {
     /// Decide as of this time (RFC 3339).
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Probe names, as in the configuration [default: every probe].
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Args)]

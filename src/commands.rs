@@ -7,7 +7,8 @@ use std::path::Path;
 use jiff::Timestamp;
 
 use crate::cli::{
-    ConfigArg, DemoArgs, FetchArgs, GateArgs, MappingCommand, NotifyCommand, RenderArgs, ShowArgs,
+    ConfigArg, DemoArgs, FetchArgs, GateArgs, MappingCommand, NotifyCommand, ProbeArgs, RenderArgs,
+    ShowArgs,
 };
 use crate::config::{self, Config, SourceConfig, SourceKind};
 use crate::error::{Error, Result};
@@ -516,4 +517,59 @@ pub fn schema() -> Result<u8> {
         .lock()
         .write_all(crate::source::file::SCHEMA.as_bytes());
     Ok(0)
+}
+
+/// `statusmotd probe`: runs every (or the named) probe of every `probes`
+/// source once, counts the results into the persisted state, and prints one
+/// line per probe. Exit 0 when every probe run counts as operational, 1 when
+/// any does not.
+pub fn probe(args: &ProbeArgs) -> Result<u8> {
+    use crate::source::probes;
+    let config = load_config(&args.config)?;
+    let sources: Vec<&config::ProbesConfig> = config
+        .sources
+        .values()
+        .filter_map(|s| match &s.kind {
+            SourceKind::Probes(p) => Some(&**p),
+            _ => None,
+        })
+        .collect();
+    if sources.is_empty() {
+        return Err(Error::Config(format!(
+            "`{}` defines no source of kind `probes`\n\
+             hint: add one, e.g. `[sources.checks]` with `kind = \"probes\"` and a \
+             `[[sources.checks.probe]]` table (see README, \"Probes\")",
+            config.path.display()
+        )));
+    }
+    let all: std::collections::BTreeSet<&str> = sources
+        .iter()
+        .flat_map(|s| s.probes.iter().map(|p| p.name.as_str()))
+        .collect();
+    if let Some(unknown) = args.names.iter().find(|n| !all.contains(n.as_str())) {
+        return Err(Error::Usage(format!(
+            "no probe is named `{unknown}`\nhint: the probes are {}",
+            all.iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let only: Option<std::collections::BTreeSet<String>> =
+        (!args.names.is_empty()).then(|| args.names.iter().cloned().collect());
+    let secret_env = std::sync::Arc::new(config.secret_env_vars());
+    let ran = runtime()?.block_on(async {
+        let clients = probes::check::Clients::new();
+        let mut ran = Vec::new();
+        for source in &sources {
+            ran.extend(probes::run(source, only.as_ref(), &clients, &secret_env).await?);
+        }
+        Ok::<_, Error>(ran)
+    })?;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(probes::report(&ran).as_bytes());
+    let down = ran
+        .iter()
+        .any(|r| r.state.status != crate::model::ComponentStatus::Operational);
+    Ok(u8::from(down))
 }

@@ -4,6 +4,7 @@
 //! tying them together for the commands in `commands`.
 
 pub mod calendar;
+pub mod child;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -37,6 +38,7 @@ pub fn run(cli: &Cli) -> u8 {
         Command::Fetch(args) => commands::fetch(args),
         Command::Show(args) => commands::show(args),
         Command::Gate(args) => commands::gate(args),
+        Command::Probe(args) => commands::probe(args),
         Command::Serve(args) => serve::run(args),
         Command::Mapping(cmd) => commands::mapping(cmd),
         Command::Notify(cmd) => commands::notify(cmd),

@@ -2,7 +2,8 @@
 //! (`OpenMetrics`): refreshes, upstream fetches and their duration, webhooks by
 //! outcome, the last good fetch per source, render duration, files written,
 //! configuration reloads, `on_change` runs and how long the current one has
-//! been running.
+//! been running, and per probe its checks by result, the last check's
+//! duration, its failures in a row and whether it counts as up.
 //!
 //! Label values are fixed words or configured source names, never anything a
 //! request carries, so a client cannot grow the set of series.
@@ -54,6 +55,19 @@ pub struct ActionLabel {
     pub action: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeLabel {
+    pub source: String,
+    pub probe: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeResultLabel {
+    pub source: String,
+    pub probe: String,
+    pub result: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn duration_histogram() -> Histogram {
@@ -92,6 +106,12 @@ pub struct Metrics {
     pub outbox_size: Gauge,
     /// Age of the oldest event waiting in the outbox, 0 when none waits.
     pub outbox_oldest: Gauge<f64, AtomicU64>,
+    /// Probe checks run by `serve`, by result (`ok`, `warning`, `critical`,
+    /// `unknown`).
+    pub probe_checks: Family<ProbeResultLabel, Counter>,
+    pub probe_duration: Family<ProbeLabel, Gauge<f64, AtomicU64>>,
+    pub probe_failures: Family<ProbeLabel, Gauge>,
+    pub probe_up: Family<ProbeLabel, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -197,6 +217,30 @@ impl Metrics {
             "Age of the oldest notification waiting in the outbox (0: none waits)",
             outbox_oldest.clone(),
         );
+        let probe_checks = Family::<ProbeResultLabel, Counter>::default();
+        registry.register(
+            "probe_checks",
+            "Checks of a probe, by result (ok, warning, critical, unknown)",
+            probe_checks.clone(),
+        );
+        let probe_duration = Family::<ProbeLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "probe_duration_seconds",
+            "How long the last check of a probe took",
+            probe_duration.clone(),
+        );
+        let probe_failures = Family::<ProbeLabel, Gauge>::default();
+        registry.register(
+            "probe_failures_in_a_row",
+            "Failed checks in a row of a probe (0 after a success)",
+            probe_failures.clone(),
+        );
+        let probe_up = Family::<ProbeLabel, Gauge>::default();
+        registry.register(
+            "probe_up",
+            "1 while a probe counts as operational (after its thresholds), else 0",
+            probe_up.clone(),
+        );
         // Show the outcomes at zero from the start, so a dashboard or an
         // alert on "errors > 0" has a series to look at.
         for result in ["ok", "error"] {
@@ -226,6 +270,47 @@ impl Metrics {
             notifications,
             outbox_size,
             outbox_oldest,
+            probe_checks,
+            probe_duration,
+            probe_failures,
+            probe_up,
+        }
+    }
+
+    /// Notes one check of `probe` of `source`.
+    pub fn probe_checked(
+        &self,
+        label: &ProbeLabel,
+        result: &'static str,
+        seconds: f64,
+        failures: u32,
+        up: bool,
+    ) {
+        self.probe_checks
+            .get_or_create(&ProbeResultLabel {
+                source: label.source.clone(),
+                probe: label.probe.clone(),
+                result,
+            })
+            .inc();
+        self.probe_duration.get_or_create(label).set(seconds);
+        self.probe_failures
+            .get_or_create(label)
+            .set(i64::from(failures));
+        self.probe_up.get_or_create(label).set(i64::from(up));
+    }
+
+    /// Drops the series of a probe removed from the configuration.
+    pub fn probe_removed(&self, label: &ProbeLabel) {
+        self.probe_duration.remove(label);
+        self.probe_failures.remove(label);
+        self.probe_up.remove(label);
+        for result in ["ok", "warning", "critical", "unknown"] {
+            self.probe_checks.remove(&ProbeResultLabel {
+                source: label.source.clone(),
+                probe: label.probe.clone(),
+                result,
+            });
         }
     }
 

@@ -484,6 +484,12 @@ fn cluster_view_indexed(
         warnings.extend(resolution.warnings);
         views.push(v);
     }
+    crate::source::probes::maintenance_wins(&mut views, |name| {
+        config
+            .sources
+            .get(name)
+            .is_some_and(|s| matches!(s.kind, crate::config::SourceKind::Probes(_)))
+    });
     let view = ClusterView::merge(views)
         .ok_or_else(|| Error::Runtime(format!("cluster `{}` reads no source", cluster.name)))?;
     Ok((

@@ -109,6 +109,8 @@ pub enum SourceKind {
     Alertmanager(Box<AlertmanagerConfig>),
     /// `kind = "slurm"`: partitions and reservations read with `scontrol`.
     Slurm(SlurmConfig),
+    /// `kind = "probes"`: health checks statusmotd runs itself.
+    Probes(Box<ProbesConfig>),
 }
 
 /// One key of a `[sources.NAME]` table, as `mapping init` writes it back.
@@ -145,6 +147,7 @@ impl SourceKind {
             SourceKind::File { .. } => "file",
             SourceKind::Alertmanager(_) => "alertmanager",
             SourceKind::Slurm(_) => "slurm",
+            SourceKind::Probes(_) => "probes",
         }
     }
 
@@ -167,6 +170,8 @@ impl SourceKind {
             }
             SourceKind::Alertmanager(am) => am.fields(),
             SourceKind::Slurm(s) => s.fields(),
+            // Probes are tables `mapping init` does not write back.
+            SourceKind::Probes(_) => Vec::new(),
         }
     }
 
@@ -174,9 +179,10 @@ impl SourceKind {
     pub fn secrets(&self) -> Vec<&Secret> {
         match self {
             SourceKind::Manage { api_key, .. } => vec![api_key],
-            SourceKind::Public { .. } | SourceKind::File { .. } | SourceKind::Slurm(_) => {
-                Vec::new()
-            }
+            SourceKind::Public { .. }
+            | SourceKind::File { .. }
+            | SourceKind::Slurm(_)
+            | SourceKind::Probes(_) => Vec::new(),
             SourceKind::Alertmanager(am) => am.secrets(),
         }
     }
@@ -186,7 +192,9 @@ impl SourceKind {
         match self {
             SourceKind::Manage { page_id, .. } => WebhookPage::Id(page_id),
             SourceKind::Public { .. } => WebhookPage::Fetched,
-            SourceKind::File { .. } | SourceKind::Slurm(_) => WebhookPage::Never,
+            SourceKind::File { .. } | SourceKind::Slurm(_) | SourceKind::Probes(_) => {
+                WebhookPage::Never
+            }
             SourceKind::Alertmanager(_) => WebhookPage::Alertmanager,
         }
     }
@@ -286,12 +294,14 @@ pub struct OutputConfig {
     pub path: String,
 }
 
+mod probes;
 mod raw;
 mod secret;
 #[cfg(test)]
 mod tests;
 mod validate;
 
+pub use probes::{include_matches, Check, HttpCheck, Probe, ProbesConfig};
 pub use secret::Secret;
 pub use validate::{check_output_dir, parse_duration, validate_cluster_name};
 

@@ -76,6 +76,13 @@ pub(super) struct RawSource {
     pub(super) drain: Option<Spanned<String>>,
     pub(super) state: Option<Spanned<BTreeMap<String, String>>>,
     pub(super) request_timeout: Option<Spanned<String>>,
+    // Keys of kind `probes` (see `super::probes`).
+    pub(super) interval: Option<Spanned<PositiveDuration>>,
+    pub(super) timeout: Option<Spanned<PositiveDuration>>,
+    pub(super) failure_threshold: Option<Spanned<super::probes::Threshold>>,
+    pub(super) success_threshold: Option<Spanned<super::probes::Threshold>>,
+    pub(super) include: Option<Spanned<Vec<String>>>,
+    pub(super) probe: Option<Spanned<Vec<Spanned<super::probes::RawProbe>>>>,
 }
 
 pub(super) type Located = (Option<Range<usize>>, String);
@@ -83,8 +90,20 @@ pub(super) type Located = (Option<Range<usize>>, String);
 impl RawSource {
     /// Checks that the keys fit the kind; an error carries the span to point
     /// at (`None`: the source's name).
-    pub(super) fn validate(mut self, name: &str) -> std::result::Result<SourceKind, Located> {
+    pub(super) fn validate(
+        mut self,
+        name: &str,
+        cx: &super::probes::Context<'_>,
+    ) -> std::result::Result<SourceKind, Located> {
         let kind_span = self.kind.span();
+        let probe_keys = super::probes::RawProbeKeys {
+            interval: self.interval.take(),
+            timeout: self.timeout.take(),
+            failure_threshold: self.failure_threshold.take(),
+            success_threshold: self.success_threshold.take(),
+            include: self.include.take(),
+            probe: self.probe.take(),
+        };
         let extra = |key: &str, span: Range<usize>, kind: &str| {
             (
                 Some(span),
@@ -93,7 +112,9 @@ impl RawSource {
                      hint: kind `statuspage` takes `page_id`, `api_key` and `api_base`; \
                      kind `statuspage-public` takes `url`; kind `file` takes `path`; \
                      kind `slurm` takes `scontrol`, `cluster`, `reservations`, `drain`, \
-                     `state` and `request_timeout`; {}",
+                     `state` and `request_timeout`; kind `probes` takes `interval`, `timeout`, \
+                     `failure_threshold`, `success_threshold`, `include` and \
+                     `[[sources.{name}.probe]]` tables; {}",
                     alertmanager::KIND_HINT
                 ),
             )
@@ -121,8 +142,25 @@ impl RawSource {
         if let (false, Some((key, span))) = (kind == Kind::Slurm, slurm.first_given()) {
             return Err(extra(key, span, kind.name()));
         }
+        if let (false, Some((key, span))) = (kind == Kind::Probes, probe_keys.first_given()) {
+            return Err(extra(key, span, kind.name()));
+        }
         match kind {
             Kind::Alertmanager => self.validate_alertmanager(name, kind_span),
+            Kind::Probes => {
+                let given = [
+                    ("page_id", self.page_id.map(|v| v.span())),
+                    ("api_key", self.api_key.map(|v| v.span())),
+                    ("api_base", self.api_base.map(|v| v.span())),
+                    ("url", self.url.map(|v| v.span())),
+                    ("path", self.path.map(|v| v.span())),
+                ];
+                if let Some((key, Some(span))) = given.into_iter().find(|(_, s)| s.is_some()) {
+                    return Err(extra(key, span, "probes"));
+                }
+                super::probes::validate(name, probe_keys, cx)
+                    .map(|p| SourceKind::Probes(Box::new(p)))
+            }
             Kind::Slurm => {
                 let given = [
                     ("page_id", self.page_id.map(|v| v.span())),
@@ -255,6 +293,7 @@ pub(super) enum Kind {
     File,
     Alertmanager,
     Slurm,
+    Probes,
 }
 
 impl Kind {
@@ -265,6 +304,7 @@ impl Kind {
             Kind::File => "file",
             Kind::Alertmanager => "alertmanager",
             Kind::Slurm => "slurm",
+            Kind::Probes => "probes",
         }
     }
 }
@@ -278,13 +318,15 @@ impl TryFrom<String> for Kind {
             "file" => Ok(Kind::File),
             "alertmanager" => Ok(Kind::Alertmanager),
             "slurm" => Ok(Kind::Slurm),
+            "probes" => Ok(Kind::Probes),
             _ => Err(format!(
                 "unknown source kind `{s}`\n\
                  hint: use `statuspage` (manage API v1: `page_id` and `api_key`), \
                  `statuspage-public` (public API v2 of any page: `url`), \
                  `file` (a snapshot file a site script writes: `path`), \
-                 `alertmanager` (a Prometheus Alertmanager: `url`) or \
-                 `slurm` (partitions and reservations read with `scontrol`)"
+                 `alertmanager` (a Prometheus Alertmanager: `url`), \
+                 `slurm` (partitions and reservations read with `scontrol`) or \
+                 `probes` (health checks statusmotd runs: `[[sources.NAME.probe]]`)"
             )),
         }
     }

@@ -112,8 +112,13 @@ impl Config {
         for (name, source) in raw.sources {
             let span = name.span();
             let name = name.into_inner().0;
+            let cx = super::probes::Context {
+                config_file: path,
+                base: &base,
+                state_dir: &settings.state_dir,
+            };
             let kind = source
-                .validate(&name)
+                .validate(&name, &cx)
                 .map_err(|(s, m)| at(s.unwrap_or(span), m))?;
             let kind = match kind {
                 SourceKind::Manage {
@@ -137,6 +142,7 @@ impl Config {
                 SourceKind::Alertmanager(am) => SourceKind::Alertmanager(Box::new(
                     alertmanager::complete(*am, &name, &settings.state_dir, secret),
                 )),
+                probes @ SourceKind::Probes(_) => probes,
             };
             sources.insert(name.clone(), SourceConfig { name, kind });
         }

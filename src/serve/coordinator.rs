@@ -171,10 +171,6 @@ pub const SLOW_RENDER: Duration = Duration::from_secs(10);
 /// shorter) makes `/readyz` answer 503 until it ends or is killed.
 pub const SLOW_ON_CHANGE: Duration = Duration::from_secs(60);
 
-/// How long a killed `on_change` gets between SIGTERM and SIGKILL, and how
-/// long it is waited for after SIGKILL.
-const KILL_GRACE: Duration = Duration::from_secs(1);
-
 /// The outcome of the last completed render, and the render under way, for
 /// `/readyz`.
 #[derive(Debug, Clone, Default)]
@@ -261,6 +257,7 @@ impl Coordinator {
         tracker.spawn(poll_task(coordinator.clone()));
         tracker.spawn(on_change_task(coordinator.clone()));
         tracker.spawn(notify_task(coordinator.clone()));
+        tracker.spawn(super::probes::probes_task(coordinator.clone()));
         if have_data {
             coordinator.send(RenderMsg::Rerender);
         } else {
@@ -268,6 +265,11 @@ impl Coordinator {
         }
         coordinator.refresh(None, "start");
         coordinator
+    }
+
+    /// Cancelled when the service stops.
+    pub(super) fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
     }
 
     /// The configuration in force.
@@ -880,36 +882,6 @@ async fn poll_task(c: Arc<Coordinator>) {
     }
 }
 
-/// Sends `signal` (`TERM`, `KILL`) to every process of the group `pgid`.
-/// `kill(1)` does it: this crate has no `unsafe` to call kill(2) itself.
-async fn signal_group(pgid: u32, signal: &str) {
-    let sent = tokio::process::Command::new("kill")
-        .args(["-s", signal, "--", &format!("-{pgid}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await;
-    if let Err(e) = sent {
-        tracing::error!("cannot run `kill` to stop the on_change process group {pgid}: {e}");
-    }
-}
-
-/// Stops `child` and everything it started: SIGTERM to its process group,
-/// then, after [`KILL_GRACE`], SIGKILL to whatever is left of the group.
-async fn kill_group(child: &mut tokio::process::Child) {
-    let Some(pgid) = child.id() else {
-        return; // already reaped
-    };
-    signal_group(pgid, "TERM").await;
-    let _ = tokio::time::timeout(KILL_GRACE, child.wait()).await;
-    // The group outlives its leader while any member runs, and its id is not
-    // given to a new process meanwhile.
-    signal_group(pgid, "KILL").await;
-    let _ = child.start_kill();
-    let _ = tokio::time::timeout(KILL_GRACE, child.wait()).await;
-}
-
 /// Runs `on_change` after files changed: one run at a time; changes made
 /// while it runs are collected for the next run.
 ///
@@ -955,7 +927,7 @@ async fn on_change_task(c: Arc<Coordinator>) {
         let status = tokio::select! {
             () = c.cancel.cancelled() => {
                 tracing::warn!("stopping while on_change `{program}` still runs: killing its process group");
-                kill_group(&mut child).await;
+                crate::child::kill_group(&mut child).await;
                 c.metrics.on_change_running(None);
                 return;
             }
@@ -968,7 +940,7 @@ async fn on_change_task(c: Arc<Coordinator>) {
                     "on_change `{program}` still runs after `on_change_timeout` ({}): killing its process group",
                     short_duration(timeout)
                 );
-                kill_group(&mut child).await;
+                crate::child::kill_group(&mut child).await;
                 c.metrics.on_change("timeout");
             }
             Some(Ok(s)) if s.success() => c.metrics.on_change("ok"),

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 mod coordinator;
 mod listen;
+mod probes;
 mod process;
 mod reload;
 mod router;

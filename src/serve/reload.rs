@@ -61,6 +61,9 @@ struct Watched {
     templates_dir: Option<PathBuf>,
     /// The directory of each `file` source's file -> (file name, source).
     status_files: BTreeMap<PathBuf, Vec<(OsString, String)>>,
+    /// The `include` patterns of `probes` sources, by their directory: a
+    /// probes file added, changed or removed there reloads the configuration.
+    includes: BTreeMap<PathBuf, Vec<PathBuf>>,
 }
 
 /// What a batch of events asks for.
@@ -145,6 +148,41 @@ impl Watched {
             }
         }
         self.status_files = files;
+
+        let mut includes: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
+        for source in live.config.sources.values() {
+            if let SourceKind::Probes(probes) = &source.kind {
+                for pattern in &probes.include {
+                    let (Some(dir), Some(name)) = (pattern.parent(), pattern.file_name()) else {
+                        continue;
+                    };
+                    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+                    includes
+                        .entry(dir.clone())
+                        .or_default()
+                        .push(dir.join(name));
+                }
+            }
+        }
+        let watched_elsewhere = |dir: &PathBuf, this: &Watched| {
+            this.config_dir.as_ref() == Some(dir) || this.status_files.contains_key(dir)
+        };
+        for dir in self.includes.keys() {
+            if !includes.contains_key(dir) && !watched_elsewhere(dir, self) {
+                let _ = watcher.unwatch(dir);
+            }
+        }
+        for dir in includes.keys() {
+            if !self.includes.contains_key(dir) && !watched_elsewhere(dir, self) {
+                if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+                    tracing::warn!(
+                        "cannot watch `{}` for changes: {e}; send SIGHUP to read its probes files again",
+                        dir.display()
+                    );
+                }
+            }
+        }
+        self.includes = includes;
     }
 
     /// Adds to `wanted` what an event asks for.
@@ -180,7 +218,15 @@ impl Watched {
             .templates_dir
             .as_deref()
             .is_some_and(|t| p.starts_with(t));
-        is_config || is_template
+        let is_probes_file = p
+            .parent()
+            .and_then(|dir| self.includes.get(dir))
+            .is_some_and(|patterns| {
+                patterns
+                    .iter()
+                    .any(|pattern| crate::config::include_matches(pattern, p))
+            });
+        is_config || is_template || is_probes_file
     }
 }
 
@@ -251,6 +297,10 @@ mod tests {
                 PathBuf::from("/var/lib/site-status"),
                 vec![("status.json".into(), "site".to_owned())],
             )]),
+            includes: BTreeMap::from([(
+                PathBuf::from("/etc/statusmotd/probes.d"),
+                vec![PathBuf::from("/etc/statusmotd/probes.d/*.toml")],
+            )]),
         }
     }
 
@@ -273,5 +323,14 @@ mod tests {
         assert!(!w.concerns_path(Path::new("/etc/statusmotd/.mapping.toml.swp")));
         assert!(!w.concerns_path(Path::new("/etc/statusmotd/out/archer2/motd")));
         assert!(!w.concerns_path(Path::new("/srv/other/mapping.toml")));
+    }
+
+    #[test]
+    fn a_probes_file_added_or_removed_reloads() {
+        let w = watched();
+        assert!(w.concerns_path(Path::new("/etc/statusmotd/probes.d/web.toml")));
+        assert!(!w.concerns_path(Path::new("/etc/statusmotd/probes.d/web.toml.swp")));
+        assert!(!w.concerns_path(Path::new("/etc/statusmotd/probes.d/.web.toml")));
+        assert!(!w.concerns_path(Path::new("/etc/statusmotd/other/web.toml")));
     }
 }

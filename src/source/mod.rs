@@ -16,6 +16,7 @@
 
 pub mod alertmanager;
 pub mod file;
+pub mod probes;
 pub(crate) mod raw;
 pub mod slurm;
 mod v1;
@@ -74,6 +75,11 @@ pub enum Endpoint {
     },
     /// A Slurm controller, read with `scontrol` ([`mod@slurm`]).
     Slurm(crate::config::SlurmConfig),
+    /// The state the probes of a `probes` source persisted ([`probes`]).
+    Probes {
+        source: String,
+        config: std::sync::Arc<crate::config::ProbesConfig>,
+    },
 }
 
 impl Endpoint {
@@ -115,6 +121,10 @@ impl Endpoint {
                 }
             }
             SourceKind::Slurm(s) => Endpoint::Slurm(s.clone()),
+            SourceKind::Probes(config) => Endpoint::Probes {
+                source: source.name.clone(),
+                config: std::sync::Arc::new((**config).clone()),
+            },
         })
     }
 }
@@ -142,6 +152,9 @@ impl fmt::Debug for Endpoint {
                 .field("authorization", &authorization.as_ref().map(|_| "<hidden>"))
                 .finish(),
             Endpoint::Slurm(s) => f.debug_tuple("Slurm").field(s).finish(),
+            Endpoint::Probes { source, .. } => {
+                f.debug_struct("Probes").field("source", source).finish()
+            }
         }
     }
 }
@@ -178,8 +191,20 @@ impl Default for FetchOptions {
 /// `statusmotd/<version>` user agent, and proxies from `HTTPS_PROXY` and
 /// friends.
 pub fn client() -> reqwest::Client {
-    let builder =
-        || reqwest::Client::builder().user_agent(concat!("statusmotd/", env!("CARGO_PKG_VERSION")));
+    client_with(|b| b)
+}
+
+/// [`client`]'s setup, with more settings (probes choose their redirect
+/// policy).
+pub fn client_with(
+    configure: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+) -> reqwest::Client {
+    let builder = || {
+        configure(
+            reqwest::Client::builder()
+                .user_agent(concat!("statusmotd/", env!("CARGO_PKG_VERSION"))),
+        )
+    };
     builder().build().unwrap_or_else(|e| {
         // Only a broken system CA store gets here. Carry on without it so
         // that plain-http endpoints work and https ones fail with a TLS error
@@ -239,6 +264,23 @@ pub async fn fetch_reporting(
             return read
                 .map(|(snapshot, skipped)| Fetched { snapshot, skipped })
                 .map_err(FetchError::from);
+        }
+        Endpoint::Probes { source, config } => {
+            // The state file is written by `statusmotd probe` or `serve`;
+            // reading it runs no probe. The snapshot comes sanitized.
+            let (source, config) = (source.clone(), config.clone());
+            let read = tokio::task::spawn_blocking(move || probes::read(&source, &config))
+                .await
+                .map_err(|e| {
+                    FetchError::new(
+                        FetchErrorKind::UnexpectedShape,
+                        format!("reading the probes state failed: {e}"),
+                    )
+                })?;
+            return read.map(|snapshot| Fetched {
+                snapshot,
+                skipped: Vec::new(),
+            });
         }
         Endpoint::Manage {
             api_base,

@@ -21,6 +21,7 @@ mod house;
 mod hpc_sources;
 mod notify;
 mod packaging;
+mod probes;
 mod reliability;
 mod serve;
 mod slurm;

@@ -13,4 +13,5 @@ pub mod alertmanager;
 pub mod fake;
 pub mod ical;
 pub mod notify;
+pub mod probes;
 pub mod slurm;
