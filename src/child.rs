@@ -25,7 +25,7 @@ async fn signal_group(pgid: u32, signal: &str) {
 }
 
 /// Stops `child` and everything it started: SIGTERM to its process group,
-/// then, after [`KILL_GRACE`], SIGKILL to whatever is left of the group.
+/// then, after `KILL_GRACE`, SIGKILL to whatever is left of the group.
 pub async fn kill_group(child: &mut tokio::process::Child) {
     let Some(pgid) = child.id() else {
         return; // already reaped

@@ -52,7 +52,7 @@ impl Default for Clients {
     }
 }
 
-/// One line, sanitized, at most [`MAX_REASON`] characters.
+/// One line, sanitized, at most `MAX_REASON` characters.
 pub fn reason(text: &str) -> String {
     let line = crate::sanitize::sanitize_line(text);
     if line.chars().count() <= MAX_REASON {
