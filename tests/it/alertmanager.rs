@@ -291,32 +291,7 @@ fn a_cluster_reads_a_statuspage_page_and_an_alertmanager_in_one_motd() {
         "warning",
         "Scratch is nearly full"
     )]));
-    let page = FakeStatuspage::spawn();
-    let incidents = json!([{
-        "id": "inc1",
-        "name": "Authentication service degraded",
-        "status": "investigating",
-        "impact": "minor",
-        "created_at": "2025-06-01T10:00:00Z",
-        "updated_at": "2025-06-01T10:00:00Z",
-        "components": [{"id": "c1", "name": "SAFE"}],
-        "incident_updates": [{"id": "u1", "status": "investigating",
-            "body": "Logins may be slow.", "created_at": "2025-06-01T10:00:00Z"}],
-    }]);
-    page.set_json(
-        "/api/v2/summary.json",
-        json!({
-            "page": {"id": "sitepage", "name": "Site", "url": "https://status.example.org"},
-            "components": [{"id": "c1", "name": "SAFE", "status": "degraded_performance"}],
-            "incidents": incidents,
-            "scheduled_maintenances": [],
-        }),
-    );
-    page.set_json("/api/v2/incidents.json", json!({"incidents": incidents}));
-    page.set_json(
-        "/api/v2/scheduled-maintenances.json",
-        json!({"scheduled_maintenances": []}),
-    );
+    let page = crate::fake::site_page_with_one_incident();
     let site = Site::new(&format!(
         r#"[settings]
 timezone = "UTC"
@@ -369,14 +344,11 @@ fn an_alertmanager_webhook_refreshes_the_alertmanager_sources() {
     let token = "hook-token-4f8a";
     let (am_port, serve_port) = (alertmanager::free_port(), alertmanager::free_port());
     let page = FakeStatuspage::spawn();
-    page.set_json(
-        "/api/v2/summary.json",
-        json!({
-            "page": {"id": "sitepage", "name": "Site"},
-            "components": [{"id": "c1", "name": "SAFE", "status": "operational"}],
-            "incidents": [],
-            "scheduled_maintenances": [],
-        }),
+    page.set_v2_page(
+        json!({"id": "sitepage", "name": "Site"}),
+        json!([{"id": "c1", "name": "SAFE", "status": "operational"}]),
+        json!([]),
+        json!([]),
     );
     let site = Site::new(&format!(
         r#"[settings]

@@ -68,22 +68,14 @@ fn maintenance(id: &str, from: &str, until: &str, body: &str, updated: &str) -> 
 /// Serves a page with `Login nodes` (archer2) and `Storage` (cirrus) and
 /// these maintenances.
 fn set_page(fake: &FakeStatuspage, maintenances: &[Value]) {
-    fake.set_json(
-        "/api/v2/summary.json",
-        json!({
-            "page": {"id": "pg1", "name": "Example HPC", "url": "https://status.example.org"},
-            "components": [
-                {"id": "c1", "name": "Login nodes", "status": "operational"},
-                {"id": "c2", "name": "Storage", "status": "operational"}
-            ],
-            "incidents": [],
-            "scheduled_maintenances": maintenances
-        }),
-    );
-    fake.set_json("/api/v2/incidents.json", json!({"incidents": []}));
-    fake.set_json(
-        "/api/v2/scheduled-maintenances.json",
-        json!({"scheduled_maintenances": maintenances}),
+    fake.set_v2_page(
+        json!({"id": "pg1", "name": "Example HPC", "url": "https://status.example.org"}),
+        json!([
+            {"id": "c1", "name": "Login nodes", "status": "operational"},
+            {"id": "c2", "name": "Storage", "status": "operational"}
+        ]),
+        json!([]),
+        json!(maintenances),
     );
 }
 

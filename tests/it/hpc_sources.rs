@@ -8,7 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 
 use crate::common::{code, stderr, stdout, Site};
-use crate::fake::FakeStatuspage;
+use crate::fake::site_page_with_one_incident;
 use crate::support::alertmanager;
 use crate::support::slurm::Slurm;
 
@@ -22,36 +22,6 @@ impl Drop for Reservation<'_> {
             .env("SLURM_CONF", self.0.conf())
             .output();
     }
-}
-
-fn site_page() -> FakeStatuspage {
-    let page = FakeStatuspage::spawn();
-    let incidents = json!([{
-        "id": "inc1",
-        "name": "Authentication service degraded",
-        "status": "investigating",
-        "impact": "minor",
-        "created_at": "2025-06-01T10:00:00Z",
-        "updated_at": "2025-06-01T10:00:00Z",
-        "components": [{"id": "c1", "name": "SAFE"}],
-        "incident_updates": [{"id": "u1", "status": "investigating",
-            "body": "Logins may be slow.", "created_at": "2025-06-01T10:00:00Z"}],
-    }]);
-    page.set_json(
-        "/api/v2/summary.json",
-        json!({
-            "page": {"id": "sitepage", "name": "Site", "url": "https://status.example.org"},
-            "components": [{"id": "c1", "name": "SAFE", "status": "degraded_performance"}],
-            "incidents": incidents,
-            "scheduled_maintenances": [],
-        }),
-    );
-    page.set_json("/api/v2/incidents.json", json!({"incidents": incidents}));
-    page.set_json(
-        "/api/v2/scheduled-maintenances.json",
-        json!({"scheduled_maintenances": []}),
-    );
-    page
 }
 
 #[test]
@@ -80,7 +50,7 @@ fn a_cluster_reads_a_statuspage_page_an_alertmanager_and_slurm_in_one_motd() {
         "endsAt": at(60),
     }]));
 
-    let page = site_page();
+    let page = site_page_with_one_incident();
     let site = Site::new(&format!(
         r#"[settings]
 timezone = "UTC"

@@ -156,6 +156,32 @@ impl FakeStatuspage {
         );
     }
 
+    /// Serves a whole public (v2) page: `summary.json` with `page`,
+    /// `components`, `incidents` and `maintenances`, and the two lists
+    /// (`incidents.json`, `scheduled-maintenances.json`) saying the same.
+    pub fn set_v2_page(
+        &self,
+        page: Value,
+        components: Value,
+        incidents: Value,
+        maintenances: Value,
+    ) {
+        self.set_json(
+            "/api/v2/incidents.json",
+            serde_json::json!({ "incidents": incidents.clone() }),
+        );
+        self.set_json(
+            "/api/v2/scheduled-maintenances.json",
+            serde_json::json!({ "scheduled_maintenances": maintenances.clone() }),
+        );
+        let mut summary = serde_json::Map::new();
+        summary.insert("page".into(), page);
+        summary.insert("components".into(), components);
+        summary.insert("incidents".into(), incidents);
+        summary.insert("scheduled_maintenances".into(), maintenances);
+        self.set_json("/api/v2/summary.json", Value::Object(summary));
+    }
+
     /// Serves `body` as it is, with `status`, at `path`.
     pub fn set_raw(&self, path: &str, status: u16, body: &str) {
         self.lock().routes.insert(
@@ -517,4 +543,28 @@ impl AsyncWrite for KillableStream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
+}
+
+/// A site's page (`Site`) with one component, `SAFE`, degraded by one open
+/// incident, "Authentication service degraded": the Statuspage side of the
+/// tests that mix it with other source kinds.
+pub fn site_page_with_one_incident() -> FakeStatuspage {
+    let page = FakeStatuspage::spawn();
+    page.set_v2_page(
+        serde_json::json!({"id": "sitepage", "name": "Site", "url": "https://status.example.org"}),
+        serde_json::json!([{"id": "c1", "name": "SAFE", "status": "degraded_performance"}]),
+        serde_json::json!([{
+            "id": "inc1",
+            "name": "Authentication service degraded",
+            "status": "investigating",
+            "impact": "minor",
+            "created_at": "2025-06-01T10:00:00Z",
+            "updated_at": "2025-06-01T10:00:00Z",
+            "components": [{"id": "c1", "name": "SAFE"}],
+            "incident_updates": [{"id": "u1", "status": "investigating",
+                "body": "Logins may be slow.", "created_at": "2025-06-01T10:00:00Z"}],
+        }]),
+        serde_json::json!([]),
+    );
+    page
 }
