@@ -159,6 +159,7 @@ pub fn fetch_options(config: &Config, now: Timestamp) -> FetchOptions {
             .unwrap_or(std::time::Duration::from_secs(10)),
         retries: config.settings.retries,
         resolved_since: now.checked_sub(config.settings.recent_resolved).ok(),
+        withheld_env: std::sync::Arc::new(config.secret_env_vars()),
         ..FetchOptions::default()
     }
 }

@@ -173,6 +173,9 @@ pub struct FetchOptions {
     pub resolved_since: Option<Timestamp>,
     /// The pause before the first retry; it doubles with each further one.
     pub backoff: Duration,
+    /// Environment variables the configuration reads secrets from: a source
+    /// that runs a program (`scontrol`) never passes them on.
+    pub withheld_env: std::sync::Arc<std::collections::BTreeSet<String>>,
 }
 
 impl Default for FetchOptions {
@@ -183,6 +186,7 @@ impl Default for FetchOptions {
             max_retry_after: Duration::from_secs(60),
             resolved_since: None,
             backoff: Duration::from_millis(250),
+            withheld_env: std::sync::Arc::default(),
         }
     }
 }
@@ -301,7 +305,7 @@ pub async fn fetch_reporting(
                 .request_timeout
                 .and_then(|t| Duration::try_from(t).ok())
                 .unwrap_or(opts.timeout);
-            slurm::fetch(s, timeout).await
+            slurm::fetch(s, timeout, &opts.withheld_env).await
         }
         Endpoint::Public { url } => {
             let http = Http {

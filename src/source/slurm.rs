@@ -14,8 +14,8 @@
 //! `SLURM_*` variables (`SLURM_CONF` points it at a configuration), plus
 //! `TZ=UTC` and `LC_ALL=C`: the text form prints times without a zone, in
 //! the zone of the process, so asking for UTC makes them unambiguous. No
-//! variable statusmotd reads a secret from is passed on, unless its name
-//! starts with `SLURM_`.
+//! variable the configuration reads a secret from is passed on, whatever
+//! its name.
 //!
 //! Slurm 23.02 and later print JSON (`scontrol --json show ...`, the REST
 //! API's `v0.0.39` and later shapes); older ones print `--oneliner` text.
@@ -62,6 +62,7 @@ const FIRST_JSON_VERSION: (u32, u32) = (23, 2);
 pub async fn fetch(
     config: &SlurmConfig,
     timeout: Duration,
+    withheld_env: &BTreeSet<String>,
 ) -> Result<(Snapshot, Vec<String>), FetchError> {
     let deadline = Instant::now() + timeout;
     let run = |args: Vec<&'static str>| {
@@ -72,7 +73,7 @@ pub async fn fetch(
             argv.push(cluster.clone());
         }
         argv.extend(args.into_iter().map(str::to_owned));
-        run_scontrol(&config.scontrol, argv, deadline, timeout)
+        run_scontrol(&config.scontrol, argv, deadline, timeout, withheld_env)
     };
     let version = run(vec!["--version"]).await?;
     let json = supports_json(&String::from_utf8_lossy(&version));
@@ -135,14 +136,16 @@ async fn run_scontrol(
     args: Vec<String>,
     deadline: Instant,
     timeout: Duration,
+    withheld_env: &BTreeSet<String>,
 ) -> Result<Vec<u8>, FetchError> {
     let shown = format!("scontrol {}", args.join(" "));
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(&args)
         .env_clear()
         .envs(std::env::vars_os().filter(|(k, _)| {
-            k.to_str()
-                .is_some_and(|k| k == "PATH" || k.starts_with("SLURM_"))
+            k.to_str().is_some_and(|k| {
+                (k == "PATH" || k.starts_with("SLURM_")) && !withheld_env.contains(k)
+            })
         }))
         .env("TZ", "UTC")
         .env("LC_ALL", "C")

@@ -456,12 +456,18 @@ fn a_failing_hanging_or_garbled_scontrol_keeps_the_last_good_files() {
     assert!(err.contains("printed more than 16 MiB"), "{err}");
     assert_eq!(cluster_files(&site), before, "files changed after a flood");
 
-    // The environment scontrol gets: no secrets, UTC, SLURM_* passed.
+    // The environment scontrol gets: no secrets, UTC, SLURM_* passed, but
+    // not a SLURM_* variable the configuration reads a secret from.
     set(&bin, "mode", "env");
+    let mapping = site.path().join("mapping.toml");
+    let mut text = fs::read_to_string(&mapping).unwrap();
+    text.push_str("\n[server]\nwebhook_token = { env = \"SLURM_HOOK_TOKEN\" }\n");
+    fs::write(&mapping, text).unwrap();
     let o = site
         .cmd()
         .arg("render")
         .env("SLURM_CONF", "/etc/slurm/elsewhere.conf")
+        .env("SLURM_HOOK_TOKEN", "hush-789")
         .env("STATUSMOTD_WEBHOOK_TOKEN", "hush-123")
         .env("MY_SECRET", "hush-456")
         .output()

@@ -206,6 +206,7 @@ pub fn quick_fetch_options() -> statusmotd::source::FetchOptions {
         max_retry_after: Duration::from_secs(5),
         resolved_since: None,
         backoff: Duration::from_millis(10),
+        ..statusmotd::source::FetchOptions::default()
     }
 }
 
