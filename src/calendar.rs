@@ -476,6 +476,7 @@ mod tests {
                 group_id: None,
                 description: None,
                 updated_at: None,
+                unknown: None,
             }],
             groups: vec![],
             incidents,

@@ -915,6 +915,7 @@ mod tests {
             group_id: group.map(Into::into),
             description: None,
             updated_at: None,
+            unknown: None,
         }
     }
 

@@ -46,6 +46,10 @@ pub struct Component {
     pub group_id: Option<String>,
     pub description: Option<String>,
     pub updated_at: Option<Timestamp>,
+    /// Why the source's last look could not tell the component's state
+    /// (a probe's UNKNOWN); the status is then the last one known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,6 +223,7 @@ impl Snapshot {
             line(&mut c.name);
             opt_line(&mut c.group_id);
             text(&mut c.description);
+            opt_line(&mut c.unknown);
         }
         for g in &mut self.groups {
             line(&mut g.id);

@@ -754,6 +754,7 @@ mod tests {
             group_id: None,
             description: None,
             updated_at: Some(ts("2024-05-14T13:00:00Z")),
+            unknown: None,
         }
     }
 

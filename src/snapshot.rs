@@ -136,6 +136,7 @@ mod tests {
                 group_id: None,
                 description: None,
                 updated_at: None,
+                unknown: None,
             }],
             groups: vec![],
             incidents: vec![],

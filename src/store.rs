@@ -376,6 +376,7 @@ mod tests {
                     group_id: None,
                     description: None,
                     updated_at: None,
+                    unknown: None,
                 })
                 .collect(),
             groups: Vec::new(),

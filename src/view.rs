@@ -42,6 +42,10 @@ pub struct ClusterView {
     pub resolved: Vec<Item>,
     /// The cluster's components that are not operational.
     pub components: Vec<ComponentView>,
+    /// The cluster's components whose state the source's last look could
+    /// not tell (a probe's UNKNOWN): their status is the last one known,
+    /// `unknown` says why.
+    pub unknown: Vec<ComponentView>,
     pub stale: bool,
     /// Age of the data, like `"12m"` or `"3h"`.
     pub data_age: String,
@@ -86,6 +90,9 @@ pub struct ComponentView {
     pub status: ComponentStatus,
     pub status_label: &'static str,
     pub updated_at: Option<Timestamp>,
+    /// Why the last look could not tell this component's state, if it could
+    /// not.
+    pub unknown: Option<String>,
 }
 
 /// An incident or maintenance as a template sees it.
@@ -145,7 +152,7 @@ impl ClusterView {
 
     /// Whether anything concerns the cluster at all.
     pub fn is_empty(&self) -> bool {
-        self.items().next().is_none() && self.components.is_empty()
+        self.items().next().is_none() && self.components.is_empty() && self.unknown.is_empty()
     }
 
     /// The newest upstream change among everything shown: the time the mtime
@@ -282,6 +289,7 @@ impl ClusterView {
             merged.maintenance.upcoming.extend(v.maintenance.upcoming);
             merged.resolved.extend(v.resolved);
             merged.components.extend(v.components);
+            merged.unknown.extend(v.unknown);
             merged.sources.extend(v.sources);
             merged.stale |= v.stale;
             merged.status = merged.status.max(v.status);
@@ -398,6 +406,16 @@ pub fn build_indexed(
         .into_iter()
         .map(|(_, c)| component_view(c, index, source, &title))
         .collect();
+    let mut unknown: Vec<(usize, &Component)> = selection
+        .iter()
+        .filter_map(|id| index.component_at(id))
+        .filter(|(_, c)| c.unknown.is_some())
+        .collect();
+    unknown.sort_by_key(|(at, _)| *at);
+    let unknown = unknown
+        .into_iter()
+        .map(|(_, c)| component_view(c, index, source, &title))
+        .collect();
 
     let status = worst_status(&components, &incidents, &active);
     let age = now.duration_since(snap.fetched_at);
@@ -413,6 +431,7 @@ pub fn build_indexed(
         maintenance: Maintenance { active, upcoming },
         resolved,
         components,
+        unknown,
         stale,
         data_age: rough_duration(age),
         data_age_seconds: age.as_secs().max(0),
@@ -493,6 +512,7 @@ fn component_view(
         status: c.status,
         status_label: c.status.label(),
         updated_at: c.updated_at,
+        unknown: c.unknown.clone(),
     }
 }
 
@@ -618,6 +638,7 @@ mod tests {
             group_id: None,
             description: None,
             updated_at: Some(ts("2024-01-01T00:00:00Z")),
+            unknown: None,
         }
     }
 

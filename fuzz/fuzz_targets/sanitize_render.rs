@@ -58,6 +58,7 @@ fuzz_target!(|data: &[u8]| {
         group_id: None,
         description: None,
         updated_at: None,
+        unknown: None,
     });
     for incident in &mut snap.incidents {
         incident.components.push("fuzzcomp".into());

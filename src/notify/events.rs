@@ -363,6 +363,7 @@ mod tests {
             maintenance: Maintenance { active, upcoming },
             resolved,
             components: Vec::new(),
+            unknown: Vec::new(),
             stale: false,
             data_age: String::new(),
             data_age_seconds: 0,

@@ -569,6 +569,7 @@ mod tests {
             maintenance: crate::view::Maintenance::default(),
             resolved: vec![],
             components: vec![],
+            unknown: vec![],
             stale: false,
             data_age: String::new(),
             data_age_seconds: 0,

@@ -413,6 +413,7 @@ pub fn normalize(
                 group_id: am.group_label.as_ref().and(group_of(c)),
                 description: None,
                 updated_at: None,
+                unknown: None,
             }
         })
         .collect();

@@ -446,6 +446,7 @@ pub fn components_and_groups(
             group_id: row.group_id.non_blank(),
             description: row.description.non_blank(),
             updated_at: row.updated_at.0,
+            unknown: None,
         });
     }
     for g in extra_groups {

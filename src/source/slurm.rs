@@ -853,6 +853,7 @@ pub fn build(
             group_id: None,
             description: None,
             updated_at: None,
+            unknown: None,
         });
         let nodes = match expand_hostlist(&p.nodes, MAX_NODES) {
             Ok(nodes) => nodes.into_iter().collect(),

@@ -316,6 +316,67 @@ groups = ["Checks"]
 }
 
 #[test]
+fn an_unknown_check_keeps_the_status_and_the_motd_says_it_was_not_checked() {
+    let site = site("");
+    let code_file = site.path().join("code");
+    let plugin = script(
+        &site,
+        "lustre",
+        &format!(
+            "echo 'cannot stat /work'; exit $(cat {})",
+            code_file.display()
+        ),
+    );
+    std::fs::write(
+        site.path().join("mapping.toml"),
+        format!(
+            r#"
+[settings]
+timezone = "UTC"
+
+[sources.checks]
+kind = "probes"
+{}
+[clusters.alpha]
+source = "checks"
+groups = ["Checks"]
+"#,
+            command_probe("lustre", &plugin)
+        ),
+    )
+    .unwrap();
+    let step = |exit: u8| {
+        std::fs::write(&code_file, exit.to_string()).unwrap();
+        probe(&site, &[]);
+        motd(&site)
+    };
+
+    let first = step(3);
+    assert!(
+        first.contains("Operational") && first.contains("Not checked: lustre (cannot stat /work)"),
+        "an UNKNOWN first check says so and changes nothing:\n{first}"
+    );
+    let down = step(2);
+    assert!(down.contains("[INCIDENT] lustre"), "{down}");
+    assert!(
+        !down.contains("Not checked"),
+        "a CRITICAL is a result:\n{down}"
+    );
+    let still_down = step(3);
+    assert!(
+        still_down.contains("[INCIDENT] lustre") && still_down.contains("Not checked: lustre"),
+        "UNKNOWN while down: still down, and said:\n{still_down}"
+    );
+    let up = step(0);
+    assert!(
+        !up.contains("Not checked")
+            && !up.contains("[INCIDENT]")
+            && up.contains("[RESOLVED] lustre"),
+        "{up}"
+    );
+}
+
+#[test]
 fn a_hung_command_is_killed_with_its_children_and_a_flood_is_capped() {
     let site = site("");
     let pidfile = site.path().join("child.pid");

@@ -346,6 +346,18 @@ impl ProbesState {
             let description = state
                 .and_then(|s| s.last.as_ref())
                 .map(|last| format!("{}: {}", last.verdict.as_str(), last.reason));
+            // UNKNOWN leaves the status as it was; the view says the check
+            // could not tell, and why.
+            let unknown = state
+                .and_then(|s| s.last.as_ref())
+                .filter(|last| last.verdict == Verdict::Unknown)
+                .map(|last| {
+                    if last.reason.trim().is_empty() {
+                        "the check could not tell".to_owned()
+                    } else {
+                        last.reason.clone()
+                    }
+                });
             components.push(Component {
                 id: probe.name.clone(),
                 name: probe.name.clone(),
@@ -353,6 +365,7 @@ impl ProbesState {
                 group_id,
                 description,
                 updated_at: state.and_then(|s| s.changed_at),
+                unknown,
             });
             if let Some(open) = state.and_then(|s| s.incident.as_ref()) {
                 incidents.push(open_incident(&probe.name, open));
