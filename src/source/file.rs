@@ -428,6 +428,25 @@ mod tests {
     }
 
     #[test]
+    fn a_component_that_could_not_be_checked_reads_with_its_reason_on_one_line() {
+        let text = edit(|doc| {
+            let snap = doc["sources"]
+                .as_object_mut()
+                .unwrap()
+                .values_mut()
+                .next()
+                .unwrap();
+            snap["components"][0]["unknown"] = Value::from("cannot stat\n/work");
+        });
+        let snap = parse_text(&text).unwrap();
+        assert_eq!(
+            snap.components[0].unknown.as_deref(),
+            Some("cannot stat /work")
+        );
+        assert_eq!(parse_text(MINIMAL).unwrap().components[0].unknown, None);
+    }
+
+    #[test]
     fn a_missing_file_is_unreadable_and_permanent() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("status.json");
