@@ -390,6 +390,11 @@ pub fn mapping(cmd: &MappingCommand) -> Result<u8> {
                                 path.display()
                             ))
                         })?
+                } else if let SourceKind::Probes(probes) = &src.kind {
+                    // What is mapped are the configured probes and their
+                    // groups: no need for a probe to have run.
+                    crate::source::probes::configured(&name, probes, Timestamp::now())
+                        .ok_or_else(|| Error::Runtime(format!("source `{name}` has no snapshot")))?
                 } else {
                     let fetched = runtime()?.block_on(pipeline::fetch_sources(
                         &config,

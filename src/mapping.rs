@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    validate_cluster_name, ClusterConfig, Config, Secret, SourceConfig, SourceField,
+    validate_cluster_name, ClusterConfig, Config, Secret, SourceConfig, SourceField, SourceKind,
 };
 use crate::error::{Error, Result};
 use crate::model::{Component, Group, Snapshot, SnapshotIndex};
@@ -683,6 +683,25 @@ fn write_source(out: &mut String, source: &SourceConfig) {
                 secret_ref(secret)
             ),
         };
+    }
+    // Probes are tables of their own: the skeleton names where they come
+    // from rather than write each one back.
+    if let SourceKind::Probes(probes) = &source.kind {
+        if !probes.include.is_empty() {
+            let patterns: Vec<String> = probes
+                .include
+                .iter()
+                .map(|p| quote(&p.to_string_lossy()))
+                .collect();
+            let _ = writeln!(out, "include = [{}]", patterns.join(", "));
+        }
+        let _ = writeln!(
+            out,
+            "# {} probe(s) configured: keep their [[sources.{}.probe]] tables here,\n\
+             # or in files that `include` reads.",
+            probes.probes.len(),
+            key(&source.name)
+        );
     }
 }
 

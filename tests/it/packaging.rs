@@ -934,6 +934,9 @@ fn cargo_deb_packages_binary_unit_conffile_man_page_and_completions() {
         "./usr/share/statusmotd/templates/ood.md.j2",
         "./usr/share/statusmotd/login-node/statusmotd-pull",
         "./usr/share/statusmotd/login-node/update-motd.d/50-statusmotd",
+        "./usr/share/statusmotd/examples/ansible/playbook.yml",
+        "./usr/share/statusmotd/examples/ansible/roles/statusmotd_probes/tasks/main.yml",
+        "./usr/share/statusmotd/examples/ansible/roles/statusmotd_probes/templates/probes.toml.j2",
     ] {
         assert!(
             listing.lines().any(|l| l.ends_with(&format!(" {path}"))),

@@ -1005,3 +1005,44 @@ fn serve_stopping_kills_a_running_plugin_and_its_children() {
     });
     served.kill();
 }
+
+#[test]
+fn mapping_init_maps_the_probe_groups_before_any_probe_has_run() {
+    let port = TcpToggle::open();
+    let dir = tempfile::tempdir().unwrap();
+    let probes_d = dir.path().join("probes.d");
+    std::fs::create_dir(&probes_d).unwrap();
+    std::fs::write(
+        probes_d.join("login.toml"),
+        format!(
+            "[[probe]]\nname = \"login1 ssh\"\ngroup = \"Login nodes\"\ntcp = \"{}\"\n\n\
+             [[probe]]\nname = \"work fs\"\ngroup = \"Storage\"\ntcp = \"{}\"\n",
+            port.addr, port.addr
+        ),
+    )
+    .unwrap();
+    let site = Site::new(&format!(
+        "[sources.checks]\nkind = \"probes\"\ninclude = [\"{}/*.toml\"]\n",
+        probes_d.display()
+    ));
+    let o = site.run(&["mapping", "init", "--source", "checks"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let skeleton = stdout(&o);
+    assert!(
+        skeleton.contains("[clusters.login-nodes]") && skeleton.contains("[clusters.storage]"),
+        "one cluster per probe group:\n{skeleton}"
+    );
+    assert!(skeleton.contains("include = ["), "{skeleton}");
+    assert!(skeleton.contains("2 probe(s) configured"), "{skeleton}");
+
+    // As printed, it is a working configuration (checked, as any probes
+    // source, once a probe has run).
+    std::fs::write(site.path().join("mapping.toml"), &skeleton).unwrap();
+    let (exit, out) = probe(&site, &[]);
+    assert_eq!(exit, 0, "{out}");
+    let o = site.run(&["mapping", "check"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let o = site.run(&["render"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(site.out("storage/motd").exists() && site.out("login-nodes/motd").exists());
+}

@@ -66,6 +66,17 @@ pub fn read(source: &str, config: &ProbesConfig) -> std::result::Result<Snapshot
         })
 }
 
+/// The configured probes as a snapshot, whether or not any has run: their
+/// components and groups, which is all `mapping init` maps. `None` only
+/// if a state with `checked_at` had no snapshot, which it always has.
+pub fn configured(source: &str, config: &ProbesConfig, now: Timestamp) -> Option<Snapshot> {
+    let state = ProbesState {
+        checked_at: Some(now),
+        ..ProbesState::default()
+    };
+    state.snapshot(source, &config.probes)
+}
+
 /// One probe's run: its result and the state it leaves.
 #[derive(Debug, Clone)]
 pub struct Ran {
