@@ -771,4 +771,45 @@ mod config_tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn a_push_names_a_statuspage_source_and_incident_defaults_to_false() {
+        let site = |push: &str| {
+            Config::parse(
+                &format!(
+                    "[sources.hpc]\nkind = \"statuspage\"\npage_id = \"p\"\napi_key = {{ env = \"K\" }}\n\
+                     [sources.checks]\nkind = \"probes\"\n\
+                     [[sources.checks.probe]]\nname = \"a\"\ntcp = \"h:22\"\nstatuspage = {push}\n\
+                     [clusters.alpha]\nsource = \"checks\"\ncomponents = [\"a\"]\n"
+                ),
+                Path::new("/etc/statusmotd/mapping.toml"),
+            )
+        };
+        let config = site(r#"{ source = "hpc", component = "Lustre /work" }"#).unwrap();
+        let SourceKind::Probes(p) = &config.sources["checks"].kind else {
+            panic!()
+        };
+        assert_eq!(
+            p.probes[0].push,
+            Some(crate::config::PushTarget {
+                source: "hpc".into(),
+                component: "Lustre /work".into(),
+                incident: false,
+            })
+        );
+        for (push, wanted) in [
+            (
+                r#"{ source = "checks", component = "x" }"#,
+                "probe `a` (in `/etc/statusmotd/mapping.toml`): `statuspage` source `checks` is of kind `probes`",
+            ),
+            (r#"{ source = "gone", component = "x" }"#, "`gone` is not defined"),
+            (r#"{ source = "hpc", component = " " }"#, "needs a `source` and a `component`"),
+        ] {
+            let err = site(push).unwrap_err();
+            assert_eq!(err.exit_code(), 3);
+            let err = err.to_string();
+            assert!(err.contains(wanted), "wanted `{wanted}` in:\n{err}");
+            assert!(err.contains("hint:"), "{err}");
+        }
+    }
 }

@@ -116,8 +116,8 @@ pub(super) async fn probes_task(c: Arc<Coordinator>) {
                         live.config.sources.get(&name).map(|s| &s.kind)
                     {
                         match probes::push::deliver(&name, config, &live.config, &http).await {
-                            Ok(pushed) => {
-                                for p in pushed {
+                            Ok(outcomes) => {
+                                for p in outcomes {
                                     let label = ProbeLabel {
                                         source: name.clone(),
                                         probe: p.probe.clone(),

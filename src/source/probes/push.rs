@@ -341,21 +341,18 @@ impl Api<'_> {
     async fn list(&self, path: &str) -> std::result::Result<Vec<Value>, Failure> {
         let mut all = Vec::new();
         for page in 1..=MAX_PAGES {
-            let items = match self
+            let answer = self
                 .call(
                     Method::GET,
                     &format!("{path}?page={page}&per_page={PER_PAGE}"),
                     None,
                 )
-                .await?
-            {
-                Value::Array(items) => items,
-                _ => {
-                    return Err(Failure::Retry {
-                        message: format!("`{}/{path}` did not answer a JSON list", self.base),
-                        wait: None,
-                    })
-                }
+                .await?;
+            let Value::Array(items) = answer else {
+                return Err(Failure::Retry {
+                    message: format!("`{}/{path}` did not answer a JSON list", self.base),
+                    wait: None,
+                });
             };
             let short = items.len() < PER_PAGE;
             all.extend(items);
@@ -440,7 +437,7 @@ pub async fn deliver(
             out: &mut out,
         };
         delivery
-            .to_target(config, client, timeout, &target, pushes)
+            .deliver_to(config, client, timeout, &target, pushes)
             .await?;
     }
     for p in &out {
@@ -450,7 +447,7 @@ pub async fn deliver(
         );
         match p.result {
             PushResult::Sent => {
-                tracing::info!(probe = %p.probe, result = p.result.label(), "{what}")
+                tracing::info!(probe = %p.probe, result = p.result.label(), "{what}");
             }
             PushResult::Retrying
             | PushResult::SkippedPerson
@@ -458,7 +455,7 @@ pub async fn deliver(
                 tracing::warn!(probe = %p.probe, result = p.result.label(), "{what}");
             }
             PushResult::Failed => {
-                tracing::error!(probe = %p.probe, result = p.result.label(), "{what}")
+                tracing::error!(probe = %p.probe, result = p.result.label(), "{what}");
             }
         }
     }
@@ -534,7 +531,7 @@ impl Delivery<'_> {
         }
     }
 
-    async fn to_target(
+    async fn deliver_to(
         &mut self,
         config: &Config,
         client: &reqwest::Client,
