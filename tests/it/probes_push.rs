@@ -524,3 +524,40 @@ fn serve_pushes_and_counts_what_a_person_held_back() {
     });
     assert!(!served.log().contains(KEY));
 }
+
+#[test]
+fn a_probe_removed_while_down_resolves_its_incident_on_the_page() {
+    let fake = page("operational", json!([]));
+    let (lustre, other) = (TcpToggle::open(), TcpToggle::open());
+    let site = site(&fake, lustre.addr.port(), WITH_INCIDENT);
+    probe(&site);
+    lustre.close();
+    probe(&site);
+    let id = unresolved(&fake)[0]["id"].as_str().unwrap().to_owned();
+    let mapping = std::fs::read_to_string(site.path().join("mapping.toml")).unwrap();
+    std::fs::write(
+        site.path().join("mapping.toml"),
+        mapping
+            .replace("name = \"lustre\"", "name = \"other\"")
+            .replace(
+                &lustre.addr.port().to_string(),
+                &other.addr.port().to_string(),
+            )
+            .replace(&format!("statuspage = {WITH_INCIDENT}"), ""),
+    )
+    .unwrap();
+    let (exit, out, _) = probe(&site);
+    assert_eq!(exit, 0);
+    assert!(out.contains("lustre: statuspage `hpc`: sent"), "{out}");
+    assert_eq!(
+        writes(&fake)[2..],
+        [
+            ("PATCH".into(), "/v1/pages/pg1/components/c1".into()),
+            ("PATCH".into(), format!("/v1/pages/pg1/incidents/{id}")),
+        ]
+    );
+    assert_eq!(served_status(&fake), "operational");
+    assert!(unresolved(&fake).is_empty());
+    probe(&site);
+    assert_eq!(fake.writes().len(), 4, "once");
+}

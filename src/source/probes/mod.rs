@@ -184,6 +184,7 @@ pub fn record(
     }
     let keep: BTreeSet<&str> = config.probes.iter().map(|p| p.name.as_str()).collect();
     state.retire(&keep, Timestamp::now());
+    push::retire(&mut state, &keep, Timestamp::now());
     state.save(&config.state_file)?;
     Ok(ran)
 }

@@ -101,6 +101,21 @@ pub struct PendingPush {
     /// Not tried again before this.
     #[serde(default)]
     pub not_before: Option<Timestamp>,
+    /// The incident to resolve, when the push carries it itself (its probe
+    /// was removed from the configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
+}
+
+/// The Statuspage incident statusmotd opened for a probe and has not
+/// resolved yet, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushedIncident {
+    pub id: String,
+    /// The `statuspage` source.
+    pub source: String,
+    /// The component's name on the page.
+    pub component: String,
 }
 
 /// Queues the push of `transition` of `probe` to `target`, replacing one
@@ -133,10 +148,47 @@ pub fn queue(
         resolve_incident: target.incident && !down,
         attempts,
         not_before,
+        incident: None,
     };
     match previous {
         Some(i) => state.pushes[i] = push,
         None => state.pushes.push(push),
+    }
+}
+
+/// Resolves the Statuspage incidents of probes no longer in `keep`
+/// (removed from the configuration), as their incidents in the view
+/// resolve: a push that sets the component operational and resolves the
+/// incident, queued once.
+pub fn retire(state: &mut ProbesState, keep: &std::collections::BTreeSet<&str>, at: Timestamp) {
+    let gone: Vec<String> = state
+        .pushed_incidents
+        .keys()
+        .filter(|p| !keep.contains(p.as_str()))
+        .cloned()
+        .collect();
+    for probe in gone {
+        let Some(open) = state.pushed_incidents.remove(&probe) else {
+            continue;
+        };
+        state.push_seq = state.push_seq.saturating_add(1);
+        let push = PendingPush {
+            id: state.push_seq,
+            probe: probe.clone(),
+            source: open.source,
+            component: open.component,
+            status: ComponentStatus::Operational,
+            reason: "the probe was removed from the configuration".to_owned(),
+            queued_at: at,
+            component_done: false,
+            open_incident: false,
+            resolve_incident: true,
+            attempts: 0,
+            not_before: None,
+            incident: Some(open.id),
+        };
+        state.pushes.retain(|p| p.probe != probe);
+        state.pushes.push(push);
     }
 }
 
@@ -433,7 +485,11 @@ pub async fn deliver(
     for (target, pushes) in by_target {
         let mut delivery = Delivery {
             state_file,
-            ours: state.pushed_incidents.clone(),
+            ours: state
+                .pushed_incidents
+                .iter()
+                .map(|(probe, i)| (probe.clone(), i.id.clone()))
+                .collect(),
             out: &mut out,
         };
         delivery
@@ -686,13 +742,18 @@ impl Delivery<'_> {
                 .and_then(Value::as_str)
                 == Some(probe.as_str())
         };
-        let ours = self.ours.get(&push.probe).cloned().or_else(|| {
-            unresolved
-                .iter()
-                .find(tagged)
-                .and_then(|i| i.get("id").and_then(Value::as_str))
-                .map(str::to_owned)
-        });
+        let ours = self
+            .ours
+            .get(&push.probe)
+            .cloned()
+            .or_else(|| push.incident.clone())
+            .or_else(|| {
+                unresolved
+                    .iter()
+                    .find(tagged)
+                    .and_then(|i| i.get("id").and_then(Value::as_str))
+                    .map(str::to_owned)
+            });
         if push.open_incident {
             let id = if let Some(id) = ours.clone() {
                 said.push(format!("incident `{id}` already open"));
@@ -720,9 +781,17 @@ impl Delivery<'_> {
             };
             let push_id = push.id;
             let probe = push.probe.clone();
+            let (source, component) = (push.source.clone(), push.component.clone());
             update(self.state_file, |s| {
                 if let Some(id) = &id {
-                    s.pushed_incidents.insert(probe, id.clone());
+                    s.pushed_incidents.insert(
+                        probe,
+                        PushedIncident {
+                            id: id.clone(),
+                            source,
+                            component,
+                        },
+                    );
                 }
                 if let Some(p) = s.pushes.iter_mut().find(|p| p.id == push_id) {
                     p.open_incident = false;
@@ -778,6 +847,34 @@ mod tests {
         }
     }
 
+    fn pushed(id: &str) -> PushedIncident {
+        PushedIncident {
+            id: id.into(),
+            source: "hpc".into(),
+            component: "Lustre /work".into(),
+        }
+    }
+
+    #[test]
+    fn a_removed_probe_resolves_its_incident_once() {
+        let mut s = ProbesState::default();
+        s.pushed_incidents.insert("web".into(), pushed("inc1"));
+        s.pushed_incidents.insert("db".into(), pushed("inc2"));
+        let keep = std::collections::BTreeSet::from(["db"]);
+        retire(&mut s, &keep, Timestamp::now());
+        assert_eq!(s.pushes.len(), 1);
+        let p = &s.pushes[0];
+        assert_eq!(
+            (p.probe.as_str(), p.status),
+            ("web", ComponentStatus::Operational)
+        );
+        assert!(p.resolve_incident && !p.open_incident);
+        assert_eq!(p.incident.as_deref(), Some("inc1"));
+        assert_eq!(s.pushed_incidents.keys().collect::<Vec<_>>(), ["db"]);
+        retire(&mut s, &keep, Timestamp::now());
+        assert_eq!(s.pushes.len(), 1, "queued once");
+    }
+
     fn t(from: ComponentStatus, to: ComponentStatus) -> Transition {
         Transition { from, to }
     }
@@ -821,7 +918,7 @@ mod tests {
     fn no_second_incident_while_ours_is_open() {
         use ComponentStatus::{DegradedPerformance, MajorOutage};
         let mut s = ProbesState::default();
-        s.pushed_incidents.insert("web".into(), "inc1".into());
+        s.pushed_incidents.insert("web".into(), pushed("inc1"));
         queue(
             &mut s,
             "web",
@@ -858,7 +955,7 @@ mod tests {
             "down",
             Timestamp::now(),
         );
-        s.pushed_incidents.insert("db".into(), "inc9".into());
+        s.pushed_incidents.insert("db".into(), pushed("inc9"));
         s.save(&path).unwrap();
         let loaded = ProbesState::load(&path).unwrap();
         assert_eq!(loaded.pushes, s.pushes);

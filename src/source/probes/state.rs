@@ -127,7 +127,7 @@ pub struct ProbesState {
     /// Probe name -> the id of the Statuspage incident statusmotd opened for
     /// it and has not resolved yet.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub pushed_incidents: BTreeMap<String, String>,
+    pub pushed_incidents: BTreeMap<String, super::push::PushedIncident>,
     /// The id of the latest push queued.
     #[serde(default)]
     pub push_seq: u64,
