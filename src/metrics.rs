@@ -3,7 +3,8 @@
 //! outcome, the last good fetch per source, render duration, files written,
 //! configuration reloads, `on_change` runs and how long the current one has
 //! been running, and per probe its checks by result, the last check's
-//! duration, its failures in a row and whether it counts as up.
+//! duration, its failures in a row, whether it counts as up, and its pushes
+//! to the site's Statuspage by result.
 //!
 //! Label values are fixed words or configured source names, never anything a
 //! request carries, so a client cannot grow the set of series.
