@@ -569,10 +569,31 @@ pub fn probe(args: &ProbeArgs) -> Result<u8> {
         for source in &sources {
             ran.extend(probes::run(source, only.as_ref(), &clients, &secret_env).await?);
         }
-        Ok::<_, Error>(ran)
+        // Pushes queued by this run's transitions, and any a run before
+        // could not send.
+        let client = crate::source::client();
+        let mut pushed = Vec::new();
+        for (name, source) in config.sources.iter().filter_map(|(n, s)| match &s.kind {
+            SourceKind::Probes(p) => Some((n, p)),
+            _ => None,
+        }) {
+            pushed.extend(probes::push::deliver(name, source, &config, &client).await?);
+        }
+        Ok::<_, Error>((ran, pushed))
     })?;
+    let (ran, pushed) = ran;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(probes::report(&ran).as_bytes());
+    for p in &pushed {
+        let _ = writeln!(
+            out,
+            "{}: statuspage `{}`: {}: {}",
+            p.probe,
+            p.source,
+            p.result.label(),
+            p.detail
+        );
+    }
     let down = ran
         .iter()
         .any(|r| r.state.status != crate::model::ComponentStatus::Operational);

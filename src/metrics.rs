@@ -3,7 +3,8 @@
 //! outcome, the last good fetch per source, render duration, files written,
 //! configuration reloads, `on_change` runs and how long the current one has
 //! been running, and per probe its checks by result, the last check's
-//! duration, its failures in a row and whether it counts as up.
+//! duration, its failures in a row, whether it counts as up, and its pushes
+//! to the site's Statuspage by result.
 //!
 //! Label values are fixed words or configured source names, never anything a
 //! request carries, so a client cannot grow the set of series.
@@ -112,6 +113,10 @@ pub struct Metrics {
     pub probe_duration: Family<ProbeLabel, Gauge<f64, AtomicU64>>,
     pub probe_failures: Family<ProbeLabel, Gauge>,
     pub probe_up: Family<ProbeLabel, Gauge>,
+    /// Pushes of probes' transitions to the site's Statuspage, by result
+    /// (`sent`, `retrying`, `failed`, `skipped_person`,
+    /// `skipped_unknown_component`).
+    pub probe_pushes: Family<ProbeResultLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -241,6 +246,14 @@ impl Metrics {
             "1 while a probe counts as operational (after its thresholds), else 0",
             probe_up.clone(),
         );
+        let probe_pushes = Family::<ProbeResultLabel, Counter>::default();
+        registry.register(
+            "probe_pushes",
+            "Pushes of a probe's transitions to Statuspage, by result (sent, retrying, failed, \
+             skipped_person: a person's maintenance or incident holds the component, \
+             skipped_unknown_component)",
+            probe_pushes.clone(),
+        );
         // Show the outcomes at zero from the start, so a dashboard or an
         // alert on "errors > 0" has a series to look at.
         for result in ["ok", "error"] {
@@ -274,7 +287,19 @@ impl Metrics {
             probe_duration,
             probe_failures,
             probe_up,
+            probe_pushes,
         }
+    }
+
+    /// Counts one push of `probe`'s transition by its result.
+    pub fn probe_pushed(&self, label: &ProbeLabel, result: &'static str) {
+        self.probe_pushes
+            .get_or_create(&ProbeResultLabel {
+                source: label.source.clone(),
+                probe: label.probe.clone(),
+                result,
+            })
+            .inc();
     }
 
     /// Notes one check of `probe` of `source`.
@@ -307,6 +332,19 @@ impl Metrics {
         self.probe_up.remove(label);
         for result in ["ok", "warning", "critical", "unknown"] {
             self.probe_checks.remove(&ProbeResultLabel {
+                source: label.source.clone(),
+                probe: label.probe.clone(),
+                result,
+            });
+        }
+        for result in [
+            "sent",
+            "retrying",
+            "failed",
+            "skipped_person",
+            "skipped_unknown_component",
+        ] {
+            self.probe_pushes.remove(&ProbeResultLabel {
                 source: label.source.clone(),
                 probe: label.probe.clone(),
                 result,

@@ -301,7 +301,7 @@ mod secret;
 mod tests;
 mod validate;
 
-pub use probes::{include_matches, Check, HttpCheck, Probe, ProbesConfig};
+pub use probes::{include_matches, Check, HttpCheck, Probe, ProbesConfig, PushTarget};
 pub use secret::Secret;
 pub use validate::{check_output_dir, parse_duration, validate_cluster_name};
 

@@ -51,6 +51,30 @@ pub struct Probe {
     pub success_threshold: u32,
     /// The file the probe is written in.
     pub file: PathBuf,
+    /// `statuspage = { .. }`: also set a component of the site's page.
+    pub push: Option<PushTarget>,
+}
+
+/// Where a probe's transitions are pushed: a component of the page of a
+/// source of kind `statuspage` (the manage API, with a key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushTarget {
+    /// A source of kind `statuspage` (checked once every source is read).
+    pub source: String,
+    /// The component's name as on the page.
+    pub component: String,
+    /// Also open an incident while down, and resolve it on recovery.
+    pub incident: bool,
+}
+
+/// `statuspage = { source = "hpc", component = "Lustre /work", incident = true }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPush {
+    source: String,
+    component: String,
+    #[serde(default)]
+    incident: bool,
 }
 
 /// What a probe checks.
@@ -146,6 +170,7 @@ pub(super) struct RawProbe {
     slow: Option<Spanned<PositiveDuration>>,
     tls_expires_within: Option<Spanned<PositiveDuration>>,
     follow_redirects: Option<Spanned<bool>>,
+    statuspage: Option<Spanned<RawPush>>,
 }
 
 /// An included file: `[[probe]]` tables and nothing else.
@@ -469,6 +494,27 @@ impl RawProbe {
             }
             None => ComponentStatus::MajorOutage,
         };
+        let push = match self.statuspage {
+            Some(p) => {
+                let span = p.span();
+                let p = p.into_inner();
+                let component = p.component.trim().to_owned();
+                if p.source.trim().is_empty() || component.is_empty() {
+                    return Err(probe_err(
+                        span,
+                        "`statuspage` needs a `source` and a `component`\n\
+                         hint: e.g. `statuspage = { source = \"hpc\", component = \"Lustre /work\" }`"
+                            .to_owned(),
+                    ));
+                }
+                Some(PushTarget {
+                    source: p.source,
+                    component,
+                    incident: p.incident,
+                })
+            }
+            None => None,
+        };
         Ok(Probe {
             name,
             group: self.group.map(|g| crate::sanitize::sanitize_line(&g)),
@@ -483,8 +529,60 @@ impl RawProbe {
                 .success_threshold
                 .map_or(defaults.success_threshold, |t| t.0),
             file: file.to_owned(),
+            push,
         })
     }
+}
+
+/// Checks that every probe's `statuspage.source` names a source of kind
+/// `statuspage`, the only kind with an API to push to; the error names the
+/// probe and the file it is written in.
+pub(super) fn check_pushes(
+    sources: &BTreeMap<String, super::SourceConfig>,
+) -> std::result::Result<(), String> {
+    for source in sources.values() {
+        let super::SourceKind::Probes(config) = &source.kind else {
+            continue;
+        };
+        for probe in &config.probes {
+            let Some(push) = &probe.push else { continue };
+            let manage: Vec<&str> = sources
+                .values()
+                .filter(|s| matches!(s.kind, super::SourceKind::Manage { .. }))
+                .map(|s| s.name.as_str())
+                .collect();
+            let hint = if manage.is_empty() {
+                "add a source of kind `statuspage` (the manage API, with `page_id` and `api_key`) \
+                 and name it in `statuspage = { source = .. }`"
+                    .to_owned()
+            } else {
+                format!(
+                    "sources of kind `statuspage`: {}",
+                    manage
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            let problem = match sources.get(&push.source).map(|s| &s.kind) {
+                Some(super::SourceKind::Manage { .. }) => continue,
+                Some(other) => format!(
+                    "is of kind `{}`; a probe pushes only to a source of kind `statuspage`",
+                    other.name()
+                ),
+                None => "is not defined".to_owned(),
+            };
+            return Err(format!(
+                "source `{}`: probe `{}` (in `{}`): `statuspage` source `{}` {problem}\nhint: {hint}",
+                source.name,
+                probe.name,
+                probe.file.display(),
+                push.source,
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The files matching `pattern`, sorted: `*` and `?` in the last path
@@ -672,5 +770,46 @@ mod config_tests {
             err.contains("`failure_threshold` is not a key of kind `statuspage-public`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_push_names_a_statuspage_source_and_incident_defaults_to_false() {
+        let site = |push: &str| {
+            Config::parse(
+                &format!(
+                    "[sources.hpc]\nkind = \"statuspage\"\npage_id = \"p\"\napi_key = {{ env = \"K\" }}\n\
+                     [sources.checks]\nkind = \"probes\"\n\
+                     [[sources.checks.probe]]\nname = \"a\"\ntcp = \"h:22\"\nstatuspage = {push}\n\
+                     [clusters.alpha]\nsource = \"checks\"\ncomponents = [\"a\"]\n"
+                ),
+                Path::new("/etc/statusmotd/mapping.toml"),
+            )
+        };
+        let config = site(r#"{ source = "hpc", component = "Lustre /work" }"#).unwrap();
+        let SourceKind::Probes(p) = &config.sources["checks"].kind else {
+            panic!()
+        };
+        assert_eq!(
+            p.probes[0].push,
+            Some(crate::config::PushTarget {
+                source: "hpc".into(),
+                component: "Lustre /work".into(),
+                incident: false,
+            })
+        );
+        for (push, wanted) in [
+            (
+                r#"{ source = "checks", component = "x" }"#,
+                "probe `a` (in `/etc/statusmotd/mapping.toml`): `statuspage` source `checks` is of kind `probes`",
+            ),
+            (r#"{ source = "gone", component = "x" }"#, "`gone` is not defined"),
+            (r#"{ source = "hpc", component = " " }"#, "needs a `source` and a `component`"),
+        ] {
+            let err = site(push).unwrap_err();
+            assert_eq!(err.exit_code(), 3);
+            let err = err.to_string();
+            assert!(err.contains(wanted), "wanted `{wanted}` in:\n{err}");
+            assert!(err.contains("hint:"), "{err}");
+        }
     }
 }

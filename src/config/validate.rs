@@ -146,6 +146,12 @@ impl Config {
             };
             sources.insert(name.clone(), SourceConfig { name, kind });
         }
+        super::probes::check_pushes(&sources).map_err(|m| {
+            Error::Config(format!(
+                "invalid configuration in `{}`\n{m}",
+                path.display()
+            ))
+        })?;
         let source_list = backticked(sources.keys());
 
         let server = ServerConfig {

@@ -5,6 +5,11 @@
 //! are persisted as checks end; only a status change (or a source's first
 //! results) refreshes the source, so the files are rendered again on a
 //! change, not on every check.
+//!
+//! Pushes to the site's Statuspage ([`crate::source::probes::push`]) are
+//! delivered beside the checks, one task per `probes` source at a time:
+//! soon after a transition queues one, and every [`PUSH_LOOK`] for those
+//! kept for a retry (or left by a process before a restart).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher as _;
@@ -31,6 +36,9 @@ const TICK: Duration = Duration::from_secs(1);
 /// status change reaches the files at most this much later, and a crash
 /// loses at most this much of the counters.
 const BATCH: Duration = Duration::from_millis(500);
+
+/// How often pushes kept for a retry are looked for.
+const PUSH_LOOK: Duration = Duration::from_secs(2);
 
 /// A random duration in `[0, max)`.
 fn jitter(max: Duration) -> Duration {
@@ -80,9 +88,50 @@ pub(super) async fn probes_task(c: Arc<Coordinator>) {
     let mut due: BTreeMap<(String, String), Instant> = BTreeMap::new();
     let mut running: BTreeSet<(String, String)> = BTreeSet::new();
     let mut refreshed: BTreeSet<String> = BTreeSet::new();
+    // Dropped when the service stops, which aborts the pushes under way
+    // (a step not marked done is sent again after the restart).
+    let mut pushes: JoinSet<String> = JoinSet::new();
+    let mut pushing: BTreeSet<String> = BTreeSet::new();
+    let mut push_look = Instant::now();
+    let http = crate::source::client();
     loop {
         let live = c.live();
         let now = Instant::now();
+        while let Some(done) = pushes.try_join_next() {
+            if let Ok(source) = done {
+                pushing.remove(&source);
+            }
+        }
+        if now >= push_look {
+            push_look = now + PUSH_LOOK;
+            for source in live.config.sources.values() {
+                if !matches!(source.kind, SourceKind::Probes(_)) || pushing.contains(&source.name) {
+                    continue;
+                }
+                pushing.insert(source.name.clone());
+                let (c, live, http, name) =
+                    (c.clone(), live.clone(), http.clone(), source.name.clone());
+                pushes.spawn(async move {
+                    if let Some(SourceKind::Probes(config)) =
+                        live.config.sources.get(&name).map(|s| &s.kind)
+                    {
+                        match probes::push::deliver(&name, config, &live.config, &http).await {
+                            Ok(outcomes) => {
+                                for p in outcomes {
+                                    let label = ProbeLabel {
+                                        source: name.clone(),
+                                        probe: p.probe.clone(),
+                                    };
+                                    c.metrics.probe_pushed(&label, p.result.label());
+                                }
+                            }
+                            Err(e) => tracing::error!("pushes of source `{name}`: {e}"),
+                        }
+                    }
+                    name
+                });
+            }
+        }
         let secret_env = Arc::new(live.config.secret_env_vars());
         let mut seen = BTreeSet::new();
         // Each due probe is a task of its own, so a slow check delays no
@@ -196,6 +245,10 @@ pub(super) async fn probes_task(c: Arc<Coordinator>) {
                     false
                 }
             };
+            if changed {
+                // Deliver the pushes the transition queued now.
+                push_look = Instant::now();
+            }
             if changed || refreshed.insert(source.clone()) {
                 c.refresh(Some(std::slice::from_ref(&source)), "probe");
             }

@@ -1001,7 +1001,7 @@ fn backoff(base: Duration, n: u32) -> Duration {
 /// `Retry-After` is either seconds or an HTTP date. Seconds too many to
 /// count are [`Duration::MAX`], so that they read as "too long to wait"
 /// rather than as no header at all.
-fn parse_retry_after(value: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         return Some(
@@ -1074,7 +1074,7 @@ fn show_duration(d: Duration) -> String {
 /// The innermost cause of a transport error ("connection refused"), which
 /// says more than reqwest's outer "error sending request" and never repeats
 /// the URL or any header.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = e;
     while let Some(next) = cause.source() {
         cause = next;

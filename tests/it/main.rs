@@ -22,6 +22,7 @@ mod hpc_sources;
 mod notify;
 mod packaging;
 mod probes;
+mod probes_push;
 mod reliability;
 mod serve;
 mod slurm;

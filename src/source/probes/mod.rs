@@ -13,6 +13,7 @@
 //! ([`maintenance_wins`], applied where a cluster's views are merged).
 
 pub mod check;
+pub mod push;
 pub mod state;
 
 use std::collections::BTreeSet;
@@ -169,6 +170,10 @@ pub fn record(
                 at,
             },
         );
+        if let (Some(t), Some(target)) = (transition, &probe.push) {
+            // Saved below with the counters, before it is sent.
+            push::queue(&mut state, &probe.name, target, t, &reason, at);
+        }
         if let Some(t) = transition {
             tracing::info!(
                 probe = %probe.name,
@@ -190,6 +195,7 @@ pub fn record(
     }
     let keep: BTreeSet<&str> = config.probes.iter().map(|p| p.name.as_str()).collect();
     state.retire(&keep, Timestamp::now());
+    push::retire(&mut state, &keep, Timestamp::now());
     state.save(&config.state_file)?;
     Ok(ran)
 }

@@ -120,6 +120,17 @@ pub struct ProbesState {
     pub probes: BTreeMap<String, ProbeState>,
     /// Newest last.
     pub resolved: Vec<ClosedIncident>,
+    /// Pushes to the site's Statuspage not yet done, oldest first
+    /// ([`super::push`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pushes: Vec<super::push::PendingPush>,
+    /// Probe name -> the id of the Statuspage incident statusmotd opened for
+    /// it and has not resolved yet.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pushed_incidents: BTreeMap<String, super::push::PushedIncident>,
+    /// The id of the latest push queued.
+    #[serde(default)]
+    pub push_seq: u64,
 }
 
 /// A probe's status changed.
@@ -510,6 +521,7 @@ mod tests {
             failure_threshold: 3,
             success_threshold: 2,
             file: "mapping.toml".into(),
+            push: None,
         }
     }
 

@@ -76,6 +76,30 @@ struct Inner {
     per_path: HashMap<String, usize>,
     log: Vec<String>,
     last_authorization: Option<String>,
+    /// Writes applied (manage API v1 `PATCH`/`POST`), in order.
+    writes: Vec<Write>,
+    /// Every request's arrival, in order.
+    arrivals: Vec<Arrival>,
+    /// The id of the latest incident created.
+    incident_seq: usize,
+}
+
+/// A write the fake applied: `PATCH` of a component or an incident, `POST`
+/// of an incident.
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub method: String,
+    pub path: String,
+    pub body: Value,
+}
+
+/// When a request came, what it was (`METHOD path`) and with which
+/// `Authorization`.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub at: std::time::Instant,
+    pub request: String,
+    pub authorization: Option<String>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -290,7 +314,23 @@ async fn bind(state: Shared) -> (SocketAddr, impl std::future::Future<Output = (
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local address");
     let app = Router::new()
+        .route(
+            "/v1/pages/{page}/components/{id}",
+            axum::routing::patch(write).fallback(handle),
+        )
+        .route(
+            "/v1/pages/{page}/incidents",
+            axum::routing::post(write).fallback(handle),
+        )
+        .route(
+            "/v1/pages/{page}/incidents/{id}",
+            axum::routing::patch(write).fallback(handle),
+        )
         .fallback(handle)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            note_arrival,
+        ))
         .with_state(state)
         .into_make_service_with_connect_info::<Conn>();
     let server = async move {
@@ -567,4 +607,241 @@ pub fn site_page_with_one_incident() -> FakeStatuspage {
         serde_json::json!([]),
     );
     page
+}
+
+impl FakeStatuspage {
+    /// Serves a manage API (v1) page `page` with these components and
+    /// unresolved incidents; writes change them ([`Self::writes`]).
+    pub fn set_v1_page(&self, page: &str, components: Value, unresolved: Value) {
+        self.set_json(&format!("/v1/pages/{page}/components"), components);
+        self.set_json(
+            &format!("/v1/pages/{page}/incidents/unresolved"),
+            unresolved,
+        );
+    }
+
+    /// Every write applied so far, in order.
+    pub fn writes(&self) -> Vec<Write> {
+        self.lock().writes.clone()
+    }
+
+    /// Every request's arrival so far, in order.
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        self.lock().arrivals.clone()
+    }
+
+    /// What is served now at `path` (no query), if anything.
+    pub fn served(&self, path: &str) -> Option<Value> {
+        match self.lock().routes.get(path).map(|r| r.body.clone()) {
+            Some(Body::Json(v)) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+async fn note_arrival(
+    State(state): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let arrival = Arrival {
+        at: std::time::Instant::now(),
+        request: format!("{} {}", request.method(), request.uri().path()),
+        authorization: request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    };
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .arrivals
+        .push(arrival);
+    next.run(request).await
+}
+
+/// `PATCH /v1/pages/{page}/components/{id}`, `POST /v1/pages/{page}/incidents`
+/// and `PATCH /v1/pages/{page}/incidents/{id}`: counted and logged as
+/// `METHOD path`, misbehaving as told (a fault set with [`FakeStatuspage::fault_at`]
+/// on `METHOD path` hits that write alone), else applied to what the fake
+/// serves and recorded.
+async fn write(
+    State(state): State<Shared>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let logged = format!("{method} {path}");
+    let mut inner = state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    inner.total += 1;
+    *inner.per_path.entry(path.clone()).or_default() += 1;
+    inner.log.push(logged.clone());
+    inner.last_authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let fault = inner
+        .at
+        .get(&logged)
+        .cloned()
+        .or_else(|| inner.next.pop_front())
+        .or_else(|| inner.fault.clone());
+    let json = |status: u16, body: String| {
+        (
+            status_code(status),
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    };
+    match fault {
+        None => {}
+        Some(Fault::RateLimited {
+            status,
+            retry_after,
+        }) => {
+            return (
+                status_code(status),
+                [
+                    (header::CONTENT_TYPE, "application/json".to_string()),
+                    (header::RETRY_AFTER, retry_after),
+                ],
+                r#"{"error":"rate limited"}"#,
+            )
+                .into_response()
+        }
+        Some(Fault::StatusWithBody(status, body)) => return json(status, body),
+        Some(Fault::Status(status)) => {
+            return json(status, format!(r#"{{"error":"fake {status}"}}"#))
+        }
+        Some(other) => return json(500, format!(r#"{{"error":"fake {other:?}"}}"#)),
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return json(400, r#"{"error":"not JSON"}"#.into());
+    };
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (page, what, id) = match parts.as_slice() {
+        ["v1", "pages", page, what] => (*page, *what, None),
+        ["v1", "pages", page, what, id] => (*page, *what, Some(*id)),
+        _ => return json(404, r#"{"error":"not found"}"#.into()),
+    };
+    let components_path = format!("/v1/pages/{page}/components");
+    let unresolved_path = format!("/v1/pages/{page}/incidents/unresolved");
+    let now = "2026-01-01T00:00:00Z";
+    let answer = match (method.as_str(), what, id) {
+        ("PATCH", "components", Some(id)) => {
+            let status = body.pointer("/component/status").cloned();
+            let Some(c) = set_component(&mut inner, &components_path, id, status) else {
+                return json(404, r#"{"error":"no such component"}"#.into());
+            };
+            (200, c)
+        }
+        ("POST", "incidents", None) => {
+            inner.incident_seq += 1;
+            let id = format!("inc-{}", inner.incident_seq);
+            let i = body.get("incident").cloned().unwrap_or(Value::Null);
+            let component_ids: Vec<String> = i
+                .get("component_ids")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (cid, status) in i
+                .get("components")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default()
+            {
+                set_component(&mut inner, &components_path, &cid, Some(status));
+            }
+            let incident = serde_json::json!({
+                "id": id,
+                "name": i.get("name").cloned().unwrap_or(Value::Null),
+                "status": i.get("status").cloned().unwrap_or("investigating".into()),
+                "impact": "major",
+                "created_at": now,
+                "updated_at": now,
+                "metadata": i.get("metadata").cloned().unwrap_or(serde_json::json!({})),
+                "components": component_ids.iter().map(|c| serde_json::json!({"id": c})).collect::<Vec<_>>(),
+                "incident_updates": [{"id": format!("{id}-u1"), "status": "investigating",
+                    "body": i.get("body").cloned().unwrap_or(Value::Null), "created_at": now}],
+            });
+            push_json(&mut inner, &unresolved_path, incident.clone());
+            (201, incident)
+        }
+        ("PATCH", "incidents", Some(id)) => {
+            let i = body.get("incident").cloned().unwrap_or(Value::Null);
+            for (cid, status) in i
+                .get("components")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default()
+            {
+                set_component(&mut inner, &components_path, &cid, Some(status));
+            }
+            let Some(Route {
+                body: Body::Json(Value::Array(list)),
+                ..
+            }) = inner.routes.get_mut(&unresolved_path)
+            else {
+                return json(404, r#"{"error":"no such incident"}"#.into());
+            };
+            let Some(at) = list.iter().position(|x| x["id"] == id) else {
+                return json(404, r#"{"error":"no such incident"}"#.into());
+            };
+            let mut incident = list[at].clone();
+            if let Some(status) = i.get("status") {
+                incident["status"] = status.clone();
+            }
+            if incident["status"] == "resolved" {
+                incident["resolved_at"] = now.into();
+                list.remove(at);
+            } else {
+                list[at] = incident.clone();
+            }
+            (200, incident)
+        }
+        _ => return json(405, r#"{"error":"method not allowed"}"#.into()),
+    };
+    inner.writes.push(Write {
+        method: method.to_string(),
+        path,
+        body,
+    });
+    json(answer.0, answer.1.to_string())
+}
+
+/// Sets the status of component `id` in the list at `path`; the component.
+fn set_component(inner: &mut Inner, path: &str, id: &str, status: Option<Value>) -> Option<Value> {
+    let Some(Route {
+        body: Body::Json(Value::Array(list)),
+        ..
+    }) = inner.routes.get_mut(path)
+    else {
+        return None;
+    };
+    let c = list.iter_mut().find(|c| c["id"] == id)?;
+    if let Some(status) = status {
+        c["status"] = status;
+    }
+    Some(c.clone())
+}
+
+/// Appends `item` to the JSON list served at `path`, creating it.
+fn push_json(inner: &mut Inner, path: &str, item: Value) {
+    let route = inner.routes.entry(path.to_string()).or_insert(Route {
+        status: 200,
+        body: Body::Json(Value::Array(Vec::new())),
+    });
+    if let Body::Json(Value::Array(list)) = &mut route.body {
+        list.push(item);
+    }
 }
