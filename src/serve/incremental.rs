@@ -1,0 +1,301 @@
+//! Which clusters a render of `serve` plans again.
+//!
+//! Planning every cluster after every fetch cost about half of a webhook's
+//! way to the MOTD, while a webhook usually changes one incident of one
+//! group. [`Inputs`] remembers what each cluster read at its last plan (per
+//! source: the component ids its entries selected, and whether it shows
+//! page-wide items) and the data of the last render. The next render then
+//! plans only the clusters whose inputs changed:
+//!
+//! - per source, the components and items (incidents, maintenance) that
+//!   differ between the old and the new snapshot, added or gone included: a
+//!   cluster is planned again when its selection meets the components they
+//!   name, or, for an item that names none, when the cluster shows page-wide
+//!   items;
+//! - items whose time window boundary passed since the last render (a
+//!   maintenance that enters `upcoming`, one whose window ends, a resolved
+//!   incident that leaves `recent_resolved`), as if they had changed;
+//! - every cluster of a source whose page, groups or component list (ids,
+//!   names, groups, order) changed, since names resolve against them, whose
+//!   fetch started or stopped failing, or whose data is stale or just
+//!   became so (the MOTD then says how old it is);
+//! - everything after a configuration or template change, when a render
+//!   had errors (their clusters are tried again), and on every poll, so a
+//!   custom template that shows relative times follows the clock as it did.
+//!
+//! A new `fetched_at` alone changes no cluster: the default templates show
+//! the data's age only when it is stale. [`Inputs::next_boundary`] is when
+//! the renderer must look again without a new snapshot.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::config::{Config, Settings};
+use crate::model::{Incident, ItemKind, Snapshot, SnapshotIndex};
+use crate::pipeline::{Gathered, Plan, SourceData};
+use crate::view::ClusterView;
+
+/// Boundaries this close before the last render count as not yet passed:
+/// a render at the very instant of a boundary still showed the old state.
+const SLACK: SignedDuration = SignedDuration::from_secs(1);
+
+/// What one cluster read from one of its sources.
+#[derive(Debug, Clone)]
+struct Part {
+    source: String,
+    selection: BTreeSet<String>,
+    page_wide: bool,
+}
+
+/// What the last render saw. See the module documentation.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// Cluster -> what it read at its last plan.
+    reads: BTreeMap<String, Vec<Part>>,
+    /// Cluster -> its view at its last plan, so that notifications always
+    /// see every cluster, planned again or not.
+    views: BTreeMap<String, ClusterView>,
+    /// The data and time of the last render; `None` plans every cluster.
+    last: Option<(Arc<Gathered>, Timestamp)>,
+}
+
+/// How one source changed between two renders.
+#[derive(Debug, Default, PartialEq)]
+struct Delta {
+    /// Every cluster reading the source.
+    all: bool,
+    /// Components named by a changed component or item.
+    components: BTreeSet<String>,
+    /// An item that names no component changed.
+    page_wide: bool,
+}
+
+impl Inputs {
+    /// Makes the next render plan every cluster.
+    pub fn forget(&mut self) {
+        self.last = None;
+    }
+
+    /// The clusters to plan for `data` at `now`, or `None` for all of them.
+    pub fn dirty(&self, config: &Config, data: &Gathered, now: Timestamp) -> Option<Vec<String>> {
+        let (last, last_now) = self.last.as_ref()?;
+        let names: BTreeSet<&String> = last.sources.keys().chain(data.sources.keys()).collect();
+        let deltas: BTreeMap<&str, Delta> = names
+            .into_iter()
+            .map(|name| {
+                let d = delta(
+                    last.sources.get(name),
+                    data.sources.get(name),
+                    &config.settings,
+                    *last_now,
+                    now,
+                );
+                (name.as_str(), d)
+            })
+            .filter(|(_, d)| *d != Delta::default())
+            .collect();
+        if deltas.is_empty() {
+            return Some(Vec::new());
+        }
+        let dirty = config
+            .clusters
+            .values()
+            .filter(|cluster| {
+                let Some(parts) = self.reads.get(&cluster.name) else {
+                    return true; // never planned, or it failed: try again
+                };
+                parts.iter().any(|p| {
+                    deltas.get(p.source.as_str()).is_some_and(|d| {
+                        d.all
+                            || (d.page_wide && p.page_wide)
+                            || !d.components.is_disjoint(&p.selection)
+                    })
+                })
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        Some(dirty)
+    }
+
+    /// Remembers what `plan` read from `data` at `now`. A plan with errors
+    /// or warnings makes the next render plan everything again, so that
+    /// nothing it reported is lost from `/readyz`.
+    pub fn record(&mut self, config: &Config, data: Arc<Gathered>, plan: Plan, now: Timestamp) {
+        if plan.complete {
+            self.reads.clear();
+            self.views.clear();
+        }
+        let indexes: BTreeMap<&str, SnapshotIndex<'_>> = data
+            .sources
+            .iter()
+            .map(|(name, s)| (name.as_str(), SnapshotIndex::new(&s.snapshot)))
+            .collect();
+        let complete_and_clean = plan.errors.is_empty() && plan.warnings.is_empty();
+        for (name, cluster_plan) in plan.clusters {
+            let Some(cluster) = config.clusters.get(&name) else {
+                continue;
+            };
+            let mut parts = Vec::new();
+            for (n, part) in cluster.parts().iter().enumerate() {
+                let (Some(source), Some(index)) = (
+                    data.sources.get(&part.source),
+                    indexes.get(part.source.as_str()),
+                ) else {
+                    continue;
+                };
+                let known = if n == 0 {
+                    data.known.clusters.get(&name)
+                } else {
+                    data.known.also.get(&name).and_then(|a| a.get(&part.source))
+                };
+                let Ok(resolution) =
+                    crate::mapping::resolve_with_known(part, &source.snapshot, index, known)
+                else {
+                    continue;
+                };
+                parts.push(Part {
+                    source: part.source.clone(),
+                    selection: resolution.selection,
+                    page_wide: part.page_wide,
+                });
+            }
+            self.reads.insert(name.clone(), parts);
+            self.views.insert(name, cluster_plan.view);
+        }
+        drop(indexes);
+        self.reads.retain(|name, _| config.clusters.contains_key(name));
+        self.views.retain(|name, _| config.clusters.contains_key(name));
+        self.last = complete_and_clean.then_some((data, now));
+    }
+
+    /// Every cluster's latest view, for the notification outbox.
+    pub fn views(&self) -> Vec<&ClusterView> {
+        self.views.values().collect()
+    }
+
+    /// The earliest moment after `now` at which some file may change though
+    /// no snapshot does: a time window boundary of an item, or a source's
+    /// data turning stale.
+    pub fn next_boundary(&self, config: &Config, now: Timestamp) -> Option<Timestamp> {
+        let (data, _) = self.last.as_ref()?;
+        let s = &config.settings;
+        data.sources
+            .values()
+            .flat_map(|d| {
+                let stale = d.snapshot.fetched_at.checked_add(s.stale_after).ok();
+                d.snapshot
+                    .incidents
+                    .iter()
+                    .flat_map(|i| boundaries(i, s))
+                    .chain(stale)
+            })
+            .filter(|t| *t > now)
+            .min()
+    }
+}
+
+/// The moments at which `item` enters or leaves a view by the clock alone.
+fn boundaries(item: &Incident, s: &Settings) -> Vec<Timestamp> {
+    if item.is_closed() {
+        // Shown while `closed_at >= now - recent_resolved`.
+        return item
+            .closed_at()
+            .and_then(|t| t.checked_add(s.recent_resolved).ok())
+            .into_iter()
+            .collect();
+    }
+    if item.kind == ItemKind::Maintenance
+        && !matches!(item.status.as_str(), "in_progress" | "verifying")
+    {
+        // Shown while it starts within `upcoming` and is not over.
+        let enters = item
+            .scheduled_for
+            .and_then(|t| t.checked_sub(s.upcoming).ok());
+        return enters.into_iter().chain(item.scheduled_until).collect();
+    }
+    Vec::new()
+}
+
+fn stale(d: &SourceData, s: &Settings, now: Timestamp) -> bool {
+    now.duration_since(d.snapshot.fetched_at) > s.stale_after
+}
+
+/// How the data of one source changed from `old` (seen at `last_now`) to
+/// `new` (seen at `now`).
+fn delta(
+    old: Option<&SourceData>,
+    new: Option<&SourceData>,
+    s: &Settings,
+    last_now: Timestamp,
+    now: Timestamp,
+) -> Delta {
+    let all = Delta {
+        all: true,
+        ..Delta::default()
+    };
+    let (Some(old), Some(new)) = (old, new) else {
+        return all;
+    };
+    let note = |d: &SourceData| d.fetch_error.as_ref().map(|f| f.note);
+    if note(old) != note(new) || stale(old, s, last_now) || stale(new, s, now) {
+        return all;
+    }
+    let (a, b) = (&old.snapshot, &new.snapshot);
+    if a.page != b.page || a.groups != b.groups || !same_structure(a, b) {
+        return all;
+    }
+    let mut d = Delta::default();
+    for (x, y) in a.components.iter().zip(&b.components) {
+        if x != y {
+            d.components.insert(y.id.clone());
+        }
+    }
+    let key = |i: &Incident| (i.kind, i.id.clone());
+    let before: BTreeMap<(ItemKind, String), &Incident> =
+        a.incidents.iter().map(|i| (key(i), i)).collect();
+    let mut seen = BTreeSet::new();
+    let lo = last_now.checked_sub(SLACK).unwrap_or(last_now);
+    let crossed = |i: &Incident| boundaries(i, s).into_iter().any(|t| lo < t && t <= now);
+    let touch = |d: &mut Delta, i: &Incident| {
+        if i.components.is_empty() {
+            d.page_wide = true;
+        }
+        d.components.extend(i.components.iter().cloned());
+    };
+    for i in &b.incidents {
+        let k = key(i);
+        match before.get(&k) {
+            Some(old) if *old == i => {
+                if crossed(i) {
+                    touch(&mut d, i);
+                }
+            }
+            Some(old) => {
+                touch(&mut d, old);
+                touch(&mut d, i);
+            }
+            None => touch(&mut d, i),
+        }
+        seen.insert(k);
+    }
+    for (k, old) in &before {
+        if !seen.contains(k) {
+            touch(&mut d, old);
+        }
+    }
+    d
+}
+
+/// Whether both snapshots list the same components (ids, names, groups) in
+/// the same order: then every cluster's entries resolve as before, and the
+/// degraded components of a view keep their order.
+fn same_structure(a: &Snapshot, b: &Snapshot) -> bool {
+    a.components.len() == b.components.len()
+        && a
+            .components
+            .iter()
+            .zip(&b.components)
+            .all(|(x, y)| x.id == y.id && x.name == y.name && x.group_id == y.group_id)
+}
