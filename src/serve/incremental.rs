@@ -165,8 +165,10 @@ impl Inputs {
             self.views.insert(name, cluster_plan.view);
         }
         drop(indexes);
-        self.reads.retain(|name, _| config.clusters.contains_key(name));
-        self.views.retain(|name, _| config.clusters.contains_key(name));
+        self.reads
+            .retain(|name, _| config.clusters.contains_key(name));
+        self.views
+            .retain(|name, _| config.clusters.contains_key(name));
         self.last = complete_and_clean.then_some((data, now));
     }
 
@@ -227,7 +229,7 @@ fn stale(d: &SourceData, s: &Settings, now: Timestamp) -> bool {
 fn delta(
     old: Option<&SourceData>,
     new: Option<&SourceData>,
-    s: &Settings,
+    settings: &Settings,
     last_now: Timestamp,
     now: Timestamp,
 ) -> Delta {
@@ -239,53 +241,60 @@ fn delta(
         return all;
     };
     let note = |d: &SourceData| d.fetch_error.as_ref().map(|f| f.note);
-    if note(old) != note(new) || stale(old, s, last_now) || stale(new, s, now) {
+    if note(old) != note(new) || stale(old, settings, last_now) || stale(new, settings, now) {
         return all;
     }
-    let (a, b) = (&old.snapshot, &new.snapshot);
-    if a.page != b.page || a.groups != b.groups || !same_structure(a, b) {
+    let (before_snap, after_snap) = (&old.snapshot, &new.snapshot);
+    if before_snap.page != after_snap.page
+        || before_snap.groups != after_snap.groups
+        || !same_structure(before_snap, after_snap)
+    {
         return all;
     }
-    let mut d = Delta::default();
-    for (x, y) in a.components.iter().zip(&b.components) {
+    let mut delta = Delta::default();
+    for (x, y) in before_snap.components.iter().zip(&after_snap.components) {
         if x != y {
-            d.components.insert(y.id.clone());
+            delta.components.insert(y.id.clone());
         }
     }
     let key = |i: &Incident| (i.kind, i.id.clone());
     let before: BTreeMap<(ItemKind, String), &Incident> =
-        a.incidents.iter().map(|i| (key(i), i)).collect();
+        before_snap.incidents.iter().map(|i| (key(i), i)).collect();
     let mut seen = BTreeSet::new();
     let lo = last_now.checked_sub(SLACK).unwrap_or(last_now);
-    let crossed = |i: &Incident| boundaries(i, s).into_iter().any(|t| lo < t && t <= now);
+    let crossed = |i: &Incident| {
+        boundaries(i, settings)
+            .into_iter()
+            .any(|t| lo < t && t <= now)
+    };
     let touch = |d: &mut Delta, i: &Incident| {
         if i.components.is_empty() {
             d.page_wide = true;
         }
         d.components.extend(i.components.iter().cloned());
     };
-    for i in &b.incidents {
-        let k = key(i);
-        match before.get(&k) {
+    for i in &after_snap.incidents {
+        let id = key(i);
+        match before.get(&id) {
             Some(old) if *old == i => {
                 if crossed(i) {
-                    touch(&mut d, i);
+                    touch(&mut delta, i);
                 }
             }
             Some(old) => {
-                touch(&mut d, old);
-                touch(&mut d, i);
+                touch(&mut delta, old);
+                touch(&mut delta, i);
             }
-            None => touch(&mut d, i),
+            None => touch(&mut delta, i),
         }
-        seen.insert(k);
+        seen.insert(id);
     }
-    for (k, old) in &before {
-        if !seen.contains(k) {
-            touch(&mut d, old);
+    for (id, old) in &before {
+        if !seen.contains(id) {
+            touch(&mut delta, old);
         }
     }
-    d
+    delta
 }
 
 /// Whether both snapshots list the same components (ids, names, groups) in
@@ -293,8 +302,7 @@ fn delta(
 /// degraded components of a view keep their order.
 fn same_structure(a: &Snapshot, b: &Snapshot) -> bool {
     a.components.len() == b.components.len()
-        && a
-            .components
+        && a.components
             .iter()
             .zip(&b.components)
             .all(|(x, y)| x.id == y.id && x.name == y.name && x.group_id == y.group_id)

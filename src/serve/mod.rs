@@ -33,8 +33,8 @@ use std::time::Duration;
 
 mod coordinator;
 mod incremental;
-mod preview;
 mod listen;
+mod preview;
 mod probes;
 mod process;
 mod reload;

@@ -21,7 +21,7 @@ use crate::source::raw::{RawComponent, RawIncident};
 /// What a webhook says, sanitized.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Preview {
-    Incident(Incident),
+    Incident(Box<Incident>),
     Component(Component),
 }
 
@@ -45,7 +45,11 @@ pub fn parse(payload: &Value) -> Option<Preview> {
             ..empty()
         }
         .sanitized();
-        return snap.incidents.into_iter().next().map(Preview::Incident);
+        return snap
+            .incidents
+            .into_iter()
+            .next()
+            .map(|i| Preview::Incident(Box::new(i)));
     }
     let raw = field::<RawComponent>(payload, "component")?;
     let id = raw.id.0.filter(|s| !s.trim().is_empty())?;
@@ -99,14 +103,14 @@ pub fn apply(snap: &mut Snapshot, preview: &Preview) -> bool {
         Preview::Incident(new) => {
             let held = snap.incidents.iter().position(|i| i.id == new.id);
             let Some(at) = held else {
-                snap.incidents.insert(0, new.clone());
+                snap.incidents.insert(0, (**new).clone());
                 return true;
             };
             let old = &snap.incidents[at];
             if !newer(new.updated_at, old.updated_at) {
                 return false;
             }
-            let mut merged = new.clone();
+            let mut merged = (**new).clone();
             merged.kind = old.kind;
             if merged.components.is_empty() {
                 merged.components.clone_from(&old.components);
@@ -227,13 +231,25 @@ mod tests {
 
     #[test]
     fn preview_text_is_sanitized_like_fetched_text() {
-        let p = parse(&incident("2024-05-01T11:00:00Z", "Bad\u{1b}]0;owned\u{7}name")).unwrap();
+        let p = parse(&incident(
+            "2024-05-01T11:00:00Z",
+            "Bad\u{1b}]0;owned\u{7}name",
+        ))
+        .unwrap();
         let Preview::Incident(i) = p else {
             panic!("not an incident")
         };
         assert!(!i.name.contains('\u{1b}'), "{:?}", i.name);
-        assert!(!i.updates[0].body.contains('\u{1b}'), "{:?}", i.updates[0].body);
-        assert!(!i.updates[0].body.contains("<br"), "{:?}", i.updates[0].body);
+        assert!(
+            !i.updates[0].body.contains('\u{1b}'),
+            "{:?}",
+            i.updates[0].body
+        );
+        assert!(
+            !i.updates[0].body.contains("<br"),
+            "{:?}",
+            i.updates[0].body
+        );
     }
 
     #[test]
@@ -257,6 +273,9 @@ mod tests {
         assert_eq!(parse(&json!({"page": {"id": "pg"}})), None);
         assert_eq!(parse(&json!({"incident": {"id": "i1", "name": "x"}})), None);
         assert_eq!(parse(&json!({"incident": [1, 2]})), None);
-        assert_eq!(parse(&json!({"component": {"id": "", "updated_at": "2024-05-01T12:00:00Z"}})), None);
+        assert_eq!(
+            parse(&json!({"component": {"id": "", "updated_at": "2024-05-01T12:00:00Z"}})),
+            None
+        );
     }
 }

@@ -58,8 +58,10 @@ fn serve_page(fake: &FakeStatuspage, page: &Page) {
         json!({"id": "gg", "name": "Gamma", "group": true, "components": ["cg"], "status": "operational"}),
     ];
     for ((id, name, group), status) in COMPONENTS.iter().zip(page.status) {
-        components.push(json!({"id": id, "name": name, "group_id": group, "status": status,
-            "updated_at": "2024-01-01T00:00:00Z"}));
+        components.push(
+            json!({"id": id, "name": name, "group_id": group, "status": status,
+            "updated_at": "2024-01-01T00:00:00Z"}),
+        );
     }
     fake.set_v2_page(
         json!({"id": PAGE, "name": "Fast", "url": "https://status.example.org"}),
@@ -322,7 +324,11 @@ async fn a_change_renders_only_the_clusters_it_concerns() {
     serve_page(&fake, &page);
     let changed = refresh(&client, &served).await;
     for c in ["alpha", "beta", "gamma"] {
-        assert!(site.read(&format!("{c}/motd")).contains("Everything is slow"), "{c}");
+        assert!(
+            site.read(&format!("{c}/motd"))
+                .contains("Everything is slow"),
+            "{c}"
+        );
         assert!(changed.contains(&format!("{c}/motd")), "{changed:?}");
     }
     assert!(!site.read("delta/motd").contains("Everything is slow"));
@@ -347,28 +353,44 @@ async fn a_change_renders_only_the_clusters_it_concerns() {
     let changed = refresh(&client, &served).await;
     assert_eq!(changed, ["delta/motd", "index.json"]);
     assert_eq!(last_planned(&served), Some(1), "{}", served.log());
-    assert!(site.read("delta/motd").contains("Shared scratch"), "{}", site.read("delta/motd"));
+    assert!(
+        site.read("delta/motd").contains("Shared scratch"),
+        "{}",
+        site.read("delta/motd")
+    );
     let still: Vec<_> = ["alpha", "beta", "gamma"]
         .iter()
         .map(|c| site.stamps(c))
         .collect();
     assert_eq!(others, still);
-    assert_eq!(site.index()["clusters"]["delta"]["status"], "partial_outage");
+    assert_eq!(
+        site.index()["clusters"]["delta"]["status"],
+        "partial_outage"
+    );
 
     // An incident on `beta`'s component: one event, naming `beta` alone;
     // the clusters not planned again are still known to the outbox, so
     // none of their items is announced again or as resolved.
     let events_before = pending(&site);
-    page.incidents.push(incident("b1", "Beta is down", &["cb"], now));
+    page.incidents
+        .push(incident("b1", "Beta is down", &["cb"], now));
     serve_page(&fake, &page);
     let changed = refresh(&client, &served).await;
     assert!(changed.contains(&"beta/motd".to_owned()), "{changed:?}");
-    assert!(!changed.iter().any(|p| p.starts_with("alpha/") || p.starts_with("gamma/") || p.starts_with("delta/")), "{changed:?}");
+    assert!(
+        !changed
+            .iter()
+            .any(|p| p.starts_with("alpha/") || p.starts_with("gamma/") || p.starts_with("delta/")),
+        "{changed:?}"
+    );
     let new: Vec<_> = pending(&site)
         .into_iter()
         .filter(|e| !events_before.contains(e))
         .collect();
-    assert_eq!(new, [("opened".into(), "b1".into(), vec!["beta".to_owned()])]);
+    assert_eq!(
+        new,
+        [("opened".into(), "b1".into(), vec!["beta".to_owned()])]
+    );
 
     // A maintenance of `gamma` reaches its calendar, and its alone.
     let cal_alpha = site.stamps("alpha");
@@ -382,7 +404,10 @@ async fn a_change_renders_only_the_clusters_it_concerns() {
     })];
     serve_page(&fake, &page);
     let changed = refresh(&client, &served).await;
-    assert!(changed.contains(&"gamma/maintenance.ics".to_owned()), "{changed:?}");
+    assert!(
+        changed.contains(&"gamma/maintenance.ics".to_owned()),
+        "{changed:?}"
+    );
     assert!(site.read("gamma/maintenance.ics").contains("Gamma upgrade"));
     assert_eq!(cal_alpha, site.stamps("alpha"));
     drop(served);
@@ -443,8 +468,10 @@ async fn webhook_preview_shows_the_incident_before_the_fetch_and_the_fetch_corre
     let vendor = FakeStatuspage::start().await;
     serve_vendor(&vendor);
     let t0 = Timestamp::now() - SignedDuration::from_hours(1);
-    let mut page = Page::default();
-    page.incidents = vec![incident("i1", "Slow logins", &["ca"], t0)];
+    let mut page = Page {
+        incidents: vec![incident("i1", "Slow logins", &["ca"], t0)],
+        ..Page::default()
+    };
     serve_page(&fake, &page);
     let site = Site::new(&fake.url(), &vendor.url(), "webhook_preview = true", "");
     let (served, client) = started(&site).await;
@@ -455,28 +482,53 @@ async fn webhook_preview_shows_the_incident_before_the_fetch_and_the_fetch_corre
     fake.fault(Fault::Hang);
     let summaries = fake.requests_to(SUMMARY);
     let t1 = Timestamp::now();
-    webhook(&client, &served, &incident_webhook("Logins fail \u{1b}[31mnow", t1)).await;
+    webhook(
+        &client,
+        &served,
+        &incident_webhook("Logins fail \u{1b}[31mnow", t1),
+    )
+    .await;
     eventually("the preview in the MOTD", 20, || {
         site.read("alpha/motd").contains("Logins fail")
     })
     .await;
     // The fetch the webhook asked for is under way and has not answered.
-    eventually("the fetch to start", 20, || fake.requests_to(SUMMARY) > summaries).await;
+    eventually("the fetch to start", 20, || {
+        fake.requests_to(SUMMARY) > summaries
+    })
+    .await;
     let motd = site.read("alpha/motd");
-    assert!(!motd.contains('\u{1b}'), "preview text is sanitized: {motd:?}");
+    assert!(
+        !motd.contains('\u{1b}'),
+        "preview text is sanitized: {motd:?}"
+    );
     assert!(!motd.contains("Slow logins"));
     assert_eq!(beta, site.stamps("beta"), "the preview rendered `beta` too");
 
     // An older payload changes nothing: a newer component webhook sent
     // after it is rendered after it, and by then `alpha` is as it was.
     let alpha = site.stamps("alpha");
-    webhook(&client, &served, &incident_webhook("Old news", t0 - SignedDuration::from_mins(5))).await;
-    webhook(&client, &served, &component_webhook("cb", "major_outage", Timestamp::now())).await;
+    webhook(
+        &client,
+        &served,
+        &incident_webhook("Old news", t0 - SignedDuration::from_mins(5)),
+    )
+    .await;
+    webhook(
+        &client,
+        &served,
+        &component_webhook("cb", "major_outage", Timestamp::now()),
+    )
+    .await;
     eventually("the component preview", 20, || {
         site.read("beta/motd").contains("major outage")
     })
     .await;
-    assert_eq!(alpha, site.stamps("alpha"), "an older webhook changed `alpha`");
+    assert_eq!(
+        alpha,
+        site.stamps("alpha"),
+        "an older webhook changed `alpha`"
+    );
     assert!(!site.read("alpha/motd").contains("Old news"));
 
     // The confirming fetch corrects what the preview got wrong.
@@ -496,19 +548,35 @@ async fn without_webhook_preview_a_webhook_waits_for_the_fetch() {
     let fake = FakeStatuspage::start().await;
     let vendor = FakeStatuspage::start().await;
     serve_vendor(&vendor);
-    let mut page = Page::default();
-    page.incidents = vec![incident("i1", "Slow logins", &["ca"], Timestamp::now() - SignedDuration::from_hours(1))];
+    let mut page = Page {
+        incidents: vec![incident(
+            "i1",
+            "Slow logins",
+            &["ca"],
+            Timestamp::now() - SignedDuration::from_hours(1),
+        )],
+        ..Page::default()
+    };
     serve_page(&fake, &page);
     let site = Site::new(&fake.url(), &vendor.url(), "", "");
     let (served, client) = started(&site).await;
     let alpha = site.stamps("alpha");
 
     fake.fault(Fault::Hang);
-    webhook(&client, &served, &incident_webhook("Logins fail", Timestamp::now())).await;
+    webhook(
+        &client,
+        &served,
+        &incident_webhook("Logins fail", Timestamp::now()),
+    )
+    .await;
     // A refresh sent after the webhook is rendered after anything the
     // webhook could have caused; upstream still hangs, so it fails.
     refresh(&client, &served).await;
-    assert_eq!(alpha, site.stamps("alpha"), "the webhook changed a file by itself");
+    assert_eq!(
+        alpha,
+        site.stamps("alpha"),
+        "the webhook changed a file by itself"
+    );
 
     fake.clear_faults();
     page.incidents = vec![incident("i1", "Logins fail", &["ca"], Timestamp::now())];
@@ -535,7 +603,10 @@ fn webhook_preview_without_a_webhook_token_is_a_configuration_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("webhook_preview") && err.contains("hint:"), "{err}");
+    assert!(
+        err.contains("webhook_preview") && err.contains("hint:"),
+        "{err}"
+    );
     fs::write(
         path,
         "[sources.pub]\nkind = \"statuspage-public\"\nurl = \"https://status.example.org\"\n\
