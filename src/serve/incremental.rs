@@ -307,3 +307,154 @@ fn same_structure(a: &Snapshot, b: &Snapshot) -> bool {
             .zip(&b.components)
             .all(|(x, y)| x.id == y.id && x.name == y.name && x.group_id == y.group_id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Component, ComponentStatus, Page};
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn settings() -> Settings {
+        let text = "[sources.s]\nkind = \"statuspage-public\"\nurl = \"https://status.example.org\"\n\
+                    [settings]\nupcoming = \"1h\"\nrecent_resolved = \"1d\"\nstale_after = \"30m\"\n\
+                    [clusters.a]\nsource = \"s\"\ncomponents = [\"A\"]\n";
+        Config::parse(text, std::path::Path::new("/etc/statusmotd/mapping.toml"))
+            .unwrap()
+            .settings
+    }
+
+    fn component(id: &str, status: ComponentStatus) -> Component {
+        Component {
+            id: id.into(),
+            name: id.to_uppercase(),
+            status,
+            group_id: None,
+            description: None,
+            updated_at: None,
+        }
+    }
+
+    fn item(id: &str, status: &str, components: &[&str]) -> Incident {
+        Incident {
+            id: id.into(),
+            kind: ItemKind::Incident,
+            name: id.into(),
+            status: status.into(),
+            impact: "minor".into(),
+            created_at: None,
+            updated_at: Some(ts("2024-05-01T10:00:00Z")),
+            started_at: None,
+            monitoring_at: None,
+            resolved_at: None,
+            scheduled_for: None,
+            scheduled_until: None,
+            shortlink: None,
+            components: components.iter().map(|c| (*c).to_owned()).collect(),
+            updates: Vec::new(),
+        }
+    }
+
+    fn data(fetched_at: &str, incidents: Vec<Incident>, b: ComponentStatus) -> SourceData {
+        SourceData {
+            snapshot: Snapshot {
+                page: Page::default(),
+                fetched_at: ts(fetched_at),
+                components: vec![
+                    component("a", ComponentStatus::Operational),
+                    component("b", b),
+                ],
+                groups: Vec::new(),
+                incidents,
+            },
+            fetch_error: None,
+        }
+    }
+
+    const T0: &str = "2024-05-01T12:00:00Z";
+    const T1: &str = "2024-05-01T12:01:00Z";
+    const OK: ComponentStatus = ComponentStatus::Operational;
+
+    fn diff(old: &SourceData, new: &SourceData) -> Delta {
+        delta(Some(old), Some(new), &settings(), ts(T0), ts(T1))
+    }
+
+    #[test]
+    fn a_new_fetch_of_the_same_page_changes_nothing() {
+        let old = data(T0, vec![item("i", "investigating", &["a"])], OK);
+        let new = data(T1, vec![item("i", "investigating", &["a"])], OK);
+        assert_eq!(diff(&old, &new), Delta::default());
+    }
+
+    #[test]
+    fn a_component_or_an_item_names_what_changed() {
+        let old = data(T0, vec![item("i", "investigating", &["a"])], OK);
+        let new = data(
+            T1,
+            vec![item("i", "investigating", &["a"])],
+            ComponentStatus::MajorOutage,
+        );
+        assert_eq!(
+            diff(&old, &new).components,
+            BTreeSet::from(["b".to_owned()])
+        );
+
+        let new = data(T1, vec![item("i", "identified", &["a"])], OK);
+        let d = diff(&old, &new);
+        assert_eq!(d.components, BTreeSet::from(["a".to_owned()]));
+        assert!(!d.page_wide && !d.all);
+
+        // Gone counts as changed; an item naming no component is page-wide.
+        let new = data(T1, vec![item("p", "investigating", &[])], OK);
+        let d = diff(&old, &new);
+        assert_eq!(d.components, BTreeSet::from(["a".to_owned()]));
+        assert!(d.page_wide);
+    }
+
+    #[test]
+    fn a_renamed_component_a_failure_or_stale_data_concerns_every_cluster() {
+        let old = data(T0, Vec::new(), OK);
+        let mut new = data(T1, Vec::new(), OK);
+        new.snapshot.components[0].name = "Renamed".into();
+        assert!(diff(&old, &new).all);
+
+        let mut new = data(T1, Vec::new(), OK);
+        new.fetch_error = Some(crate::pipeline::FetchFailure::from("down".to_owned()));
+        assert!(diff(&old, &new).all);
+
+        let new = data("2024-05-01T11:00:00Z", Vec::new(), OK);
+        assert!(diff(&old, &new).all, "data older than `stale_after`");
+    }
+
+    #[test]
+    fn a_boundary_passed_since_the_last_render_counts_as_a_change() {
+        // Resolved at 12:00:30 the day before, it leaves `recent_resolved`
+        // (1 d) at 12:00:30 today: between the renders at 12:00 and 12:01.
+        let mut gone = item("r", "resolved", &["a"]);
+        gone.resolved_at = Some(ts("2024-04-30T12:00:30Z"));
+        let old = data(T0, vec![gone.clone()], OK);
+        let new = data(T1, vec![gone], OK);
+        assert_eq!(
+            diff(&old, &new).components,
+            BTreeSet::from(["a".to_owned()])
+        );
+
+        let mut m = item("m", "scheduled", &["b"]);
+        m.kind = ItemKind::Maintenance;
+        m.scheduled_for = Some(ts("2024-05-01T14:00:00Z"));
+        m.scheduled_until = Some(ts("2024-05-01T16:00:00Z"));
+        let old = data(T0, vec![m.clone()], OK);
+        let new = data(T1, vec![m.clone()], OK);
+        assert_eq!(
+            diff(&old, &new),
+            Delta::default(),
+            "enters the window at 13:00"
+        );
+        assert_eq!(
+            boundaries(&m, &settings()),
+            [ts("2024-05-01T13:00:00Z"), ts("2024-05-01T16:00:00Z")]
+        );
+    }
+}
