@@ -904,6 +904,17 @@ async fn preview(
     // Upstream never shows the marker: only the preview can put it in the
     // MOTD (the fetch the webhook triggers then takes it out again).
     serve_v2(fake, synth::v2(&spec, base, "upstream").recent_only(50));
+    // The first render writes every cluster (seconds on a busy disk): a
+    // fetch that ends while it runs is rendered together with the preview,
+    // which it supersedes, so wait for the renderer to be idle.
+    let index = dir.join("out").join("index.json");
+    for _ in 0..600 {
+        if index.is_file() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
     for r in 0..reps {
         let marker = format!("preview-{r}");
         let mut body: serde_json::Value =

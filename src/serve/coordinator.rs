@@ -152,7 +152,8 @@ enum RenderMsg {
     /// render from the current snapshots.
     Rerender,
     /// A webhook for the page of `sources` (`[server] webhook_preview`):
-    /// apply what it says to their snapshots and render at once.
+    /// apply what it says to their snapshots, render at once, then fetch
+    /// them.
     Preview {
         sources: Vec<String>,
         payload: serde_json::Value,
@@ -398,15 +399,19 @@ impl Coordinator {
 
     /// With `[server] webhook_preview`, hands a Statuspage webhook for the
     /// page of `sources` to the renderer, which applies it to their last
-    /// good snapshots and renders the clusters it concerns; returns at
-    /// once. Without it, does nothing.
-    pub fn preview(&self, sources: &[String], payload: serde_json::Value) {
-        if self.live().config.server.webhook_preview {
-            self.send(RenderMsg::Preview {
-                sources: sources.to_vec(),
-                payload,
-            });
+    /// good snapshots, renders the clusters it concerns, and then asks for
+    /// the fetch that confirms it: the preview does not share the two cores
+    /// with parsing the page. Returns at once: whether it did (otherwise
+    /// the caller asks for the fetch itself).
+    pub fn preview(&self, sources: &[String], payload: serde_json::Value) -> bool {
+        if !self.live().config.server.webhook_preview {
+            return false;
         }
+        self.send(RenderMsg::Preview {
+            sources: sources.to_vec(),
+            payload,
+        });
+        true
     }
 
     /// The sources an Alertmanager webhook concerns: every source of kind
@@ -691,6 +696,7 @@ async fn renderer_task(
             batch.push(m);
         }
         let mut plan_all = c.plan_all.swap(false, Ordering::SeqCst);
+        let mut confirm: Vec<String> = Vec::new();
         let mut waiters = Vec::new();
         let mut fetch_errors = Vec::new();
         let mut fetch_outcomes = Vec::new();
@@ -734,6 +740,7 @@ async fn renderer_task(
                 RenderMsg::Rerender => plan_all = true,
                 RenderMsg::Preview { sources, payload } => {
                     apply_preview(&mut store, &sources, &payload);
+                    confirm.extend(sources);
                 }
             }
         }
@@ -821,6 +828,11 @@ async fn renderer_task(
         };
         for w in waiters {
             let _ = w.send(report.clone());
+        }
+        if !confirm.is_empty() {
+            confirm.sort();
+            confirm.dedup();
+            c.refresh(Some(&confirm), "webhook");
         }
     }
     tracing::debug!("renderer stopped");

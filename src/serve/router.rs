@@ -219,11 +219,14 @@ async fn webhook(
         c.sources_for_page(page.as_deref())
     };
     tracing::info!(page = page.as_deref().unwrap_or("-"), sources = ?sources, "webhook accepted");
-    c.refresh(sources.as_deref(), "webhook");
     // Only for a page a source was matched by: the renderer applies it off
-    // this request.
-    if let (false, Some(sources)) = (alertmanager, &sources) {
-        c.preview(sources, payload);
+    // this request, then asks for the fetch itself.
+    let previewed = match (&sources, alertmanager) {
+        (Some(sources), false) => c.preview(sources, payload),
+        _ => false,
+    };
+    if !previewed {
+        c.refresh(sources.as_deref(), "webhook");
     }
     c.metrics.webhook(Webhook::Accepted);
     Ok((
