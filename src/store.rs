@@ -191,6 +191,13 @@ impl Store {
         self.held.get(name).and_then(|h| h.snapshot.as_ref())
     }
 
+    /// The snapshot held for `name`, to change in place: `serve`'s webhook
+    /// preview. A change made here is never persisted as the last good
+    /// snapshot; only a good fetch is.
+    pub fn snapshot_mut(&mut self, name: &str) -> Option<&mut Snapshot> {
+        self.held.get_mut(name).and_then(|h| h.snapshot.as_mut())
+    }
+
     /// Takes the result of a fetch of `name`. A good snapshot replaces the
     /// last good one, unless it is a [`suspicious_drop`]; a failure keeps
     /// the last good one and records why.

@@ -216,6 +216,10 @@ pub struct ServerConfig {
     pub on_change: Vec<String>,
     /// How long `on_change` may run before its process group is killed.
     pub on_change_timeout: SignedDuration,
+    /// Apply a Statuspage webhook's incident or component to the last good
+    /// snapshot at once, before the fetch it triggers confirms it. Off by
+    /// default: webhooks are unsigned.
+    pub webhook_preview: bool,
 }
 
 impl Default for ServerConfig {
@@ -226,6 +230,7 @@ impl Default for ServerConfig {
             refresh_token: None,
             on_change: Vec::new(),
             on_change_timeout: DEFAULT_ON_CHANGE_TIMEOUT,
+            webhook_preview: false,
         }
     }
 }

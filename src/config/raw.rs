@@ -244,6 +244,7 @@ pub(super) struct RawServer {
     pub(super) refresh_token: Option<Secret>,
     pub(super) on_change: Option<Argv>,
     pub(super) on_change_timeout: Option<PositiveDuration>,
+    pub(super) webhook_preview: Option<bool>,
 }
 
 #[derive(Deserialize)]

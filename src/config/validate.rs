@@ -166,7 +166,15 @@ impl Config {
                 .server
                 .on_change_timeout
                 .map_or(DEFAULT_ON_CHANGE_TIMEOUT, |d| d.0),
+            webhook_preview: raw.server.webhook_preview.unwrap_or(false),
         };
+        if server.webhook_preview && server.webhook_token.is_none() {
+            return Err(Error::Config(format!(
+                "`[server] webhook_preview = true` in `{}`, but no `webhook_token` is set, so `serve` takes no webhooks\n\
+                 hint: set `webhook_token` in `[server]`, or remove `webhook_preview`",
+                path.display()
+            )));
+        }
 
         let mut clusters = BTreeMap::new();
         for (name, cluster) in raw.clusters {

@@ -26,6 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,8 @@ use crate::render::Renderer;
 use crate::source::{self, FetchErrorKind};
 use crate::store::{self, Event, Store};
 use crate::view::short_duration;
+
+use super::incremental::Inputs;
 
 /// The configuration in force, with what was derived from it: compiled
 /// templates and the revealed tokens of `[server]`. Replaced whole on reload.
@@ -148,6 +151,13 @@ enum RenderMsg {
     /// The configuration or templates changed (or the process started):
     /// render from the current snapshots.
     Rerender,
+    /// A webhook for the page of `sources` (`[server] webhook_preview`):
+    /// apply what it says to their snapshots, render at once, then fetch
+    /// them.
+    Preview {
+        sources: Vec<String>,
+        payload: serde_json::Value,
+    },
 }
 
 #[derive(Default)]
@@ -195,6 +205,8 @@ pub struct Coordinator {
     render_tx: mpsc::UnboundedSender<RenderMsg>,
     changed_clusters: Mutex<BTreeSet<String>>,
     on_change_wake: Notify,
+    /// Set by the poll timer: the next render plans every cluster.
+    plan_all: AtomicBool,
     client: reqwest::Client,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -249,6 +261,7 @@ impl Coordinator {
             render_tx,
             changed_clusters: Mutex::new(BTreeSet::new()),
             on_change_wake: Notify::new(),
+            plan_all: AtomicBool::new(false),
             client: source::client(),
             cancel,
             tracker: tracker.clone(),
@@ -382,6 +395,23 @@ impl Coordinator {
                 .map(|s| s.name.clone())
                 .collect();
         (!matched.is_empty()).then_some(matched)
+    }
+
+    /// With `[server] webhook_preview`, hands a Statuspage webhook for the
+    /// page of `sources` to the renderer, which applies it to their last
+    /// good snapshots, renders the clusters it concerns, and then asks for
+    /// the fetch that confirms it: the preview does not share the two cores
+    /// with parsing the page. Returns at once: whether it did (otherwise
+    /// the caller asks for the fetch itself).
+    pub fn preview(&self, sources: &[String], payload: serde_json::Value) -> bool {
+        if !self.live().config.server.webhook_preview {
+            return false;
+        }
+        self.send(RenderMsg::Preview {
+            sources: sources.to_vec(),
+            payload,
+        });
+        true
     }
 
     /// The sources an Alertmanager webhook concerns: every source of kind
@@ -646,20 +676,27 @@ async fn renderer_task(
     mut rx: mpsc::UnboundedReceiver<RenderMsg>,
     mut store: Store,
 ) {
+    let mut inputs = Inputs::default();
+    let mut boundary: Option<Timestamp> = None;
     loop {
+        // A message, or the clock passing a time window boundary: then the
+        // clusters whose items crossed it are planned from the same data.
         let first = tokio::select! {
             biased;
             () = c.cancel.cancelled() => break,
             m = rx.recv() => match m {
-                Some(m) => m,
+                Some(m) => Some(m),
                 None => break,
             },
+            () = sleep_until(boundary) => None,
         };
         // Everything that arrived meanwhile goes into this one render.
-        let mut batch = vec![first];
+        let mut batch: Vec<RenderMsg> = first.into_iter().collect();
         while let Ok(m) = rx.try_recv() {
             batch.push(m);
         }
+        let mut plan_all = c.plan_all.swap(false, Ordering::SeqCst);
+        let mut confirm: Vec<String> = Vec::new();
         let mut waiters = Vec::new();
         let mut fetch_errors = Vec::new();
         let mut fetch_outcomes = Vec::new();
@@ -700,7 +737,11 @@ async fn renderer_task(
                         }
                     }
                 }
-                RenderMsg::Rerender => {}
+                RenderMsg::Rerender => plan_all = true,
+                RenderMsg::Preview { sources, payload } => {
+                    apply_preview(&mut store, &sources, &payload);
+                    confirm.extend(sources);
+                }
             }
         }
         let live = c.live();
@@ -708,16 +749,23 @@ async fn renderer_task(
         write(&c.data, data.clone());
         c.note_permanent_failures(&live, &store);
         let good = store.take_fresh();
+        if plan_all {
+            inputs.forget();
+        }
 
         let started = Instant::now();
         lock(&c.health).rendering_since = Some(started);
         let job = {
             let (live, data, c) = (live.clone(), data.clone(), c.clone());
+            let mut inputs = std::mem::take(&mut inputs);
             tokio::task::spawn_blocking(move || {
+                let outcome = render_all(&live, data, &c, &mut inputs);
+                // After the files: a webhook's change reaches the MOTD
+                // without waiting for the snapshot's own fsync.
                 for e in store::save(&live.config.settings.state_dir, &good) {
                     tracing::warn!(source = e.source(), "cannot keep the snapshot: {e}");
                 }
-                render_all(&live, &data, &c)
+                (outcome, inputs)
             })
         };
         // Shutdown does not wait for a render: the blocking thread is left
@@ -735,9 +783,13 @@ async fn renderer_task(
             r = job => r,
         };
         let (changes, mut errors) = match outcome {
-            Ok(r) => r,
+            Ok((r, back)) => {
+                inputs = back;
+                r
+            }
             Err(e) => (Vec::new(), vec![format!("the render failed: {e}")]),
         };
+        boundary = inputs.next_boundary(&live.config, Timestamp::now());
         c.metrics
             .render_duration
             .observe(started.elapsed().as_secs_f64());
@@ -777,21 +829,74 @@ async fn renderer_task(
         for w in waiters {
             let _ = w.send(report.clone());
         }
+        if !confirm.is_empty() {
+            confirm.sort();
+            confirm.dedup();
+            c.refresh(Some(&confirm), "webhook");
+        }
     }
     tracing::debug!("renderer stopped");
 }
 
-/// Plans and writes every cluster. Returns what changed and what could not
-/// be rendered.
+/// Applies a webhook's incident or component to the snapshots of
+/// `sources` (see [`super::preview`]).
+fn apply_preview(store: &mut Store, sources: &[String], payload: &serde_json::Value) {
+    let Some(preview) = super::preview::parse(payload) else {
+        tracing::debug!("the webhook carries no incident or component to preview");
+        return;
+    };
+    for name in sources {
+        let Some(snap) = store.snapshot_mut(name) else {
+            continue;
+        };
+        if super::preview::apply(snap, &preview) {
+            tracing::info!(source = %name, "webhook preview applied; the fetch confirms it");
+        } else {
+            tracing::info!(source = %name, "webhook preview not newer than the data held: ignored");
+        }
+    }
+}
+
+/// Waits until just past `t`, or for ever when there is none.
+async fn sleep_until(t: Option<Timestamp>) {
+    match t {
+        Some(t) => {
+            let wait = std_duration(Timestamp::now().duration_until(t), Duration::ZERO);
+            tokio::time::sleep(wait + Duration::from_millis(5)).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Plans and writes the clusters whose inputs changed (see
+/// [`super::incremental`]), every cluster when `inputs` says so. Returns
+/// what changed and what could not be rendered.
 ///
 /// The events of the clusters rendered are queued in the notification
 /// outbox here, on the renderer's thread, before anything is sent: the
-/// delivery task sends them, so a receiver never delays a render.
-fn render_all(live: &Live, data: &Gathered, c: &Coordinator) -> (Vec<Change>, Vec<String>) {
+/// delivery task sends them, so a receiver never delays a render. The
+/// outbox always sees every cluster's latest view.
+fn render_all(
+    live: &Live,
+    data: Arc<Gathered>,
+    c: &Coordinator,
+    inputs: &mut Inputs,
+) -> (Vec<Change>, Vec<String>) {
     let now = Timestamp::now();
-    let clusters: Vec<_> = live.config.clusters.values().collect();
-    let plan = pipeline::plan(&live.config, &live.renderer, &clusters, data, now);
-    if let Some(e) = pipeline::keep_known_ids(&live.config, data, &plan) {
+    let clusters: Vec<_> = match inputs.dirty(&live.config, &data, now) {
+        None => live.config.clusters.values().collect(),
+        Some(names) => names
+            .iter()
+            .filter_map(|n| live.config.clusters.get(n))
+            .collect(),
+    };
+    if clusters.is_empty() {
+        inputs.record(&live.config, data, pipeline::Plan::default(), now);
+        return (Vec::new(), Vec::new());
+    }
+    tracing::debug!(clusters = clusters.len(), "planning");
+    let plan = pipeline::plan(&live.config, &live.renderer, &clusters, &data, now);
+    if let Some(e) = pipeline::keep_known_ids(&live.config, &data, &plan) {
         tracing::warn!("{e}");
     }
     let mut errors: Vec<String> = plan.errors.iter().map(ToString::to_string).collect();
@@ -800,7 +905,7 @@ fn render_all(live: &Live, data: &Gathered, c: &Coordinator) -> (Vec<Change>, Ve
     errors.extend(plan.warnings.iter().cloned());
     let changes = match pipeline::apply(&plan, &live.config.settings.output_dir, now) {
         Ok(c) => {
-            if let Some(e) = pipeline::keep_calendar(&live.config, data, &plan) {
+            if let Some(e) = pipeline::keep_calendar(&live.config, &data, &plan) {
                 tracing::warn!("{e}");
             }
             c
@@ -810,8 +915,14 @@ fn render_all(live: &Live, data: &Gathered, c: &Coordinator) -> (Vec<Change>, Ve
             Vec::new()
         }
     };
-    let views: Vec<&crate::view::ClusterView> = plan.clusters.values().map(|p| &p.view).collect();
-    if let Err(e) = c.notifier.enqueue(&live.config, &views, Some(&c.metrics)) {
+    inputs.record(&live.config, data, plan, now);
+    if !errors.is_empty() {
+        inputs.forget();
+    }
+    if let Err(e) = c
+        .notifier
+        .enqueue(&live.config, &inputs.views(), Some(&c.metrics))
+    {
         tracing::error!("notifications are not queued: {e}");
         errors.push(format!("notifications are not queued: {e}"));
     }
@@ -877,7 +988,12 @@ async fn poll_task(c: Arc<Coordinator>) {
         );
         tokio::select! {
             () = c.cancel.cancelled() => return,
-            () = tokio::time::sleep(interval) => c.refresh(None, "poll"),
+            () = tokio::time::sleep(interval) => {
+                // A custom template may show relative times: a poll plans
+                // every cluster, so they follow the clock as before.
+                c.plan_all.store(true, Ordering::SeqCst);
+                c.refresh(None, "poll");
+            }
         }
     }
 }

@@ -7,6 +7,9 @@
 //!   completes, with the connection cap; [`start`] starts the coordinator;
 //! - `coordinator`: the [`Coordinator`], which owns fetching, rendering and
 //!   `on_change`;
+//! - `incremental`: which clusters a render plans again;
+//! - `preview`: a webhook's incident or component applied before the fetch
+//!   (`[server] webhook_preview`);
 //! - `reload`: the watcher of the configuration, templates and status files;
 //! - `process`: [`run`] wires all of it to the runtime and the signals.
 //!
@@ -29,7 +32,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod coordinator;
+mod incremental;
 mod listen;
+mod preview;
 mod probes;
 mod process;
 mod reload;

@@ -212,13 +212,22 @@ async fn webhook(
     let page = webhook_page_id(&payload);
     // Alertmanager's own webhook (`webhook_configs`) names no page: it is a
     // hint for the alertmanager sources.
-    let sources = if crate::source::alertmanager::is_webhook(&payload) {
+    let alertmanager = crate::source::alertmanager::is_webhook(&payload);
+    let sources = if alertmanager {
         c.alertmanager_sources()
     } else {
         c.sources_for_page(page.as_deref())
     };
     tracing::info!(page = page.as_deref().unwrap_or("-"), sources = ?sources, "webhook accepted");
-    c.refresh(sources.as_deref(), "webhook");
+    // Only for a page a source was matched by: the renderer applies it off
+    // this request, then asks for the fetch itself.
+    let previewed = match (&sources, alertmanager) {
+        (Some(sources), false) => c.preview(sources, payload),
+        _ => false,
+    };
+    if !previewed {
+        c.refresh(sources.as_deref(), "webhook");
+    }
     c.metrics.webhook(Webhook::Accepted);
     Ok((
         StatusCode::ACCEPTED,

@@ -31,3 +31,4 @@ mod trust_output;
 mod trust_render;
 mod trust_serve;
 mod trust_source;
+mod webhook_fast;

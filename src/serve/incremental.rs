@@ -1,0 +1,460 @@
+//! Which clusters a render of `serve` plans again.
+//!
+//! Planning every cluster after every fetch cost about half of a webhook's
+//! way to the MOTD, while a webhook usually changes one incident of one
+//! group. [`Inputs`] remembers what each cluster read at its last plan (per
+//! source: the component ids its entries selected, and whether it shows
+//! page-wide items) and the data of the last render. The next render then
+//! plans only the clusters whose inputs changed:
+//!
+//! - per source, the components and items (incidents, maintenance) that
+//!   differ between the old and the new snapshot, added or gone included: a
+//!   cluster is planned again when its selection meets the components they
+//!   name, or, for an item that names none, when the cluster shows page-wide
+//!   items;
+//! - items whose time window boundary passed since the last render (a
+//!   maintenance that enters `upcoming`, one whose window ends, a resolved
+//!   incident that leaves `recent_resolved`), as if they had changed;
+//! - every cluster of a source whose page, groups or component list (ids,
+//!   names, groups, order) changed, since names resolve against them, whose
+//!   fetch started or stopped failing, or whose data is stale or just
+//!   became so (the MOTD then says how old it is);
+//! - everything after a configuration or template change, when a render
+//!   had errors (their clusters are tried again), and on every poll, so a
+//!   custom template that shows relative times follows the clock as it did.
+//!
+//! A new `fetched_at` alone changes no cluster: the default templates show
+//! the data's age only when it is stale. [`Inputs::next_boundary`] is when
+//! the renderer must look again without a new snapshot.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::config::{Config, Settings};
+use crate::model::{Incident, ItemKind, Snapshot, SnapshotIndex};
+use crate::pipeline::{Gathered, Plan, SourceData};
+use crate::view::ClusterView;
+
+/// Boundaries this close before the last render count as not yet passed:
+/// a render at the very instant of a boundary still showed the old state.
+const SLACK: SignedDuration = SignedDuration::from_secs(1);
+
+/// What one cluster read from one of its sources.
+#[derive(Debug, Clone)]
+struct Part {
+    source: String,
+    selection: BTreeSet<String>,
+    page_wide: bool,
+}
+
+/// What the last render saw. See the module documentation.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// Cluster -> what it read at its last plan.
+    reads: BTreeMap<String, Vec<Part>>,
+    /// Cluster -> its view at its last plan, so that notifications always
+    /// see every cluster, planned again or not.
+    views: BTreeMap<String, ClusterView>,
+    /// The data and time of the last render; `None` plans every cluster.
+    last: Option<(Arc<Gathered>, Timestamp)>,
+}
+
+/// How one source changed between two renders.
+#[derive(Debug, Default, PartialEq)]
+struct Delta {
+    /// Every cluster reading the source.
+    all: bool,
+    /// Components named by a changed component or item.
+    components: BTreeSet<String>,
+    /// An item that names no component changed.
+    page_wide: bool,
+}
+
+impl Inputs {
+    /// Makes the next render plan every cluster.
+    pub fn forget(&mut self) {
+        self.last = None;
+    }
+
+    /// The clusters to plan for `data` at `now`, or `None` for all of them.
+    pub fn dirty(&self, config: &Config, data: &Gathered, now: Timestamp) -> Option<Vec<String>> {
+        let (last, last_now) = self.last.as_ref()?;
+        let names: BTreeSet<&String> = last.sources.keys().chain(data.sources.keys()).collect();
+        let deltas: BTreeMap<&str, Delta> = names
+            .into_iter()
+            .map(|name| {
+                let d = delta(
+                    last.sources.get(name),
+                    data.sources.get(name),
+                    &config.settings,
+                    *last_now,
+                    now,
+                );
+                (name.as_str(), d)
+            })
+            .filter(|(_, d)| *d != Delta::default())
+            .collect();
+        if deltas.is_empty() {
+            return Some(Vec::new());
+        }
+        let dirty = config
+            .clusters
+            .values()
+            .filter(|cluster| {
+                let Some(parts) = self.reads.get(&cluster.name) else {
+                    return true; // never planned, or it failed: try again
+                };
+                parts.iter().any(|p| {
+                    deltas.get(p.source.as_str()).is_some_and(|d| {
+                        d.all
+                            || (d.page_wide && p.page_wide)
+                            || !d.components.is_disjoint(&p.selection)
+                    })
+                })
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        Some(dirty)
+    }
+
+    /// Remembers what `plan` read from `data` at `now`. A plan with errors
+    /// or warnings makes the next render plan everything again, so that
+    /// nothing it reported is lost from `/readyz`.
+    pub fn record(&mut self, config: &Config, data: Arc<Gathered>, plan: Plan, now: Timestamp) {
+        if plan.complete {
+            self.reads.clear();
+            self.views.clear();
+        }
+        let indexes: BTreeMap<&str, SnapshotIndex<'_>> = data
+            .sources
+            .iter()
+            .map(|(name, s)| (name.as_str(), SnapshotIndex::new(&s.snapshot)))
+            .collect();
+        let complete_and_clean = plan.errors.is_empty() && plan.warnings.is_empty();
+        for (name, cluster_plan) in plan.clusters {
+            let Some(cluster) = config.clusters.get(&name) else {
+                continue;
+            };
+            let mut parts = Vec::new();
+            for (n, part) in cluster.parts().iter().enumerate() {
+                let (Some(source), Some(index)) = (
+                    data.sources.get(&part.source),
+                    indexes.get(part.source.as_str()),
+                ) else {
+                    continue;
+                };
+                let known = if n == 0 {
+                    data.known.clusters.get(&name)
+                } else {
+                    data.known.also.get(&name).and_then(|a| a.get(&part.source))
+                };
+                let Ok(resolution) =
+                    crate::mapping::resolve_with_known(part, &source.snapshot, index, known)
+                else {
+                    continue;
+                };
+                parts.push(Part {
+                    source: part.source.clone(),
+                    selection: resolution.selection,
+                    page_wide: part.page_wide,
+                });
+            }
+            self.reads.insert(name.clone(), parts);
+            self.views.insert(name, cluster_plan.view);
+        }
+        drop(indexes);
+        self.reads
+            .retain(|name, _| config.clusters.contains_key(name));
+        self.views
+            .retain(|name, _| config.clusters.contains_key(name));
+        self.last = complete_and_clean.then_some((data, now));
+    }
+
+    /// Every cluster's latest view, for the notification outbox.
+    pub fn views(&self) -> Vec<&ClusterView> {
+        self.views.values().collect()
+    }
+
+    /// The earliest moment after `now` at which some file may change though
+    /// no snapshot does: a time window boundary of an item, or a source's
+    /// data turning stale.
+    pub fn next_boundary(&self, config: &Config, now: Timestamp) -> Option<Timestamp> {
+        let (data, _) = self.last.as_ref()?;
+        let s = &config.settings;
+        data.sources
+            .values()
+            .flat_map(|d| {
+                let stale = d.snapshot.fetched_at.checked_add(s.stale_after).ok();
+                d.snapshot
+                    .incidents
+                    .iter()
+                    .flat_map(|i| boundaries(i, s))
+                    .chain(stale)
+            })
+            .filter(|t| *t > now)
+            .min()
+    }
+}
+
+/// The moments at which `item` enters or leaves a view by the clock alone.
+fn boundaries(item: &Incident, s: &Settings) -> Vec<Timestamp> {
+    if item.is_closed() {
+        // Shown while `closed_at >= now - recent_resolved`.
+        return item
+            .closed_at()
+            .and_then(|t| t.checked_add(s.recent_resolved).ok())
+            .into_iter()
+            .collect();
+    }
+    if item.kind == ItemKind::Maintenance
+        && !matches!(item.status.as_str(), "in_progress" | "verifying")
+    {
+        // Shown while it starts within `upcoming` and is not over.
+        let enters = item
+            .scheduled_for
+            .and_then(|t| t.checked_sub(s.upcoming).ok());
+        return enters.into_iter().chain(item.scheduled_until).collect();
+    }
+    Vec::new()
+}
+
+fn stale(d: &SourceData, s: &Settings, now: Timestamp) -> bool {
+    now.duration_since(d.snapshot.fetched_at) > s.stale_after
+}
+
+/// How the data of one source changed from `old` (seen at `last_now`) to
+/// `new` (seen at `now`).
+fn delta(
+    old: Option<&SourceData>,
+    new: Option<&SourceData>,
+    settings: &Settings,
+    last_now: Timestamp,
+    now: Timestamp,
+) -> Delta {
+    let all = Delta {
+        all: true,
+        ..Delta::default()
+    };
+    let (Some(old), Some(new)) = (old, new) else {
+        return all;
+    };
+    let note = |d: &SourceData| d.fetch_error.as_ref().map(|f| f.note);
+    if note(old) != note(new) || stale(old, settings, last_now) || stale(new, settings, now) {
+        return all;
+    }
+    let (before_snap, after_snap) = (&old.snapshot, &new.snapshot);
+    if before_snap.page != after_snap.page
+        || before_snap.groups != after_snap.groups
+        || !same_structure(before_snap, after_snap)
+    {
+        return all;
+    }
+    let mut delta = Delta::default();
+    for (x, y) in before_snap.components.iter().zip(&after_snap.components) {
+        if x != y {
+            delta.components.insert(y.id.clone());
+        }
+    }
+    let key = |i: &Incident| (i.kind, i.id.clone());
+    let before: BTreeMap<(ItemKind, String), &Incident> =
+        before_snap.incidents.iter().map(|i| (key(i), i)).collect();
+    let mut seen = BTreeSet::new();
+    let lo = last_now.checked_sub(SLACK).unwrap_or(last_now);
+    let crossed = |i: &Incident| {
+        boundaries(i, settings)
+            .into_iter()
+            .any(|t| lo < t && t <= now)
+    };
+    let touch = |d: &mut Delta, i: &Incident| {
+        if i.components.is_empty() {
+            d.page_wide = true;
+        }
+        d.components.extend(i.components.iter().cloned());
+    };
+    for i in &after_snap.incidents {
+        let id = key(i);
+        match before.get(&id) {
+            Some(old) if *old == i => {
+                if crossed(i) {
+                    touch(&mut delta, i);
+                }
+            }
+            Some(old) => {
+                touch(&mut delta, old);
+                touch(&mut delta, i);
+            }
+            None => touch(&mut delta, i),
+        }
+        seen.insert(id);
+    }
+    for (id, old) in &before {
+        if !seen.contains(id) {
+            touch(&mut delta, old);
+        }
+    }
+    delta
+}
+
+/// Whether both snapshots list the same components (ids, names, groups) in
+/// the same order: then every cluster's entries resolve as before, and the
+/// degraded components of a view keep their order.
+fn same_structure(a: &Snapshot, b: &Snapshot) -> bool {
+    a.components.len() == b.components.len()
+        && a.components
+            .iter()
+            .zip(&b.components)
+            .all(|(x, y)| x.id == y.id && x.name == y.name && x.group_id == y.group_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Component, ComponentStatus, Page};
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn settings() -> Settings {
+        let text = "[sources.s]\nkind = \"statuspage-public\"\nurl = \"https://status.example.org\"\n\
+                    [settings]\nupcoming = \"1h\"\nrecent_resolved = \"1d\"\nstale_after = \"30m\"\n\
+                    [clusters.a]\nsource = \"s\"\ncomponents = [\"A\"]\n";
+        Config::parse(text, std::path::Path::new("/etc/statusmotd/mapping.toml"))
+            .unwrap()
+            .settings
+    }
+
+    fn component(id: &str, status: ComponentStatus) -> Component {
+        Component {
+            id: id.into(),
+            name: id.to_uppercase(),
+            status,
+            group_id: None,
+            description: None,
+            updated_at: None,
+        }
+    }
+
+    fn item(id: &str, status: &str, components: &[&str]) -> Incident {
+        Incident {
+            id: id.into(),
+            kind: ItemKind::Incident,
+            name: id.into(),
+            status: status.into(),
+            impact: "minor".into(),
+            created_at: None,
+            updated_at: Some(ts("2024-05-01T10:00:00Z")),
+            started_at: None,
+            monitoring_at: None,
+            resolved_at: None,
+            scheduled_for: None,
+            scheduled_until: None,
+            shortlink: None,
+            components: components.iter().map(|c| (*c).to_owned()).collect(),
+            updates: Vec::new(),
+        }
+    }
+
+    fn data(fetched_at: &str, incidents: Vec<Incident>, b: ComponentStatus) -> SourceData {
+        SourceData {
+            snapshot: Snapshot {
+                page: Page::default(),
+                fetched_at: ts(fetched_at),
+                components: vec![
+                    component("a", ComponentStatus::Operational),
+                    component("b", b),
+                ],
+                groups: Vec::new(),
+                incidents,
+            },
+            fetch_error: None,
+        }
+    }
+
+    const T0: &str = "2024-05-01T12:00:00Z";
+    const T1: &str = "2024-05-01T12:01:00Z";
+    const OK: ComponentStatus = ComponentStatus::Operational;
+
+    fn diff(old: &SourceData, new: &SourceData) -> Delta {
+        delta(Some(old), Some(new), &settings(), ts(T0), ts(T1))
+    }
+
+    #[test]
+    fn a_new_fetch_of_the_same_page_changes_nothing() {
+        let old = data(T0, vec![item("i", "investigating", &["a"])], OK);
+        let new = data(T1, vec![item("i", "investigating", &["a"])], OK);
+        assert_eq!(diff(&old, &new), Delta::default());
+    }
+
+    #[test]
+    fn a_component_or_an_item_names_what_changed() {
+        let old = data(T0, vec![item("i", "investigating", &["a"])], OK);
+        let new = data(
+            T1,
+            vec![item("i", "investigating", &["a"])],
+            ComponentStatus::MajorOutage,
+        );
+        assert_eq!(
+            diff(&old, &new).components,
+            BTreeSet::from(["b".to_owned()])
+        );
+
+        let new = data(T1, vec![item("i", "identified", &["a"])], OK);
+        let d = diff(&old, &new);
+        assert_eq!(d.components, BTreeSet::from(["a".to_owned()]));
+        assert!(!d.page_wide && !d.all);
+
+        // Gone counts as changed; an item naming no component is page-wide.
+        let new = data(T1, vec![item("p", "investigating", &[])], OK);
+        let d = diff(&old, &new);
+        assert_eq!(d.components, BTreeSet::from(["a".to_owned()]));
+        assert!(d.page_wide);
+    }
+
+    #[test]
+    fn a_renamed_component_a_failure_or_stale_data_concerns_every_cluster() {
+        let old = data(T0, Vec::new(), OK);
+        let mut new = data(T1, Vec::new(), OK);
+        new.snapshot.components[0].name = "Renamed".into();
+        assert!(diff(&old, &new).all);
+
+        let mut new = data(T1, Vec::new(), OK);
+        new.fetch_error = Some(crate::pipeline::FetchFailure::from("down".to_owned()));
+        assert!(diff(&old, &new).all);
+
+        let new = data("2024-05-01T11:00:00Z", Vec::new(), OK);
+        assert!(diff(&old, &new).all, "data older than `stale_after`");
+    }
+
+    #[test]
+    fn a_boundary_passed_since_the_last_render_counts_as_a_change() {
+        // Resolved at 12:00:30 the day before, it leaves `recent_resolved`
+        // (1 d) at 12:00:30 today: between the renders at 12:00 and 12:01.
+        let mut gone = item("r", "resolved", &["a"]);
+        gone.resolved_at = Some(ts("2024-04-30T12:00:30Z"));
+        let old = data(T0, vec![gone.clone()], OK);
+        let new = data(T1, vec![gone], OK);
+        assert_eq!(
+            diff(&old, &new).components,
+            BTreeSet::from(["a".to_owned()])
+        );
+
+        let mut m = item("m", "scheduled", &["b"]);
+        m.kind = ItemKind::Maintenance;
+        m.scheduled_for = Some(ts("2024-05-01T14:00:00Z"));
+        m.scheduled_until = Some(ts("2024-05-01T16:00:00Z"));
+        let old = data(T0, vec![m.clone()], OK);
+        let new = data(T1, vec![m.clone()], OK);
+        assert_eq!(
+            diff(&old, &new),
+            Delta::default(),
+            "enters the window at 13:00"
+        );
+        assert_eq!(
+            boundaries(&m, &settings()),
+            [ts("2024-05-01T13:00:00Z"), ts("2024-05-01T16:00:00Z")]
+        );
+    }
+}
