@@ -474,8 +474,11 @@ fn serve_runs_probes_and_a_restart_keeps_the_outage() {
     };
     let mut first_run = serve(&site);
     let motd_file = site.out("alpha/motd");
+    // The MOTD and the incident's snippet are two files, written one after
+    // the other.
     crate::common::eventually("serve renders the outage", 30, || {
         std::fs::read_to_string(&motd_file).is_ok_and(|t| t.contains("[INCIDENT] web"))
+            && !incident_files(&site).is_empty()
     });
     let (status, metrics) =
         crate::common::http_get(first_run.addr(), "/metrics", Duration::from_secs(5)).unwrap();
