@@ -334,6 +334,7 @@ mod tests {
             group_id: None,
             description: None,
             updated_at: None,
+            unknown: None,
         }
     }
 

@@ -61,6 +61,7 @@ pub fn parse(payload: &Value) -> Option<Preview> {
         group_id: raw.group_id.0.filter(|s| !s.trim().is_empty()),
         description: raw.description.0,
         updated_at: Some(updated_at),
+        unknown: None,
     };
     let snap = Snapshot {
         components: vec![component],
@@ -169,6 +170,7 @@ mod tests {
                 group_id: Some("g1".into()),
                 description: None,
                 updated_at: Some(ts("2024-05-01T10:00:00Z")),
+                unknown: None,
             }],
             incidents: vec![Incident {
                 id: "i1".into(),
