@@ -13,7 +13,7 @@
 //! missing file as always. The shortcut is taken only where it is sure:
 //! every source read is a public page (`statuspage-public`), all clusters,
 //! no `--check`, `--snapshot` or `--now`, no notifications, and templates
-//! that print no clock-dependent value (`now`, `data_age`, `ago`, ...).
+//! that print no clock-dependent value (`now`, `generated_at`, `ago`, ...).
 //!
 //! Each source's validators (`ETag`, `Last-Modified`, the digest) are kept
 //! beside its last good snapshot in `state_dir/<source>.validators.json`,
@@ -76,6 +76,11 @@ pub struct Kept {
     pub confirmed_at: Timestamp,
 }
 
+/// Where the answers' bodies of `source` are kept for a later `304`.
+fn bodies_dir(state_dir: &Path, source: &str) -> PathBuf {
+    state_dir.join(format!("{source}.answers"))
+}
+
 fn kept_path(state_dir: &Path, source: &str) -> PathBuf {
     state_dir.join(format!("{source}.validators.json"))
 }
@@ -84,10 +89,25 @@ impl Kept {
     /// The validators kept for `source`, if any can be read.
     pub fn load(state_dir: &Path, source: &str) -> Option<Kept> {
         let bytes = std::fs::read(kept_path(state_dir, source)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let mut kept: Kept = serde_json::from_slice(&bytes).ok()?;
+        kept.validators.kept_in = Some(bodies_dir(state_dir, source));
+        Some(kept)
     }
 
+    /// Keeps the new bodies first, then the validators naming them: a
+    /// body without its validators is never used.
     fn save(&self, state_dir: &Path, source: &str) -> crate::Result<()> {
+        if !self.validators.bodies.is_empty() {
+            let dir = bodies_dir(state_dir, source);
+            // A directory, not a file: the files go through
+            // `output::replace_file`.
+            #[allow(clippy::disallowed_methods)]
+            std::fs::create_dir_all(&dir)
+                .map_err(crate::Error::io("cannot create a state directory", &dir))?;
+            for (url, body) in &self.validators.bodies {
+                crate::output::replace_file(&Validators::body_path(&dir, url), body)?;
+            }
+        }
         let text = serde_json::to_vec(self)
             .map_err(|e| crate::Error::Runtime(format!("cannot serialize the validators: {e}")))?;
         crate::output::replace_file(&kept_path(state_dir, source), &text)
@@ -125,15 +145,9 @@ pub fn eligible(config: &Config, args: &RenderArgs) -> bool {
 
 /// Names a template may use that change with the clock alone: printed,
 /// they would change the output between two runs with the same data.
-const CLOCK_NAMES: [&str; 7] = [
-    "now",
-    "ago",
-    "until",
-    "generated_at",
-    "fetched_at",
-    "data_age",
-    "data_age_seconds",
-];
+/// (`data_age` and `data_age_seconds` do not: the shortcut is taken only
+/// when every source answered just now, so the age is always zero.)
+const CLOCK_NAMES: [&str; 5] = ["now", "ago", "until", "generated_at", "fetched_at"];
 
 /// Whether any template under `dir` names a [`CLOCK_NAMES`] value inside
 /// `{{ }}` or `{% %}` (outside string literals). Unreadable counts as yes.
@@ -593,7 +607,7 @@ mod tests {
         for t in [
             "{{ now }}",
             "{{ item.created_at|ago }}",
-            "{% if data_age_seconds > 60 %}old{% endif %}",
+            "{% if generated_at %}at {{ generated_at }}{% endif %}",
             "{{ x|until }}",
             "{{ sources[0].fetched_at|localtime }}",
         ] {
@@ -604,6 +618,7 @@ mod tests {
             "{{ item.scheduled_until|localtime(\"%H:%M\") }}",
             "{{ \"(until \" ~ end ~ \")\" }}",
             "{# now #}{{ status_label }}",
+            "{{ data_age }} old",
         ] {
             assert!(!reads_the_clock(t), "{t}");
         }

@@ -418,6 +418,39 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_snapshot_counts_its_age_from_its_last_confirmation_and_confirm_needs_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fetched = snap(1).fetched_at;
+        let later: Timestamp = "2025-06-01T12:40:00Z".parse().unwrap();
+        snapshot::save_state(dir.path(), "s", &snap(1)).unwrap();
+        let validators = crate::source::conditional::Validators::default();
+        crate::oneshot::keep_validators(dir.path(), "s", validators.clone(), fetched, later)
+            .unwrap();
+        let (store, _) = Store::load(dir.path(), [&"s".to_owned()]);
+        assert_eq!(store.snapshot("s").unwrap().fetched_at, later);
+
+        // Validators of another snapshot say nothing about this one.
+        let other: Timestamp = "2025-06-01T11:00:00Z".parse().unwrap();
+        crate::oneshot::keep_validators(dir.path(), "s", validators, other, later).unwrap();
+        let mut store = Store::new(dir.path());
+        assert!(
+            !store.confirm("s", other, now()),
+            "not the snapshot they describe"
+        );
+        assert_eq!(store.snapshot("s").unwrap().fetched_at, fetched);
+        assert!(store.confirm("s", fetched, now()));
+        assert_eq!(store.snapshot("s").unwrap().fetched_at, now());
+        assert!(
+            store.take_fresh().is_empty(),
+            "a confirmed snapshot is not saved again"
+        );
+        assert!(
+            !Store::new(dir.path()).confirm("t", fetched, now()),
+            "no snapshot at all"
+        );
+    }
+
+    #[test]
     fn an_empty_component_list_after_a_full_one_is_a_suspicious_drop() {
         let why = suspicious_drop(&snap(0), Some(&snap(3))).unwrap();
         assert!(why.contains("no components"), "{why}");

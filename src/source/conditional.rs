@@ -33,6 +33,16 @@ pub struct DocumentValidators {
     /// The document answered 404 (the v2 lists may): absent, not changed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub absent: bool,
+    /// SHA-256 (hex) of the body kept for a later `304` (see
+    /// [`Validators::kept_in`]), when it carried a validator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+impl DocumentValidators {
+    pub(super) fn asks(&self) -> bool {
+        self.etag.is_some() || self.last_modified.is_some()
+    }
 }
 
 /// What a page's answers carried: per document URL its validators, and a
@@ -46,6 +56,31 @@ pub struct Validators {
     /// unknown.
     #[serde(default)]
     pub digest: String,
+    /// URL -> body of each document that carried a validator, fetched
+    /// anew: to keep, so that a `304` to it next to a changed document
+    /// needs no request more.
+    #[serde(skip)]
+    pub bodies: BTreeMap<String, Vec<u8>>,
+    /// Where the bodies of earlier answers are kept, one file per document
+    /// named after the last part of its URL.
+    #[serde(skip)]
+    pub kept_in: Option<std::path::PathBuf>,
+}
+
+impl Validators {
+    /// Where the body of `url` is kept under `dir`.
+    pub fn body_path(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
+        let name = url.rsplit('/').next().unwrap_or("answer");
+        dir.join(name)
+    }
+
+    /// The kept body of `url`, when it is the one these validators
+    /// describe.
+    pub(super) fn kept_body(&self, url: &str) -> Option<Vec<u8>> {
+        let wanted = self.documents.get(url)?.body.as_deref()?;
+        let bytes = std::fs::read(Self::body_path(self.kept_in.as_deref()?, url)).ok()?;
+        (hex::encode(Sha256::digest(&bytes)) == wanted).then_some(bytes)
+    }
 }
 
 /// What a conditional fetch found.
@@ -156,6 +191,7 @@ impl<'a> Exchange<'a> {
                     etag: text(ETAG),
                     last_modified: text(LAST_MODIFIED),
                     absent: false,
+                    body: None,
                 },
             );
         }
@@ -205,9 +241,11 @@ mod tests {
                     etag: Some("\"abc\"".into()),
                     last_modified: None,
                     absent: false,
+                    body: Some("ff".into()),
                 },
             )]),
             digest: "00".into(),
+            ..Validators::default()
         };
         let text = serde_json::to_string(&v).expect("serializes");
         assert_eq!(serde_json::from_str::<Validators>(&text).ok(), Some(v));

@@ -6,6 +6,10 @@
 use jiff::Timestamp;
 use serde::Deserialize;
 
+use std::collections::BTreeMap;
+
+use sha2::Digest as _;
+
 use super::conditional::{self, DocumentValidators, Validators};
 use super::raw::{self, Items, RawComponent, RawIncident, RawPage};
 use super::{decode, decode_answer, Expect, FetchError, FetchErrorKind, Http};
@@ -176,6 +180,7 @@ pub(super) async fn fetch_if_changed(
         Validators {
             documents,
             digest: conditional::digest(&bodies),
+            ..Validators::default()
         }
     };
     if same {
@@ -183,7 +188,8 @@ pub(super) async fn fetch_if_changed(
             return Ok((None, prior.clone()));
         }
     }
-    // A 304 next to a new answer: read that document again, plainly.
+    // A 304 next to a new answer: the body kept from before, or, when
+    // there is none, that document read again, plainly.
     let plain = Http {
         client: http.client,
         opts: http.opts,
@@ -191,24 +197,43 @@ pub(super) async fn fetch_if_changed(
         api: http.api,
         validators: Some(conditional::Exchange::new(None)),
     };
-    let mut again = Validators::default();
+    let mut again = BTreeMap::new();
     for (u, a) in urls.iter().zip(answers.iter_mut()) {
-        if a.is_some() && not_modified(u) {
-            *a = optional(plain.get(u)).await?;
-            if a.is_some() {
-                again.documents.insert(
-                    u.clone(),
-                    plain
-                        .validators
-                        .as_ref()
-                        .map(|e| e.validators_of(u))
-                        .unwrap_or_default(),
-                );
-            }
+        if a.is_none() || !not_modified(u) {
+            continue;
+        }
+        if let Some(body) = prior.and_then(|p| p.kept_body(u)) {
+            *a = Some((body, None));
+            continue;
+        }
+        *a = optional(plain.get(u)).await?;
+        if a.is_some() {
+            let v = plain.validators.as_ref().map(|e| e.validators_of(u));
+            again.insert(u.clone(), v.unwrap_or_default());
         }
     }
+    let again_urls: Vec<String> = again.keys().cloned().collect();
     let mut validators = validators_of(&answers);
-    validators.documents.extend(again.documents);
+    validators.documents.extend(again);
+    // The bodies that carried a validator, new ones to keep.
+    for (u, a) in urls.iter().zip(&answers) {
+        let (Some((body, _)), Some(v)) = (a, validators.documents.get_mut(u)) else {
+            continue;
+        };
+        if !v.asks() {
+            continue;
+        }
+        let digest = hex::encode(sha2::Sha256::digest(body));
+        let before = prior
+            .and_then(|p| p.documents.get(u))
+            .and_then(|d| d.body.as_deref());
+        // Read again because the kept one was unusable: keep it anew.
+        let reread = again_urls.contains(u);
+        if reread || before != Some(digest.as_str()) && v.body.as_deref() != Some(digest.as_str()) {
+            validators.bodies.insert(u.clone(), body.clone());
+        }
+        v.body = Some(digest);
+    }
     if prior.is_some_and(|p| p.digest == validators.digest) {
         return Ok((None, validators));
     }
