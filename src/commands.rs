@@ -148,7 +148,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     let keep_state = !args.check && args.snapshot.is_none();
     let (plan, outcome, mut warnings) = std::thread::scope(|scope| {
         let kept = keep_state.then(|| scope.spawn(|| store.persist()));
-        let plan = pipeline::plan(&config, &renderer, &clusters, &data, now);
+        let plan = oneshot::plan(&config, &renderer, &clusters, &data, now);
         let mut warnings: Vec<String> = Vec::new();
         if keep_state {
             warnings.extend(pipeline::keep_known_ids(&config, &data, &plan));
