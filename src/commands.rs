@@ -120,12 +120,26 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     let mut quick = None;
     let gathered = if oneshot::eligible(&config, args) {
         let state_dir = &config.settings.state_dir;
-        let inputs = oneshot::fingerprint(&config, &out);
         let rt = runtime()?;
-        let answers = rt.block_on(oneshot::fetch(&config, now))?;
+        // The files are looked at while the answers come: a stat each.
+        let stamp = oneshot::Stamp::load(state_dir).map(std::sync::Arc::new);
+        let (answers, files_hold) = rt.block_on(async {
+            let check = stamp.clone().map(|s| {
+                let out = out.clone();
+                tokio::task::spawn_blocking(move || s.files_hold(&out))
+            });
+            let answers = oneshot::fetch(&config, now).await;
+            let files_hold = match check {
+                Some(check) => check.await.unwrap_or(false),
+                None => false,
+            };
+            (answers, files_hold)
+        });
+        let answers = answers?;
+        let inputs = oneshot::fingerprint(&config, &out);
         let digests = answers.digests();
-        if let Some(d) = &digests {
-            if oneshot::Stamp::load(state_dir).is_some_and(|s| s.holds(&inputs, d, &out, now)) {
+        if let (Some(d), Some(stamp), true) = (&digests, &stamp, files_hold) {
+            if stamp.holds(&inputs, d, now) {
                 let names: Vec<String> = config.sources.keys().cloned().collect();
                 oneshot::confirm(state_dir, &names, now);
                 return Ok(0);
@@ -148,7 +162,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     let keep_state = !args.check && args.snapshot.is_none();
     let (plan, outcome, mut warnings) = std::thread::scope(|scope| {
         let kept = keep_state.then(|| scope.spawn(|| store.persist()));
-        let plan = oneshot::plan(&config, &renderer, &clusters, &data, now);
+        let plan = pipeline::plan(&config, &renderer, &clusters, &data, now);
         let mut warnings: Vec<String> = Vec::new();
         if keep_state {
             warnings.extend(pipeline::keep_known_ids(&config, &data, &plan));

@@ -286,21 +286,16 @@ impl Stamp {
 
     /// Whether the output under `out` is still what a render now would
     /// write: same inputs, the answers' `digests`, before `valid_until`,
-    /// every file as it was left.
-    pub fn holds(
-        &self,
-        inputs: &str,
-        digests: &BTreeMap<String, String>,
-        out: &Path,
-        now: Timestamp,
-    ) -> bool {
-        self.inputs == inputs
-            && &self.sources == digests
-            && now < self.valid_until
-            && self
-                .files
-                .iter()
-                .all(|f| state_of(&out.join(&f.path)) == f.state)
+    /// and [`Stamp::files_hold`] (checked apart, while the answers come).
+    pub fn holds(&self, inputs: &str, digests: &BTreeMap<String, String>, now: Timestamp) -> bool {
+        self.inputs == inputs && &self.sources == digests && now < self.valid_until
+    }
+
+    /// Whether every file under `out` is as the render left it.
+    pub fn files_hold(&self, out: &Path) -> bool {
+        self.files
+            .iter()
+            .all(|f| state_of(&out.join(&f.path)) == f.state)
     }
 
     /// The stamp of a render just done: `plan` written under `out` from
@@ -454,56 +449,6 @@ pub fn keep_validators(
     .save(state_dir, source)
 }
 
-/// Clusters below which [`plan`] plans on one thread: a thread costs
-/// more than a few clusters do.
-const PARALLEL_FROM: usize = 64;
-
-/// [`crate::pipeline::plan`] spread over the machine's cores: the clusters
-/// are cut into one consecutive run per thread, each planned alone (with
-/// its own snapshot indexes), and the plans joined in cluster order, so the
-/// result is the same as one `plan` of them all.
-pub fn plan(
-    config: &Config,
-    renderer: &crate::render::Renderer,
-    clusters: &[&crate::config::ClusterConfig],
-    data: &Gathered,
-    now: Timestamp,
-) -> Plan {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let threads = threads.min(clusters.len() / PARALLEL_FROM).max(1);
-    if threads == 1 {
-        return crate::pipeline::plan(config, renderer, clusters, data, now);
-    }
-    let per = clusters.len().div_ceil(threads);
-    let parts: Vec<Plan> = std::thread::scope(|scope| {
-        let handles: Vec<_> = clusters
-            .chunks(per)
-            .map(|part| {
-                scope.spawn(move || crate::pipeline::plan(config, renderer, part, data, now))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    let mut plan = Plan {
-        complete: clusters.len() == config.clusters.len(),
-        ..Plan::default()
-    };
-    for part in parts {
-        plan.clusters.extend(part.clusters);
-        plan.errors.extend(part.errors);
-        plan.warnings.extend(part.warnings);
-        plan.ids.extend(part.ids);
-        plan.also_ids.extend(part.also_ids);
-    }
-    plan
-}
-
 /// What the sources of a render answered, fetched conditionally.
 #[derive(Debug, Default)]
 pub struct Answers {
@@ -651,74 +596,6 @@ impl Answers {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_plan_spread_over_threads_is_the_plan_of_one_thread() {
-        let mut text = String::from(
-            "[settings]\ntimezone = \"UTC\"\n\n[sources.s]\nkind = \"statuspage-public\"\nurl = \"http://127.0.0.1:9\"\n",
-        );
-        for i in 0..200 {
-            // Every 50th names a component the page lacks: an error.
-            let name = if i % 50 == 7 {
-                "Nope".to_owned()
-            } else {
-                format!("C{}", i % 5)
-            };
-            text.push_str(&format!(
-                "\n[clusters.k{i:03}]\ncomponents = [\"{name}\"]\n"
-            ));
-        }
-        let config = Config::parse(&text, Path::new("/x/mapping.toml")).expect("config");
-        let summary = serde_json::json!({
-            "page": {"id": "p", "name": "P"},
-            "components": (0..5).map(|i| serde_json::json!({
-                "id": format!("c{i}"), "name": format!("C{i}"), "status": "major_outage"
-            })).collect::<Vec<_>>(),
-            "incidents": [{
-                "id": "i1", "name": "Down", "status": "investigating", "impact": "major",
-                "created_at": "2025-06-01T10:00:00Z", "components": [{"id": "c1"}],
-                "incident_updates": [{"id": "u", "status": "investigating", "body": "b",
-                    "created_at": "2025-06-01T10:00:00Z"}]
-            }],
-            "scheduled_maintenances": [],
-        });
-        let snapshot = crate::source::v2::from_payloads(
-            "http://127.0.0.1:9",
-            summary.to_string().as_bytes(),
-            None,
-            None,
-        )
-        .expect("page");
-        let data = Gathered {
-            sources: BTreeMap::from([(
-                "s".to_owned(),
-                crate::pipeline::SourceData {
-                    snapshot,
-                    fetch_error: None,
-                },
-            )]),
-            ..Gathered::default()
-        };
-        let renderer = crate::render::Renderer::new(None).expect("renderer");
-        let clusters: Vec<_> = config.clusters.values().collect();
-        let now: Timestamp = "2025-06-01T12:00:00Z".parse().expect("time");
-        let one = crate::pipeline::plan(&config, &renderer, &clusters, &data, now);
-        let many = plan(&config, &renderer, &clusters, &data, now);
-        let files = |p: &Plan| -> Vec<(PathBuf, Vec<u8>)> {
-            p.clusters
-                .values()
-                .flat_map(|c| c.files.iter().map(|f| (f.rel.clone(), f.bytes.clone())))
-                .collect()
-        };
-        assert_eq!(one.clusters.len(), 196);
-        assert_eq!(files(&one), files(&many));
-        let errors = |p: &Plan| p.errors.iter().map(ToString::to_string).collect::<Vec<_>>();
-        assert_eq!(errors(&one).len(), 4);
-        assert_eq!(errors(&one), errors(&many));
-        assert_eq!(one.warnings, many.warnings);
-        assert_eq!(one.ids, many.ids);
-        assert_eq!(one.complete, many.complete);
-    }
 
     #[test]
     fn templates_that_print_the_clock_are_told_apart() {
