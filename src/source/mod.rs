@@ -736,7 +736,12 @@ impl Http<'_> {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let mut body: Vec<u8> = Vec::new();
+        // Sized once when the length is known: a page of megabytes would
+        // otherwise be copied on every doubling.
+        let expected = response
+            .content_length()
+            .map_or(0, |n| usize::try_from(n).unwrap_or(0).min(MAX_BODY_BYTES));
+        let mut body: Vec<u8> = Vec::with_capacity(expected);
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
