@@ -122,13 +122,20 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         let state_dir = &config.settings.state_dir;
         let rt = runtime()?;
         // The files are looked at while the answers come: a stat each.
+        let names: Vec<String> = clusters
+            .iter()
+            .flat_map(|c| c.sources())
+            .map(str::to_owned)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let stamp = oneshot::Stamp::load(state_dir).map(std::sync::Arc::new);
         let (answers, files_hold) = rt.block_on(async {
             let check = stamp.clone().map(|s| {
                 let out = out.clone();
                 tokio::task::spawn_blocking(move || s.files_hold(&out))
             });
-            let answers = oneshot::fetch(&config, now).await;
+            let answers = oneshot::fetch(&config, &names, now).await;
             let files_hold = match check {
                 Some(check) => check.await.unwrap_or(false),
                 None => false,
@@ -140,7 +147,6 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         let digests = answers.digests();
         if let (Some(d), Some(stamp), true) = (&digests, &stamp, files_hold) {
             if stamp.holds(&inputs, d, now) {
-                let names: Vec<String> = config.sources.keys().cloned().collect();
                 oneshot::confirm(state_dir, &names, now);
                 return Ok(0);
             }
@@ -236,7 +242,7 @@ fn keep_stamp(
             return;
         }
     }
-    let names: Vec<String> = config.sources.keys().cloned().collect();
+    let names: Vec<String> = digests.keys().cloned().collect();
     oneshot::confirm(state_dir, &names, now);
     let stamp = oneshot::Stamp::of_render(config, inputs, digests, data, plan, out, now);
     let _ = stamp.save(state_dir);

@@ -459,13 +459,16 @@ pub struct Answers {
 /// Fetches every source of `config`, each asking only for what changed
 /// since its kept validators. The HTTPS client with the system's CA store
 /// is built only when some page or proxy is reached over https.
-pub async fn fetch(config: &Config, now: Timestamp) -> crate::Result<Answers> {
+pub async fn fetch(config: &Config, names: &[String], now: Timestamp) -> crate::Result<Answers> {
     let opts = crate::pipeline::fetch_options(config, now);
     let client = client_for(config);
     let state_dir = &config.settings.state_dir;
     let mut answers = Answers::default();
     let mut tasks = tokio::task::JoinSet::new();
-    for (name, src) in &config.sources {
+    for name in names {
+        let Some(src) = config.sources.get(name) else {
+            continue;
+        };
         let endpoint = Endpoint::of(src)?;
         let kept = Kept::load(state_dir, name);
         if let Some(k) = &kept {
@@ -540,6 +543,7 @@ impl Answers {
         let mut events = Vec::new();
         let mut keep = BTreeMap::new();
         let mut again = Vec::new();
+        let names: Vec<String> = self.results.keys().cloned().collect();
         for (name, result) in self.results {
             let result = match result {
                 Ok(Outcome::Unchanged(_)) => {
@@ -579,7 +583,6 @@ impl Answers {
                 events.extend(store.accept(&name, result, now));
             }
         }
-        let names: Vec<String> = config.sources.keys().cloned().collect();
         let mut data = store.gathered(&names, KnownIds::load(state_dir));
         data.calendar = crate::calendar::Memory::load(state_dir);
         Ok((
