@@ -118,10 +118,10 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     };
     // Nothing changed since the last render: stop here (see `oneshot`).
     let mut quick = None;
+    let renderer;
     let gathered = if oneshot::eligible(&config, args) {
         let state_dir = &config.settings.state_dir;
         let rt = runtime()?;
-        // The files are looked at while the answers come: a stat each.
         let names: Vec<String> = clusters
             .iter()
             .flat_map(|c| c.sources())
@@ -129,6 +129,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
+        // The files are looked at while the answers come: a stat each.
         let stamp = oneshot::Stamp::load(state_dir).map(std::sync::Arc::new);
         let (answers, files_hold) = rt.block_on(async {
             let check = stamp.clone().map(|s| {
@@ -152,14 +153,15 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
             }
         }
         oneshot::Stamp::forget(state_dir);
+        renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
         let (gathered, keep) = rt.block_on(answers.gather(&config, now))?;
         say_events(&gathered.events);
         quick = Some((inputs, digests, keep, gathered.events.is_empty()));
         gathered
     } else {
+        renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
         gather(&config, &clusters, args.snapshot.as_deref(), now)?
     };
-    let renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
     let pipeline::Gather {
         data, mut store, ..
     } = gathered;
