@@ -56,6 +56,9 @@ enum Mode {
 struct Bench {
     mode: Mode,
     bin: PathBuf,
+    /// `STATUSMOTD_BIN_BEFORE`: an older binary, timed beside `bin` in the
+    /// same run where a figure supports it (`oneshot`, `snapshot`).
+    before: Option<PathBuf>,
     python: Option<String>,
     wrk: bool,
     time: bool,
@@ -102,6 +105,7 @@ fn main() {
             || PathBuf::from(env!("CARGO_BIN_EXE_statusmotd")),
             PathBuf::from,
         ),
+        before: std::env::var_os("STATUSMOTD_BIN_BEFORE").map(PathBuf::from),
         python: (mode != Mode::Smoke).then(python).flatten(),
         wrk: mode != Mode::Smoke && tool_works("wrk", &["--version"]),
         time: Path::new("/usr/bin/time").exists(),
@@ -389,7 +393,42 @@ async fn oneshot(bench: &Bench) {
     let mut cold = Vec::new();
     let mut steady = Vec::new();
     let mut baseline = Vec::new();
+    let mut before = Vec::new();
+    let before_dir = workdir(&spec, &fake.url(), "", "");
+    let mut floor = Vec::new();
+    let client = reqwest::Client::new();
     for _ in 0..reps {
+        // The floor: the same three documents fetched once, in process,
+        // bodies read and dropped.
+        let started = Instant::now();
+        let get = |doc: &str| {
+            let url = format!("{}/api/v2/{doc}", fake.url());
+            let client = client.clone();
+            async move {
+                client
+                    .get(url)
+                    .send()
+                    .await
+                    .expect("get")
+                    .bytes()
+                    .await
+                    .expect("body")
+            }
+        };
+        tokio::join!(
+            get("summary.json"),
+            get("incidents.json"),
+            get("scheduled-maintenances.json")
+        );
+        floor.push(ms(started.elapsed()));
+        if let Some(bin) = &bench.before {
+            let mut cmd = Command::new(bin);
+            cmd.arg("render")
+                .arg("--config")
+                .arg(before_dir.path().join("mapping.toml"))
+                .stdout(Stdio::null());
+            before.push(ms(tokio::task::block_in_place(|| timed(&mut cmd))));
+        }
         let out = dir.path().join("out");
         let _ = std::fs::remove_dir_all(&out);
         let run = || {
@@ -425,6 +464,24 @@ async fn oneshot(bench: &Bench) {
         "ms",
         &steady,
     );
+    let floor = stats(floor);
+    show("floor: the three documents fetched once", "ms", &floor);
+    println!(
+        "statusmotd vs floor, nothing changed: {:.1}x the floor",
+        steady.median / floor.median
+    );
+    if !before.is_empty() {
+        let before = stats(before);
+        show(
+            &format!("STATUSMOTD_BIN_BEFORE render, {n} clusters, nothing changed"),
+            "ms",
+            &before,
+        );
+        println!(
+            "speedup over STATUSMOTD_BIN_BEFORE: {:.1}x",
+            before.median / steady.median
+        );
+    }
     if !baseline.is_empty() {
         let baseline = stats(baseline);
         show(&format!("baseline script, {n} clusters"), "ms", &baseline);
@@ -474,8 +531,8 @@ fn snapshot(bench: &Bench, sizes: &[usize], headline: bool) {
         let snaps = statusmotd::snapshot::Snapshots::from([("synth".to_owned(), snap)]);
         std::fs::write(&file, statusmotd::snapshot::to_json(&snaps)).expect("write snapshot");
         let size_mib = std::fs::metadata(&file).map_or(0.0, |m| m.len() as f64 / 1_048_576.0);
-        let cmd = || {
-            let mut cmd = Command::new(&bench.bin);
+        let cmd_of = |bin: &Path| {
+            let mut cmd = Command::new(bin);
             cmd.arg("render")
                 .arg("--config")
                 .arg(dir.path().join("mapping.toml"))
@@ -486,6 +543,7 @@ fn snapshot(bench: &Bench, sizes: &[usize], headline: bool) {
             cmd.stdout(Stdio::null());
             cmd
         };
+        let cmd = || cmd_of(&bench.bin);
         let cold_reps = if spec.clusters >= 10_000 {
             1
         } else {
@@ -500,10 +558,17 @@ fn snapshot(bench: &Bench, sizes: &[usize], headline: bool) {
             cold.push(ms(t));
             rss.extend(kib);
         }
+        let mut before = Vec::new();
+        let mut before_rss = Vec::new();
         for _ in 0..bench.reps(15, 5) {
             let (t, kib) = timed_rss(bench, &cmd());
             steady.push(ms(t));
             rss.extend(kib);
+            if let Some(bin) = &bench.before {
+                let (t, kib) = timed_rss(bench, &cmd_of(bin));
+                before.push(ms(t));
+                before_rss.extend(kib);
+            }
         }
         let files = count_files(&dir.path().join("out"));
         let label = format!(
@@ -529,6 +594,16 @@ fn snapshot(bench: &Bench, sizes: &[usize], headline: bool) {
                 "peak RSS {label}: max {peak:.1} MiB over {} runs",
                 rss.len()
             );
+        }
+        if !before.is_empty() {
+            let before = stats(before);
+            let peak = before_rss.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
+            show(
+                &format!("STATUSMOTD_BIN_BEFORE render --snapshot {label}, nothing changed"),
+                "ms",
+                &before,
+            );
+            println!("STATUSMOTD_BIN_BEFORE peak RSS {label}: max {peak:.1} MiB");
         }
         let work = spec.clusters * spec.items;
         match first {

@@ -13,6 +13,7 @@ use crate::cli::{
 use crate::config::{self, Config, SourceConfig, SourceKind};
 use crate::error::{Error, Result};
 use crate::notify;
+use crate::oneshot;
 use crate::pipeline::{self, Gathered};
 use crate::render::Renderer;
 use crate::snapshot;
@@ -107,10 +108,6 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     let config = load_config(&args.config)?;
     let now = parse_now(args.now.as_deref())?;
     let clusters = pipeline::select_clusters(&config, &args.clusters)?;
-    let renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
-    let pipeline::Gather {
-        data, mut store, ..
-    } = gather(&config, &clusters, args.snapshot.as_deref(), now)?;
     let out = match &args.out {
         Some(out) => {
             let absolute = std::path::absolute(out).unwrap_or_else(|_| out.clone());
@@ -119,6 +116,55 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         }
         None => config.settings.output_dir.clone(),
     };
+    // Nothing changed since the last render: stop here (see `oneshot`).
+    let mut quick = None;
+    let renderer;
+    let gathered = if oneshot::eligible(&config, args) {
+        let state_dir = &config.settings.state_dir;
+        let rt = runtime()?;
+        let names: Vec<String> = clusters
+            .iter()
+            .flat_map(|c| c.sources())
+            .map(str::to_owned)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        // The files are looked at while the answers come: a stat each.
+        let stamp = oneshot::Stamp::load(state_dir).map(std::sync::Arc::new);
+        let (answers, files_hold) = rt.block_on(async {
+            let check = stamp.clone().map(|s| {
+                let out = out.clone();
+                tokio::task::spawn_blocking(move || s.files_hold(&out))
+            });
+            let answers = oneshot::fetch(&config, &names, now).await;
+            let files_hold = match check {
+                Some(check) => check.await.unwrap_or(false),
+                None => false,
+            };
+            (answers, files_hold)
+        });
+        let answers = answers?;
+        let inputs = oneshot::fingerprint(&config, &out);
+        let digests = answers.digests();
+        if let (Some(d), Some(stamp), true) = (&digests, &stamp, files_hold) {
+            if stamp.holds(&inputs, d, now) {
+                oneshot::confirm(state_dir, &names, now);
+                return Ok(0);
+            }
+        }
+        oneshot::Stamp::forget(state_dir);
+        renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
+        let (gathered, keep) = rt.block_on(answers.gather(&config, now))?;
+        say_events(&gathered.events);
+        quick = Some((inputs, digests, keep, gathered.events.is_empty()));
+        gathered
+    } else {
+        renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
+        gather(&config, &clusters, args.snapshot.as_deref(), now)?
+    };
+    let pipeline::Gather {
+        data, mut store, ..
+    } = gathered;
     // New snapshots are kept in `state_dir` on a second thread while the
     // files are planned and written: each takes milliseconds.
     let keep_state = !args.check && args.snapshot.is_none();
@@ -147,6 +193,11 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     });
 
     let changes = outcome?;
+    if let Some((inputs, Some(digests), keep, true)) = quick {
+        if warnings.is_empty() && plan.warnings.is_empty() && plan.errors.is_empty() {
+            keep_stamp(&config, &out, inputs, digests, keep, &data, &plan, now);
+        }
+    }
     if keep_state && !config.notify.is_empty() {
         notify_after_render(&config, &renderer, &plan);
     }
@@ -167,6 +218,36 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     errors.extend(permanent_failures(&data, &clusters));
     finish(errors)?;
     Ok(u8::from(args.check && !changes.is_empty()))
+}
+
+/// After a complete render without a warning: the validators of the
+/// sources fetched anew, then the stamp that lets the next run stop early
+/// (see `oneshot`). What cannot be kept only costs the next run that.
+#[allow(clippy::too_many_arguments)]
+fn keep_stamp(
+    config: &Config,
+    out: &Path,
+    inputs: String,
+    digests: std::collections::BTreeMap<String, String>,
+    keep: std::collections::BTreeMap<String, crate::source::conditional::Validators>,
+    data: &Gathered,
+    plan: &pipeline::Plan,
+    now: Timestamp,
+) {
+    let state_dir = &config.settings.state_dir;
+    for (name, validators) in keep {
+        let Some(source) = data.sources.get(&name) else {
+            return;
+        };
+        let at = source.snapshot.fetched_at;
+        if oneshot::keep_validators(state_dir, &name, validators, at, now).is_err() {
+            return;
+        }
+    }
+    let names: Vec<String> = digests.keys().cloned().collect();
+    oneshot::confirm(state_dir, &names, now);
+    let stamp = oneshot::Stamp::of_render(config, inputs, digests, data, plan, out, now);
+    let _ = stamp.save(state_dir);
 }
 
 /// Queues the notifications of what was just rendered (compared with the

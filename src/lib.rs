@@ -14,6 +14,7 @@ pub mod mapping;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod oneshot;
 pub mod output;
 pub mod pipeline;
 pub mod render;

@@ -150,7 +150,11 @@ fn is_clean(s: &str) -> bool {
 /// Characters the control stage removes or replaces, runs of zero-width
 /// characters aside (see [`over_zero_width_run`]).
 fn needs_filter(c: char) -> bool {
-    (c.is_control() && c != '\n') || is_invisible(c) || matches!(c, '\u{2028}' | '\u{2029}')
+    // ASCII first: most text is, and it holds no format character.
+    if c.is_ascii() {
+        return c.is_ascii_control() && c != '\n';
+    }
+    c.is_control() || is_invisible(c) || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 /// Whether `s` has more than [`MAX_ZERO_WIDTH_RUN`] zero-width characters in
@@ -378,6 +382,8 @@ fn filter_controls(s: &str) -> String {
                 skip_string(&mut chars);
                 continue;
             }
+            // Printable ASCII, most of any text: nothing to look up.
+            ' '..='~' => out.push(c),
             c if c.is_control() || is_invisible(c) => continue,
             c if is_zero_width(c) => {
                 zero_width_run += 1;

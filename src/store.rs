@@ -133,6 +133,8 @@ struct Held {
     error: Option<FetchFailure>,
     /// A good snapshot fetched since the last [`Store::persist`].
     fresh: bool,
+    /// `fetched_at` of the snapshot as read from `state_dir`.
+    read_fetched_at: Option<Timestamp>,
 }
 
 /// The last good snapshot of every source. See the module documentation.
@@ -179,11 +181,38 @@ impl Store {
         if !held.loaded {
             held.loaded = true;
             match snapshot::load_state(&self.state_dir, name) {
-                Ok(s) => held.snapshot = s,
+                Ok(s) => {
+                    // Its age counts from when upstream last confirmed it.
+                    held.read_fetched_at = s.as_ref().map(|s| s.fetched_at);
+                    held.snapshot = s.map(|mut s| {
+                        s.fetched_at = crate::oneshot::confirmed_at(&self.state_dir, name, &s);
+                        s
+                    });
+                }
                 Err(e) => held.unreadable = Some(e.to_string()),
             }
         }
         held.snapshot.as_ref()
+    }
+
+    /// Takes "unchanged" as the result of a fetch of `name` (a `304`, or
+    /// the same bytes as before): the last good snapshot stays, now
+    /// fetched at `now`, and needs no saving. False when there is no last
+    /// good snapshot to keep, or it is not the one `fetched_at` names: the
+    /// caller must fetch in full.
+    pub fn confirm(&mut self, name: &str, fetched_at: Timestamp, now: Timestamp) -> bool {
+        self.last_good(name);
+        let Some(held) = self.held.get_mut(name) else {
+            return false;
+        };
+        match &mut held.snapshot {
+            Some(snap) if held.read_fetched_at == Some(fetched_at) => {
+                snap.fetched_at = now;
+                held.error = None;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The snapshot held for `name`, if any.
@@ -234,6 +263,7 @@ impl Store {
                 held.unreadable = None;
                 held.error = None;
                 held.fresh = true;
+                held.read_fetched_at = None;
             }
             Err(failure) => {
                 self.last_good(name);
@@ -393,6 +423,39 @@ mod tests {
 
     fn now() -> Timestamp {
         "2025-06-01T13:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn a_kept_snapshot_counts_its_age_from_its_last_confirmation_and_confirm_needs_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fetched = snap(1).fetched_at;
+        let later: Timestamp = "2025-06-01T12:40:00Z".parse().unwrap();
+        snapshot::save_state(dir.path(), "s", &snap(1)).unwrap();
+        let validators = crate::source::conditional::Validators::default();
+        crate::oneshot::keep_validators(dir.path(), "s", validators.clone(), fetched, later)
+            .unwrap();
+        let (store, _) = Store::load(dir.path(), [&"s".to_owned()]);
+        assert_eq!(store.snapshot("s").unwrap().fetched_at, later);
+
+        // Validators of another snapshot say nothing about this one.
+        let other: Timestamp = "2025-06-01T11:00:00Z".parse().unwrap();
+        crate::oneshot::keep_validators(dir.path(), "s", validators, other, later).unwrap();
+        let mut store = Store::new(dir.path());
+        assert!(
+            !store.confirm("s", other, now()),
+            "not the snapshot they describe"
+        );
+        assert_eq!(store.snapshot("s").unwrap().fetched_at, fetched);
+        assert!(store.confirm("s", fetched, now()));
+        assert_eq!(store.snapshot("s").unwrap().fetched_at, now());
+        assert!(
+            store.take_fresh().is_empty(),
+            "a confirmed snapshot is not saved again"
+        );
+        assert!(
+            !Store::new(dir.path()).confirm("t", fetched, now()),
+            "no snapshot at all"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! an impossible shape is skipped and reported (see [`Fetched::skipped`]).
 
 pub mod alertmanager;
+pub mod conditional;
 pub mod file;
 pub mod probes;
 pub(crate) mod raw;
@@ -296,6 +297,7 @@ pub async fn fetch_reporting(
                 opts,
                 authorization: Some(format!("OAuth {api_key}")),
                 api: Api::Manage,
+                validators: None,
             };
             v1::fetch(&http, api_base, page_id).await
         }
@@ -313,6 +315,7 @@ pub async fn fetch_reporting(
                 opts,
                 authorization: None,
                 api: Api::Public,
+                validators: None,
             };
             v2::fetch(&http, url).await
         }
@@ -325,20 +328,14 @@ pub async fn fetch_reporting(
                 opts,
                 authorization: authorization.clone(),
                 api: Api::Alertmanager,
+                validators: None,
             };
             alertmanager::fetch(&http, config).await
         }
     };
     match (result, endpoint) {
         (Ok((snapshot, skipped)), _) => {
-            let snapshot = tokio::task::spawn_blocking(move || snapshot.sanitized())
-                .await
-                .map_err(|e| {
-                    FetchError::new(
-                        FetchErrorKind::UnexpectedShape,
-                        format!("sanitizing the answer failed: {e}"),
-                    )
-                })?;
+            let snapshot = sanitized(snapshot).await?;
             Ok(Fetched { snapshot, skipped })
         }
         // Nothing above formats the key into a message, but a key pasted
@@ -360,6 +357,18 @@ pub async fn fetch_reporting(
         }
         (Err(e), _) => Err(e),
     }
+}
+
+/// `snapshot` sanitized, off the async workers.
+async fn sanitized(snapshot: Snapshot) -> Result<Snapshot, FetchError> {
+    tokio::task::spawn_blocking(move || snapshot.sanitized())
+        .await
+        .map_err(|e| {
+            FetchError::new(
+                FetchErrorKind::UnexpectedShape,
+                format!("sanitizing the answer failed: {e}"),
+            )
+        })
 }
 
 /// A `file` source's failure, kept as the kind the snapshot store acts on:
@@ -548,6 +557,9 @@ struct Http<'a> {
     /// The whole `Authorization` value; never logged or formatted.
     authorization: Option<String>,
     api: Api,
+    /// Conditional requests: what the previous answers carried, and what
+    /// this fetch's answers carry (see [`conditional`]).
+    validators: Option<conditional::Exchange<'a>>,
 }
 
 /// Why one attempt failed, and so what the retry loop does next.
@@ -579,21 +591,14 @@ impl Http<'_> {
         // Parsing a large page takes milliseconds of CPU: off the async
         // workers, so that webhook answers never wait behind it.
         let url = url.to_owned();
-        tokio::task::spawn_blocking(move || {
-            decode(&url, &body, expect).map_err(|e| match content_type {
-                Some(t) if e.kind == FetchErrorKind::InvalidJson && is_html(&t) => {
-                    html_answer(&url, &t)
-                }
-                _ => e,
+        tokio::task::spawn_blocking(move || decode_answer(&url, &body, content_type, expect))
+            .await
+            .unwrap_or_else(|e| {
+                Err(FetchError::new(
+                    FetchErrorKind::UnexpectedShape,
+                    format!("decoding the answer failed: {e}"),
+                ))
             })
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(FetchError::new(
-                FetchErrorKind::UnexpectedShape,
-                format!("decoding the answer failed: {e}"),
-            ))
-        })
     }
 
     /// The body of a successful answer, and its `Content-Type`.
@@ -696,6 +701,9 @@ impl Http<'_> {
         if let Some(authorization) = &self.authorization {
             request = request.header(AUTHORIZATION, authorization);
         }
+        if let Some(exchange) = &self.validators {
+            request = exchange.ask(request, url);
+        }
         let mut response = request.send().await.map_err(|e| {
             let what = if e.is_connect() {
                 "could not connect to"
@@ -708,6 +716,12 @@ impl Http<'_> {
             })
         })?;
         let status = response.status();
+        if let Some(exchange) = &self.validators {
+            if exchange.answered(url, status, response.headers()) {
+                // 304: the caller reuses what it already has.
+                return Ok((Vec::new(), None));
+            }
+        }
         if !status.is_success() {
             return Err(self.status_failure(url, status, response.headers()));
         }
@@ -722,7 +736,12 @@ impl Http<'_> {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let mut body: Vec<u8> = Vec::new();
+        // Sized once when the length is known: a page of megabytes would
+        // otherwise be copied on every doubling.
+        let expected = response
+            .content_length()
+            .map_or(0, |n| usize::try_from(n).unwrap_or(0).min(MAX_BODY_BYTES));
+        let mut body: Vec<u8> = Vec::with_capacity(expected);
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
@@ -792,12 +811,38 @@ impl Http<'_> {
     }
 }
 
+/// [`decode`], telling an HTML answer (a proxy's or a login page) by its
+/// `Content-Type`.
+fn decode_answer<T: DeserializeOwned>(
+    url: &str,
+    body: &[u8],
+    content_type: Option<String>,
+    expect: Expect,
+) -> Result<T, FetchError> {
+    decode(url, body, expect).map_err(|e| match content_type {
+        Some(t) if e.kind == FetchErrorKind::InvalidJson && is_html(&t) => html_answer(url, &t),
+        _ => e,
+    })
+}
+
 /// Parses a body as JSON of the expected top level, then as `T`. Syntax
 /// errors and shape errors are told apart, since one is a broken transfer or
 /// a wrong URL and the other a changed API. Bad bytes, lone surrogates and
 /// deep nesting are repaired first ([`lenient_text`]).
 fn decode<T: DeserializeOwned>(url: &str, body: &[u8], expect: Expect) -> Result<T, FetchError> {
     let text = lenient_text(body);
+    // Straight into `T` first: a good answer is read once, without a
+    // `serde_json::Value` of it in between. Only a failure takes the long
+    // way, which tells broken JSON from JSON of another shape.
+    let opens = match expect {
+        Expect::Object => b'{',
+        Expect::Array => b'[',
+    };
+    if text.trim_start().as_bytes().first() == Some(&opens) {
+        if let Ok(value) = serde_json::from_str::<T>(&text) {
+            return Ok(value);
+        }
+    }
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         FetchError::new(
             FetchErrorKind::InvalidJson,

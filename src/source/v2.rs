@@ -6,8 +6,13 @@
 use jiff::Timestamp;
 use serde::Deserialize;
 
+use std::collections::BTreeMap;
+
+use sha2::Digest as _;
+
+use super::conditional::{self, DocumentValidators, Validators};
 use super::raw::{self, Items, RawComponent, RawIncident, RawPage};
-use super::{decode, Expect, FetchError, FetchErrorKind, Http};
+use super::{decode, decode_answer, Expect, FetchError, FetchErrorKind, Http};
 use crate::model::Snapshot;
 
 // The top-level lists are `Option`s so that a missing one is told from an
@@ -118,6 +123,148 @@ pub(super) async fn fetch(
         maintenances,
     )?;
     Ok(normalize(url, docs))
+}
+
+/// [`fetch`] asking only for what changed since `prior`: `None` when every
+/// document answered `304` (or was absent as before), or sent exactly the
+/// bytes `prior` was made of; the new validators either way. A `304` next
+/// to a changed document is fetched again plainly: the old body of it is not
+/// kept, and a page is never put together from answers of two moments.
+pub(super) async fn fetch_if_changed(
+    http: &Http<'_>,
+    url: &str,
+    prior: Option<&Validators>,
+) -> Result<(Option<(Snapshot, Vec<String>)>, Validators), FetchError> {
+    let root = api_root(url);
+    let urls = [
+        format!("{root}/summary.json"),
+        format!("{root}/incidents.json"),
+        format!("{root}/scheduled-maintenances.json"),
+    ];
+    let (summary, incidents, maintenances) = tokio::try_join!(
+        http.get(&urls[0]),
+        optional(http.get(&urls[1])),
+        optional(http.get(&urls[2])),
+    )?;
+    let mut answers = [Some(summary), incidents, maintenances];
+    let exchange = http.validators.as_ref();
+    let not_modified = |u: &str| exchange.is_some_and(|e| e.was_not_modified(u));
+    let was_absent = |u: &str| {
+        prior
+            .and_then(|p| p.documents.get(u))
+            .is_some_and(|d| d.absent)
+    };
+    let same = urls.iter().zip(&answers).all(|(u, a)| match a {
+        Some(_) => not_modified(u),
+        None => was_absent(u),
+    });
+    let validators_of = |answers: &[Option<(Vec<u8>, Option<String>)>; 3]| {
+        let documents = urls
+            .iter()
+            .zip(answers)
+            .map(|(u, a)| {
+                let v = match a {
+                    Some(_) => exchange.map(|e| e.validators_of(u)).unwrap_or_default(),
+                    None => DocumentValidators {
+                        absent: true,
+                        ..DocumentValidators::default()
+                    },
+                };
+                (u.clone(), v)
+            })
+            .collect();
+        let bodies: Vec<Option<&[u8]>> = answers
+            .iter()
+            .map(|a| a.as_ref().map(|(b, _)| b.as_slice()))
+            .collect();
+        Validators {
+            documents,
+            digest: conditional::digest(&bodies),
+            ..Validators::default()
+        }
+    };
+    if same {
+        if let Some(prior) = prior {
+            return Ok((None, prior.clone()));
+        }
+    }
+    // A 304 next to a new answer: the body kept from before, or, when
+    // there is none, that document read again, plainly.
+    let plain = Http {
+        client: http.client,
+        opts: http.opts,
+        authorization: None,
+        api: http.api,
+        validators: Some(conditional::Exchange::new(None)),
+    };
+    let mut again = BTreeMap::new();
+    for (u, a) in urls.iter().zip(answers.iter_mut()) {
+        if a.is_none() || !not_modified(u) {
+            continue;
+        }
+        if let Some(body) = prior.and_then(|p| p.kept_body(u)) {
+            *a = Some((body, None));
+            continue;
+        }
+        *a = optional(plain.get(u)).await?;
+        if a.is_some() {
+            let v = plain.validators.as_ref().map(|e| e.validators_of(u));
+            again.insert(u.clone(), v.unwrap_or_default());
+        }
+    }
+    let again_urls: Vec<String> = again.keys().cloned().collect();
+    let mut validators = validators_of(&answers);
+    validators.documents.extend(again);
+    // The bodies that carried a validator, new ones to keep.
+    for (u, a) in urls.iter().zip(&answers) {
+        let (Some((body, _)), Some(v)) = (a, validators.documents.get_mut(u)) else {
+            continue;
+        };
+        if !v.asks() {
+            continue;
+        }
+        let digest = hex::encode(sha2::Sha256::digest(body));
+        let before = prior
+            .and_then(|p| p.documents.get(u))
+            .and_then(|d| d.body.as_deref());
+        // Read again because the kept one was unusable: keep it anew.
+        let reread = again_urls.contains(u);
+        if reread || before != Some(digest.as_str()) && v.body.as_deref() != Some(digest.as_str()) {
+            validators.bodies.insert(u.clone(), body.clone());
+        }
+        v.body = Some(digest);
+    }
+    if prior.is_some_and(|p| p.digest == validators.digest) {
+        return Ok((None, validators));
+    }
+    let url = url.to_owned();
+    let decoded = tokio::task::spawn_blocking(move || {
+        let [summary, incidents, maintenances] = answers;
+        let [su, iu, mu] = urls;
+        let summary = summary.ok_or_else(|| {
+            FetchError::new(
+                FetchErrorKind::UnexpectedShape,
+                format!("`{su}` answered nothing"),
+            )
+        })?;
+        let summary = decode_answer::<Summary>(&su, &summary.0, summary.1, Expect::Object)?;
+        let incidents = incidents
+            .map(|(b, t)| decode_answer::<Incidents>(&iu, &b, t, Expect::Object))
+            .transpose()?;
+        let maintenances = maintenances
+            .map(|(b, t)| decode_answer::<Maintenances>(&mu, &b, t, Expect::Object))
+            .transpose()?;
+        let docs = Documents::new([su, iu, mu], summary, incidents, maintenances)?;
+        Ok(normalize(&url, docs))
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(FetchError::new(
+            FetchErrorKind::UnexpectedShape,
+            format!("decoding the answer failed: {e}"),
+        ))
+    })?;
+    Ok((Some(decoded), validators))
 }
 
 /// Normalizes payloads already at hand, in the shapes of `summary.json`,

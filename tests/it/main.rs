@@ -14,6 +14,7 @@ mod aggregate;
 mod alertmanager;
 mod calendar;
 mod cli;
+mod conditional;
 mod errors;
 mod file_source;
 mod fixtures;

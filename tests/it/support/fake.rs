@@ -82,6 +82,12 @@ struct Inner {
     arrivals: Vec<Arrival>,
     /// The id of the latest incident created.
     incident_seq: usize,
+    /// Validators sent with 200 answers, and whether they are honoured.
+    validators: Option<(Validators, bool)>,
+    /// Requests that carried `If-None-Match` or `If-Modified-Since`.
+    conditional: usize,
+    /// Answers that were `304 Not Modified`.
+    not_modified: usize,
 }
 
 /// A write the fake applied: `PATCH` of a component or an incident, `POST`
@@ -100,6 +106,17 @@ pub struct Arrival {
     pub at: std::time::Instant,
     pub request: String,
     pub authorization: Option<String>,
+}
+
+/// Which validators the fake sends with every 200 answer of a set route
+/// ([`FakeStatuspage::send_validators`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validators {
+    /// `ETag`: a digest of the body.
+    ETag,
+    /// `Last-Modified`: a date made from a digest of the body.
+    LastModified,
+    Both,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -283,6 +300,24 @@ impl FakeStatuspage {
         self.lock().log.clone()
     }
 
+    /// Sends `which` validators with every 200 answer of a set route from
+    /// now on; when `honour`, a request whose `If-None-Match` (or, without
+    /// one, `If-Modified-Since`) matches the current body gets `304 Not
+    /// Modified`, otherwise the full answer as always.
+    pub fn send_validators(&self, which: Validators, honour: bool) {
+        self.lock().validators = Some((which, honour));
+    }
+
+    /// Requests so far that carried `If-None-Match` or `If-Modified-Since`.
+    pub fn conditional_requests(&self) -> usize {
+        self.lock().conditional
+    }
+
+    /// `304 Not Modified` answers so far.
+    pub fn not_modified_answers(&self) -> usize {
+        self.lock().not_modified
+    }
+
     /// The `Authorization` header of the latest request, if it had one.
     pub fn last_authorization(&self) -> Option<String> {
         self.lock().last_authorization.clone()
@@ -398,7 +433,18 @@ async fn handle(
                 body,
             )
                 .into_response(),
-            Some(route) => json(route.status, render(&route.body, &query)),
+            Some(route) => {
+                let body = render(&route.body, &query);
+                match conditional(&state, &headers, route.status, &body) {
+                    Some((304, _)) => (StatusCode::NOT_MODIFIED, ()).into_response(),
+                    Some((_, sent)) => {
+                        let mut response = json(route.status, body);
+                        response.headers_mut().extend(sent);
+                        response
+                    }
+                    None => json(route.status, body),
+                }
+            }
             None => json(404, r#"{"error":"not found"}"#.into()),
         },
         Some(Fault::Status(status)) => json(status, format!(r#"{{"error":"fake {status}"}}"#)),
@@ -442,6 +488,59 @@ async fn handle(
             json(200, full[..half].to_string())
         }
     }
+}
+
+/// The validators of a 200 answer with `body` when the fake sends them,
+/// and 304 instead when the request's match and the fake honours them.
+fn conditional(
+    state: &Shared,
+    request: &HeaderMap,
+    status: u16,
+    body: &str,
+) -> Option<(u16, HeaderMap)> {
+    use std::hash::{Hash, Hasher};
+    let mut inner = state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let asked_etag = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    let asked_date = request
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok());
+    if asked_etag.is_some() || asked_date.is_some() {
+        inner.conditional += 1;
+    }
+    let (which, honour) = inner.validators?;
+    if status != 200 {
+        return None;
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut hasher);
+    let digest = hasher.finish();
+    let etag = format!("\"{digest:016x}\"");
+    let seconds = 1_600_000_000 + i64::try_from(digest % 100_000_000).unwrap_or(0);
+    let date = jiff::Timestamp::from_second(seconds)
+        .expect("a date")
+        .strftime("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    let mut sent = HeaderMap::new();
+    if matches!(which, Validators::ETag | Validators::Both) {
+        sent.insert(header::ETAG, etag.parse().expect("header value"));
+    }
+    if matches!(which, Validators::LastModified | Validators::Both) {
+        sent.insert(header::LAST_MODIFIED, date.parse().expect("header value"));
+    }
+    let fresh = match (asked_etag, asked_date) {
+        (Some(e), _) => sent.contains_key(header::ETAG) && e == etag,
+        (None, Some(d)) => sent.contains_key(header::LAST_MODIFIED) && d == date,
+        (None, None) => false,
+    };
+    if honour && fresh {
+        inner.not_modified += 1;
+        return Some((304, sent));
+    }
+    Some((200, sent))
 }
 
 fn status_code(status: u16) -> StatusCode {

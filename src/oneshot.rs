@@ -1,0 +1,633 @@
+//! `render` when nothing changed: the run a build step makes every few
+//! minutes. The output is a function of (upstream answers, configuration,
+//! templates, now), and `now` matters only where a view's time window
+//! starts or ends. So `render` keeps a stamp in `state_dir`: a digest of
+//! the answers of every source, a fingerprint of the configuration, the
+//! templates and the program, the next moment a window boundary is crossed
+//! (`valid_until`), and how every file it wrote was left. When the next run
+//! gets the same answers (or `304 Not Modified`), before `valid_until`, with
+//! the same inputs, and every file is still as it was left, nothing can
+//! change: the run stops there, without parsing, planning or writing.
+//!
+//! Anything else takes the whole pipeline, which repairs an edited or
+//! missing file as always. The shortcut is taken only where it is sure:
+//! every source read is a public page (`statuspage-public`), all clusters,
+//! no `--check`, `--snapshot` or `--now`, no notifications, and templates
+//! that print no clock-dependent value (`now`, `generated_at`, `ago`, ...).
+//!
+//! Each source's validators (`ETag`, `Last-Modified`, the digest) are kept
+//! beside its last good snapshot in `state_dir/<source>.validators.json`,
+//! with the time upstream last confirmed that snapshot: a later fallback to
+//! it counts its age from then ([`confirmed_at`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::cli::RenderArgs;
+use crate::config::{Config, SourceKind};
+use crate::mapping::KnownIds;
+use crate::model::Snapshot;
+use crate::pipeline::{FetchFailure, Gathered, Plan};
+use crate::source::conditional::{self, Outcome, Validators};
+use crate::source::{self, Endpoint};
+use crate::store::Store;
+
+/// The stamp's file in `state_dir`.
+const STAMP_FILE: &str = "render.stamp.json";
+
+/// How often at most the confirmation time of an unchanged source is
+/// written: a fallback may count its age from up to this much too early.
+const CONFIRM_EVERY: SignedDuration = SignedDuration::from_secs(60);
+
+/// What the last complete render was made from and left behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    /// [`fingerprint`] of the configuration, templates, program and output
+    /// directory.
+    pub inputs: String,
+    /// Source -> digest of its answers.
+    pub sources: BTreeMap<String, String>,
+    /// The output is right until this moment.
+    pub valid_until: Timestamp,
+    /// Every file and directory the render wrote, as it was left.
+    pub files: Vec<FileState>,
+}
+
+/// How a file was left: any write, rename or removal changes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileState {
+    /// Relative to the output directory.
+    pub path: String,
+    pub state: Option<[i64; 6]>,
+}
+
+/// A source's validators as kept beside its last good snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kept {
+    pub validators: Validators,
+    /// `fetched_at` of the snapshot they describe: validators of another
+    /// snapshot are not used.
+    pub snapshot_fetched_at: Timestamp,
+    /// When upstream last said that snapshot is current.
+    pub confirmed_at: Timestamp,
+}
+
+/// Where the answers' bodies of `source` are kept for a later `304`.
+fn bodies_dir(state_dir: &Path, source: &str) -> PathBuf {
+    state_dir.join(format!("{source}.answers"))
+}
+
+fn kept_path(state_dir: &Path, source: &str) -> PathBuf {
+    state_dir.join(format!("{source}.validators.json"))
+}
+
+impl Kept {
+    /// The validators kept for `source`, if any can be read.
+    pub fn load(state_dir: &Path, source: &str) -> Option<Kept> {
+        let bytes = std::fs::read(kept_path(state_dir, source)).ok()?;
+        let mut kept: Kept = serde_json::from_slice(&bytes).ok()?;
+        kept.validators.kept_in = Some(bodies_dir(state_dir, source));
+        Some(kept)
+    }
+
+    /// Keeps the new bodies first, then the validators naming them: a
+    /// body without its validators is never used.
+    fn save(&self, state_dir: &Path, source: &str) -> crate::Result<()> {
+        if !self.validators.bodies.is_empty() {
+            let dir = bodies_dir(state_dir, source);
+            // A directory, not a file: the files go through
+            // `output::replace_file`.
+            #[allow(clippy::disallowed_methods)]
+            std::fs::create_dir_all(&dir)
+                .map_err(crate::Error::io("cannot create a state directory", &dir))?;
+            for (url, body) in &self.validators.bodies {
+                crate::output::replace_file(&Validators::body_path(&dir, url), body)?;
+            }
+        }
+        let text = serde_json::to_vec(self)
+            .map_err(|e| crate::Error::Runtime(format!("cannot serialize the validators: {e}")))?;
+        crate::output::replace_file(&kept_path(state_dir, source), &text)
+    }
+}
+
+/// When upstream last confirmed `snap`, the last good snapshot of
+/// `source`: its `fetched_at`, or later when a later fetch found the page
+/// unchanged.
+pub fn confirmed_at(state_dir: &Path, source: &str, snap: &Snapshot) -> Timestamp {
+    Kept::load(state_dir, source)
+        .filter(|k| k.snapshot_fetched_at == snap.fetched_at)
+        .map_or(snap.fetched_at, |k| k.confirmed_at.max(snap.fetched_at))
+}
+
+/// Whether `render` with `args` may take the shortcut at all (see the
+/// module documentation).
+pub fn eligible(config: &Config, args: &RenderArgs) -> bool {
+    !args.check
+        && args.snapshot.is_none()
+        && args.now.is_none()
+        && args.clusters.is_empty()
+        && config.notify.is_empty()
+        && !config.sources.is_empty()
+        && config
+            .sources
+            .values()
+            .all(|s| matches!(s.kind, SourceKind::Public { .. }))
+        && config
+            .settings
+            .templates_dir
+            .as_deref()
+            .is_none_or(|dir| !templates_read_the_clock(dir))
+}
+
+/// Names a template may use that change with the clock alone: printed,
+/// they would change the output between two runs with the same data.
+/// (`data_age` and `data_age_seconds` do not: the shortcut is taken only
+/// when every source answered just now, so the age is always zero.)
+const CLOCK_NAMES: [&str; 5] = ["now", "ago", "until", "generated_at", "fetched_at"];
+
+/// Whether any template under `dir` names a [`CLOCK_NAMES`] value inside
+/// `{{ }}` or `{% %}` (outside string literals). Unreadable counts as yes.
+fn templates_read_the_clock(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return true;
+    };
+    entries.into_iter().any(|entry| {
+        let Ok(entry) = entry else { return true };
+        let path = entry.path();
+        if path.is_dir() {
+            return templates_read_the_clock(&path);
+        }
+        std::fs::read_to_string(&path).map_or(true, |text| reads_the_clock(&text))
+    })
+}
+
+/// [`templates_read_the_clock`] of one template's text.
+fn reads_the_clock(text: &str) -> bool {
+    let mut rest = text;
+    while let Some(open) = rest.find(['{']) {
+        let after = &rest[open + 1..];
+        let close = match after.as_bytes().first() {
+            Some(b'{') => "}}",
+            Some(b'%') => "%}",
+            _ => {
+                rest = after;
+                continue;
+            }
+        };
+        let body = &after[1..];
+        let end = body.find(close).unwrap_or(body.len());
+        if code_names_the_clock(&body[..end]) {
+            return true;
+        }
+        rest = &body[end..];
+    }
+    false
+}
+
+fn code_names_the_clock(code: &str) -> bool {
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    for c in code.chars().chain([' ']) {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        if c == '"' || c == '\'' {
+            quote = Some(c);
+        }
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        if CLOCK_NAMES.contains(&word.as_str()) {
+            return true;
+        }
+        word.clear();
+    }
+    false
+}
+
+/// A digest of everything but upstream and the clock that the output is
+/// made of: this program, the configuration file, the templates, the time
+/// zone of the system, and where the files go.
+pub fn fingerprint(config: &Config, out: &Path) -> String {
+    let mut h = Sha256::new();
+    let mut part = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    part(env!("CARGO_PKG_VERSION").as_bytes());
+    if let Ok(exe) = std::env::current_exe() {
+        part(format!("{:?}", state_of(&exe)).as_bytes());
+    }
+    part(&std::fs::read(&config.path).unwrap_or_default());
+    part(out.as_os_str().as_encoded_bytes());
+    part(std::env::var("TZ").unwrap_or_default().as_bytes());
+    part(format!("{:?}", state_of(Path::new("/etc/localtime"))).as_bytes());
+    if let Some(dir) = &config.settings.templates_dir {
+        let mut files = Vec::new();
+        collect_files(dir, &mut files);
+        files.sort();
+        for f in files {
+            part(f.as_os_str().as_encoded_bytes());
+            part(&std::fs::read(&f).unwrap_or_default());
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+fn collect_files(dir: &Path, into: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, into);
+        } else {
+            into.push(path);
+        }
+    }
+}
+
+/// Size, inode, modification and change times of `path` (not following a
+/// last symlink), or `None` when it is gone.
+fn state_of(path: &Path) -> Option<[i64; 6]> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).ok()?;
+    let ino = i64::try_from(m.ino()).unwrap_or(i64::MAX);
+    let len = i64::try_from(m.len()).unwrap_or(i64::MAX);
+    Some([
+        len,
+        ino,
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    ])
+}
+
+impl Stamp {
+    fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join(STAMP_FILE)
+    }
+
+    /// The stamp of the last complete render, if one can be read.
+    pub fn load(state_dir: &Path) -> Option<Stamp> {
+        let bytes = std::fs::read(Self::path(state_dir)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Whether the output under `out` is still what a render now would
+    /// write: same inputs, the answers' `digests`, before `valid_until`,
+    /// and [`Stamp::files_hold`] (checked apart, while the answers come).
+    pub fn holds(&self, inputs: &str, digests: &BTreeMap<String, String>, now: Timestamp) -> bool {
+        self.inputs == inputs && &self.sources == digests && now < self.valid_until
+    }
+
+    /// Whether every file under `out` is as the render left it.
+    pub fn files_hold(&self, out: &Path) -> bool {
+        self.files
+            .iter()
+            .all(|f| state_of(&out.join(&f.path)) == f.state)
+    }
+
+    /// The stamp of a render just done: `plan` written under `out` from
+    /// `data`, whose sources answered `digests`.
+    pub fn of_render(
+        config: &Config,
+        inputs: String,
+        digests: BTreeMap<String, String>,
+        data: &Gathered,
+        plan: &Plan,
+        out: &Path,
+        now: Timestamp,
+    ) -> Stamp {
+        let mut paths: Vec<PathBuf> = vec![PathBuf::from("index.json")];
+        for (name, cluster) in &plan.clusters {
+            paths.push(PathBuf::from(name));
+            paths.push(Path::new(name).join("items"));
+            paths.extend(cluster.files.iter().map(|f| f.rel.clone()));
+            paths.extend(cluster.files.iter().filter_map(|f| {
+                f.rel
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map(Path::to_path_buf)
+            }));
+        }
+        paths.sort();
+        paths.dedup();
+        let files = paths
+            .into_iter()
+            .map(|p| FileState {
+                state: state_of(&out.join(&p)),
+                path: p.to_string_lossy().into_owned(),
+            })
+            .collect();
+        Stamp {
+            inputs,
+            sources: digests,
+            valid_until: valid_until(config, data, now),
+            files,
+        }
+    }
+
+    /// Keeps the stamp; a failure only costs the next run the shortcut.
+    pub fn save(&self, state_dir: &Path) -> crate::Result<()> {
+        let text = serde_json::to_vec(self)
+            .map_err(|e| crate::Error::Runtime(format!("cannot serialize the stamp: {e}")))?;
+        crate::output::replace_file(&Self::path(state_dir), &text)
+    }
+
+    /// Forgets the stamp: the next run renders in full.
+    pub fn forget(state_dir: &Path) {
+        let path = Self::path(state_dir);
+        if path.exists() {
+            let _ = crate::output::replace_file(&path, b"{}");
+        }
+    }
+}
+
+/// The first moment after `now` at which a view of `data` could change
+/// with the clock alone: where an item enters or leaves a window
+/// (`upcoming`, `recent_resolved`), where data turns stale, where a
+/// calendar forgets a cancelled event. Conservative: every timestamp of
+/// every item, shifted by every window either way, counts, so the shortcut
+/// may end earlier than needed but never later. At most a day away.
+pub fn valid_until(config: &Config, data: &Gathered, now: Timestamp) -> Timestamp {
+    let s = &config.settings;
+    let windows = [
+        SignedDuration::ZERO,
+        s.upcoming,
+        s.recent_resolved,
+        s.stale_after,
+    ];
+    let mut until = now
+        .checked_add(SignedDuration::from_hours(24))
+        .unwrap_or(Timestamp::MAX);
+    let mut consider = |t: Timestamp| {
+        for w in windows {
+            for c in [t.checked_add(w), t.checked_sub(w)].into_iter().flatten() {
+                if c > now && c < until {
+                    until = c;
+                }
+            }
+        }
+    };
+    for source in data.sources.values() {
+        let snap = &source.snapshot;
+        consider(snap.fetched_at);
+        for i in &snap.incidents {
+            for t in [
+                i.created_at,
+                i.updated_at,
+                i.started_at,
+                i.monitoring_at,
+                i.resolved_at,
+                i.scheduled_for,
+                i.scheduled_until,
+                i.closed_at(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                consider(t);
+            }
+        }
+    }
+    for cluster in data.calendar.clusters.values() {
+        for r in cluster.values() {
+            for t in [
+                Some(r.event.start),
+                r.event.end,
+                r.gone_at,
+                Some(r.event.stamp),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                consider(t);
+            }
+        }
+    }
+    until
+}
+
+/// After the shortcut: each source's kept validators say upstream
+/// confirmed them at `now` (at most every [`CONFIRM_EVERY`]).
+pub fn confirm(state_dir: &Path, sources: &[String], now: Timestamp) {
+    for name in sources {
+        if let Some(mut kept) = Kept::load(state_dir, name) {
+            if now.duration_since(kept.confirmed_at) >= CONFIRM_EVERY {
+                kept.confirmed_at = now;
+                let _ = kept.save(state_dir, name);
+            }
+        }
+    }
+}
+
+/// Keeps `validators` for the last good snapshot of `source`, fetched at
+/// `fetched_at`, confirmed at `now`.
+pub fn keep_validators(
+    state_dir: &Path,
+    source: &str,
+    validators: Validators,
+    fetched_at: Timestamp,
+    now: Timestamp,
+) -> crate::Result<()> {
+    Kept {
+        validators,
+        snapshot_fetched_at: fetched_at,
+        confirmed_at: now.max(fetched_at),
+    }
+    .save(state_dir, source)
+}
+
+/// What the sources of a render answered, fetched conditionally.
+#[derive(Debug, Default)]
+pub struct Answers {
+    results: BTreeMap<String, Result<Outcome, FetchFailure>>,
+    kept: BTreeMap<String, Kept>,
+}
+
+/// Fetches every source of `config`, each asking only for what changed
+/// since its kept validators. The HTTPS client with the system's CA store
+/// is built only when some page or proxy is reached over https.
+pub async fn fetch(config: &Config, names: &[String], now: Timestamp) -> crate::Result<Answers> {
+    let opts = crate::pipeline::fetch_options(config, now);
+    let client = client_for(config);
+    let state_dir = &config.settings.state_dir;
+    let mut answers = Answers::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    for name in names {
+        let Some(src) = config.sources.get(name) else {
+            continue;
+        };
+        let endpoint = Endpoint::of(src)?;
+        let kept = Kept::load(state_dir, name);
+        if let Some(k) = &kept {
+            answers.kept.insert(name.clone(), k.clone());
+        }
+        let (client, opts, name) = (client.clone(), opts.clone(), name.clone());
+        tasks.spawn(async move {
+            let prior = kept.map(|k| k.validators);
+            let result = conditional::fetch(&client, &endpoint, &opts, prior.as_ref())
+                .await
+                .map_err(|e| FetchFailure::of(&e, false));
+            (name, result)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (name, result) =
+            joined.map_err(|e| crate::Error::Runtime(format!("fetch task failed: {e}")))?;
+        answers.results.insert(name, result);
+    }
+    Ok(answers)
+}
+
+fn client_for(config: &Config) -> reqwest::Client {
+    let https_proxy = [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ]
+    .iter()
+    .any(|v| std::env::var(v).is_ok_and(|p| p.trim_start().starts_with("https")));
+    let https = https_proxy
+        || config.sources.values().any(|s| match &s.kind {
+            SourceKind::Public { url } => !url.trim_start().starts_with("http://"),
+            _ => true,
+        });
+    if https {
+        source::client()
+    } else {
+        source::client_with(|b| b.tls_built_in_root_certs(false))
+    }
+}
+
+impl Answers {
+    /// Source -> digest of its answers, when every source answered.
+    pub fn digests(&self) -> Option<BTreeMap<String, String>> {
+        self.results
+            .iter()
+            .map(|(name, r)| match r {
+                Ok(Outcome::Unchanged(v) | Outcome::Changed(_, v)) if !v.digest.is_empty() => {
+                    Some((name.clone(), v.digest.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The answers handed to the snapshot store, as `pipeline::gather`
+    /// does: "unchanged" keeps the last good snapshot, fetched now; when
+    /// there is none (or not the one the validators describe) the source
+    /// is fetched again in full. Returns the validators to keep once the
+    /// files are written.
+    pub async fn gather(
+        self,
+        config: &Config,
+        now: Timestamp,
+    ) -> crate::Result<(crate::pipeline::Gather, BTreeMap<String, Validators>)> {
+        let state_dir = &config.settings.state_dir;
+        let mut store = Store::new(state_dir);
+        let mut events = Vec::new();
+        let mut keep = BTreeMap::new();
+        let mut again = Vec::new();
+        let names: Vec<String> = self.results.keys().cloned().collect();
+        for (name, result) in self.results {
+            let result = match result {
+                Ok(Outcome::Unchanged(_)) => {
+                    let read = self.kept.get(&name).map(|k| k.snapshot_fetched_at);
+                    if !read.is_some_and(|at| store.confirm(&name, at, now)) {
+                        again.push(name);
+                    }
+                    continue;
+                }
+                Ok(Outcome::Changed(fetched, v)) => {
+                    keep.insert(name.clone(), v);
+                    Ok((fetched.snapshot, fetched.skipped))
+                }
+                Err(f) => Err(f),
+            };
+            events.extend(store.accept(&name, result, now));
+        }
+        if !again.is_empty() {
+            let opts = crate::pipeline::fetch_options(config, now);
+            let client = client_for(config);
+            for name in again {
+                let Some(src) = config.sources.get(&name) else {
+                    continue;
+                };
+                let endpoint = Endpoint::of(src)?;
+                let result = match conditional::fetch(&client, &endpoint, &opts, None).await {
+                    Ok(Outcome::Changed(fetched, v)) => {
+                        keep.insert(name.clone(), v);
+                        Ok((fetched.snapshot, fetched.skipped))
+                    }
+                    Ok(Outcome::Unchanged(_)) => Err(FetchFailure::new(
+                        format!("source `{name}`: the page answered \"not modified\" to a plain request"),
+                        FetchFailure::GENERIC_NOTE,
+                    )),
+                    Err(e) => Err(FetchFailure::of(&e, false)),
+                };
+                events.extend(store.accept(&name, result, now));
+            }
+        }
+        let mut data = store.gathered(&names, KnownIds::load(state_dir));
+        data.calendar = crate::calendar::Memory::load(state_dir);
+        Ok((
+            crate::pipeline::Gather {
+                data,
+                store,
+                events,
+            },
+            keep,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_that_print_the_clock_are_told_apart() {
+        for t in [
+            "{{ now }}",
+            "{{ item.created_at|ago }}",
+            "{% if generated_at %}at {{ generated_at }}{% endif %}",
+            "{{ x|until }}",
+            "{{ sources[0].fetched_at|localtime }}",
+        ] {
+            assert!(reads_the_clock(t), "{t}");
+        }
+        for t in [
+            "until now, {{ cluster }} ago",
+            "{{ item.scheduled_until|localtime(\"%H:%M\") }}",
+            "{{ \"(until \" ~ end ~ \")\" }}",
+            "{# now #}{{ status_label }}",
+            "{{ data_age }} old",
+        ] {
+            assert!(!reads_the_clock(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn the_default_templates_do_not_print_the_clock() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        for name in ["motd.txt.j2", "item.txt.j2", "ood.md.j2"] {
+            let text = std::fs::read_to_string(dir.join(name)).expect("template");
+            assert!(!reads_the_clock(&text), "{name}");
+        }
+    }
+}

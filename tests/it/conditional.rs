@@ -1,0 +1,306 @@
+//! A one-shot `render` when nothing changed upstream: conditional requests
+//! (`ETag` / `Last-Modified` sent back, `304` taken as unchanged), a page
+//! that ignores them, a `304` with no last good snapshot to reuse, and the
+//! stamp that lets such a run stop early, which must not hide a crossed
+//! time window, a configuration or template edit, or a damaged file.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::{code, stderr, stdout, Site};
+use crate::fake::{FakeStatuspage, Validators};
+
+fn mapping(url: &str, extra: &str) -> String {
+    format!(
+        r#"[settings]
+timezone = "UTC"
+request_timeout = "2s"
+retries = 1
+upcoming = "1h"
+{extra}
+[sources.status]
+kind = "statuspage-public"
+url = "{url}"
+
+[clusters.alpha]
+components = ["Lustre"]
+"#
+    )
+}
+
+fn components(status: &str) -> Value {
+    json!([{"id": "c1", "name": "Lustre", "status": status}])
+}
+
+fn incident(name: &str) -> Value {
+    json!([{
+        "id": "inc1", "name": name, "status": "investigating", "impact": "minor",
+        "created_at": "2025-06-01T10:00:00Z", "updated_at": "2025-06-01T10:00:00Z",
+        "components": [{"id": "c1", "name": "Lustre"}],
+        "incident_updates": [{"id": "u1", "status": "investigating",
+            "body": "Slow.", "created_at": "2025-06-01T10:00:00Z"}],
+    }])
+}
+
+fn page(fake: &FakeStatuspage, incident_name: &str, maintenances: Value) {
+    fake.set_v2_page(
+        json!({"id": "p", "name": "Site"}),
+        components("degraded_performance"),
+        incident(incident_name),
+        maintenances,
+    );
+}
+
+fn render(site: &Site) -> String {
+    let o = site.run(&["render"]);
+    assert_eq!(code(&o), 0, "render failed: {}", stderr(&o));
+    assert_eq!(stderr(&o), "", "no warning expected");
+    stdout(&o)
+}
+
+fn mtime(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+fn site_with(validators: Option<(Validators, bool)>) -> (FakeStatuspage, Site) {
+    let fake = FakeStatuspage::spawn();
+    if let Some((which, honour)) = validators {
+        fake.send_validators(which, honour);
+    }
+    page(&fake, "Lustre slow", json!([]));
+    let site = Site::new(&mapping(&fake.url(), ""));
+    (fake, site)
+}
+
+/// Renders, renders again with nothing changed, then changes the page:
+/// the second run asks conditionally and changes nothing, the third sees
+/// the change. Three requests per run whatever the answers.
+fn unchanged_then_changed(which: Validators) {
+    let (fake, site) = site_with(Some((which, true)));
+    assert!(render(&site).contains("created alpha/motd"));
+    let motd = site.out("alpha/motd");
+    let before = mtime(&motd);
+    assert_eq!(fake.requests(), 3);
+    assert_eq!(fake.conditional_requests(), 0);
+
+    assert_eq!(render(&site), "", "nothing changed");
+    assert_eq!(fake.requests(), 6, "v2 stays at 3 requests per refresh");
+    assert_eq!(fake.conditional_requests(), 3);
+    assert_eq!(fake.not_modified_answers(), 3);
+    assert_eq!(mtime(&motd), before, "an unchanged file is not touched");
+
+    page(&fake, "Lustre very slow", json!([]));
+    assert!(render(&site).contains("updated alpha/motd"));
+    assert!(site.read("alpha/motd").contains("Lustre very slow"));
+    // The maintenance list did not change and answered 304: its body was
+    // kept, so no request more.
+    assert_eq!(fake.not_modified_answers(), 4);
+    assert_eq!(fake.requests(), 9, "v2 stays at 3 requests per refresh");
+}
+
+#[test]
+fn an_etag_is_sent_back_and_a_304_changes_nothing() {
+    unchanged_then_changed(Validators::ETag);
+}
+
+#[test]
+fn a_last_modified_is_sent_back_and_a_304_changes_nothing() {
+    unchanged_then_changed(Validators::LastModified);
+}
+
+#[test]
+fn a_304_makes_the_data_fresh_for_a_later_fallback() {
+    let (fake, site) = site_with(Some((Validators::Both, true)));
+    render(&site);
+    // The stamp is gone, so the next run goes the whole way: the 304 reuses
+    // the last good snapshot and confirms it now.
+    std::fs::remove_file(site.path().join("state/render.stamp.json")).unwrap();
+    assert_eq!(render(&site), "");
+    assert_eq!(fake.not_modified_answers(), 3);
+    let kept: Value = serde_json::from_str(
+        &std::fs::read_to_string(site.path().join("state/status.validators.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(kept["validators"]["documents"]
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|d| d["etag"].is_string() && d["last_modified"].is_string()));
+}
+
+#[test]
+fn a_page_that_ignores_validators_is_read_in_full_and_nothing_changes() {
+    let (fake, site) = site_with(Some((Validators::Both, false)));
+    render(&site);
+    let motd = site.out("alpha/motd");
+    let before = mtime(&motd);
+    assert_eq!(render(&site), "");
+    assert_eq!(fake.conditional_requests(), 3, "the validators were sent");
+    assert_eq!(fake.not_modified_answers(), 0);
+    assert_eq!(fake.requests(), 6);
+    assert_eq!(mtime(&motd), before);
+    page(&fake, "Lustre down", json!([]));
+    assert!(render(&site).contains("updated alpha/motd"));
+    assert!(site.read("alpha/motd").contains("Lustre down"));
+}
+
+#[test]
+fn a_304_without_a_last_good_snapshot_falls_back_to_a_full_request() {
+    let (fake, site) = site_with(Some((Validators::ETag, true)));
+    render(&site);
+    let good = site.read("alpha/motd");
+    assert!(good.contains("Lustre slow"), "{good}");
+    // The snapshot is lost but the validators are kept, and the MOTD was
+    // damaged, so the next run must render: it gets 304s, has nothing to
+    // reuse, and asks again in full. The file is repaired, never blanked.
+    std::fs::remove_file(site.path().join("state/status.snapshot.json")).unwrap();
+    std::fs::write(site.out("alpha/motd"), "damaged\n").unwrap();
+    assert!(render(&site).contains("updated alpha/motd"));
+    assert_eq!(site.read("alpha/motd"), good);
+    assert_eq!(fake.not_modified_answers(), 3);
+    assert_eq!(fake.requests(), 9, "3 conditional, then 3 plain requests");
+    assert!(site.path().join("state/status.snapshot.json").exists());
+}
+
+#[test]
+fn without_validators_an_unchanged_page_changes_nothing_and_v2_makes_three_requests() {
+    let (fake, site) = site_with(None);
+    render(&site);
+    let before = mtime(&site.out("alpha/motd"));
+    assert_eq!(render(&site), "");
+    assert_eq!(fake.requests(), 6);
+    assert_eq!(fake.conditional_requests(), 0);
+    assert_eq!(mtime(&site.out("alpha/motd")), before);
+}
+
+#[test]
+fn a_missing_or_edited_file_is_repaired_and_check_still_sees_it() {
+    let (_fake, site) = site_with(Some((Validators::ETag, true)));
+    render(&site);
+    let good = site.read("alpha/motd");
+    std::fs::write(site.out("alpha/motd"), "edited by hand\n").unwrap();
+    let check = site.run(&["render", "--check"]);
+    assert_eq!(code(&check), 1, "--check sees the edited file");
+    assert!(stdout(&check).contains("would update alpha/motd"));
+    assert!(render(&site).contains("updated alpha/motd"));
+    assert_eq!(site.read("alpha/motd"), good);
+
+    std::fs::remove_file(site.out("alpha/motd")).unwrap();
+    assert!(render(&site).contains("created alpha/motd"));
+    assert_eq!(site.read("alpha/motd"), good);
+    let check = site.run(&["render", "--check"]);
+    assert_eq!(code(&check), 0, "{}", stdout(&check));
+    assert_eq!(render(&site), "");
+}
+
+#[test]
+fn a_maintenance_entering_the_upcoming_window_is_rendered_though_nothing_changed_upstream() {
+    let fake = FakeStatuspage::spawn();
+    // Starts 1 h 3 s from now: outside `upcoming = "1h"` for 3 seconds.
+    let start = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600 + 3);
+    let end = start + jiff::SignedDuration::from_hours(2);
+    let maintenance = json!([{
+        "id": "m1", "name": "Lustre upgrade", "status": "scheduled", "impact": "maintenance",
+        "created_at": "2025-06-01T10:00:00Z", "updated_at": "2025-06-01T10:00:00Z",
+        "scheduled_for": start.to_string(), "scheduled_until": end.to_string(),
+        "components": [{"id": "c1", "name": "Lustre"}],
+        "incident_updates": [],
+    }]);
+    page(&fake, "Lustre slow", maintenance);
+    fake.send_validators(Validators::ETag, true);
+    let site = Site::new(&mapping(&fake.url(), ""));
+    render(&site);
+    assert!(!site.read("alpha/motd").contains("Lustre upgrade"));
+    assert_eq!(render(&site), "", "nothing changed yet");
+    std::thread::sleep(Duration::from_secs(4));
+    let said = render(&site);
+    assert!(said.contains("updated alpha/motd"), "{said}");
+    assert!(site.read("alpha/motd").contains("Lustre upgrade"));
+    assert!(fake.not_modified_answers() >= 6, "upstream said unchanged");
+}
+
+#[test]
+fn a_configuration_or_template_edit_renders_again() {
+    let (_fake, site) = site_with(Some((Validators::ETag, true)));
+    render(&site);
+    assert_eq!(render(&site), "");
+    // Another cluster: its files are created though upstream is unchanged.
+    let mut text = std::fs::read_to_string(site.path().join("mapping.toml")).unwrap();
+    text.push_str("\n[clusters.beta]\ncomponents = [\"Lustre\"]\n");
+    std::fs::write(site.path().join("mapping.toml"), &text).unwrap();
+    assert!(render(&site).contains("created beta/motd"));
+    assert_eq!(render(&site), "");
+
+    // Templates of its own, then an edit of one.
+    let templates = site.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    let motd = "{{ cluster }}: {{ status_label }}\n";
+    std::fs::write(templates.join("motd.txt.j2"), motd).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    std::fs::copy(root.join("item.txt.j2"), templates.join("item.txt.j2")).unwrap();
+    let text = text.replace(
+        "[settings]\n",
+        "[settings]\ntemplates_dir = \"templates\"\n",
+    );
+    std::fs::write(site.path().join("mapping.toml"), &text).unwrap();
+    assert!(render(&site).contains("updated alpha/motd"));
+    assert_eq!(render(&site), "");
+    std::fs::write(
+        templates.join("motd.txt.j2"),
+        "{{ cluster }} is {{ status_label }}\n",
+    )
+    .unwrap();
+    assert!(render(&site).contains("updated alpha/motd"));
+    assert!(site.read("alpha/motd").starts_with("alpha is "));
+    assert_eq!(render(&site), "");
+}
+
+#[test]
+fn a_template_that_prints_the_clock_renders_every_time() {
+    let (_fake, site) = site_with(Some((Validators::ETag, true)));
+    let templates = site.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(
+        templates.join("motd.txt.j2"),
+        "{{ cluster }} at {{ now }}\n",
+    )
+    .unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    std::fs::copy(root.join("item.txt.j2"), templates.join("item.txt.j2")).unwrap();
+    let text = std::fs::read_to_string(site.path().join("mapping.toml"))
+        .unwrap()
+        .replace(
+            "[settings]\n",
+            "[settings]\ntemplates_dir = \"templates\"\n",
+        );
+    std::fs::write(site.path().join("mapping.toml"), &text).unwrap();
+    render(&site);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(render(&site).contains("updated alpha/motd"));
+}
+
+#[test]
+fn a_304_whose_body_was_not_kept_next_to_a_change_is_read_again_in_full() {
+    let (fake, site) = site_with(Some((Validators::ETag, true)));
+    render(&site);
+    // The kept bodies are lost (or damaged): the unchanged maintenance list
+    // answers 304 next to a changed summary and incident list, and is read
+    // once more in full rather than rendered from nothing.
+    std::fs::write(
+        site.path()
+            .join("state/status.answers/scheduled-maintenances.json"),
+        "{}",
+    )
+    .unwrap();
+    page(&fake, "Lustre very slow", json!([]));
+    assert!(render(&site).contains("updated alpha/motd"));
+    assert!(site.read("alpha/motd").contains("Lustre very slow"));
+    assert_eq!(fake.not_modified_answers(), 1);
+    assert_eq!(fake.requests(), 7, "3, then 3 and the list again");
+    // Kept again: the next change costs 3 requests.
+    page(&fake, "Lustre down", json!([]));
+    assert!(render(&site).contains("updated alpha/motd"));
+    assert_eq!(fake.requests(), 10);
+}
