@@ -420,7 +420,7 @@ pub fn valid_until(config: &Config, data: &Gathered, now: Timestamp) -> Timestam
 }
 
 /// After the shortcut: each source's kept validators say upstream
-/// confirmed them at `now` (at most every [`CONFIRM_EVERY`]).
+/// confirmed them at `now` (at most once a minute).
 pub fn confirm(state_dir: &Path, sources: &[String], now: Timestamp) {
     for name in sources {
         if let Some(mut kept) = Kept::load(state_dir, name) {
