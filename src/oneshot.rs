@@ -356,67 +356,50 @@ impl Stamp {
 
 /// The first moment after `now` at which a view of `data` could change
 /// with the clock alone: where an item enters or leaves a window
-/// (`upcoming`, `recent_resolved`), where data turns stale, where a
-/// calendar forgets a cancelled event. Conservative: every timestamp of
-/// every item, shifted by every window either way, counts, so the shortcut
-/// may end earlier than needed but never later. At most a day away.
+/// (`upcoming`, `recent_resolved`, as [`crate::view::boundaries`] says,
+/// the same moments `serve` renders again at), where data turns stale,
+/// where a calendar forgets a cancelled event. At most a day away.
 pub fn valid_until(config: &Config, data: &Gathered, now: Timestamp) -> Timestamp {
     let s = &config.settings;
+    let day = now
+        .checked_add(SignedDuration::from_hours(24))
+        .unwrap_or(Timestamp::MAX);
+    let items = data.sources.values().flat_map(|source| {
+        let snap = &source.snapshot;
+        snap.incidents
+            .iter()
+            .flat_map(|i| crate::view::boundaries(i, s.upcoming, s.recent_resolved))
+            .chain(crate::view::turns_stale(snap.fetched_at, s.stale_after))
+    });
+    // The calendar's own windows: every time of an event, shifted by every
+    // window either way (conservative: it may end the shortcut early).
     let windows = [
         SignedDuration::ZERO,
         s.upcoming,
         s.recent_resolved,
         s.stale_after,
     ];
-    let mut until = now
-        .checked_add(SignedDuration::from_hours(24))
-        .unwrap_or(Timestamp::MAX);
-    let mut consider = |t: Timestamp| {
-        for w in windows {
-            for c in [t.checked_add(w), t.checked_sub(w)].into_iter().flatten() {
-                if c > now && c < until {
-                    until = c;
-                }
-            }
-        }
-    };
-    for source in data.sources.values() {
-        let snap = &source.snapshot;
-        consider(snap.fetched_at);
-        for i in &snap.incidents {
-            for t in [
-                i.created_at,
-                i.updated_at,
-                i.started_at,
-                i.monitoring_at,
-                i.resolved_at,
-                i.scheduled_for,
-                i.scheduled_until,
-                i.closed_at(),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                consider(t);
-            }
-        }
-    }
-    for cluster in data.calendar.clusters.values() {
-        for r in cluster.values() {
-            for t in [
+    let calendar = data
+        .calendar
+        .clusters
+        .values()
+        .flat_map(|cluster| cluster.values())
+        .flat_map(|r| {
+            [
                 Some(r.event.start),
                 r.event.end,
                 r.gone_at,
                 Some(r.event.stamp),
             ]
-            .into_iter()
-            .flatten()
-            {
-                consider(t);
-            }
-        }
-    }
-    until
+        })
+        .flatten()
+        .flat_map(|t| windows.map(|w| [t.checked_add(w).ok(), t.checked_sub(w).ok()]))
+        .flatten()
+        .flatten();
+    items
+        .chain(calendar)
+        .filter(|t| *t > now)
+        .fold(day, Timestamp::min)
 }
 
 /// After the shortcut: each source's kept validators say upstream

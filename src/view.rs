@@ -338,6 +338,41 @@ pub fn build(
     )
 }
 
+/// The moments at which `item` enters or leaves a view by the clock alone,
+/// with the windows [`build_indexed`] applies: a closed item leaves
+/// `resolved` after `closed_at + recent_resolved`; a scheduled maintenance
+/// enters `upcoming` at `scheduled_for - upcoming` and leaves it after
+/// `scheduled_until`. Open incidents and active maintenance have none.
+/// Used by `serve` (when to render again without a new snapshot) and by
+/// the one-shot stamp (until when an unchanged page renders the same).
+pub fn boundaries(
+    item: &Incident,
+    upcoming: SignedDuration,
+    recent_resolved: SignedDuration,
+) -> Vec<Timestamp> {
+    if item.is_closed() {
+        return item
+            .closed_at()
+            .and_then(|t| t.checked_add(recent_resolved).ok())
+            .into_iter()
+            .collect();
+    }
+    if item.kind == ItemKind::Maintenance
+        && !matches!(item.status.as_str(), "in_progress" | "verifying")
+    {
+        let enters = item
+            .scheduled_for
+            .and_then(|t| t.checked_sub(upcoming).ok());
+        return enters.into_iter().chain(item.scheduled_until).collect();
+    }
+    Vec::new()
+}
+
+/// The moment data fetched at `fetched_at` turns stale.
+pub fn turns_stale(fetched_at: Timestamp, stale_after: SignedDuration) -> Option<Timestamp> {
+    fetched_at.checked_add(stale_after).ok()
+}
+
 /// [`build`] with the snapshot's index at hand, for callers that view many
 /// clusters of one snapshot: the work is then the cluster's components and
 /// the page's items, not the page's components again for every cluster.
@@ -739,6 +774,39 @@ mod tests {
         assert_eq!(ids(&v.maintenance.upcoming), vec!["m1"]);
         assert_eq!(ids(&v.maintenance.active), vec!["m3"]);
         assert_eq!(v.status, ComponentStatus::PartialOutage);
+    }
+
+    #[test]
+    fn boundaries_are_where_the_view_changes_and_nowhere_else() {
+        let mut maint = incident("m", ItemKind::Maintenance, "scheduled", &["a"]);
+        maint.scheduled_for = Some(ts("2024-01-10T00:00:00Z"));
+        maint.scheduled_until = Some(ts("2024-01-10T02:00:00Z"));
+        let mut resolved = incident("r", ItemKind::Incident, "resolved", &["a"]);
+        resolved.resolved_at = Some(ts("2024-01-01T06:00:00Z"));
+        let open = incident("i", ItemKind::Incident, "investigating", &["a"]);
+        let options = opts();
+        for item in [maint, resolved, open] {
+            let found = boundaries(&item, options.upcoming, options.recent_resolved);
+            let s = snap(vec![item.clone()]);
+            let shown = |at: Timestamp| {
+                let v = build("c", "s", &s, &sel(&["a"]), &options, at);
+                v.items().count()
+            };
+            let second = SignedDuration::from_secs(1);
+            for t in &found {
+                let before = shown(t.checked_sub(second).unwrap());
+                let after = shown(t.checked_add(second).unwrap());
+                assert_ne!(before, after, "{} at {t}", item.id);
+            }
+            // Between and around the boundaries, the clock changes nothing.
+            let mut edges = found.clone();
+            edges.insert(0, ts("2023-12-01T00:00:00Z"));
+            edges.push(ts("2024-03-01T00:00:00Z"));
+            for w in edges.windows(2) {
+                let (lo, hi) = (w[0] + second, w[1] - second);
+                assert_eq!(shown(lo), shown(hi), "{} from {lo} to {hi}", item.id);
+            }
+        }
     }
 
     #[test]

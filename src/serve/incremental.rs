@@ -186,7 +186,7 @@ impl Inputs {
         data.sources
             .values()
             .flat_map(|d| {
-                let stale = d.snapshot.fetched_at.checked_add(s.stale_after).ok();
+                let stale = crate::view::turns_stale(d.snapshot.fetched_at, s.stale_after);
                 d.snapshot
                     .incidents
                     .iter()
@@ -198,26 +198,9 @@ impl Inputs {
     }
 }
 
-/// The moments at which `item` enters or leaves a view by the clock alone.
+/// [`crate::view::boundaries`] with the windows of `s`.
 fn boundaries(item: &Incident, s: &Settings) -> Vec<Timestamp> {
-    if item.is_closed() {
-        // Shown while `closed_at >= now - recent_resolved`.
-        return item
-            .closed_at()
-            .and_then(|t| t.checked_add(s.recent_resolved).ok())
-            .into_iter()
-            .collect();
-    }
-    if item.kind == ItemKind::Maintenance
-        && !matches!(item.status.as_str(), "in_progress" | "verifying")
-    {
-        // Shown while it starts within `upcoming` and is not over.
-        let enters = item
-            .scheduled_for
-            .and_then(|t| t.checked_sub(s.upcoming).ok());
-        return enters.into_iter().chain(item.scheduled_until).collect();
-    }
-    Vec::new()
+    crate::view::boundaries(item, s.upcoming, s.recent_resolved)
 }
 
 fn stale(d: &SourceData, s: &Settings, now: Timestamp) -> bool {
