@@ -133,6 +133,9 @@ struct Held {
     error: Option<FetchFailure>,
     /// A good snapshot fetched since the last [`Store::persist`].
     fresh: bool,
+    /// That fetched snapshot as it came, when [`Store::snapshot_mut`]
+    /// changed it since: only what upstream answered is saved.
+    unsaved: Option<Snapshot>,
     /// `fetched_at` of the snapshot as read from `state_dir`.
     read_fetched_at: Option<Timestamp>,
 }
@@ -224,7 +227,11 @@ impl Store {
     /// preview. A change made here is never persisted as the last good
     /// snapshot; only a good fetch is.
     pub fn snapshot_mut(&mut self, name: &str) -> Option<&mut Snapshot> {
-        self.held.get_mut(name).and_then(|h| h.snapshot.as_mut())
+        let held = self.held.get_mut(name)?;
+        if held.fresh && held.unsaved.is_none() {
+            held.unsaved.clone_from(&held.snapshot);
+        }
+        held.snapshot.as_mut()
     }
 
     /// Takes the result of a fetch of `name`. A good snapshot replaces the
@@ -259,6 +266,7 @@ impl Store {
                 }));
                 let held = self.held.entry(name.to_owned()).or_default();
                 held.snapshot = Some(snap);
+                held.unsaved = None;
                 held.loaded = true;
                 held.unreadable = None;
                 held.error = None;
@@ -308,7 +316,8 @@ impl Store {
             .iter_mut()
             .filter_map(|(name, h)| {
                 let fresh = std::mem::take(&mut h.fresh);
-                let snap = h.snapshot.clone().filter(|_| fresh)?;
+                let unsaved = h.unsaved.take();
+                let snap = unsaved.or_else(|| h.snapshot.clone()).filter(|_| fresh)?;
                 Some((name.clone(), snap))
             })
             .collect()
@@ -456,6 +465,24 @@ mod tests {
             !Store::new(dir.path()).confirm("t", fetched, now()),
             "no snapshot at all"
         );
+    }
+
+    #[test]
+    fn a_change_in_place_is_never_saved_as_the_last_good_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::new(dir.path());
+        store.accept("s", Ok((snap(2), Vec::new())), now());
+        // A webhook preview after the fetch, before the fetch is saved.
+        store.snapshot_mut("s").unwrap().components[0].status = ComponentStatus::MajorOutage;
+        let fresh = store.take_fresh();
+        assert_eq!(fresh, [("s".to_owned(), snap(2))], "as fetched");
+        assert_eq!(
+            store.snapshot("s").unwrap().components[0].status,
+            ComponentStatus::MajorOutage,
+            "still rendered"
+        );
+        store.snapshot_mut("s").unwrap().components[1].status = ComponentStatus::MajorOutage;
+        assert!(store.take_fresh().is_empty(), "nothing fetched since");
     }
 
     #[test]
