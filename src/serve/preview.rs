@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::model::{Component, ComponentStatus, Incident, Page, Snapshot};
+use crate::model::{Component, Incident, Page, Snapshot};
 use crate::source::raw::{RawComponent, RawIncident};
 
 /// What a webhook says, sanitized.
@@ -51,18 +51,8 @@ pub fn parse(payload: &Value) -> Option<Preview> {
             .next()
             .map(|i| Preview::Incident(Box::new(i)));
     }
-    let raw = field::<RawComponent>(payload, "component")?;
-    let id = raw.id.0.filter(|s| !s.trim().is_empty())?;
-    let updated_at = raw.updated_at.0?;
-    let component = Component {
-        id,
-        name: raw.name.0.unwrap_or_default(),
-        status: ComponentStatus::from_upstream(raw.status.0.as_deref()),
-        group_id: raw.group_id.0.filter(|s| !s.trim().is_empty()),
-        description: raw.description.0,
-        updated_at: Some(updated_at),
-        unknown: None,
-    };
+    let component = field::<RawComponent>(payload, "component")?.into_component()?;
+    component.updated_at?;
     let snap = Snapshot {
         components: vec![component],
         ..empty()
@@ -154,7 +144,7 @@ pub fn apply(snap: &mut Snapshot, preview: &Preview) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ItemKind;
+    use crate::model::{ComponentStatus, ItemKind};
     use serde_json::json;
 
     fn ts(s: &str) -> Timestamp {

@@ -221,6 +221,20 @@ pub struct RawGroup {
 }
 
 impl RawComponent {
+    /// Normalizes one component row; `None` when it has no id to know it
+    /// by. Group membership is left as the row says it.
+    pub fn into_component(self) -> Option<Component> {
+        Some(Component {
+            id: self.id.non_blank()?,
+            name: self.name.or_empty(),
+            status: ComponentStatus::from_upstream(self.status.get()),
+            group_id: self.group_id.non_blank(),
+            description: self.description.non_blank(),
+            updated_at: self.updated_at.0,
+            unknown: None,
+        })
+    }
+
     fn into_group(self) -> RawGroup {
         RawGroup {
             id: self.id,
@@ -433,21 +447,12 @@ pub fn components_and_groups(
             add_group(row.into_group(), &mut groups);
             continue;
         }
-        let Some(id) = row.id.non_blank() else {
+        let Some(component) = row.into_component() else {
             continue;
         };
-        if !seen_components.insert(id.clone()) {
-            continue;
+        if seen_components.insert(component.id.clone()) {
+            components.push(component);
         }
-        components.push(Component {
-            id,
-            name: row.name.or_empty(),
-            status: ComponentStatus::from_upstream(row.status.get()),
-            group_id: row.group_id.non_blank(),
-            description: row.description.non_blank(),
-            updated_at: row.updated_at.0,
-            unknown: None,
-        });
     }
     for g in extra_groups {
         add_group(g, &mut groups);
