@@ -128,8 +128,8 @@ pub(super) async fn fetch(
 /// [`fetch`] asking only for what changed since `prior`: `None` when every
 /// document answered `304` (or was absent as before), or sent exactly the
 /// bytes `prior` was made of; the new validators either way. A `304` next
-/// to a changed document is fetched again plainly: the old body of it is not
-/// kept, and a page is never put together from answers of two moments.
+/// to a changed document takes the body kept for it from before (checked
+/// against its digest), or, when none is kept, is fetched again plainly.
 pub(super) async fn fetch_if_changed(
     http: &Http<'_>,
     url: &str,
