@@ -485,7 +485,7 @@ async fn webhook_preview_shows_the_incident_before_the_fetch_and_the_fetch_corre
     webhook(
         &client,
         &served,
-        &incident_webhook("Logins fail \u{1b}[31mnow", t1),
+        &incident_webhook("Logins fail \u{1b}[31m<b>now</b> &amp; then", t1),
     )
     .await;
     eventually("the preview in the MOTD", 20, || {
@@ -498,8 +498,10 @@ async fn webhook_preview_shows_the_incident_before_the_fetch_and_the_fetch_corre
     })
     .await;
     let motd = site.read("alpha/motd");
+    // Sanitized at the model, as fetched text is: tags and entities too,
+    // which printing alone would leave.
     assert!(
-        !motd.contains('\u{1b}'),
+        motd.contains("Logins fail now & then") && !motd.contains('\u{1b}'),
         "preview text is sanitized: {motd:?}"
     );
     assert!(!motd.contains("Slow logins"));
