@@ -114,15 +114,32 @@ fn a_last_modified_is_sent_back_and_a_304_changes_nothing() {
 fn a_304_makes_the_data_fresh_for_a_later_fallback() {
     let (fake, site) = site_with(Some((Validators::Both, true)));
     render(&site);
+    let kept_path = site.path().join("state/status.validators.json");
+    let read_kept = || -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&kept_path).unwrap()).unwrap()
+    };
+    // Last confirmed long ago (confirmations are written at most once a
+    // minute), so this run's must be kept.
+    let mut kept = read_kept();
+    kept["confirmed_at"] = json!("2020-01-01T00:00:00Z");
+    std::fs::write(&kept_path, kept.to_string()).unwrap();
     // The stamp is gone, so the next run goes the whole way: the 304 reuses
     // the last good snapshot and confirms it now.
     std::fs::remove_file(site.path().join("state/render.stamp.json")).unwrap();
     assert_eq!(render(&site), "");
     assert_eq!(fake.not_modified_answers(), 3);
-    let kept: Value = serde_json::from_str(
-        &std::fs::read_to_string(site.path().join("state/status.validators.json")).unwrap(),
-    )
-    .unwrap();
+    let kept = read_kept();
+    let at = |k: &str| {
+        kept[k]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+    };
+    assert!(
+        at("confirmed_at") > at("snapshot_fetched_at"),
+        "a later fallback counts the data's age from this run: {kept}"
+    );
     assert!(kept["validators"]["documents"]
         .as_object()
         .unwrap()
