@@ -561,14 +561,7 @@ pub fn partitions_from_json(
     let items = json_list(out, "partitions", "partition")?;
     let mut partitions = Vec::new();
     for (n, item) in items.iter().enumerate() {
-        let Some(name) = item
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        else {
-            skipped.push(format!(
-                "scontrol: skipped partition {n} of the JSON output: it has no `name`"
-            ));
+        let Some(name) = json_name(item, "partition", n, skipped) else {
             continue;
         };
         let states: Vec<String> = match item.pointer("/partition/state") {
@@ -613,14 +606,7 @@ pub fn reservations_from_json(
     let items = json_list(out, "reservations", "reservation")?;
     let mut reservations = Vec::new();
     for (n, item) in items.iter().enumerate() {
-        let Some(name) = item
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        else {
-            skipped.push(format!(
-                "scontrol: skipped reservation {n} of the JSON output: it has no `name`"
-            ));
+        let Some(name) = json_name(item, "reservation", n, skipped) else {
             continue;
         };
         let Some(start) = item.get("start_time").and_then(json_time) else {
@@ -660,6 +646,26 @@ pub fn reservations_from_json(
         });
     }
     Ok(reservations)
+}
+
+/// The non-empty `name` of the `n`th `what` of a JSON answer; without
+/// one, the item is noted in `skipped`.
+fn json_name<'a>(
+    item: &'a Value,
+    what: &str,
+    n: usize,
+    skipped: &mut Vec<String>,
+) -> Option<&'a str> {
+    let name = item
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    if name.is_none() {
+        skipped.push(format!(
+            "scontrol: skipped {what} {n} of the JSON output: it has no `name`"
+        ));
+    }
+    name
 }
 
 /// The list under `key` of a JSON answer. Not JSON, or JSON without the
@@ -1110,6 +1116,26 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].flags, ["MAINT"]);
         assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert!(
+            skipped[0].contains("reservation 0 of the JSON output: it has no `name`"),
+            "{skipped:?}"
+        );
+        assert!(
+            skipped[1].contains("`x`: no readable `start_time`"),
+            "{skipped:?}"
+        );
+        skipped.clear();
+        let p = partitions_from_json(
+            br#"{"partitions": [{"name": ""}, {"name": "std", "partition": {"state": "UP"}}]}"#,
+            &mut skipped,
+        )
+        .unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].name, "std");
+        assert_eq!(
+            skipped,
+            ["scontrol: skipped partition 0 of the JSON output: it has no `name`"]
+        );
     }
 
     fn config() -> SlurmConfig {
