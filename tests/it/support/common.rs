@@ -115,6 +115,16 @@ impl Site {
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).output().unwrap()
     }
+
+    /// `statusmotd serve --listen 127.0.0.1:0`, in the site's directory with
+    /// `$STATUSMOTD_CONFIG` pointing at its mapping, for [`Served::spawn`].
+    pub fn serve_cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("statusmotd"));
+        cmd.current_dir(self.path())
+            .env("STATUSMOTD_CONFIG", self.path().join("mapping.toml"))
+            .args(["serve", "--listen", "127.0.0.1:0"]);
+        cmd
+    }
 }
 
 /// A command's stdout as text.
