@@ -35,6 +35,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::time::Instant;
 
 use super::{FetchError, FetchErrorKind};
+use crate::child::signal_group;
 use crate::config::{Reservations, SlurmConfig};
 use crate::model::{Component, Incident, ItemKind, Page, Snapshot, Update};
 
@@ -178,7 +179,7 @@ async fn run_scontrol(
             let read = read_capped(stdout, MAX_OUTPUT_BYTES, false).await;
             // Too much: stop it now rather than read on to the deadline.
             if let (Ok((_, true)), Some(pgid)) = (&read, pgid) {
-                signal_group(pgid).await;
+                signal_group(pgid, "KILL").await;
             }
             read
         };
@@ -284,28 +285,14 @@ fn quote_stderr(err: &[u8]) -> String {
 }
 
 /// Kills `child`'s whole process group (a wrapper script's children too)
-/// and reaps it. `kill(1)` does it: this crate has no `unsafe` to call
-/// kill(2) itself.
+/// at once, without [`crate::child::kill_group`]'s grace: a query has
+/// nothing to finish. Then reaps it.
 async fn kill_group(child: &mut tokio::process::Child) {
     if let Some(pgid) = child.id() {
-        signal_group(pgid).await;
+        signal_group(pgid, "KILL").await;
     }
     let _ = child.start_kill();
     let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
-}
-
-/// SIGKILL to every process of the group `pgid`.
-async fn signal_group(pgid: u32) {
-    let sent = tokio::process::Command::new("kill")
-        .args(["-s", "KILL", "--", &format!("-{pgid}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await;
-    if let Err(e) = sent {
-        tracing::error!("cannot run `kill` to stop the scontrol process group {pgid}: {e}");
-    }
 }
 
 // ---------------------------------------------------------------------------
