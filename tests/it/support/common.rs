@@ -127,6 +127,40 @@ impl Site {
     }
 }
 
+/// A file by relative path, with what a rewrite would change: its bytes,
+/// mtime (seconds, nanoseconds) and inode.
+pub type FileState = (String, Vec<u8>, i64, i64, u64);
+
+/// Every file under `dir`, sorted. Equal before and after a run: the run
+/// left the files alone.
+pub fn files_under(dir: &Path) -> Vec<FileState> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let path = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((
+                    path.strip_prefix(dir).unwrap().display().to_string(),
+                    std::fs::read(&path).unwrap(),
+                    meta.mtime(),
+                    meta.mtime_nsec(),
+                    meta.ino(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// A command's stdout as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
