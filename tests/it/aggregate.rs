@@ -173,14 +173,7 @@ fn get_until(addr: &str, path: &str, ok: impl Fn(u16, &str) -> bool) -> (u16, St
 }
 
 fn serve(site: &Site) -> Served {
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("statusmotd"));
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(site.path().join("mapping.toml"))
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .env_remove("STATUSMOTD_CONFIG");
-    Served::spawn(cmd)
+    Served::spawn(site.serve_cmd())
 }
 
 #[test]

@@ -162,13 +162,7 @@ fn render(site: &Site) -> std::process::Output {
 }
 
 fn serve(site: &Site, env: &[(&str, String)]) -> Served {
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("statusmotd"));
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(site.path().join("mapping.toml"))
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .env_remove("STATUSMOTD_CONFIG");
+    let mut cmd = site.serve_cmd();
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -116,13 +116,17 @@ impl Site {
         self.cmd().args(args).output().unwrap()
     }
 
-    /// `statusmotd serve --listen 127.0.0.1:0`, in the site's directory with
-    /// `$STATUSMOTD_CONFIG` pointing at its mapping, for [`Served::spawn`].
+    /// `statusmotd serve --config mapping.toml --listen 127.0.0.1:0` in the
+    /// site's directory, logging at `info`, for [`Served::spawn`].
     pub fn serve_cmd(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("statusmotd"));
         cmd.current_dir(self.path())
-            .env("STATUSMOTD_CONFIG", self.path().join("mapping.toml"))
-            .args(["serve", "--listen", "127.0.0.1:0"]);
+            .arg("serve")
+            .arg("--config")
+            .arg(self.path().join("mapping.toml"))
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .env_remove("STATUSMOTD_CONFIG");
         cmd
     }
 }
