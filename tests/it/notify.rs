@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::cli::{code, stderr, stdout, Site};
-use crate::common::{eventually, http_exchange, http_get, Served};
+use crate::common::{eventually, http_exchange, http_get, write_executable, Served};
 use crate::fake::FakeStatuspage;
 use crate::support::notify::{body, header, Answer, HttpReceiver, Seen, Smtp};
 
@@ -678,18 +678,14 @@ to = { slack = { url = { env = "TEST_SLACK_URL" } } }
 
 #[test]
 fn sendmail_gets_the_addresses_as_arguments_and_no_secret_in_its_environment() {
-    use std::os::unix::fs::PermissionsExt as _;
-
     let fake = FakeStatuspage::spawn();
     set_page(&fake, Step::Quiet, false);
     let bin = tempfile::tempdir().unwrap();
     let sendmail = bin.path().join("sendmail");
-    fs::write(
+    write_executable(
         &sendmail,
         "#!/bin/sh\nd=$(dirname \"$0\")\nprintf '%s\\n' \"$@\" > \"$d/args\"\nenv > \"$d/env\"\ncat > \"$d/mail\"\n",
-    )
-    .unwrap();
-    fs::set_permissions(&sendmail, fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let site = site(
         &fake,
         "",

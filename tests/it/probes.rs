@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::common::{code, stderr, stdout, Site};
+use crate::common::{code, stderr, stdout, write_executable, Site};
 use crate::support::probes::{HttpToggle, Mode, TcpToggle};
 
 /// A site whose cluster `alpha` reads the `checks` source holding `probes`
@@ -207,10 +207,8 @@ down = "partial_outage"
 
 /// Writes an executable shell script into the site.
 fn script(site: &Site, name: &str, body: &str) -> String {
-    use std::os::unix::fs::PermissionsExt as _;
     let path = site.path().join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&path, &format!("#!/bin/sh\n{body}\n"));
     path.to_string_lossy().into_owned()
 }
 
@@ -259,10 +257,8 @@ success_threshold = 1
 fn command_probes_follow_the_nagios_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let mk = |name: &str, body: &str| {
-        use std::os::unix::fs::PermissionsExt as _;
         let path = dir.path().join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        write_executable(&path, &format!("#!/bin/sh\n{body}\n"));
         path.to_string_lossy().into_owned()
     };
     let probes = [

@@ -5,13 +5,12 @@
 //! hangs, prints garbage) or speaks the JSON of newer releases.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use jiff::{Timestamp, ToSpan as _};
 
-use crate::common::{code, files_under, stderr, stdout, FileState, Site};
+use crate::common::{code, files_under, stderr, stdout, write_executable, FileState, Site};
 use crate::support::slurm::Slurm;
 
 /// A site whose one source is `slurm` with `keys` added to its table;
@@ -286,7 +285,7 @@ fn an_unreachable_controller_keeps_the_last_good_files() {
 /// the files `version`, `partition` and `reservation` beside it.
 fn fake_scontrol(dir: &Path) -> std::path::PathBuf {
     let script = dir.join("scontrol");
-    fs::write(
+    write_executable(
         &script,
         r#"#!/bin/sh
 here=$(dirname "$0")
@@ -320,9 +319,7 @@ env)
     exit 1 ;;
 esac
 "#,
-    )
-    .unwrap();
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    );
     script
 }
 

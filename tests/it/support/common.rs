@@ -165,6 +165,13 @@ pub fn files_under(dir: &Path) -> Vec<FileState> {
     out
 }
 
+/// Writes `text` (a script with its `#!` line) to `path`, executable.
+pub fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// A command's stdout as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
