@@ -875,19 +875,7 @@ async fn webhook(
             .expect("fetch");
         fetches.push(ms(started.elapsed()));
     }
-    let out = statusmotd::output::OutputDir::open(&dir.join("floor")).expect("output dir");
-    let mut writes = Vec::new();
-    for r in 0..reps {
-        let bytes = format!("{r}\n").repeat(300);
-        let now = Timestamp::now();
-        let started = Instant::now();
-        tokio::task::block_in_place(|| {
-            out.write(Path::new("c/motd"), bytes.as_bytes(), None, now)
-                .expect("write")
-        });
-        writes.push(ms(started.elapsed()));
-    }
-    let (fetches, writes) = (stats(fetches), stats(writes));
+    let (fetches, writes) = (stats(fetches), floor_writes(dir, reps));
     show("floor: one fetch cycle (3 requests)", "ms", &fetches);
     show("floor: one atomic fsynced write", "ms", &writes);
     let floor = fetches.median + writes.median;

@@ -11,7 +11,7 @@ const KILL_GRACE: Duration = Duration::from_secs(1);
 
 /// Sends `signal` (`TERM`, `KILL`) to every process of the group `pgid`.
 /// `kill(1)` does it: this crate has no `unsafe` to call kill(2) itself.
-async fn signal_group(pgid: u32, signal: &str) {
+pub(crate) async fn signal_group(pgid: u32, signal: &str) {
     let sent = tokio::process::Command::new("kill")
         .args(["-s", signal, "--", &format!("-{pgid}")])
         .stdin(Stdio::null())

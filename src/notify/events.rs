@@ -81,7 +81,8 @@ pub struct Update {
 }
 
 impl ItemInfo {
-    fn of(item: &Item) -> ItemInfo {
+    /// What `item` says, its per-cluster parts left out.
+    pub(super) fn of(item: &Item) -> ItemInfo {
         ItemInfo {
             source: item.source.clone(),
             source_title: item.source_title.clone(),

@@ -423,24 +423,10 @@ mod tests {
         Event {
             id: id.into(),
             kind,
-            item: ItemInfo {
-                source: "hpc".into(),
-                source_title: "HPC".into(),
-                id: "i1".into(),
-                kind: ItemKind::Incident,
-                name: "Slow logins".into(),
-                status: "investigating".into(),
+            item: ItemInfo::of(&crate::view::Item {
                 impact: impact.into(),
-                created_at: None,
-                updated_at: None,
-                started_at: None,
-                scheduled_for: None,
-                scheduled_until: None,
-                resolved_at: None,
-                shortlink: None,
-                components: vec![],
-                latest: None,
-            },
+                ..incident_item()
+            }),
             clusters: clusters.iter().map(|c| (*c).to_owned()).collect(),
             first_seen: first_seen.iter().map(|c| (*c).to_owned()).collect(),
             at: "2025-06-01T10:00:00Z".parse().unwrap(),

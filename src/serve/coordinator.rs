@@ -1170,6 +1170,20 @@ mod tests {
         Live::new(Config::parse(&text, &path).unwrap()).unwrap()
     }
 
+    /// A coordinator started on `live`, with what stops it.
+    fn start(live: Live) -> (Arc<Coordinator>, CancellationToken, TaskTracker) {
+        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let c = Coordinator::start(live, cancel.clone(), &tracker);
+        (c, cancel, tracker)
+    }
+
+    /// Stops a coordinator of [`start`] and waits for its tasks.
+    async fn stop(cancel: &CancellationToken, tracker: &TaskTracker) {
+        cancel.cancel();
+        tracker.close();
+        tracker.wait().await;
+    }
+
     /// Waits (in paused time, so at once) until `cond` holds.
     async fn until(what: &str, mut cond: impl FnMut() -> bool) {
         for _ in 0..100_000 {
@@ -1215,12 +1229,7 @@ mod tests {
     async fn a_hundred_triggers_during_a_fetch_give_one_more_fetch() {
         let (up, url) = Upstream::start().await;
         let tmp = tempfile::tempdir().unwrap();
-        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
-        let c = Coordinator::start(
-            live(tmp.path(), &url, "0s", &["alpha"], ""),
-            cancel.clone(),
-            &tracker,
-        );
+        let (c, cancel, tracker) = start(live(tmp.path(), &url, "0s", &["alpha"], ""));
         // The fetch of `start` is held upstream.
         until("the first fetch", || up.summaries() == 1).await;
         for _ in 0..100 {
@@ -1240,9 +1249,7 @@ mod tests {
         );
         assert!(motd(tmp.path(), "alpha").is_file());
 
-        cancel.cancel();
-        tracker.close();
-        tracker.wait().await;
+        stop(&cancel, &tracker).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -1250,12 +1257,7 @@ mod tests {
         let (up, url) = Upstream::start().await;
         up.release(1000);
         let tmp = tempfile::tempdir().unwrap();
-        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
-        let c = Coordinator::start(
-            live(tmp.path(), &url, "1s", &["alpha"], ""),
-            cancel.clone(),
-            &tracker,
-        );
+        let (c, cancel, tracker) = start(live(tmp.path(), &url, "1s", &["alpha"], ""));
         until("the first render", || motd(tmp.path(), "alpha").is_file()).await;
         settle(Duration::from_secs(60)).await;
         assert_eq!(up.summaries(), 1);
@@ -1275,21 +1277,14 @@ mod tests {
         settle(Duration::from_secs(60)).await;
         assert_eq!(up.summaries(), 4);
 
-        cancel.cancel();
-        tracker.close();
-        tracker.wait().await;
+        stop(&cancel, &tracker).await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_reload_during_a_fetch_renders_the_new_clusters_and_loses_no_trigger() {
         let (up, url) = Upstream::start().await;
         let tmp = tempfile::tempdir().unwrap();
-        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
-        let c = Coordinator::start(
-            live(tmp.path(), &url, "0s", &["alpha"], ""),
-            cancel.clone(),
-            &tracker,
-        );
+        let (c, cancel, tracker) = start(live(tmp.path(), &url, "0s", &["alpha"], ""));
         until("the first fetch", || up.summaries() == 1).await;
         c.reload(live(tmp.path(), &url, "0s", &["alpha", "beta"], ""));
         // A trigger after the reload, while the fetch is still held.
@@ -1312,9 +1307,7 @@ mod tests {
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         assert_eq!(up.summaries(), 3);
 
-        cancel.cancel();
-        tracker.close();
-        tracker.wait().await;
+        stop(&cancel, &tracker).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -1330,18 +1323,13 @@ mod tests {
             "{% for a in range(10000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}complete\n",
         )
         .unwrap();
-        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
-        let c = Coordinator::start(
-            live(
-                tmp.path(),
-                &url,
-                "0s",
-                &["alpha"],
-                "templates_dir = \"templates\"",
-            ),
-            cancel.clone(),
-            &tracker,
-        );
+        let (c, cancel, tracker) = start(live(
+            tmp.path(),
+            &url,
+            "0s",
+            &["alpha"],
+            "templates_dir = \"templates\"",
+        ));
         // The renderer publishes the data and starts the render in one step.
         // Time stands still while a blocking task runs, so a sleep would
         // only wake after the render: spin instead.
@@ -1353,9 +1341,7 @@ mod tests {
         }
 
         let stopping = std::time::Instant::now();
-        cancel.cancel();
-        tracker.close();
-        tracker.wait().await;
+        stop(&cancel, &tracker).await;
         let took = stopping.elapsed();
         // The render takes about a second; shutdown does not wait for it.
         assert!(took < Duration::from_millis(500), "shutdown took {took:?}");

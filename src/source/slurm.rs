@@ -35,6 +35,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::time::Instant;
 
 use super::{FetchError, FetchErrorKind};
+use crate::child::signal_group;
 use crate::config::{Reservations, SlurmConfig};
 use crate::model::{Component, Incident, ItemKind, Page, Snapshot, Update};
 
@@ -178,7 +179,7 @@ async fn run_scontrol(
             let read = read_capped(stdout, MAX_OUTPUT_BYTES, false).await;
             // Too much: stop it now rather than read on to the deadline.
             if let (Ok((_, true)), Some(pgid)) = (&read, pgid) {
-                signal_group(pgid).await;
+                signal_group(pgid, "KILL").await;
             }
             read
         };
@@ -284,28 +285,14 @@ fn quote_stderr(err: &[u8]) -> String {
 }
 
 /// Kills `child`'s whole process group (a wrapper script's children too)
-/// and reaps it. `kill(1)` does it: this crate has no `unsafe` to call
-/// kill(2) itself.
+/// at once, without [`crate::child::kill_group`]'s grace: a query has
+/// nothing to finish. Then reaps it.
 async fn kill_group(child: &mut tokio::process::Child) {
     if let Some(pgid) = child.id() {
-        signal_group(pgid).await;
+        signal_group(pgid, "KILL").await;
     }
     let _ = child.start_kill();
     let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
-}
-
-/// SIGKILL to every process of the group `pgid`.
-async fn signal_group(pgid: u32) {
-    let sent = tokio::process::Command::new("kill")
-        .args(["-s", "KILL", "--", &format!("-{pgid}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await;
-    if let Err(e) = sent {
-        tracing::error!("cannot run `kill` to stop the scontrol process group {pgid}: {e}");
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -561,14 +548,7 @@ pub fn partitions_from_json(
     let items = json_list(out, "partitions", "partition")?;
     let mut partitions = Vec::new();
     for (n, item) in items.iter().enumerate() {
-        let Some(name) = item
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        else {
-            skipped.push(format!(
-                "scontrol: skipped partition {n} of the JSON output: it has no `name`"
-            ));
+        let Some(name) = json_name(item, "partition", n, skipped) else {
             continue;
         };
         let states: Vec<String> = match item.pointer("/partition/state") {
@@ -613,14 +593,7 @@ pub fn reservations_from_json(
     let items = json_list(out, "reservations", "reservation")?;
     let mut reservations = Vec::new();
     for (n, item) in items.iter().enumerate() {
-        let Some(name) = item
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        else {
-            skipped.push(format!(
-                "scontrol: skipped reservation {n} of the JSON output: it has no `name`"
-            ));
+        let Some(name) = json_name(item, "reservation", n, skipped) else {
             continue;
         };
         let Some(start) = item.get("start_time").and_then(json_time) else {
@@ -660,6 +633,26 @@ pub fn reservations_from_json(
         });
     }
     Ok(reservations)
+}
+
+/// The non-empty `name` of the `n`th `what` of a JSON answer; without
+/// one, the item is noted in `skipped`.
+fn json_name<'a>(
+    item: &'a Value,
+    what: &str,
+    n: usize,
+    skipped: &mut Vec<String>,
+) -> Option<&'a str> {
+    let name = item
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    if name.is_none() {
+        skipped.push(format!(
+            "scontrol: skipped {what} {n} of the JSON output: it has no `name`"
+        ));
+    }
+    name
 }
 
 /// The list under `key` of a JSON answer. Not JSON, or JSON without the
@@ -1110,6 +1103,26 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].flags, ["MAINT"]);
         assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert!(
+            skipped[0].contains("reservation 0 of the JSON output: it has no `name`"),
+            "{skipped:?}"
+        );
+        assert!(
+            skipped[1].contains("`x`: no readable `start_time`"),
+            "{skipped:?}"
+        );
+        skipped.clear();
+        let p = partitions_from_json(
+            br#"{"partitions": [{"name": ""}, {"name": "std", "partition": {"state": "UP"}}]}"#,
+            &mut skipped,
+        )
+        .unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].name, "std");
+        assert_eq!(
+            skipped,
+            ["scontrol: skipped partition 0 of the JSON output: it has no `name`"]
+        );
     }
 
     fn config() -> SlurmConfig {

@@ -5,13 +5,12 @@
 //! other answers, and a revoked key.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::cli::{code, stderr, stdout, Site};
-use crate::common::{http_get, Served};
+use crate::common::{files_under, http_get, FileState, Served};
 use crate::fake::{FakeStatuspage, Fault};
 
 const HPC_PAGE: &str = "hpcpage01";
@@ -134,22 +133,14 @@ fn set_github(fake: &FakeStatuspage, incident: Option<&str>) {
         }]),
         None => json!([]),
     };
-    fake.set_json(
-        "/api/v2/summary.json",
-        json!({
-            "page": {"id": "ghpage", "name": "GitHub", "url": "https://www.githubstatus.com"},
-            "components": [
-                {"id": "g1", "name": "Actions", "status": "operational", "group_id": null},
-                {"id": "g2", "name": "Pages", "status": "operational", "group_id": null},
-            ],
-            "incidents": incidents,
-            "scheduled_maintenances": [],
-        }),
-    );
-    fake.set_json("/api/v2/incidents.json", json!({"incidents": incidents}));
-    fake.set_json(
-        "/api/v2/scheduled-maintenances.json",
-        json!({"scheduled_maintenances": []}),
+    fake.set_v2_page(
+        json!({"id": "ghpage", "name": "GitHub", "url": "https://www.githubstatus.com"}),
+        json!([
+            {"id": "g1", "name": "Actions", "status": "operational", "group_id": null},
+            {"id": "g2", "name": "Pages", "status": "operational", "group_id": null},
+        ]),
+        incidents,
+        json!([]),
     );
 }
 
@@ -157,29 +148,6 @@ const NOW: &str = "2025-06-01T12:00:00Z";
 
 fn render(site: &Site) -> std::process::Output {
     site.run(&["render", "--now", NOW])
-}
-
-/// Bytes, mtime and inode of every file under `dir`, by relative path.
-fn files_of(dir: &std::path::Path) -> Vec<(String, Vec<u8>, i64, u64)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let path = e.unwrap().path();
-            let meta = fs::symlink_metadata(&path).unwrap();
-            if meta.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(dir).unwrap().display().to_string();
-                out.push((rel, fs::read(&path).unwrap(), meta.mtime(), meta.ino()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// One plain HTTP GET: status and body (status 0 when nothing answered).
@@ -205,14 +173,7 @@ fn get_until(addr: &str, path: &str, ok: impl Fn(u16, &str) -> bool) -> (u16, St
 }
 
 fn serve(site: &Site) -> Served {
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("statusmotd"));
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(site.path().join("mapping.toml"))
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .env_remove("STATUSMOTD_CONFIG");
-    Served::spawn(cmd)
+    Served::spawn(site.serve_cmd())
 }
 
 #[test]
@@ -333,7 +294,7 @@ fn each_source_failing_in_turn_keeps_the_other_and_names_itself() {
             assert_eq!(code(&o), 0, "{}", stderr(&o));
             // The cluster that does not read the failing source.
             let untouched = if failing_hpc { "web" } else { "cirrus" };
-            let before = files_of(&site.out(untouched));
+            let before = files_under(&site.out(untouched));
             std::thread::sleep(Duration::from_millis(1200));
 
             let failing = if failing_hpc { &hpc } else { &github };
@@ -380,7 +341,7 @@ fn each_source_failing_in_turn_keeps_the_other_and_names_itself() {
                 "{fault:?}: only the failing source is stale:\n{motd}"
             );
             assert_eq!(
-                files_of(&site.out(untouched)),
+                files_under(&site.out(untouched)),
                 before,
                 "{fault:?}: `{untouched}` does not read the failing source"
             );
@@ -396,7 +357,7 @@ fn a_revoked_key_fails_render_keeps_the_files_and_makes_serve_unready() {
     let site = site(&hpc, &github, "30m");
     let o = render(&site);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let before = files_of(&site.path().join("out/archer2"));
+    let before = files_under(&site.path().join("out/archer2"));
 
     hpc.fault(Fault::Status(401));
     let o = render(&site);
@@ -406,7 +367,7 @@ fn a_revoked_key_fails_render_keeps_the_files_and_makes_serve_unready() {
     assert!(err.contains("source `hpc`"), "{err}");
     assert!(!err.contains(API_KEY), "{err}");
     assert!(!stdout(&o).contains(API_KEY));
-    assert_eq!(files_of(&site.path().join("out/archer2")), before);
+    assert_eq!(files_under(&site.path().join("out/archer2")), before);
 
     // A transient failure is still a warning only.
     hpc.fault(Fault::Status(503));
@@ -544,7 +505,7 @@ fn a_status_file_cut_short_keeps_its_items_and_a_missing_one_fails_the_build() {
     write_status_file(&site, Some("Slow I/O on /work"));
     let o = render(&site);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let before = files_of(&site.path().join("out"));
+    let before = files_under(&site.path().join("out"));
     let motd = site.read("archer2/motd");
     assert!(motd.contains("Slow I/O on /work"), "{motd}");
 
@@ -555,7 +516,7 @@ fn a_status_file_cut_short_keeps_its_items_and_a_missing_one_fails_the_build() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stderr(&o).contains("status file"), "{}", stderr(&o));
     assert!(stderr(&o).contains("last good snapshot"), "{}", stderr(&o));
-    assert_eq!(files_of(&site.path().join("out")), before);
+    assert_eq!(files_under(&site.path().join("out")), before);
 
     // Gone: rendered from the last good snapshot all the same, but loud.
     fs::remove_file(site.path().join("status.json")).unwrap();
@@ -566,15 +527,15 @@ fn a_status_file_cut_short_keeps_its_items_and_a_missing_one_fails_the_build() {
         "{}",
         stderr(&o)
     );
-    assert_eq!(files_of(&site.path().join("out")), before);
+    assert_eq!(files_under(&site.path().join("out")), before);
 
     // Back, without the incident: it leaves the MOTD; `cirrus` never moved.
     write_status_file(&site, None);
     let o = render(&site);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(!site.read("archer2/motd").contains("Slow I/O"));
-    let after = files_of(&site.path().join("out"));
-    let cirrus = |files: &[(String, Vec<u8>, i64, u64)]| {
+    let after = files_under(&site.path().join("out"));
+    let cirrus = |files: &[FileState]| {
         files
             .iter()
             .filter(|f| f.0.starts_with("cirrus/"))

@@ -293,14 +293,7 @@ fn serve_answers_the_calendar_with_validators_and_304() {
         )],
     );
     let site = Site::new(&mapping(&fake.url()));
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("statusmotd"));
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(site.path().join("mapping.toml"))
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .env_remove("STATUSMOTD_CONFIG");
-    let served = Served::spawn(cmd);
+    let served = Served::spawn(site.serve_cmd());
     let limit = Duration::from_secs(10);
     let path = "/calendar/archer2.ics";
 

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::cli::{code, stderr, stdout, Site};
-use crate::common::{eventually, http_exchange, http_get, Served};
+use crate::common::{eventually, http_exchange, http_get, write_executable, Served};
 use crate::fake::FakeStatuspage;
 use crate::support::notify::{body, header, Answer, HttpReceiver, Seen, Smtp};
 
@@ -162,13 +162,7 @@ fn render(site: &Site) -> std::process::Output {
 }
 
 fn serve(site: &Site, env: &[(&str, String)]) -> Served {
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("statusmotd"));
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(site.path().join("mapping.toml"))
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .env_remove("STATUSMOTD_CONFIG");
+    let mut cmd = site.serve_cmd();
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -684,18 +678,14 @@ to = { slack = { url = { env = "TEST_SLACK_URL" } } }
 
 #[test]
 fn sendmail_gets_the_addresses_as_arguments_and_no_secret_in_its_environment() {
-    use std::os::unix::fs::PermissionsExt as _;
-
     let fake = FakeStatuspage::spawn();
     set_page(&fake, Step::Quiet, false);
     let bin = tempfile::tempdir().unwrap();
     let sendmail = bin.path().join("sendmail");
-    fs::write(
+    write_executable(
         &sendmail,
         "#!/bin/sh\nd=$(dirname \"$0\")\nprintf '%s\\n' \"$@\" > \"$d/args\"\nenv > \"$d/env\"\ncat > \"$d/mail\"\n",
-    )
-    .unwrap();
-    fs::set_permissions(&sendmail, fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let site = site(
         &fake,
         "",

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::common::{code, stderr, stdout, Site};
+use crate::common::{code, stderr, stdout, write_executable, Site};
 use crate::support::probes::{HttpToggle, Mode, TcpToggle};
 
 /// A site whose cluster `alpha` reads the `checks` source holding `probes`
@@ -207,11 +207,37 @@ down = "partial_outage"
 
 /// Writes an executable shell script into the site.
 fn script(site: &Site, name: &str, body: &str) -> String {
-    use std::os::unix::fs::PermissionsExt as _;
     let path = site.path().join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&path, &format!("#!/bin/sh\n{body}\n"));
     path.to_string_lossy().into_owned()
+}
+
+/// Adds `probes` (TOML) to the `checks` source of `site`'s mapping, at its
+/// end: a key there belongs to the last probe.
+fn add_probes(site: &Site, probes: &str) {
+    let path = site.path().join("mapping.toml");
+    let mapping = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("[clusters.alpha]", &format!("{probes}\n[clusters.alpha]"));
+    std::fs::write(path, mapping).unwrap();
+}
+
+/// A plugin that starts a child and waits for it; the child's pid is
+/// written to the returned file.
+fn hang_with_child(site: &Site) -> (String, std::path::PathBuf) {
+    let pidfile = site.path().join("child.pid");
+    let hang = script(
+        site,
+        "hang",
+        &format!("sleep 300 & echo $! > {}\nwait", pidfile.display()),
+    );
+    (hang, pidfile)
+}
+
+/// Whether process `pid` is gone (or a zombie, its parent being gone too).
+fn gone(pid: &str) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+        || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
 }
 
 fn command_probe(name: &str, program: &str) -> String {
@@ -231,10 +257,8 @@ success_threshold = 1
 fn command_probes_follow_the_nagios_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let mk = |name: &str, body: &str| {
-        use std::os::unix::fs::PermissionsExt as _;
         let path = dir.path().join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        write_executable(&path, &format!("#!/bin/sh\n{body}\n"));
         path.to_string_lossy().into_owned()
     };
     let probes = [
@@ -379,28 +403,20 @@ groups = ["Checks"]
 #[test]
 fn a_hung_command_is_killed_with_its_children_and_a_flood_is_capped() {
     let site = site("");
-    let pidfile = site.path().join("child.pid");
-    let hang = script(
-        &site,
-        "hang",
-        &format!("sleep 300 & echo $! > {}\nwait", pidfile.display()),
-    );
+    let (hang, pidfile) = hang_with_child(&site);
     let flood = script(
         &site,
         "flood",
         "head -c 1048576 /dev/zero | tr '\\0' 'x'; echo; exit 2",
     );
-    let mapping = std::fs::read_to_string(site.path().join("mapping.toml"))
-        .unwrap()
-        .replace(
-            "[clusters.alpha]",
-            &format!(
-                "{}\ntimeout = \"1s\"\n{}\n[clusters.alpha]",
-                command_probe("hang", &hang),
-                command_probe("flood", &flood)
-            ),
-        );
-    std::fs::write(site.path().join("mapping.toml"), mapping).unwrap();
+    add_probes(
+        &site,
+        &format!(
+            "{}\ntimeout = \"1s\"\n{}",
+            command_probe("hang", &hang),
+            command_probe("flood", &flood)
+        ),
+    );
     let started = std::time::Instant::now();
     let (exit, out) = probe(&site, &[]);
     assert!(
@@ -416,11 +432,7 @@ fn a_hung_command_is_killed_with_its_children_and_a_flood_is_capped() {
     );
     let pid = std::fs::read_to_string(&pidfile).unwrap();
     let pid = pid.trim();
-    crate::common::eventually("the hung plugin's child is gone", 5, || {
-        !Path::new(&format!("/proc/{pid}")).exists()
-            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| s.contains(") Z "))
-    });
+    crate::common::eventually("the hung plugin's child is gone", 5, || gone(pid));
     let flood_line = out.lines().find(|l| l.starts_with("flood ")).unwrap();
     assert!(flood_line.contains("CRITICAL"), "{flood_line}");
     assert!(
@@ -465,13 +477,7 @@ fn serve_runs_probes_and_a_restart_keeps_the_outage() {
         "name = \"web\"\ninterval = \"1s\"\nfailure_threshold = 2",
     ));
     server.set(Mode::Error);
-    let serve = |site: &Site| {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("statusmotd"));
-        cmd.current_dir(site.path())
-            .env("STATUSMOTD_CONFIG", site.path().join("mapping.toml"))
-            .args(["serve", "--listen", "127.0.0.1:0"]);
-        crate::common::Served::spawn(cmd)
-    };
+    let serve = |site: &Site| crate::common::Served::spawn(site.serve_cmd());
     let mut first_run = serve(&site);
     let motd_file = site.out("alpha/motd");
     // The MOTD and the incident's snippet are two files, written one after
@@ -716,11 +722,7 @@ interval = "1s"
     ));
     let probes_d = site.path().join("probes.d");
     std::fs::create_dir(&probes_d).unwrap();
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("statusmotd"));
-    cmd.current_dir(site.path())
-        .env("STATUSMOTD_CONFIG", site.path().join("mapping.toml"))
-        .args(["serve", "--listen", "127.0.0.1:0"]);
-    let served = crate::common::Served::spawn(cmd);
+    let served = crate::common::Served::spawn(site.serve_cmd());
     let motd_file = site.out("alpha/motd");
     crate::common::eventually("the first render", 30, || {
         site.path().join("out/index.json").exists()
@@ -771,10 +773,7 @@ fn checks_run_at_most_eight_at_once() {
     let probes: String = (0..16)
         .map(|n| command_probe(&format!("p{n:02}"), &plugin))
         .collect();
-    let mapping = std::fs::read_to_string(site.path().join("mapping.toml"))
-        .unwrap()
-        .replace("[clusters.alpha]", &format!("{probes}\n[clusters.alpha]"));
-    std::fs::write(site.path().join("mapping.toml"), mapping).unwrap();
+    add_probes(&site, &probes);
     let started = std::time::Instant::now();
     let (exit, out) = probe(&site, &[]);
     let took = started.elapsed();
@@ -933,23 +932,16 @@ fn serve_is_not_held_back_by_a_hanging_check() {
     let port = TcpToggle::open();
     let site = site("");
     let hang = script(&site, "hang", "sleep 60");
-    let mapping = std::fs::read_to_string(site.path().join("mapping.toml"))
-        .unwrap()
-        .replace(
-            "[clusters.alpha]",
-            &format!(
-                "{}timeout = \"30s\"\n\n[[sources.checks.probe]]\nname = \"ssh\"\ngroup = \"Checks\"\n\
-                 tcp = \"{}\"\ninterval = \"1s\"\nfailure_threshold = 1\n\n[clusters.alpha]",
-                command_probe("hang", &hang),
-                port.addr
-            ),
-        );
-    std::fs::write(site.path().join("mapping.toml"), mapping).unwrap();
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("statusmotd"));
-    cmd.current_dir(site.path())
-        .env("STATUSMOTD_CONFIG", site.path().join("mapping.toml"))
-        .args(["serve", "--listen", "127.0.0.1:0"]);
-    let _served = crate::common::Served::spawn(cmd);
+    add_probes(
+        &site,
+        &format!(
+            "{}timeout = \"30s\"\n\n[[sources.checks.probe]]\nname = \"ssh\"\ngroup = \"Checks\"\n\
+             tcp = \"{}\"\ninterval = \"1s\"\nfailure_threshold = 1\n",
+            command_probe("hang", &hang),
+            port.addr
+        ),
+    );
+    let _served = crate::common::Served::spawn(site.serve_cmd());
     crate::common::eventually("the first render", 15, || {
         site.path().join("out/index.json").exists()
     });
@@ -968,27 +960,12 @@ fn serve_is_not_held_back_by_a_hanging_check() {
 #[test]
 fn serve_stopping_kills_a_running_plugin_and_its_children() {
     let site = site("");
-    let pidfile = site.path().join("child.pid");
-    let hang = script(
+    let (hang, pidfile) = hang_with_child(&site);
+    add_probes(
         &site,
-        "hang",
-        &format!("sleep 300 & echo $! > {}\nwait", pidfile.display()),
+        &format!("{}timeout = \"5m\"\n", command_probe("hang", &hang)),
     );
-    let mapping = std::fs::read_to_string(site.path().join("mapping.toml"))
-        .unwrap()
-        .replace(
-            "[clusters.alpha]",
-            &format!(
-                "{}timeout = \"5m\"\n\n[clusters.alpha]",
-                command_probe("hang", &hang)
-            ),
-        );
-    std::fs::write(site.path().join("mapping.toml"), mapping).unwrap();
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("statusmotd"));
-    cmd.current_dir(site.path())
-        .env("STATUSMOTD_CONFIG", site.path().join("mapping.toml"))
-        .args(["serve", "--listen", "127.0.0.1:0"]);
-    let mut served = crate::common::Served::spawn(cmd);
+    let mut served = crate::common::Served::spawn(site.serve_cmd());
     crate::common::eventually("the plugin's child started", 30, || {
         std::fs::read_to_string(&pidfile).is_ok_and(|p| !p.trim().is_empty())
     });
@@ -1001,11 +978,7 @@ fn serve_stopping_kills_a_running_plugin_and_its_children() {
     crate::common::eventually("serve stopped", 30, || {
         served.child.try_wait().unwrap().is_some()
     });
-    crate::common::eventually("the plugin's child is gone", 10, || {
-        !Path::new(&format!("/proc/{pid}")).exists()
-            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| s.contains(") Z "))
-    });
+    crate::common::eventually("the plugin's child is gone", 10, || gone(&pid));
     served.kill();
 }
 

@@ -485,11 +485,8 @@ fn serve_pushes_and_counts_what_a_person_held_back() {
             .replace("name = \"lustre\"", "name = \"lustre\"\ninterval = \"1s\""),
     )
     .unwrap();
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("statusmotd"));
-    cmd.current_dir(site.path())
-        .env("STATUSMOTD_CONFIG", site.path().join("mapping.toml"))
-        .env(KEY_ENV, KEY)
-        .args(["serve", "--listen", "127.0.0.1:0"]);
+    let mut cmd = site.serve_cmd();
+    cmd.env(KEY_ENV, KEY);
     let served = crate::common::Served::spawn(cmd);
     std::thread::sleep(Duration::from_secs(2));
     port.close();

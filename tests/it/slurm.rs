@@ -5,13 +5,12 @@
 //! hangs, prints garbage) or speaks the JSON of newer releases.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use jiff::{Timestamp, ToSpan as _};
 
-use crate::common::{code, stderr, stdout, Site};
+use crate::common::{code, files_under, stderr, stdout, write_executable, FileState, Site};
 use crate::support::slurm::Slurm;
 
 /// A site whose one source is `slurm` with `keys` added to its table;
@@ -50,31 +49,11 @@ fn motd(site: &Site, cluster: &str) -> String {
     fs::read_to_string(site.out(&format!("{cluster}/motd"))).unwrap_or_default()
 }
 
-/// Bytes and mtime of every file in the cluster directories.
-fn cluster_files(site: &Site) -> Vec<(String, Vec<u8>, i64, i64)> {
-    let mut out = Vec::new();
-    let mut stack = vec![site.out("archer2"), site.out("cirrus")];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let path = e.unwrap().path();
-            let meta = fs::symlink_metadata(&path).unwrap();
-            if meta.is_dir() {
-                stack.push(path);
-            } else {
-                out.push((
-                    path.display().to_string(),
-                    fs::read(&path).unwrap(),
-                    meta.mtime(),
-                    meta.mtime_nsec(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
+/// The files of the cluster directories (see [`files_under`]).
+fn cluster_files(site: &Site) -> Vec<Vec<FileState>> {
+    ["archer2", "cirrus"]
+        .map(|c| files_under(&site.out(c)))
+        .into()
 }
 
 /// The start of reservation `name` as the default templates print it in
@@ -306,7 +285,7 @@ fn an_unreachable_controller_keeps_the_last_good_files() {
 /// the files `version`, `partition` and `reservation` beside it.
 fn fake_scontrol(dir: &Path) -> std::path::PathBuf {
     let script = dir.join("scontrol");
-    fs::write(
+    write_executable(
         &script,
         r#"#!/bin/sh
 here=$(dirname "$0")
@@ -340,9 +319,7 @@ env)
     exit 1 ;;
 esac
 "#,
-    )
-    .unwrap();
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    );
     script
 }
 

@@ -218,14 +218,7 @@ fn skipped_items_are_counted_in_metrics() {
     serve_page(&fake, summary(&[], &[]));
     fake.set_bytes(SUMMARY, 200, summary_with_bad_values());
     let site = Site::new(&mapping(&fake.url(), ALPHA));
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("statusmotd"));
-    cmd.current_dir(site.path())
-        .arg("serve")
-        .arg("--config")
-        .arg(site.path().join("mapping.toml"))
-        .args(["--listen", "127.0.0.1:0"])
-        .env_remove("STATUSMOTD_CONFIG");
-    let served = Served::spawn(cmd);
+    let served = Served::spawn(site.serve_cmd());
     let started = Instant::now();
     let want = "statusmotd_upstream_items_skipped_total{source=\"hpc\"} 1\n";
     loop {

@@ -115,6 +115,61 @@ impl Site {
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).output().unwrap()
     }
+
+    /// `statusmotd serve --config mapping.toml --listen 127.0.0.1:0` in the
+    /// site's directory, logging at `info`, for [`Served::spawn`].
+    pub fn serve_cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("statusmotd"));
+        cmd.current_dir(self.path())
+            .arg("serve")
+            .arg("--config")
+            .arg(self.path().join("mapping.toml"))
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .env_remove("STATUSMOTD_CONFIG");
+        cmd
+    }
+}
+
+/// A file by relative path, with what a rewrite would change: its bytes,
+/// mtime (seconds, nanoseconds) and inode.
+pub type FileState = (String, Vec<u8>, i64, i64, u64);
+
+/// Every file under `dir`, sorted. Equal before and after a run: the run
+/// left the files alone.
+pub fn files_under(dir: &Path) -> Vec<FileState> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let path = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((
+                    path.strip_prefix(dir).unwrap().display().to_string(),
+                    std::fs::read(&path).unwrap(),
+                    meta.mtime(),
+                    meta.mtime_nsec(),
+                    meta.ino(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Writes `text` (a script with its `#!` line) to `path`, executable.
+pub fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// A command's stdout as text.
