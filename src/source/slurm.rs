@@ -173,6 +173,9 @@ async fn run_scontrol(
             format!("`{shown}` started without its output pipes"),
         ));
     };
+    // Armed only while `scontrol` may run: a fetch dropped midway (`serve`
+    // stopping) kills its whole group, as a command probe's.
+    let mut guard = crate::child::GroupGuard::new(&child);
     let pgid = child.id();
     let work = async {
         let out = async {
@@ -187,8 +190,10 @@ async fn run_scontrol(
         let status = child.wait().await;
         (out, err, status)
     };
-    let Ok((out, err, status)) = tokio::time::timeout_at(deadline, work).await else {
+    let finished = tokio::time::timeout_at(deadline, work).await;
+    let Ok((out, err, status)) = finished else {
         kill_group(&mut child).await;
+        guard.disarm();
         let mut error = FetchError::new(
             FetchErrorKind::Timeout,
             format!(
@@ -203,6 +208,7 @@ async fn run_scontrol(
         error.note = Some("the Slurm controller did not answer in time");
         return Err(error);
     };
+    guard.disarm();
     let failed = |message: String| {
         let mut error = FetchError::new(FetchErrorKind::Connection, message);
         error.note = Some("scontrol could not read the Slurm controller");
