@@ -321,6 +321,31 @@ fn an_unknown_component_is_said_and_skipped() {
 }
 
 #[test]
+fn an_id_from_the_page_that_is_not_a_plain_id_is_not_written_to() {
+    // `components/c0/../c0` would be the other component's address.
+    let fake = FakeStatuspage::spawn();
+    fake.set_v1_page(
+        "pg1",
+        json!([
+            {"id": "c0", "name": "Login nodes", "status": "operational"},
+            {"id": "c0/../c0", "name": "Lustre /work", "status": "operational"},
+        ]),
+        json!([]),
+    );
+    let port = TcpToggle::open();
+    let site = site(&fake, port.addr.port(), WITH_INCIDENT);
+    probe(&site);
+    port.close();
+    let (exit, out, _) = probe(&site);
+    assert_eq!(exit, 1);
+    assert!(
+        out.contains("skipped_unknown_component") && out.contains("no usable id"),
+        "{out}"
+    );
+    assert!(fake.writes().is_empty(), "{:?}", fake.writes());
+}
+
+#[test]
 fn rate_limited_answers_are_waited_out_and_the_push_kept() {
     let fake = page("operational", json!([]));
     let port = TcpToggle::open();
