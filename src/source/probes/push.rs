@@ -685,29 +685,25 @@ impl Delivery<'_> {
         components: &mut [Value],
         unresolved: &mut Vec<Value>,
     ) -> Result<()> {
+        // The name as configured, to match the page's exactly; as shown,
+        // one sanitized line.
+        let shown = sanitize_line(&push.component);
         let Some(component) = components
             .iter_mut()
             .find(|c| c.get("name").and_then(Value::as_str) == Some(push.component.as_str()))
         else {
-            let detail = format!(
-                "the page has no component named `{}`; nothing sent",
-                push.component
-            );
+            let detail = format!("the page has no component named `{shown}`; nothing sent");
             return self.drop_push(&push, PushResult::SkippedUnknownComponent, detail);
         };
         let Some(component_id) = api_id(component).map(str::to_owned) else {
-            let detail = format!(
-                "the component `{}` has no usable id on the page; nothing sent",
-                push.component
-            );
+            let detail =
+                format!("the component `{shown}` has no usable id on the page; nothing sent");
             return self.drop_push(&push, PushResult::SkippedUnknownComponent, detail);
         };
         // Never override a person.
         if component.get("status").and_then(Value::as_str) == Some("under_maintenance") {
             let detail = format!(
-                "the component `{}` is under maintenance on the page: a person is handling it; changed nothing",
-                push.component
-            );
+                "the component `{shown}` is under maintenance on the page: a person is handling it; changed nothing");
             return self.drop_push(&push, PushResult::SkippedPerson, detail);
         }
         let names_it = |i: &Value| {
@@ -718,9 +714,7 @@ impl Delivery<'_> {
         if let Some(theirs) = unresolved.iter().find(|i| names_it(i) && !self.is_ours(i)) {
             let name = sanitize_line(theirs.get("name").and_then(Value::as_str).unwrap_or("?"));
             let detail = format!(
-                "the open incident `{name}`, not statusmotd's, names the component `{}`: a person is handling it; changed nothing",
-                push.component
-            );
+                "the open incident `{name}`, not statusmotd's, names the component `{shown}`: a person is handling it; changed nothing");
             return self.drop_push(&push, PushResult::SkippedPerson, detail);
         }
         let mut said = Vec::new();
@@ -740,7 +734,7 @@ impl Delivery<'_> {
             component["status"] = Value::from(push.status.as_str());
             said.push(format!(
                 "component `{}` set to {}",
-                push.component,
+                shown,
                 push.status.as_str()
             ));
         }
