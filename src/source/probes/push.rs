@@ -434,20 +434,7 @@ impl Api<'_> {
 /// The lock that lets one process at a time deliver a source's pushes
 /// (`<source>.probes.push.lock`); `None` when another holds it.
 fn try_lock(state_file: &Path) -> Result<Option<std::fs::File>> {
-    use rustix::fs::{Mode, OFlags};
-    let lock_path = state_file.with_extension("push.lock");
-    if let Some(dir) = state_file.parent() {
-        // The state directory itself.
-        #[allow(clippy::disallowed_methods)]
-        std::fs::create_dir_all(dir).map_err(Error::io("cannot create state directory", dir))?;
-    }
-    let fd = rustix::fs::open(
-        &lock_path,
-        OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    )
-    .map_err(|e| Error::io("cannot open lock file", &lock_path)(e.into()))?;
-    let file = std::fs::File::from(fd);
+    let (file, lock_path) = ProbesState::lock_file(state_file, "push.lock")?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
