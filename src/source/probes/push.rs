@@ -224,6 +224,15 @@ pub enum PushResult {
 }
 
 impl PushResult {
+    /// Every result, for dropping a removed probe's series.
+    pub const ALL: [PushResult; 5] = [
+        PushResult::Sent,
+        PushResult::Retrying,
+        PushResult::Failed,
+        PushResult::SkippedPerson,
+        PushResult::SkippedUnknownComponent,
+    ];
+
     /// As metrics label it.
     pub fn label(self) -> &'static str {
         match self {
