@@ -658,7 +658,12 @@ pub fn probe(args: &ProbeArgs) -> Result<u8> {
             SourceKind::Probes(p) => Some((n, p)),
             _ => None,
         }) {
-            pushed.extend(probes::push::deliver(name, source, &config, &client).await?);
+            // One source's state file that cannot be read or locked costs
+            // that source's pushes, not the others' or the report.
+            match probes::push::deliver(name, source, &config, &client).await {
+                Ok(p) => pushed.extend(p),
+                Err(e) => tracing::error!("pushes of source `{name}`: {e}"),
+            }
         }
         Ok::<_, Error>((ran, pushed))
     })?;

@@ -337,17 +337,11 @@ impl Metrics {
                 result,
             });
         }
-        for result in [
-            "sent",
-            "retrying",
-            "failed",
-            "skipped_person",
-            "skipped_unknown_component",
-        ] {
+        for result in crate::source::probes::push::PushResult::ALL {
             self.probe_pushes.remove(&ProbeResultLabel {
                 source: label.source.clone(),
                 probe: label.probe.clone(),
-                result,
+                result: result.label(),
             });
         }
     }
@@ -549,6 +543,26 @@ mod tests {
             .contains("statusmotd_upstream_fetches_total{source=\"hpc\",result=\"status_500\"} 1"));
         assert!(text.contains("statusmotd_config_reloads_total{result=\"error\"} 1"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_removed_probe_loses_every_push_series() {
+        use crate::source::probes::push::PushResult;
+        let m = Metrics::new();
+        let label = ProbeLabel {
+            source: "checks".into(),
+            probe: "lustre".into(),
+        };
+        for result in PushResult::ALL {
+            m.probe_pushed(&label, result.label());
+        }
+        assert_eq!(
+            m.encode().matches("statusmotd_probe_pushes_total{").count(),
+            PushResult::ALL.len()
+        );
+        m.probe_removed(&label);
+        let text = m.encode();
+        assert!(!text.contains("probe=\"lustre\""), "{text}");
     }
 
     #[test]

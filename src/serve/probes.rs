@@ -90,28 +90,39 @@ pub(super) async fn probes_task(c: Arc<Coordinator>) {
     let mut refreshed: BTreeSet<String> = BTreeSet::new();
     // Dropped when the service stops, which aborts the pushes under way
     // (a step not marked done is sent again after the restart).
-    let mut pushes: JoinSet<String> = JoinSet::new();
-    let mut pushing: BTreeSet<String> = BTreeSet::new();
+    let mut pushes: JoinSet<()> = JoinSet::new();
+    // The sources whose pushes are under way, by task: a task that panics
+    // frees its source as one that returns does.
+    let mut pushing: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
     let mut push_look = Instant::now();
     let http = crate::source::client();
     loop {
         let live = c.live();
         let now = Instant::now();
-        while let Some(done) = pushes.try_join_next() {
-            if let Ok(source) = done {
-                pushing.remove(&source);
-            }
+        while let Some(done) = pushes.try_join_next_with_id() {
+            let id = match done {
+                Ok((id, ())) => id,
+                Err(e) => {
+                    tracing::error!(
+                        "pushes of source `{}` stopped: {e}",
+                        pushing.get(&e.id()).map_or("?", String::as_str)
+                    );
+                    e.id()
+                }
+            };
+            pushing.remove(&id);
         }
         if now >= push_look {
             push_look = now + PUSH_LOOK;
             for source in live.config.sources.values() {
-                if !matches!(source.kind, SourceKind::Probes(_)) || pushing.contains(&source.name) {
+                if !matches!(source.kind, SourceKind::Probes(_))
+                    || pushing.values().any(|n| *n == source.name)
+                {
                     continue;
                 }
-                pushing.insert(source.name.clone());
                 let (c, live, http, name) =
                     (c.clone(), live.clone(), http.clone(), source.name.clone());
-                pushes.spawn(async move {
+                let task = pushes.spawn(async move {
                     if let Some(SourceKind::Probes(config)) =
                         live.config.sources.get(&name).map(|s| &s.kind)
                     {
@@ -128,8 +139,8 @@ pub(super) async fn probes_task(c: Arc<Coordinator>) {
                             Err(e) => tracing::error!("pushes of source `{name}`: {e}"),
                         }
                     }
-                    name
                 });
+                pushing.insert(task.id(), source.name.clone());
             }
         }
         let secret_env = Arc::new(live.config.secret_env_vars());

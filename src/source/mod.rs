@@ -736,31 +736,13 @@ impl Http<'_> {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        // Sized once when the length is known: a page of megabytes would
-        // otherwise be copied on every doubling.
-        let expected = response
-            .content_length()
-            .map_or(0, |n| usize::try_from(n).unwrap_or(0).min(MAX_BODY_BYTES));
-        let mut body: Vec<u8> = Vec::with_capacity(expected);
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_BODY_BYTES {
-                        return Err(Failure::Fatal(too_large(url)));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => return Ok((body, content_type)),
-                Err(e) => {
-                    return Err(Failure::Retry(Retryable {
-                        kind: FetchErrorKind::Connection,
-                        message: format!(
-                            "reading the answer from `{url}` failed: {}",
-                            root_cause(&e)
-                        ),
-                    }))
-                }
-            }
+        match read_capped(&mut response, MAX_BODY_BYTES).await {
+            Ok(Some(body)) => Ok((body, content_type)),
+            Ok(None) => Err(Failure::Fatal(too_large(url))),
+            Err(e) => Err(Failure::Retry(Retryable {
+                kind: FetchErrorKind::Connection,
+                message: format!("reading the answer from `{url}` failed: {}", root_cause(&e)),
+            })),
         }
     }
 
@@ -809,6 +791,30 @@ impl Http<'_> {
         };
         Failure::Fatal(error)
     }
+}
+
+/// The body of `response`, or `None` when it is longer than `limit` bytes
+/// (read no further than that, whatever `Content-Length` said).
+pub(crate) async fn read_capped(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Ok(None);
+    }
+    // Sized once when the length is known: a page of megabytes would
+    // otherwise be copied on every doubling.
+    let expected = response
+        .content_length()
+        .map_or(0, |n| usize::try_from(n).unwrap_or(0).min(limit));
+    let mut body: Vec<u8> = Vec::with_capacity(expected);
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// [`decode`], telling an HTML answer (a proxy's or a login page) by its

@@ -200,6 +200,43 @@ fn one_patch_per_transition_and_an_incident_opened_and_resolved_by_id() {
 }
 
 #[test]
+fn a_probe_whose_output_is_lines_and_escapes_sends_one_clean_line() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let fake = page("operational", json!([]));
+    let site = site(&fake, 9, WITH_INCIDENT);
+    let plugin = site.path().join("lustre-check");
+    let mapping = std::fs::read_to_string(site.path().join("mapping.toml")).unwrap();
+    std::fs::write(
+        site.path().join("mapping.toml"),
+        mapping.replace(
+            "tcp = \"127.0.0.1:9\"",
+            &format!("command = [\"{}\"]", plugin.display()),
+        ),
+    )
+    .unwrap();
+    let write_plugin = |body: &str| {
+        std::fs::write(&plugin, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    write_plugin("echo OK; exit 0");
+    probe(&site);
+    write_plugin("printf '\\033[2J\\033]0;x\\007CRITICAL /work full\\nsecond line\\r\\n'; exit 2");
+    let (exit, out, _) = probe(&site);
+    assert_eq!(exit, 1, "{out}");
+    let posted = fake
+        .writes()
+        .into_iter()
+        .find(|w| w.method == "POST")
+        .unwrap_or_else(|| panic!("no incident opened: {out}"));
+    let body = posted.body["incident"]["body"].as_str().unwrap().to_owned();
+    assert!(body.contains("CRITICAL /work full"), "{body:?}");
+    assert!(
+        !body.chars().any(char::is_control),
+        "one line, no escapes: {body:?}"
+    );
+}
+
+#[test]
 fn the_pushes_of_all_probes_share_one_request_a_second() {
     let fake = page("operational", json!([]));
     let (lustre, login) = (TcpToggle::open(), TcpToggle::open());
@@ -318,6 +355,31 @@ fn an_unknown_component_is_said_and_skipped() {
         "{out}"
     );
     assert!(fake.writes().is_empty());
+}
+
+#[test]
+fn an_id_from_the_page_that_is_not_a_plain_id_is_not_written_to() {
+    // `components/c0/../c0` would be the other component's address.
+    let fake = FakeStatuspage::spawn();
+    fake.set_v1_page(
+        "pg1",
+        json!([
+            {"id": "c0", "name": "Login nodes", "status": "operational"},
+            {"id": "c0/../c0", "name": "Lustre /work", "status": "operational"},
+        ]),
+        json!([]),
+    );
+    let port = TcpToggle::open();
+    let site = site(&fake, port.addr.port(), WITH_INCIDENT);
+    probe(&site);
+    port.close();
+    let (exit, out, _) = probe(&site);
+    assert_eq!(exit, 1);
+    assert!(
+        out.contains("skipped_unknown_component") && out.contains("no usable id"),
+        "{out}"
+    );
+    assert!(fake.writes().is_empty(), "{:?}", fake.writes());
 }
 
 #[test]

@@ -69,6 +69,22 @@ const MAX_PAGES: usize = 20;
 /// The largest answer read.
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
 
+/// The `id` of an item of the page's answers, when it is one: ids go into
+/// request paths and output lines, so anything but letters, digits, `-` and
+/// `_` (Statuspage's ids are short alphanumerics) is taken for no id.
+fn api_id(item: &Value) -> Option<&str> {
+    item.get("id")
+        .and_then(Value::as_str)
+        .filter(|id| is_api_id(id))
+}
+
+fn is_api_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// A push queued by a transition and not yet done. Each step is marked done
 /// in the state file after its 2xx.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -208,6 +224,15 @@ pub enum PushResult {
 }
 
 impl PushResult {
+    /// Every result, for dropping a removed probe's series.
+    pub const ALL: [PushResult; 5] = [
+        PushResult::Sent,
+        PushResult::Retrying,
+        PushResult::Failed,
+        PushResult::SkippedPerson,
+        PushResult::SkippedUnknownComponent,
+    ];
+
     /// As metrics label it.
     pub fn label(self) -> &'static str {
         match self {
@@ -376,15 +401,14 @@ impl Api<'_> {
                     message: format!("{method} `{url}` answered {status}{hint}"),
                 });
             }
-            if response
-                .content_length()
-                .is_some_and(|n| n > MAX_ANSWER as u64)
-            {
-                return Ok(Value::Null);
-            }
             // The change is made once the answer is 2xx; a body that cannot
-            // be read costs its details, not the step.
-            let bytes = response.bytes().await.unwrap_or_default();
+            // be read, or is too long, costs its details, not the step.
+            let mut response = response;
+            let bytes = super::super::read_capped(&mut response, MAX_ANSWER)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
             return Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
         }
     }
@@ -419,20 +443,7 @@ impl Api<'_> {
 /// The lock that lets one process at a time deliver a source's pushes
 /// (`<source>.probes.push.lock`); `None` when another holds it.
 fn try_lock(state_file: &Path) -> Result<Option<std::fs::File>> {
-    use rustix::fs::{Mode, OFlags};
-    let lock_path = state_file.with_extension("push.lock");
-    if let Some(dir) = state_file.parent() {
-        // The state directory itself.
-        #[allow(clippy::disallowed_methods)]
-        std::fs::create_dir_all(dir).map_err(Error::io("cannot create state directory", dir))?;
-    }
-    let fd = rustix::fs::open(
-        &lock_path,
-        OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    )
-    .map_err(|e| Error::io("cannot open lock file", &lock_path)(e.into()))?;
-    let file = std::fs::File::from(fd);
+    let (file, lock_path) = ProbesState::lock_file(state_file, "push.lock")?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -656,7 +667,7 @@ impl Delivery<'_> {
 
     /// Whether `incident` is one statusmotd opened.
     fn is_ours(&self, incident: &Value) -> bool {
-        let id = incident.get("id").and_then(Value::as_str);
+        let id = api_id(incident);
         id.is_some_and(|id| self.ours.values().any(|o| o == id))
             || incident
                 .pointer("/metadata/statusmotd")
@@ -670,46 +681,36 @@ impl Delivery<'_> {
         components: &mut [Value],
         unresolved: &mut Vec<Value>,
     ) -> Result<()> {
+        // The name as configured, to match the page's exactly; as shown,
+        // one sanitized line.
+        let shown = sanitize_line(&push.component);
         let Some(component) = components
             .iter_mut()
             .find(|c| c.get("name").and_then(Value::as_str) == Some(push.component.as_str()))
         else {
-            let detail = format!(
-                "the page has no component named `{}`; nothing sent",
-                push.component
-            );
+            let detail = format!("the page has no component named `{shown}`; nothing sent");
             return self.drop_push(&push, PushResult::SkippedUnknownComponent, detail);
         };
-        let Some(component_id) = component
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-        else {
-            let detail = format!("the component `{}` has no id; nothing sent", push.component);
+        let Some(component_id) = api_id(component).map(str::to_owned) else {
+            let detail =
+                format!("the component `{shown}` has no usable id on the page; nothing sent");
             return self.drop_push(&push, PushResult::SkippedUnknownComponent, detail);
         };
         // Never override a person.
         if component.get("status").and_then(Value::as_str) == Some("under_maintenance") {
             let detail = format!(
-                "the component `{}` is under maintenance on the page: a person is handling it; changed nothing",
-                push.component
-            );
+                "the component `{shown}` is under maintenance on the page: a person is handling it; changed nothing");
             return self.drop_push(&push, PushResult::SkippedPerson, detail);
         }
         let names_it = |i: &Value| {
             i.get("components")
                 .and_then(Value::as_array)
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.get("id").and_then(Value::as_str) == Some(component_id.as_str()))
-                })
+                .is_some_and(|cs| cs.iter().any(|c| api_id(c) == Some(component_id.as_str())))
         };
         if let Some(theirs) = unresolved.iter().find(|i| names_it(i) && !self.is_ours(i)) {
             let name = sanitize_line(theirs.get("name").and_then(Value::as_str).unwrap_or("?"));
             let detail = format!(
-                "the open incident `{name}`, not statusmotd's, names the component `{}`: a person is handling it; changed nothing",
-                push.component
-            );
+                "the open incident `{name}`, not statusmotd's, names the component `{shown}`: a person is handling it; changed nothing");
             return self.drop_push(&push, PushResult::SkippedPerson, detail);
         }
         let mut said = Vec::new();
@@ -729,7 +730,7 @@ impl Delivery<'_> {
             component["status"] = Value::from(push.status.as_str());
             said.push(format!(
                 "component `{}` set to {}",
-                push.component,
+                shown,
                 push.status.as_str()
             ));
         }
@@ -742,16 +743,18 @@ impl Delivery<'_> {
                 .and_then(Value::as_str)
                 == Some(probe.as_str())
         };
+        // The state file's ids came from the page too: checked the same.
         let ours = self
             .ours
             .get(&push.probe)
             .cloned()
             .or_else(|| push.incident.clone())
+            .filter(|id| is_api_id(id))
             .or_else(|| {
                 unresolved
                     .iter()
                     .find(tagged)
-                    .and_then(|i| i.get("id").and_then(Value::as_str))
+                    .and_then(api_id)
                     .map(str::to_owned)
             });
         if push.open_incident {
@@ -771,9 +774,9 @@ impl Delivery<'_> {
                     Ok(answer) => answer,
                     Err(f) => return self.failed(&push, &f),
                 };
-                let id = answer.get("id").and_then(Value::as_str).map(str::to_owned);
+                let id = api_id(&answer).map(str::to_owned);
                 said.push(match &id {
-                    Some(id) => format!("incident `{}` opened", sanitize_line(id)),
+                    Some(id) => format!("incident `{id}` opened"),
                     None => "incident opened".to_owned(),
                 });
                 unresolved.push(answer);
@@ -813,14 +816,14 @@ impl Delivery<'_> {
                     .call(Method::PATCH, &format!("incidents/{id}"), Some(&body))
                     .await
                 {
-                    Ok(_) => said.push(format!("incident `{}` resolved", sanitize_line(id))),
+                    Ok(_) => said.push(format!("incident `{id}` resolved")),
                     // Deleted by a person meanwhile: nothing left to resolve.
                     Err(Failure::Fatal { status: 404, .. }) => {
-                        said.push(format!("incident `{}` is gone", sanitize_line(id)));
+                        said.push(format!("incident `{id}` is gone"));
                     }
                     Err(f) => return self.failed(&push, &f),
                 }
-                unresolved.retain(|i| i.get("id").and_then(Value::as_str) != Some(id.as_str()));
+                unresolved.retain(|i| api_id(i) != Some(id.as_str()));
             }
             let probe = push.probe.clone();
             update(self.state_file, |s| {
@@ -980,6 +983,18 @@ mod tests {
         let deferred = tokio::time::Instant::now();
         a.wait().await;
         assert!(deferred.elapsed() >= Duration::from_millis(1400));
+    }
+
+    #[test]
+    fn only_plain_ids_from_the_page_are_used() {
+        for id in ["c1", "inc-left", "2xz_9"] {
+            assert_eq!(api_id(&json!({ "id": id })), Some(id));
+        }
+        for id in ["", "c0/../c1", "c1?x=1", "c1#", "a b", "\u{1b}[2J", "é"] {
+            assert_eq!(api_id(&json!({ "id": id })), None, "{id:?}");
+        }
+        assert_eq!(api_id(&json!({ "id": 7 })), None);
+        assert_eq!(api_id(&json!({ "id": "x".repeat(65) })), None);
     }
 
     #[test]

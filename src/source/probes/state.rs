@@ -172,8 +172,20 @@ impl ProbesState {
     /// count and save without the other's save in between. Released when
     /// the returned file is dropped.
     pub fn lock(path: &Path) -> Result<std::fs::File> {
+        let (file, lock_path) = Self::lock_file(path, "lock")?;
+        file.lock()
+            .map_err(Error::io("cannot lock the probes state", &lock_path))?;
+        Ok(file)
+    }
+
+    /// The file beside the state file at `path`, with `extension`, that a
+    /// lock is taken on, opened (created if need be); and its path.
+    pub(super) fn lock_file(
+        path: &Path,
+        extension: &str,
+    ) -> Result<(std::fs::File, std::path::PathBuf)> {
         use rustix::fs::{Mode, OFlags};
-        let lock_path = path.with_extension("lock");
+        let lock_path = path.with_extension(extension);
         if let Some(dir) = path.parent() {
             // The state directory itself.
             #[allow(clippy::disallowed_methods)]
@@ -186,10 +198,7 @@ impl ProbesState {
             Mode::from_raw_mode(0o600),
         )
         .map_err(|e| Error::io("cannot open lock file", &lock_path)(e.into()))?;
-        let file = std::fs::File::from(fd);
-        file.lock()
-            .map_err(Error::io("cannot lock the probes state", &lock_path))?;
-        Ok(file)
+        Ok((std::fs::File::from(fd), lock_path))
     }
 
     /// Replaces the state file at `path` atomically.
