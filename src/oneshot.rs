@@ -15,6 +15,13 @@
 //! no `--check`, `--snapshot` or `--now`, no notifications, and templates
 //! that print no clock-dependent value (`now`, `generated_at`, `ago`, ...).
 //!
+//! `render --snapshot FILE` takes the same shortcut with the file's bytes as
+//! its one answer ([`snapshot_eligible`]), `--now` or not: the same file,
+//! inputs and files, at a moment no later than `valid_until` and no earlier
+//! than the render that left the stamp, give the same output. Data that was
+//! already stale then prints its age, which moves with the clock: such a
+//! stamp holds only at that very moment.
+//!
 //! Each source's validators (`ETag`, `Last-Modified`, the digest) are kept
 //! beside its last good snapshot in `state_dir/<source>.validators.json`,
 //! with the time upstream last confirmed that snapshot: a later fallback to
@@ -53,6 +60,13 @@ pub struct Stamp {
     pub sources: BTreeMap<String, String>,
     /// The output is right until this moment.
     pub valid_until: Timestamp,
+    /// The moment of the render that left the stamp: before it, a window
+    /// may be on its other side. A stamp without it never holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Timestamp>,
+    /// The output printed the age of stale data: it holds only at `from`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub only_then: bool,
     /// Every file and directory the render wrote, as it was left.
     pub files: Vec<FileState>,
 }
@@ -143,15 +157,52 @@ pub fn eligible(config: &Config, args: &RenderArgs) -> bool {
             .is_none_or(|dir| !templates_read_the_clock(dir))
 }
 
+/// Whether `render --snapshot` with `args` may take the shortcut: as
+/// [`eligible`], with the file's bytes as the one answer, whatever kinds
+/// the sources are. Templates must not print the data's age either, which
+/// a snapshot's data has (`data_age`, `data_age_seconds`).
+pub fn snapshot_eligible(config: &Config, args: &RenderArgs) -> bool {
+    !args.check
+        && args.snapshot.is_some()
+        && args.clusters.is_empty()
+        && config.notify.is_empty()
+        && config
+            .settings
+            .templates_dir
+            .as_deref()
+            .is_none_or(|dir| !templates_read_the_clock(dir) && !templates_name(dir, &AGE_NAMES))
+}
+
+/// The key of a snapshot file's digest among a stamp's sources: no source
+/// can be named so.
+pub const SNAPSHOT_ANSWER: &str = "--snapshot";
+
+/// The digest a stamp keeps of a snapshot file's bytes.
+pub fn snapshot_digest(bytes: &[u8]) -> BTreeMap<String, String> {
+    BTreeMap::from([(
+        SNAPSHOT_ANSWER.to_owned(),
+        hex::encode(Sha256::digest(bytes)),
+    )])
+}
+
 /// Names a template may use that change with the clock alone: printed,
 /// they would change the output between two runs with the same data.
 /// (`data_age` and `data_age_seconds` do not: the shortcut is taken only
 /// when every source answered just now, so the age is always zero.)
 const CLOCK_NAMES: [&str; 5] = ["now", "ago", "until", "generated_at", "fetched_at"];
 
+/// The data's age, which only a fetch just now keeps at zero.
+const AGE_NAMES: [&str; 2] = ["data_age", "data_age_seconds"];
+
 /// Whether any template under `dir` names a [`CLOCK_NAMES`] value inside
 /// `{{ }}` or `{% %}` (outside string literals). Unreadable counts as yes.
 fn templates_read_the_clock(dir: &Path) -> bool {
+    templates_name(dir, &CLOCK_NAMES)
+}
+
+/// Whether any template under `dir` names one of `names` inside `{{ }}` or
+/// `{% %}` (outside string literals). Unreadable counts as yes.
+fn templates_name(dir: &Path, names: &[&str]) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return true;
     };
@@ -159,14 +210,14 @@ fn templates_read_the_clock(dir: &Path) -> bool {
         let Ok(entry) = entry else { return true };
         let path = entry.path();
         if path.is_dir() {
-            return templates_read_the_clock(&path);
+            return templates_name(&path, names);
         }
-        std::fs::read_to_string(&path).map_or(true, |text| reads_the_clock(&text))
+        std::fs::read_to_string(&path).map_or(true, |text| names_any(&text, names))
     })
 }
 
-/// [`templates_read_the_clock`] of one template's text.
-fn reads_the_clock(text: &str) -> bool {
+/// [`templates_name`] of one template's text.
+fn names_any(text: &str, names: &[&str]) -> bool {
     let mut rest = text;
     while let Some(open) = rest.find(['{']) {
         let after = &rest[open + 1..];
@@ -180,7 +231,7 @@ fn reads_the_clock(text: &str) -> bool {
         };
         let body = &after[1..];
         let end = body.find(close).unwrap_or(body.len());
-        if code_names_the_clock(&body[..end]) {
+        if code_names(&body[..end], names) {
             return true;
         }
         rest = &body[end..];
@@ -188,7 +239,7 @@ fn reads_the_clock(text: &str) -> bool {
     false
 }
 
-fn code_names_the_clock(code: &str) -> bool {
+fn code_names(code: &str, names: &[&str]) -> bool {
     let mut word = String::new();
     let mut quote: Option<char> = None;
     for c in code.chars().chain([' ']) {
@@ -205,7 +256,7 @@ fn code_names_the_clock(code: &str) -> bool {
             word.push(c);
             continue;
         }
-        if CLOCK_NAMES.contains(&word.as_str()) {
+        if names.contains(&word.as_str()) {
             return true;
         }
         word.clear();
@@ -288,7 +339,12 @@ impl Stamp {
     /// write: same inputs, the answers' `digests`, before `valid_until`,
     /// and [`Stamp::files_hold`] (checked apart, while the answers come).
     pub fn holds(&self, inputs: &str, digests: &BTreeMap<String, String>, now: Timestamp) -> bool {
-        self.inputs == inputs && &self.sources == digests && now < self.valid_until
+        let in_time = match self.from {
+            Some(from) if self.only_then => now == from,
+            Some(from) => from <= now && now < self.valid_until,
+            None => false,
+        };
+        self.inputs == inputs && &self.sources == digests && in_time
     }
 
     /// Whether every file under `out` is as the render left it.
@@ -330,16 +386,27 @@ impl Stamp {
                 path: p.to_string_lossy().into_owned(),
             })
             .collect();
+        let stale_after = config.settings.stale_after;
         Stamp {
             inputs,
             sources: digests,
             valid_until: valid_until(config, data, now),
+            from: Some(now),
+            only_then: data
+                .sources
+                .values()
+                .any(|s| now.duration_since(s.snapshot.fetched_at) > stale_after),
             files,
         }
     }
 
     /// Keeps the stamp; a failure only costs the next run the shortcut.
     pub fn save(&self, state_dir: &Path) -> crate::Result<()> {
+        // The state directory itself, not a file (`render --snapshot` may
+        // be the first to keep anything there).
+        #[allow(clippy::disallowed_methods)]
+        std::fs::create_dir_all(state_dir)
+            .map_err(crate::Error::io("cannot create state directory", state_dir))?;
         let text = serde_json::to_vec(self)
             .map_err(|e| crate::Error::Runtime(format!("cannot serialize the stamp: {e}")))?;
         crate::output::replace_file(&Self::path(state_dir), &text)
@@ -592,7 +659,7 @@ mod tests {
             "{{ x|until }}",
             "{{ sources[0].fetched_at|localtime }}",
         ] {
-            assert!(reads_the_clock(t), "{t}");
+            assert!(names_any(t, &CLOCK_NAMES), "{t}");
         }
         for t in [
             "until now, {{ cluster }} ago",
@@ -601,8 +668,10 @@ mod tests {
             "{# now #}{{ status_label }}",
             "{{ data_age }} old",
         ] {
-            assert!(!reads_the_clock(t), "{t}");
+            assert!(!names_any(t, &CLOCK_NAMES), "{t}");
         }
+        assert!(names_any("{{ data_age }} old", &AGE_NAMES));
+        assert!(names_any("{% if s.data_age_seconds > 60 %}", &AGE_NAMES));
     }
 
     #[test]
@@ -610,7 +679,39 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
         for name in ["motd.txt.j2", "item.txt.j2", "ood.md.j2"] {
             let text = std::fs::read_to_string(dir.join(name)).expect("template");
-            assert!(!reads_the_clock(&text), "{name}");
+            assert!(!names_any(&text, &CLOCK_NAMES), "{name}");
         }
+    }
+
+    fn stamp(from: Option<Timestamp>, only_then: bool) -> Stamp {
+        Stamp {
+            inputs: "in".into(),
+            sources: snapshot_digest(b"{}"),
+            valid_until: "2026-03-10T14:00:00Z".parse().expect("time"),
+            from,
+            only_then,
+            files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_stamp_holds_from_its_render_until_the_next_boundary_only() {
+        let t = |s: &str| -> Timestamp { s.parse().expect("time") };
+        let digests = snapshot_digest(b"{}");
+        let s = stamp(Some(t("2026-03-10T12:00:00Z")), false);
+        assert!(s.holds("in", &digests, t("2026-03-10T12:00:00Z")));
+        assert!(s.holds("in", &digests, t("2026-03-10T13:59:59Z")));
+        // Past the next boundary, or before the render (a window may lie
+        // between): the whole pipeline.
+        assert!(!s.holds("in", &digests, t("2026-03-10T14:00:00Z")));
+        assert!(!s.holds("in", &digests, t("2026-03-10T11:59:59Z")));
+        assert!(!s.holds("other", &digests, t("2026-03-10T12:30:00Z")));
+        assert!(!s.holds("in", &snapshot_digest(b"[]"), t("2026-03-10T12:30:00Z")));
+        // Stale data printed its age: only that moment.
+        let s = stamp(Some(t("2026-03-10T12:00:00Z")), true);
+        assert!(s.holds("in", &digests, t("2026-03-10T12:00:00Z")));
+        assert!(!s.holds("in", &digests, t("2026-03-10T12:00:01Z")));
+        // A stamp of an older version, without its moment, never holds.
+        assert!(!stamp(None, false).holds("in", &digests, t("2026-03-10T12:30:00Z")));
     }
 }

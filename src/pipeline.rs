@@ -305,7 +305,18 @@ pub fn keep_calendar(config: &Config, data: &Gathered, plan: &Plan) -> Option<St
 /// Data from a snapshot file instead of the network. A file holding one
 /// snapshot serves a config with one source whatever its name.
 pub fn from_file(config: &Config, path: &Path) -> Result<Gathered> {
-    let mut snaps: Snapshots = snapshot::load(path)?;
+    Ok(from_snapshots(config, snapshot::load(path)?, path))
+}
+
+/// [`from_file`] of the file's text, already read from `path`.
+pub fn from_text(config: &Config, text: &str, path: &Path) -> Result<Gathered> {
+    let snaps = snapshot::parse(text).map_err(|e| {
+        crate::Error::Runtime(format!("invalid snapshot `{}`: {e}", path.display()))
+    })?;
+    Ok(from_snapshots(config, snaps, path))
+}
+
+fn from_snapshots(config: &Config, mut snaps: Snapshots, path: &Path) -> Gathered {
     if snaps.len() == 1 && config.sources.len() == 1 {
         let only = snaps.pop_first().map(|(_, s)| s);
         let name = config.sources.keys().next().cloned();
@@ -337,7 +348,7 @@ pub fn from_file(config: &Config, path: &Path) -> Result<Gathered> {
             }
         }
     }
-    Ok(gathered)
+    gathered
 }
 
 /// The clusters `names` selects (all when empty); an unknown name is a usage

@@ -27,6 +27,7 @@ mod probes_push;
 mod reliability;
 mod serve;
 mod slurm;
+mod snapshot_stamp;
 mod source;
 mod trust_output;
 mod trust_render;
