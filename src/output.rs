@@ -34,6 +34,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use jiff::Timestamp;
@@ -86,6 +87,10 @@ pub struct OutputDir {
     tree: Option<Tree>,
     /// `None` in a dry run: nothing is created, written, removed or locked.
     writer: Option<Writer>,
+    /// The directory the last file went to, still open: a plan writes a
+    /// cluster's files one after the other, and opening every component
+    /// of the path again for each costs more than the comparison itself.
+    last_dir: Mutex<Option<(PathBuf, Arc<OwnedFd>)>>,
 }
 
 /// What a real run holds beyond a dry run.
@@ -151,6 +156,7 @@ impl OutputDir {
                 staging_fd,
                 _lock: lock,
             }),
+            last_dir: Mutex::default(),
         })
     }
 
@@ -164,6 +170,7 @@ impl OutputDir {
             root: root.to_path_buf(),
             tree: Tree::open(root)?,
             writer: None,
+            last_dir: Mutex::default(),
         })
     }
 
@@ -195,26 +202,36 @@ impl OutputDir {
         newest: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<Written> {
+        self.write_seen(rel, bytes, newest, now).map(|(w, _)| w)
+    }
+
+    /// [`OutputDir::write`], and for a file left untouched its mtime (as
+    /// [`Peek::mtime`] would read it), seen on the way.
+    pub fn write_seen(
+        &self,
+        rel: &Path,
+        bytes: &[u8],
+        newest: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<(Written, Option<Timestamp>)> {
         check_relative(rel)?;
         let target = self.root.join(rel);
         let (parent, name) = split_rel(rel)?;
         let Some(tree) = &self.tree else {
-            return Ok(Written::Created);
+            return Ok((Written::Created, None));
         };
-        let dir = tree
-            .open_dir(parent, self.writer.is_some())
-            .map_err(|e| match e {
-                // Name the file being written, not only the directory that
-                // failed: that is what the user asked for.
-                Error::Io { source, .. } => {
-                    Error::io("cannot create the directories of", &target)(source)
-                }
-                e => e,
-            })?;
+        let dir = self.open_dir(tree, parent).map_err(|e| match e {
+            // Name the file being written, not only the directory that
+            // failed: that is what the user asked for.
+            Error::Io { source, .. } => {
+                Error::io("cannot create the directories of", &target)(source)
+            }
+            e => e,
+        })?;
         let Some(dir) = dir else {
             // Only a dry run finds a directory on the way missing.
             return match self.writer {
-                None => Ok(Written::Created),
+                None => Ok((Written::Created, None)),
                 Some(_) => Err(Error::io("cannot create the directories of", &target)(
                     io::ErrorKind::NotFound.into(),
                 )),
@@ -223,7 +240,7 @@ impl OutputDir {
 
         let previous = existing(dir.as_fd(), name, &target, bytes)?;
         let previous_mtime = match previous {
-            Existing::Same => return Ok(Written::Unchanged),
+            Existing::Same(mtime) => return Ok((Written::Unchanged, mtime)),
             Existing::Different(mtime) => mtime,
             // Nothing there; or a symlink or something else that is not our
             // regular file: it will be replaced, and its mtime says nothing
@@ -236,12 +253,30 @@ impl OutputDir {
             Written::Updated
         };
         let Some(writer) = &self.writer else {
-            return Ok(written);
+            return Ok((written, None));
         };
 
         let mtime = next_mtime(previous_mtime, newest, now);
         writer.replace(dir.as_fd(), name, &target, bytes, mtime)?;
-        Ok(written)
+        Ok((written, None))
+    }
+
+    /// The directory `rel` below the root, as [`Tree::open_dir`] opens it
+    /// (created when this is a real run); the one opened for the file
+    /// before when it is the same.
+    fn open_dir(&self, tree: &Tree, rel: &Path) -> Result<Option<Arc<OwnedFd>>> {
+        let mut last = self.last_dir.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((path, fd)) = last.as_ref() {
+            if path == rel {
+                return Ok(Some(Arc::clone(fd)));
+            }
+        }
+        let Some(fd) = tree.open_dir(rel, self.writer.is_some())? else {
+            return Ok(None);
+        };
+        let fd = Arc::new(fd);
+        *last = Some((rel.to_path_buf(), Arc::clone(&fd)));
+        Ok(Some(fd))
     }
 
     /// Removes the files in `<root>/<cluster>/items/` whose names are not in
@@ -335,7 +370,7 @@ impl Peek {
     /// The bytes of the regular file at `rel`, `None` if it is absent, not a
     /// regular file, under a symlink, or unreadable.
     pub fn read(&self, rel: &Path) -> Option<Vec<u8>> {
-        let mut file = self.open_file(rel)?;
+        let (mut file, _) = self.open_file(rel)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).ok()?;
         Some(bytes)
@@ -344,11 +379,11 @@ impl Peek {
     /// The mtime of the regular file at `rel`, on the same terms as
     /// [`Peek::read`].
     pub fn mtime(&self, rel: &Path) -> Option<Timestamp> {
-        let modified = self.open_file(rel)?.metadata().ok()?.modified().ok()?;
-        Timestamp::try_from(modified).ok()
+        let (_, meta) = self.open_file(rel)?;
+        Timestamp::try_from(meta.modified().ok()?).ok()
     }
 
-    fn open_file(&self, rel: &Path) -> Option<File> {
+    fn open_file(&self, rel: &Path) -> Option<(File, fs::Metadata)> {
         check_relative(rel).ok()?;
         let tree = self.tree.as_ref()?;
         let (parent, name) = split_rel(rel).ok()?;
@@ -481,8 +516,8 @@ fn symlink_refused(path: &Path) -> Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Existing {
     Missing,
-    /// A regular file holding exactly the bytes to write.
-    Same,
+    /// A regular file holding exactly the bytes to write, and its mtime.
+    Same(Option<Timestamp>),
     /// A regular file with other bytes, and its mtime.
     Different(Option<Timestamp>),
     /// A symlink, a directory or anything else that is not a regular file.
@@ -493,14 +528,11 @@ enum Existing {
 /// regular file with `bytes`. A read error counts as "different", so the
 /// file gets rewritten.
 fn existing(dir: BorrowedFd<'_>, name: &OsStr, target: &Path, bytes: &[u8]) -> Result<Existing> {
-    let file = match open_regular(dir, name) {
-        Ok(Some(file)) => file,
+    let (file, meta) = match open_regular(dir, name) {
+        Ok(Some(found)) => found,
         Ok(None) => return Ok(Existing::Other),
         Err(Errno::NOENT) => return Ok(Existing::Missing),
         Err(e) => return Err(Error::io("cannot read metadata of", target)(e.into())),
-    };
-    let Ok(meta) = file.metadata() else {
-        return Ok(Existing::Different(None));
     };
     let mtime = meta
         .modified()
@@ -510,10 +542,12 @@ fn existing(dir: BorrowedFd<'_>, name: &OsStr, target: &Path, bytes: &[u8]) -> R
     if meta.len() != bytes.len() as u64 {
         return Ok(Existing::Different(mtime));
     }
-    let mut old = Vec::with_capacity(bytes.len());
-    let same = (&file).read_to_end(&mut old).is_ok() && old == bytes;
+    // As long as the length just seen: one read, no second one to find
+    // the end.
+    let mut old = vec![0; bytes.len()];
+    let same = (&file).read_exact(&mut old).is_ok() && old == bytes;
     Ok(if same {
-        Existing::Same
+        Existing::Same(mtime)
     } else {
         Existing::Different(mtime)
     })
@@ -522,7 +556,10 @@ fn existing(dir: BorrowedFd<'_>, name: &OsStr, target: &Path, bytes: &[u8]) -> R
 /// Opens `name` in `dir` for reading if it is a regular file: `Ok(None)` when
 /// it is something else (a symlink is never followed, and a FIFO or device
 /// is never opened).
-fn open_regular(dir: BorrowedFd<'_>, name: &OsStr) -> std::result::Result<Option<File>, Errno> {
+fn open_regular(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+) -> std::result::Result<Option<(File, fs::Metadata)>, Errno> {
     let st = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return Ok(None);
@@ -541,8 +578,9 @@ fn open_regular(dir: BorrowedFd<'_>, name: &OsStr) -> std::result::Result<Option
     // Swapped for something else since the stat.
     Ok(file
         .metadata()
-        .is_ok_and(|m| m.file_type().is_file())
-        .then_some(file))
+        .ok()
+        .filter(fs::Metadata::is_file)
+        .map(|m| (file, m)))
 }
 
 /// The `*.txt` regular files in the open directory `dir` (shown as `path`)

@@ -723,9 +723,15 @@ pub fn check(plan: &Plan, dir: &Path) -> Result<Vec<Change>> {
 
 fn write_plan(plan: &Plan, out: &OutputDir, now: Timestamp) -> Result<Vec<Change>> {
     let mut changes = Vec::new();
+    // The mtimes of the files left untouched, seen while comparing them:
+    // `index.json` lists them without looking at each file again.
+    let mut seen: BTreeMap<&Path, Timestamp> = BTreeMap::new();
     for (name, cluster) in &plan.clusters {
         for file in &cluster.files {
-            let written = out.write(&file.rel, &file.bytes, file.newest, now)?;
+            let (written, mtime) = out.write_seen(&file.rel, &file.bytes, file.newest, now)?;
+            if let Some(mtime) = mtime {
+                seen.insert(&file.rel, mtime);
+            }
             if let Some(action) = action_of(written) {
                 changes.push(Change {
                     path: display_rel(&file.rel),
@@ -740,7 +746,7 @@ fn write_plan(plan: &Plan, out: &OutputDir, now: Timestamp) -> Result<Vec<Change
             });
         }
     }
-    let index = index_json(plan, &out.peek()?);
+    let index = index_json(plan, &out.peek()?, &seen);
     let written = out.write(Path::new("index.json"), index.as_bytes(), None, now)?;
     if let Some(action) = action_of(written) {
         changes.push(Change {
@@ -806,7 +812,7 @@ pub struct IndexItem {
 
 /// Builds `index.json`, keeping the entries of clusters this plan did not
 /// render (`render --cluster`), so the index always covers every cluster.
-fn index_json(plan: &Plan, dir: &output::Peek) -> String {
+fn index_json(plan: &Plan, dir: &output::Peek, seen: &BTreeMap<&Path, Timestamp>) -> String {
     // A partial plan (`--cluster`, or clusters that failed) keeps the other
     // clusters' entries; a complete one also drops clusters no longer
     // configured.
@@ -822,7 +828,10 @@ fn index_json(plan: &Plan, dir: &output::Peek) -> String {
         let files = cluster
             .files
             .iter()
-            .map(|f| (display_rel(&f.rel), dir.mtime(&f.rel)))
+            .map(|f| {
+                let mtime = seen.get(f.rel.as_path()).copied();
+                (display_rel(&f.rel), mtime.or_else(|| dir.mtime(&f.rel)))
+            })
             .collect();
         let items = v
             .items()
