@@ -31,8 +31,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use jiff::{SignedDuration, Timestamp};
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::os::fd::OwnedFd;
 
 use crate::cli::RenderArgs;
 use crate::config::{Config, SourceKind};
@@ -307,6 +309,42 @@ fn collect_files(dir: &Path, into: &mut Vec<PathBuf>) {
     }
 }
 
+/// [`state_of`] of paths relative to one directory: each directory on the
+/// way is opened once for the paths in it that come one after the other
+/// (sorted paths), instead of resolving every component of every path.
+struct States<'a> {
+    root: &'a Path,
+    dir: Option<(PathBuf, Option<OwnedFd>)>,
+}
+
+impl<'a> States<'a> {
+    fn under(root: &'a Path) -> Self {
+        States { root, dir: None }
+    }
+
+    fn of(&mut self, rel: &Path) -> Option<[i64; 6]> {
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            return state_of(&self.root.join(rel));
+        };
+        if self.dir.as_ref().is_none_or(|(open, _)| open != parent) {
+            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let fd = rfs::open(self.root.join(parent), flags, Mode::empty()).ok();
+            self.dir = Some((parent.to_path_buf(), fd));
+        }
+        let dir = self.dir.as_ref()?.1.as_ref()?;
+        let st = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        let n = |v: i128| i64::try_from(v).unwrap_or(i64::MAX);
+        Some([
+            n(st.st_size.into()),
+            n(st.st_ino.into()),
+            n(st.st_mtime.into()),
+            n(st.st_mtime_nsec.into()),
+            n(st.st_ctime.into()),
+            n(st.st_ctime_nsec.into()),
+        ])
+    }
+}
+
 /// Size, inode, modification and change times of `path` (not following a
 /// last symlink), or `None` when it is gone.
 fn state_of(path: &Path) -> Option<[i64; 6]> {
@@ -349,9 +387,10 @@ impl Stamp {
 
     /// Whether every file under `out` is as the render left it.
     pub fn files_hold(&self, out: &Path) -> bool {
+        let mut states = States::under(out);
         self.files
             .iter()
-            .all(|f| state_of(&out.join(&f.path)) == f.state)
+            .all(|f| states.of(Path::new(&f.path)) == f.state)
     }
 
     /// The stamp of a render just done: `plan` written under `out` from
@@ -379,10 +418,11 @@ impl Stamp {
         }
         paths.sort();
         paths.dedup();
+        let mut states = States::under(out);
         let files = paths
             .into_iter()
             .map(|p| FileState {
-                state: state_of(&out.join(&p)),
+                state: states.of(&p),
                 path: p.to_string_lossy().into_owned(),
             })
             .collect();
@@ -713,5 +753,32 @@ mod tests {
         assert!(!s.holds("in", &digests, t("2026-03-10T12:00:01Z")));
         // A stamp of an older version, without its moment, never holds.
         assert!(!stamp(None, false).holds("in", &digests, t("2026-03-10T12:30:00Z")));
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a scratch tree
+    fn states_read_through_open_directories_are_those_of_the_paths() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("a/items")).expect("dirs");
+        for p in ["index.json", "a/motd", "a/items/x.txt", "a/items/y.txt"] {
+            std::fs::write(root.join(p), p).expect("write");
+        }
+        std::os::unix::fs::symlink("motd", root.join("a/link")).expect("link");
+        let mut states = States::under(root);
+        for p in [
+            "a",
+            "a/items",
+            "a/items/x.txt",
+            "a/items/y.txt",
+            "a/link",
+            "a/motd",
+            "a/gone",
+            "b/gone",
+            "index.json",
+        ] {
+            assert_eq!(states.of(Path::new(p)), state_of(&root.join(p)), "{p}");
+        }
+        assert!(states.of(Path::new("a/gone")).is_none());
     }
 }
