@@ -11,7 +11,8 @@
 //!
 //! Anything else takes the whole pipeline, which repairs an edited or
 //! missing file as always. The shortcut is taken only where it is sure:
-//! every source read is a public page (`statuspage-public`), all clusters,
+//! every source read is a Statuspage page (`statuspage-public`, or
+//! `statuspage` through the manage API), all clusters,
 //! no `--check`, `--snapshot` or `--now`, no notifications, and templates
 //! that print no clock-dependent value (`now`, `generated_at`, `ago`, ...).
 //!
@@ -135,7 +136,7 @@ pub fn eligible(config: &Config, args: &RenderArgs) -> bool {
         && config
             .sources
             .values()
-            .all(|s| matches!(s.kind, SourceKind::Public { .. }))
+            .all(|s| matches!(s.kind, SourceKind::Public { .. } | SourceKind::Manage { .. }))
         && config
             .settings
             .templates_dir
