@@ -133,10 +133,12 @@ pub fn eligible(config: &Config, args: &RenderArgs) -> bool {
         && args.clusters.is_empty()
         && config.notify.is_empty()
         && !config.sources.is_empty()
-        && config
-            .sources
-            .values()
-            .all(|s| matches!(s.kind, SourceKind::Public { .. } | SourceKind::Manage { .. }))
+        && config.sources.values().all(|s| {
+            matches!(
+                s.kind,
+                SourceKind::Public { .. } | SourceKind::Manage { .. }
+            )
+        })
         && config
             .settings
             .templates_dir

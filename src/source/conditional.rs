@@ -227,7 +227,10 @@ pub(super) async fn read(
             received: false,
         });
     }
-    tracing::debug!(url, "answered 304, but its body is not kept; asking again in full");
+    tracing::debug!(
+        url,
+        "answered 304, but its body is not kept; asking again in full"
+    );
     let plain = Http {
         client: http.client,
         opts: http.opts,

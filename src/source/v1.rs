@@ -99,15 +99,9 @@ pub(super) async fn fetch_if_changed(
     // component names a group that has no row there. A refresh then costs
     // five requests plus paging, or six when the group list is needed.
     let components_and_groups = async {
-        let rows = pages::<RawComponent>(
-            http,
-            &base,
-            "components",
-            Paging::PerPage,
-            |_| false,
-            prior,
-        )
-        .await?;
+        let rows =
+            pages::<RawComponent>(http, &base, "components", Paging::PerPage, |_| false, prior)
+                .await?;
         // The same rows as before need the group list as before.
         let (rows, needed) = if rows.iter().all(|a| a.same) {
             let first = page_url(&base, "component-groups", Paging::PerPage, 1);

@@ -1,0 +1,281 @@
+//! `serve` asking each Statuspage page "changed since?": polls of an
+//! unchanged page carry `If-None-Match` and get `304`, which leaves every
+//! file alone and still renews the data's freshness (`/readyz` stays ready
+//! past `stale_after`, the last good fetch moves on); a change after the
+//! 304s reaches the MOTD; a `304` to a request that asked nothing (a
+//! misbehaving server) is a failed fetch that blanks nothing.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::{files_under, http_get, FileState, Served, Site};
+use crate::fake::{FakeStatuspage, Fault, Validators};
+
+const V1_PAGE: &str = "v1page00002";
+const API_KEY: &str = "k3yServeConditional";
+
+/// A `statuspage-public` source (`v2`) or a `statuspage` one on the same
+/// fake, polled every second, stale after `stale_after`.
+fn mapping(url: &str, v1: bool, stale_after: &str) -> String {
+    let source = if v1 {
+        format!(
+            "kind = \"statuspage\"\npage_id = \"{V1_PAGE}\"\napi_key = {{ file = \"api-key\" }}\napi_base = \"{url}\""
+        )
+    } else {
+        format!("kind = \"statuspage-public\"\nurl = \"{url}\"")
+    };
+    format!(
+        r#"[settings]
+output_dir = "out"
+state_dir = "state"
+timezone = "UTC"
+request_timeout = "2s"
+retries = 0
+poll_interval = "1s"
+debounce = "0s"
+stale_after = "{stale_after}"
+
+[sources.status]
+{source}
+
+[clusters.alpha]
+source = "status"
+components = ["Lustre"]
+"#
+    )
+}
+
+fn incident(name: &str) -> Value {
+    json!({
+        "id": "inc1", "name": name, "status": "investigating", "impact": "minor",
+        "created_at": "2025-06-01T10:00:00Z", "updated_at": "2025-06-01T10:00:00Z",
+        "components": [{"id": "c1", "name": "Lustre"}],
+        "incident_updates": [{"id": "u1", "status": "investigating",
+            "body": "Slow.", "created_at": "2025-06-01T10:00:00Z"}],
+    })
+}
+
+/// The page, over both APIs: `Lustre` degraded by one open incident.
+fn set_page(fake: &FakeStatuspage, name: &str) {
+    let components = json!([{"id": "c1", "name": "Lustre", "status": "degraded_performance"}]);
+    fake.set_v2_page(
+        json!({"id": "p", "name": "Site"}),
+        components.clone(),
+        json!([incident(name)]),
+        json!([]),
+    );
+    let base = format!("/pages/{V1_PAGE}");
+    fake.set_json(&format!("{base}/components"), components);
+    fake.set_json(
+        &format!("{base}/incidents/unresolved"),
+        json!([incident(name)]),
+    );
+    fake.set_json(&format!("{base}/incidents"), json!([incident(name)]));
+    for list in ["incidents/upcoming", "incidents/active_maintenance"] {
+        fake.set_json(&format!("{base}/{list}"), json!([]));
+    }
+}
+
+fn site(fake: &FakeStatuspage, v1: bool, stale_after: &str) -> Site {
+    let site = Site::new(&mapping(&fake.url(), v1, stale_after));
+    std::fs::write(site.path().join("api-key"), API_KEY).unwrap();
+    site
+}
+
+/// One GET: status and body (status 0 when nothing answered).
+fn get(served: &Served, path: &str) -> (u16, String) {
+    let (status, answer) =
+        http_get(served.addr(), path, Duration::from_secs(10)).unwrap_or_default();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of the metric line starting with `name`, if shown.
+fn metric(served: &Served, name: &str) -> Option<f64> {
+    let (_, body) = get(served, "/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|rest| rest.trim().parse().ok())
+}
+
+fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn out_files(site: &Site) -> Vec<FileState> {
+    files_under(&site.path().join("out"))
+}
+
+/// Requests per refresh: v2's three documents, v1's five lists.
+fn per_refresh(v1: bool) -> usize {
+    if v1 {
+        5
+    } else {
+        3
+    }
+}
+
+fn unchanged_polls_ask_conditionally_and_keep_the_data_fresh(v1: bool) {
+    let fake = FakeStatuspage::spawn();
+    fake.send_validators(Validators::ETag, true);
+    set_page(&fake, "Lustre slow");
+    let site = site(&fake, v1, "3s");
+    let served = Served::spawn(site.serve_cmd());
+    let n = per_refresh(v1);
+
+    wait_for("the first render", 20, || {
+        std::fs::read_to_string(site.out("alpha/motd")).is_ok_and(|m| m.contains("Lustre slow"))
+    });
+    // Once the polls answer 304, nothing is written any more.
+    wait_for("a poll answered 304", 20, || {
+        fake.not_modified_answers() >= n
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let files = out_files(&site);
+    let snapshot = site.path().join("state/status.snapshot.json");
+    let saved = std::fs::metadata(&snapshot).unwrap().modified().unwrap();
+    let asked = fake.not_modified_answers();
+
+    // Past `stale_after` (3 s) with 304s alone: still ready, still fresh.
+    std::thread::sleep(Duration::from_secs(5));
+    let (status, body) = get(&served, "/readyz");
+    assert_eq!(status, 200, "304s renew the data's freshness: {body}");
+    assert!(
+        fake.not_modified_answers() >= asked + 3 * n,
+        "the polls went on: {} 304s",
+        fake.not_modified_answers()
+    );
+    assert_eq!(
+        fake.requests() - fake.conditional_requests(),
+        n,
+        "only the first refresh asked in full: {:?}",
+        fake.request_log()
+    );
+    assert_eq!(fake.conditional_requests(), fake.not_modified_answers());
+    assert_eq!(
+        out_files(&site),
+        files,
+        "no file touched (inode, mtime, bytes)"
+    );
+    assert_eq!(
+        std::fs::metadata(&snapshot).unwrap().modified().unwrap(),
+        saved,
+        "the snapshot is not saved again"
+    );
+    let now = jiff::Timestamp::now().as_second() as f64;
+    let last = metric(
+        &served,
+        "statusmotd_last_good_fetch_timestamp_seconds{source=\"status\"}",
+    )
+    .expect("last good fetch shown");
+    assert!(
+        now - last < 3.0,
+        "the last good fetch is a 304's: {last} vs {now}"
+    );
+    let ok = metric(
+        &served,
+        "statusmotd_upstream_fetches_total{source=\"status\",result=\"ok\"}",
+    )
+    .expect("fetches shown");
+    assert!(ok >= 4.0, "a 304 counts as a good fetch: {ok}");
+    let log = served.log();
+    assert!(!log.contains("fetch failed"), "{log}");
+    assert!(!log.contains("fetching in full"), "{log}");
+
+    // A change after the 304s reaches the MOTD.
+    set_page(&fake, "Lustre very slow");
+    wait_for("the change in the MOTD", 20, || {
+        std::fs::read_to_string(site.out("alpha/motd"))
+            .is_ok_and(|m| m.contains("Lustre very slow"))
+    });
+    let (status, _) = get(&served, "/readyz");
+    assert_eq!(status, 200);
+    assert!(
+        std::fs::metadata(&snapshot).unwrap().modified().unwrap() > saved,
+        "the changed page's snapshot is saved"
+    );
+}
+
+#[test]
+fn serve_polls_an_unchanged_v2_page_with_if_none_match_and_304s_keep_it_fresh() {
+    unchanged_polls_ask_conditionally_and_keep_the_data_fresh(false);
+}
+
+#[test]
+fn serve_polls_an_unchanged_v1_page_with_if_none_match_and_304s_keep_it_fresh() {
+    unchanged_polls_ask_conditionally_and_keep_the_data_fresh(true);
+}
+
+#[test]
+fn serve_with_validators_ignored_writes_nothing_while_the_bytes_are_the_same() {
+    let fake = FakeStatuspage::spawn();
+    fake.send_validators(Validators::Both, false);
+    set_page(&fake, "Lustre slow");
+    let site = site(&fake, false, "3s");
+    let served = Served::spawn(site.serve_cmd());
+    wait_for("the first render", 20, || site.out("alpha/motd").exists());
+    wait_for("a conditional poll", 20, || {
+        fake.conditional_requests() >= 3
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let files = out_files(&site);
+    let snapshot = site.path().join("state/status.snapshot.json");
+    let saved = std::fs::metadata(&snapshot).unwrap().modified().unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(fake.not_modified_answers(), 0);
+    assert_eq!(
+        get(&served, "/readyz").0,
+        200,
+        "the same bytes renew freshness"
+    );
+    assert_eq!(out_files(&site), files);
+    assert_eq!(
+        std::fs::metadata(&snapshot).unwrap().modified().unwrap(),
+        saved
+    );
+}
+
+#[test]
+fn a_304_to_a_plain_request_blanks_nothing_and_is_reported() {
+    let fake = FakeStatuspage::spawn();
+    set_page(&fake, "Lustre slow");
+    let site = site(&fake, false, "2s");
+    let mut served = Served::spawn(site.serve_cmd());
+    wait_for("the first render", 20, || site.out("alpha/motd").exists());
+    served.kill();
+    let good = site.read("alpha/motd");
+    assert!(good.contains("Lustre slow"), "{good}");
+
+    // A restart holds no validators: it asks plainly, and the server
+    // answers 304 all the same.
+    fake.fault(Fault::Status(304));
+    let asked = fake.requests();
+    let served = Served::spawn(site.serve_cmd());
+    wait_for("polls answered 304", 20, || fake.requests() >= asked + 6);
+    assert_eq!(fake.conditional_requests(), 0, "nothing to ask with");
+    let motd = site.read("alpha/motd");
+    assert!(motd.contains("Lustre slow"), "never blanked: {motd}");
+    wait_for("the failure in /readyz", 20, || {
+        let (status, body) = get(&served, "/readyz");
+        status == 503 && body.contains("304")
+    });
+    assert!(site.read("alpha/motd").contains("Lustre slow"));
+    let failed = metric(
+        &served,
+        "statusmotd_upstream_fetches_total{source=\"status\",result=\"status_304\"}",
+    );
+    assert!(failed.is_some_and(|n| n >= 1.0), "{failed:?}");
+    assert!(served.log().contains("304"), "{}", served.log());
+
+    // Once it answers properly, the page is read in full again.
+    fake.clear_faults();
+    wait_for("ready again", 20, || get(&served, "/readyz").0 == 200);
+}
