@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use fake::{FakeStatuspage, Fault};
 use jiff::Timestamp;
-use statusmotd::source::{self, Endpoint, FetchOptions};
+use statusmotd::source::{self, conditional, Endpoint, FetchOptions};
 use synth::Spec;
 
 /// How much of everything to do.
@@ -372,6 +372,30 @@ async fn requests(bench: &Bench) {
             log.len() - before,
             lists.len()
         );
+        // Asked again with the validators of a first answer, nothing
+        // changed: as many requests, every one answered 304.
+        fake.send_validators(fake::Validators::ETag, true);
+        for (api, endpoint) in [
+            ("v2", Endpoint::Public { url: fake.url() }),
+            ("v1", endpoint),
+        ] {
+            let Ok(conditional::Outcome::Changed(_, prior)) =
+                conditional::fetch(&client, &endpoint, &opts, None).await
+            else {
+                panic!("{api}: the first fetch reads the page");
+            };
+            let (before, asked) = (fake.requests(), fake.not_modified_answers());
+            let again = conditional::fetch(&client, &endpoint, &opts, Some(&prior)).await;
+            assert!(
+                matches!(again, Ok(conditional::Outcome::Unchanged(_))),
+                "{api}: {again:?}"
+            );
+            println!(
+                "{api} conditional refresh, unchanged ({size}): {} requests, {} answered 304",
+                fake.requests() - before,
+                fake.not_modified_answers() - asked
+            );
+        }
     }
 }
 

@@ -226,7 +226,7 @@ fn validators_of(lists: &[&Described<'_>]) -> Validators {
     let mut v = Validators::default();
     let mut parts: Vec<Option<&[u8]>> = Vec::new();
     for list in lists {
-        for (url, doc, keep, body) in list.iter() {
+        for (url, doc, keep, body) in *list {
             parts.push(Some(url.as_bytes()));
             parts.push(Some(body));
             v.documents.insert((*url).to_owned(), (*doc).clone());

@@ -348,12 +348,12 @@ components = ["Lustre"]
 /// 100 open incidents of another component, then one of `Lustre` named
 /// `name`: the one that reaches the MOTD is on page 2 of `/incidents`.
 fn v1_page(fake: &FakeStatuspage, name: &str) {
-    let base = format!("/pages/{V1_PAGE}");
     // An hour ago, the same in every call of one test run: page 1 is
     // recent enough that `/incidents` is paged on.
     static RECENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string()
     });
+    let base = format!("/pages/{V1_PAGE}");
     let recent = RECENT.as_str();
     let incident = |id: String, name: &str, component: (&str, &str)| {
         json!({

@@ -170,7 +170,7 @@ fn unchanged_polls_ask_conditionally_and_keep_the_data_fresh(v1: bool) {
         saved,
         "the snapshot is not saved again"
     );
-    let now = jiff::Timestamp::now().as_second() as f64;
+    let now = f64::from(u32::try_from(jiff::Timestamp::now().as_second()).unwrap());
     let last = metric(
         &served,
         "statusmotd_last_good_fetch_timestamp_seconds{source=\"status\"}",
