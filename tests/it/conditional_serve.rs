@@ -9,15 +9,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{files_under, http_get, FileState, Served, Site};
+use crate::common::{files_under, http_exchange, http_get, FileState, Served, Site};
 use crate::fake::{FakeStatuspage, Fault, Validators};
 
 const V1_PAGE: &str = "v1page00002";
 const API_KEY: &str = "k3yServeConditional";
 
+const WEBHOOK_TOKEN: &str = "wh0kConditional";
+
 /// A `statuspage-public` source (`v2`) or a `statuspage` one on the same
-/// fake, polled every second, stale after `stale_after`.
-fn mapping(url: &str, v1: bool, stale_after: &str) -> String {
+/// fake, polled every `poll`, stale after `stale_after`; a webhook token.
+fn mapping(url: &str, v1: bool, stale_after: &str, poll: &str) -> String {
     let source = if v1 {
         format!(
             "kind = \"statuspage\"\npage_id = \"{V1_PAGE}\"\napi_key = {{ file = \"api-key\" }}\napi_base = \"{url}\""
@@ -32,12 +34,15 @@ state_dir = "state"
 timezone = "UTC"
 request_timeout = "2s"
 retries = 0
-poll_interval = "1s"
+poll_interval = "{poll}"
 debounce = "0s"
 stale_after = "{stale_after}"
 
 [sources.status]
 {source}
+
+[server]
+webhook_token = {{ file = "webhook-token" }}
 
 [clusters.alpha]
 source = "status"
@@ -78,9 +83,26 @@ fn set_page(fake: &FakeStatuspage, name: &str) {
 }
 
 fn site(fake: &FakeStatuspage, v1: bool, stale_after: &str) -> Site {
-    let site = Site::new(&mapping(&fake.url(), v1, stale_after));
+    site_polled(fake, v1, stale_after, "1s")
+}
+
+fn site_polled(fake: &FakeStatuspage, v1: bool, stale_after: &str, poll: &str) -> Site {
+    let site = Site::new(&mapping(&fake.url(), v1, stale_after, poll));
     std::fs::write(site.path().join("api-key"), API_KEY).unwrap();
+    std::fs::write(site.path().join("webhook-token"), WEBHOOK_TOKEN).unwrap();
     site
+}
+
+/// `POST /webhook/{token}` with a payload about the page: the status.
+fn webhook(served: &Served) -> u16 {
+    let body = r#"{"page":{"id":"p"},"incident":{"id":"inc1","name":"x"}}"#;
+    let request = format!(
+        "POST /webhook/{WEBHOOK_TOKEN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    http_exchange(served.addr(), request.as_bytes(), Duration::from_secs(10))
+        .map_or(0, |(status, _)| status)
 }
 
 /// One GET: status and body (status 0 when nothing answered).
@@ -198,10 +220,10 @@ fn unchanged_polls_ask_conditionally_and_keep_the_data_fresh(v1: bool) {
     });
     let (status, _) = get(&served, "/readyz");
     assert_eq!(status, 200);
-    assert!(
-        std::fs::metadata(&snapshot).unwrap().modified().unwrap() > saved,
-        "the changed page's snapshot is saved"
-    );
+    // Saved after the files are written.
+    wait_for("the changed page's snapshot saved", 10, || {
+        std::fs::metadata(&snapshot).is_ok_and(|m| m.modified().is_ok_and(|t| t > saved))
+    });
 }
 
 #[test]
@@ -278,4 +300,43 @@ fn a_304_to_a_plain_request_blanks_nothing_and_is_reported() {
     // Once it answers properly, the page is read in full again.
     fake.clear_faults();
     wait_for("ready again", 20, || get(&served, "/readyz").0 == 200);
+}
+
+#[test]
+fn a_webhook_fetch_asks_conditionally_and_a_304_writes_nothing() {
+    let fake = FakeStatuspage::spawn();
+    fake.send_validators(Validators::LastModified, true);
+    set_page(&fake, "Lustre slow");
+    let site = site_polled(&fake, false, "30m", "1h");
+    let served = Served::spawn(site.serve_cmd());
+    wait_for("the first render", 20, || site.out("alpha/motd").exists());
+    wait_for("the first fetch", 20, || fake.requests() == 3);
+    std::thread::sleep(Duration::from_millis(300));
+    let files = out_files(&site);
+    let snapshot = site.path().join("state/status.snapshot.json");
+    let saved = std::fs::metadata(&snapshot).unwrap().modified().unwrap();
+
+    assert_eq!(webhook(&served), 202);
+    wait_for("the webhook's fetch", 20, || {
+        fake.not_modified_answers() == 3
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(fake.requests(), 6, "{:?}", fake.request_log());
+    assert_eq!(fake.conditional_requests(), 3);
+    assert_eq!(out_files(&site), files, "no file touched");
+    assert_eq!(
+        std::fs::metadata(&snapshot).unwrap().modified().unwrap(),
+        saved
+    );
+
+    // The webhook that comes with a change: it reaches the MOTD, and the
+    // unchanged maintenance list answers 304 with its body held.
+    set_page(&fake, "Lustre very slow");
+    assert_eq!(webhook(&served), 202);
+    wait_for("the change in the MOTD", 20, || {
+        std::fs::read_to_string(site.out("alpha/motd"))
+            .is_ok_and(|m| m.contains("Lustre very slow"))
+    });
+    assert_eq!(fake.requests(), 9, "v2 stays at 3 requests per refresh");
+    assert_eq!(fake.not_modified_answers(), 4);
 }
