@@ -36,7 +36,9 @@ pub struct DocumentValidators {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub absent: bool,
     /// SHA-256 (hex) of the body kept for a later `304` (see
-    /// [`Validators::kept_in`]), when it carried a validator.
+    /// [`Validators::kept_in`]), when it carried a validator; for the
+    /// manage API, of every page, so that a list's page with the same
+    /// bytes is known without parsing it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
 }
