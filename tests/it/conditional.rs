@@ -504,3 +504,37 @@ fn v1_a_304_whose_body_is_lost_is_asked_again_and_the_key_stays_out_of_state() {
         );
     }
 }
+
+#[test]
+fn v1_reads_the_group_list_again_only_when_it_did_before_and_asks_it_conditionally() {
+    let (fake, site) = v1_site(Some((Validators::ETag, true)));
+    // `Lustre` names a group with no row in `/components`: the group list
+    // is read too, six lists then.
+    fake.set_json(
+        &format!("/pages/{V1_PAGE}/components"),
+        json!([
+            {"id": "c1", "name": "Lustre", "status": "degraded_performance", "group_id": "g1"},
+            {"id": "c2", "name": "Other", "status": "degraded_performance"},
+        ]),
+    );
+    fake.set_json(
+        &format!("/pages/{V1_PAGE}/component-groups"),
+        json!([{"id": "g1", "name": "Storage", "components": ["c1"]}]),
+    );
+    render(&site);
+    let with_groups = V1_REQUESTS + 1;
+    assert_eq!(fake.requests(), with_groups);
+    assert_eq!(
+        fake.requests_to(&format!("/pages/{V1_PAGE}/component-groups")),
+        1
+    );
+    let before = all_files(&site);
+    assert_eq!(render(&site), "");
+    assert_eq!(
+        fake.requests(),
+        2 * with_groups,
+        "the group list asked again"
+    );
+    assert_eq!(fake.not_modified_answers(), with_groups);
+    assert_eq!(all_files(&site), before);
+}
