@@ -838,7 +838,6 @@ async fn renderer_task(
                 for e in store::save(&live.config.settings.state_dir, &good) {
                     tracing::warn!(source = e.source(), "cannot keep the snapshot: {e}");
                 }
-                super::validators::keep(&live.config.settings.state_dir, keep, &confirmed);
                 (outcome, inputs)
             })
         };
@@ -863,6 +862,13 @@ async fn renderer_task(
             }
             Err(e) => (Vec::new(), vec![format!("the render failed: {e}")]),
         };
+        if !keep.is_empty() || !confirmed.is_empty() {
+            // Beside the snapshots just saved, off the way to the next
+            // render: what is not kept only costs a restart's first fetch.
+            let dir = live.config.settings.state_dir.clone();
+            c.tracker
+                .spawn_blocking(move || super::validators::keep(&dir, keep, &confirmed));
+        }
         boundary = inputs.next_boundary(&live.config, Timestamp::now());
         c.metrics
             .render_duration

@@ -37,12 +37,15 @@ pub enum Fetched {
 /// `fetched_at`), and that upstream confirmed the snapshots of
 /// `confirmed` now, so that after a restart their age counts from this
 /// confirmation (see [`crate::oneshot::confirmed_at`]). A failure only
-/// costs that.
+/// costs that. Runs on a blocking thread after the render.
 pub fn keep(
     state_dir: &std::path::Path,
     keep: Vec<(String, Validators, Timestamp)>,
     confirmed: &[String],
 ) {
+    // One at a time: two renders' writes never interleave.
+    static WRITING: Mutex<()> = Mutex::new(());
+    let _writing = WRITING.lock().unwrap_or_else(PoisonError::into_inner);
     let now = Timestamp::now();
     for (source, validators, fetched_at) in keep {
         if let Err(e) =

@@ -308,7 +308,9 @@ fn a_webhook_fetch_asks_conditionally_and_a_304_writes_nothing() {
     fake.send_validators(Validators::LastModified, true);
     set_page(&fake, "Lustre slow");
     let site = site_polled(&fake, false, "30m", "1h");
-    let served = Served::spawn(site.serve_cmd());
+    let mut cmd = site.serve_cmd();
+    cmd.env("RUST_LOG", "info,statusmotd=debug");
+    let served = Served::spawn(cmd);
     wait_for("the first render", 20, || site.out("alpha/motd").exists());
     wait_for("the first fetch", 20, || fake.requests() == 3);
     std::thread::sleep(Duration::from_millis(300));
@@ -328,6 +330,8 @@ fn a_webhook_fetch_asks_conditionally_and_a_304_writes_nothing() {
         std::fs::metadata(&snapshot).unwrap().modified().unwrap(),
         saved
     );
+    let log = served.log();
+    assert!(log.contains("unchanged upstream"), "said at debug: {log}");
 
     // The webhook that comes with a change: it reaches the MOTD, and the
     // unchanged maintenance list answers 304 with its body held.
