@@ -154,7 +154,7 @@ const CLOCK_NAMES: [&str; 5] = ["now", "ago", "until", "generated_at", "fetched_
 
 /// Whether any template under `dir` names a [`CLOCK_NAMES`] value inside
 /// `{{ }}` or `{% %}` (outside string literals). Unreadable counts as yes.
-fn templates_read_the_clock(dir: &Path) -> bool {
+pub(crate) fn templates_read_the_clock(dir: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return true;
     };

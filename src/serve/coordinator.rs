@@ -1070,8 +1070,13 @@ async fn poll_task(c: Arc<Coordinator>) {
             () = c.cancel.cancelled() => return,
             () = tokio::time::sleep(interval) => {
                 // A custom template may show relative times: a poll plans
-                // every cluster, so they follow the clock as before.
-                c.plan_all.store(true, Ordering::SeqCst);
+                // every cluster, so they follow the clock as before. Else
+                // a page found unchanged plans nothing.
+                let clock = c.live().config.settings.templates_dir.as_deref()
+                    .is_some_and(crate::oneshot::templates_read_the_clock);
+                if clock {
+                    c.plan_all.store(true, Ordering::SeqCst);
+                }
                 c.refresh(None, "poll");
             }
         }

@@ -150,8 +150,11 @@ fn unchanged_polls_ask_conditionally_and_keep_the_data_fresh(v1: bool) {
     fake.send_validators(Validators::ETag, true);
     set_page(&fake, "Lustre slow");
     let site = site(&fake, v1, "3s");
-    let served = Served::spawn(site.serve_cmd());
+    let mut cmd = site.serve_cmd();
+    cmd.env("RUST_LOG", "info,statusmotd=debug");
+    let served = Served::spawn(cmd);
     let n = per_refresh(v1);
+    let plans = |s: &Served| s.log().matches("planning").count();
 
     wait_for("the first render", 20, || {
         std::fs::read_to_string(site.out("alpha/motd")).is_ok_and(|m| m.contains("Lustre slow"))
@@ -165,6 +168,7 @@ fn unchanged_polls_ask_conditionally_and_keep_the_data_fresh(v1: bool) {
     let snapshot = site.path().join("state/status.snapshot.json");
     let saved = std::fs::metadata(&snapshot).unwrap().modified().unwrap();
     let asked = fake.not_modified_answers();
+    let planned = plans(&served);
 
     // Past `stale_after` (3 s) with 304s alone: still ready, still fresh.
     std::thread::sleep(Duration::from_secs(5));
@@ -187,6 +191,7 @@ fn unchanged_polls_ask_conditionally_and_keep_the_data_fresh(v1: bool) {
         files,
         "no file touched (inode, mtime, bytes)"
     );
+    assert_eq!(plans(&served), planned, "no cluster planned again");
     assert_eq!(
         std::fs::metadata(&snapshot).unwrap().modified().unwrap(),
         saved,
@@ -332,6 +337,11 @@ fn a_webhook_fetch_asks_conditionally_and_a_304_writes_nothing() {
     );
     let log = served.log();
     assert!(log.contains("unchanged upstream"), "said at debug: {log}");
+    assert_eq!(
+        log.matches("planning").count(),
+        1,
+        "only the first render planned: {log}"
+    );
 
     // The webhook that comes with a change: it reaches the MOTD, and the
     // unchanged maintenance list answers 304 with its body held.
@@ -343,4 +353,38 @@ fn a_webhook_fetch_asks_conditionally_and_a_304_writes_nothing() {
     });
     assert_eq!(fake.requests(), 9, "v2 stays at 3 requests per refresh");
     assert_eq!(fake.not_modified_answers(), 4);
+}
+
+#[test]
+fn a_template_that_prints_the_clock_still_follows_it_on_every_poll() {
+    let fake = FakeStatuspage::spawn();
+    fake.send_validators(Validators::ETag, true);
+    set_page(&fake, "Lustre slow");
+    let site = site(&fake, false, "30m");
+    let templates = site.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(
+        templates.join("motd.txt.j2"),
+        "{{ cluster }} at {{ now }}\n",
+    )
+    .unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    std::fs::copy(root.join("item.txt.j2"), templates.join("item.txt.j2")).unwrap();
+    let config = site.path().join("mapping.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[settings]\n",
+        "[settings]\ntemplates_dir = \"templates\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let _served = Served::spawn(site.serve_cmd());
+    wait_for("the first render", 20, || site.out("alpha/motd").exists());
+    wait_for("a poll answered 304", 20, || {
+        fake.not_modified_answers() >= 3
+    });
+    let first = site.read("alpha/motd");
+    // Upstream says "unchanged", yet the clock the MOTD prints moves on.
+    wait_for("the MOTD to follow the clock", 10, || {
+        site.read("alpha/motd") != first
+    });
+    assert!(site.read("alpha/motd").starts_with("alpha at "));
 }
