@@ -395,6 +395,27 @@ async fn requests(bench: &Bench) {
                 fake.requests() - before,
                 fake.not_modified_answers() - asked
             );
+            // What a refresh costs read in full, and found unchanged: the
+            // same requests, without parsing or sanitizing.
+            let (mut full, mut unchanged) = (Vec::new(), Vec::new());
+            for _ in 0..bench.reps(25, 9) {
+                let started = Instant::now();
+                let _ = conditional::fetch(&client, &endpoint, &opts, None).await;
+                full.push(ms(started.elapsed()));
+                let started = Instant::now();
+                let _ = conditional::fetch(&client, &endpoint, &opts, Some(&prior)).await;
+                unchanged.push(ms(started.elapsed()));
+            }
+            show(
+                &format!("{api} refresh in full ({size})"),
+                "ms",
+                &stats(full),
+            );
+            show(
+                &format!("{api} refresh found unchanged, 304 ({size})"),
+                "ms",
+                &stats(unchanged),
+            );
         }
     }
 }
