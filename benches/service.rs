@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use fake::{FakeStatuspage, Fault};
 use jiff::Timestamp;
-use statusmotd::source::{self, Endpoint, FetchOptions};
+use statusmotd::source::{self, conditional, Endpoint, FetchOptions};
 use synth::Spec;
 
 /// How much of everything to do.
@@ -375,6 +375,51 @@ async fn requests(bench: &Bench) {
             log.len() - before,
             lists.len()
         );
+        // Asked again with the validators of a first answer, nothing
+        // changed: as many requests, every one answered 304.
+        fake.send_validators(fake::Validators::ETag, true);
+        for (api, endpoint) in [
+            ("v2", Endpoint::Public { url: fake.url() }),
+            ("v1", endpoint),
+        ] {
+            let Ok(conditional::Outcome::Changed(_, prior)) =
+                conditional::fetch(&client, &endpoint, &opts, None).await
+            else {
+                panic!("{api}: the first fetch reads the page");
+            };
+            let (before, asked) = (fake.requests(), fake.not_modified_answers());
+            let again = conditional::fetch(&client, &endpoint, &opts, Some(&prior)).await;
+            assert!(
+                matches!(again, Ok(conditional::Outcome::Unchanged(_))),
+                "{api}: {again:?}"
+            );
+            println!(
+                "{api} conditional refresh, unchanged ({size}): {} requests, {} answered 304",
+                fake.requests() - before,
+                fake.not_modified_answers() - asked
+            );
+            // What a refresh costs read in full, and found unchanged: the
+            // same requests, without parsing or sanitizing.
+            let (mut full, mut unchanged) = (Vec::new(), Vec::new());
+            for _ in 0..bench.reps(25, 9) {
+                let started = Instant::now();
+                let _ = conditional::fetch(&client, &endpoint, &opts, None).await;
+                full.push(ms(started.elapsed()));
+                let started = Instant::now();
+                let _ = conditional::fetch(&client, &endpoint, &opts, Some(&prior)).await;
+                unchanged.push(ms(started.elapsed()));
+            }
+            show(
+                &format!("{api} refresh in full ({size})"),
+                "ms",
+                &stats(full),
+            );
+            show(
+                &format!("{api} refresh found unchanged, 304 ({size})"),
+                "ms",
+                &stats(unchanged),
+            );
+        }
     }
 }
 

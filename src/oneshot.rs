@@ -11,7 +11,8 @@
 //!
 //! Anything else takes the whole pipeline, which repairs an edited or
 //! missing file as always. The shortcut is taken only where it is sure:
-//! every source read is a public page (`statuspage-public`), all clusters,
+//! every source read is a Statuspage page (`statuspage-public`, or
+//! `statuspage` through the manage API), all clusters,
 //! no `--check`, `--snapshot` or `--now`, no notifications, and templates
 //! that print no clock-dependent value (`now`, `generated_at`, `ago`, ...).
 //!
@@ -148,10 +149,12 @@ pub fn eligible(config: &Config, args: &RenderArgs) -> bool {
         && args.clusters.is_empty()
         && config.notify.is_empty()
         && !config.sources.is_empty()
-        && config
-            .sources
-            .values()
-            .all(|s| matches!(s.kind, SourceKind::Public { .. }))
+        && config.sources.values().all(|s| {
+            matches!(
+                s.kind,
+                SourceKind::Public { .. } | SourceKind::Manage { .. }
+            )
+        })
         && config
             .settings
             .templates_dir
@@ -198,7 +201,7 @@ const AGE_NAMES: [&str; 2] = ["data_age", "data_age_seconds"];
 
 /// Whether any template under `dir` names a [`CLOCK_NAMES`] value inside
 /// `{{ }}` or `{% %}` (outside string literals). Unreadable counts as yes.
-fn templates_read_the_clock(dir: &Path) -> bool {
+pub(crate) fn templates_read_the_clock(dir: &Path) -> bool {
     templates_name(dir, &CLOCK_NAMES)
 }
 

@@ -218,6 +218,22 @@ impl Store {
         }
     }
 
+    /// `serve`: upstream said the snapshot held for `name` is still
+    /// current (a `304`, or the same bytes): as after a good fetch of it,
+    /// it counts as fetched at `now` and no failure stands, but it is not
+    /// saved again. False when none is held.
+    pub fn renew(&mut self, name: &str, now: Timestamp) -> bool {
+        let Some(held) = self.held.get_mut(name) else {
+            return false;
+        };
+        let Some(snap) = &mut held.snapshot else {
+            return false;
+        };
+        snap.fetched_at = now;
+        held.error = None;
+        true
+    }
+
     /// The snapshot held for `name`, if any.
     pub fn snapshot(&self, name: &str) -> Option<&Snapshot> {
         self.held.get(name).and_then(|h| h.snapshot.as_ref())

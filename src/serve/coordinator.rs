@@ -43,11 +43,13 @@ use crate::model::Snapshot;
 use crate::notify::Notifier;
 use crate::pipeline::{self, Change, FetchFailure, Gathered};
 use crate::render::Renderer;
+use crate::source::conditional::{self, Outcome};
 use crate::source::{self, FetchErrorKind};
 use crate::store::{self, Event, Store};
 use crate::view::short_duration;
 
 use super::incremental::Inputs;
+use super::validators::{Fetched, Held};
 
 /// The configuration in force, with what was derived from it: compiled
 /// templates and the revealed tokens of `[server]`. Replaced whole on reload.
@@ -148,6 +150,13 @@ enum RenderMsg {
         result: std::result::Result<Box<Snapshot>, FetchFailure>,
         waiters: Vec<Waiter>,
     },
+    /// A fetch found the page unchanged (`304`, or the same bytes):
+    /// the snapshot held is confirmed, nothing else changes.
+    Unchanged {
+        source: String,
+        validators: Box<crate::source::conditional::Validators>,
+        waiters: Vec<Waiter>,
+    },
     /// The configuration or templates changed (or the process started):
     /// render from the current snapshots.
     Rerender,
@@ -208,6 +217,8 @@ pub struct Coordinator {
     /// Set by the poll timer: the next render plans every cluster.
     plan_all: AtomicBool,
     client: reqwest::Client,
+    /// What each Statuspage source is asked "changed since?" with.
+    validators: Held,
     cancel: CancellationToken,
     tracker: TaskTracker,
 }
@@ -263,6 +274,7 @@ impl Coordinator {
             on_change_wake: Notify::new(),
             plan_all: AtomicBool::new(false),
             client: source::client(),
+            validators: Held::default(),
             cancel,
             tracker: tracker.clone(),
         });
@@ -558,7 +570,7 @@ impl Coordinator {
         &self,
         src: &SourceConfig,
         config: &Config,
-    ) -> std::result::Result<Snapshot, FetchFailure> {
+    ) -> std::result::Result<Fetched, FetchFailure> {
         let started = Instant::now();
         let endpoint = match crate::source::Endpoint::of(src) {
             Ok(e) => e,
@@ -568,7 +580,10 @@ impl Coordinator {
             }
         };
         let opts = pipeline::fetch_options(config, Timestamp::now());
-        let result = source::fetch_reporting(&self.client, &endpoint, &opts).await;
+        // A Statuspage page is asked only for what changed since the
+        // snapshot held (see `validators`); other kinds are read in full.
+        let prior = self.validators.prior(&src.name);
+        let result = conditional::fetch(&self.client, &endpoint, &opts, prior.as_deref()).await;
         let label = match &result {
             Ok(_) => "ok".to_owned(),
             Err(e) => fetch_error_label(e.kind()),
@@ -576,13 +591,20 @@ impl Coordinator {
         self.metrics
             .fetch(&src.name, &label, started.elapsed().as_secs_f64());
         match result {
-            Ok(fetched) => {
+            Ok(Outcome::Unchanged(validators)) => {
+                tracing::debug!(source = %src.name, elapsed_ms = started.elapsed().as_millis(), "unchanged upstream");
+                Ok(Fetched::Unchanged(validators))
+            }
+            Ok(Outcome::Changed(fetched, validators)) => {
                 tracing::info!(source = %src.name, elapsed_ms = started.elapsed().as_millis(), "fetched");
                 for s in &fetched.skipped {
                     tracing::warn!(source = %src.name, "{s}");
                 }
                 self.metrics.items_skipped(&src.name, fetched.skipped.len());
-                Ok(fetched.snapshot)
+                let at = fetched.snapshot.fetched_at;
+                self.validators
+                    .offer(&src.name, validators, prior.as_deref(), at);
+                Ok(Fetched::Snapshot(fetched.snapshot))
             }
             Err(e) => {
                 let failure = FetchFailure::from(&e);
@@ -659,14 +681,27 @@ async fn source_worker(c: Arc<Coordinator>, q: Arc<SourceQueue>) {
         let result = match live.config.sources.get(&q.name) {
             Some(src) => tokio::select! {
                 () = c.cancel.cancelled() => return,
-                r = c.fetch(src, &live.config) => r.map(Box::new),
+                r = c.fetch(src, &live.config) => r,
             },
             None => Err(format!("no source `{}` is configured", q.name).into()),
         };
-        c.send(RenderMsg::Fetched {
-            source: q.name.clone(),
-            result,
-            waiters,
+        let source = q.name.clone();
+        c.send(match result {
+            Ok(Fetched::Unchanged(validators)) => RenderMsg::Unchanged {
+                source,
+                validators: Box::new(validators),
+                waiters,
+            },
+            Ok(Fetched::Snapshot(snap)) => RenderMsg::Fetched {
+                source,
+                result: Ok(Box::new(snap)),
+                waiters,
+            },
+            Err(e) => RenderMsg::Fetched {
+                source,
+                result: Err(e),
+                waiters,
+            },
         });
     }
 }
@@ -700,6 +735,8 @@ async fn renderer_task(
         let mut waiters = Vec::new();
         let mut fetch_errors = Vec::new();
         let mut fetch_outcomes = Vec::new();
+        let mut keep = Vec::new();
+        let mut confirmed: Vec<String> = Vec::new();
         for msg in batch {
             match msg {
                 RenderMsg::Fetched {
@@ -715,6 +752,13 @@ async fn renderer_task(
                     let failure = store.error(&source).cloned();
                     fetch_outcomes.push(failure.is_none());
                     waiters.extend(w);
+                    let taken = failure
+                        .is_none()
+                        .then(|| store.snapshot(&source).map(|s| s.fetched_at))
+                        .flatten();
+                    if let Some(v) = c.validators.accepted(&source, taken) {
+                        keep.extend(taken.map(|at| (source.clone(), v, at)));
+                    }
                     match failure {
                         None => {
                             if let Some(snap) = store.snapshot(&source) {
@@ -737,8 +781,37 @@ async fn renderer_task(
                         }
                     }
                 }
+                RenderMsg::Unchanged {
+                    source,
+                    validators,
+                    waiters: w,
+                } => {
+                    let now = Timestamp::now();
+                    if c.validators.unchanged(&source, *validators) && store.renew(&source, now) {
+                        tracing::debug!(source = %source, "the page is unchanged: the data held is confirmed");
+                        c.metrics.good_fetch(&source, now);
+                        fetch_outcomes.push(true);
+                        waiters.extend(w);
+                        confirmed.push(source);
+                    } else {
+                        // Not about the snapshot held: asked again in full.
+                        tracing::debug!(source = %source, "unchanged, but not from the data held; fetching in full");
+                        c.validators.forget(&source);
+                        if w.is_empty() {
+                            c.enqueue(&source, None);
+                        }
+                        for w in w {
+                            c.enqueue(&source, Some(w));
+                        }
+                    }
+                }
                 RenderMsg::Rerender => plan_all = true,
                 RenderMsg::Preview { sources, payload } => {
+                    // The snapshot changes in place: upstream's "unchanged"
+                    // would no longer be about it.
+                    for s in &sources {
+                        c.validators.forget(s);
+                    }
                     apply_preview(&mut store, &sources, &payload);
                     confirm.extend(sources);
                 }
@@ -789,6 +862,13 @@ async fn renderer_task(
             }
             Err(e) => (Vec::new(), vec![format!("the render failed: {e}")]),
         };
+        if !keep.is_empty() || !confirmed.is_empty() {
+            // Beside the snapshots just saved, off the way to the next
+            // render: what is not kept only costs a restart's first fetch.
+            let dir = live.config.settings.state_dir.clone();
+            c.tracker
+                .spawn_blocking(move || super::validators::keep(&dir, keep, &confirmed));
+        }
         boundary = inputs.next_boundary(&live.config, Timestamp::now());
         c.metrics
             .render_duration
@@ -990,8 +1070,13 @@ async fn poll_task(c: Arc<Coordinator>) {
             () = c.cancel.cancelled() => return,
             () = tokio::time::sleep(interval) => {
                 // A custom template may show relative times: a poll plans
-                // every cluster, so they follow the clock as before.
-                c.plan_all.store(true, Ordering::SeqCst);
+                // every cluster, so they follow the clock as before. Else
+                // a page found unchanged plans nothing.
+                let clock = c.live().config.settings.templates_dir.as_deref()
+                    .is_some_and(crate::oneshot::templates_read_the_clock);
+                if clock {
+                    c.plan_all.store(true, Ordering::SeqCst);
+                }
                 c.refresh(None, "poll");
             }
         }

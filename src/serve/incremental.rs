@@ -20,8 +20,9 @@
 //!   fetch started or stopped failing, or whose data is stale or just
 //!   became so (the MOTD then says how old it is);
 //! - everything after a configuration or template change, when a render
-//!   had errors (their clusters are tried again), and on every poll, so a
-//!   custom template that shows relative times follows the clock as it did.
+//!   had errors (their clusters are tried again), and on every poll when a
+//!   custom template prints the clock, so that it follows the clock as it
+//!   did (an unchanged poll otherwise plans nothing).
 //!
 //! A new `fetched_at` alone changes no cluster: the default templates show
 //! the data's age only when it is stale. [`Inputs::next_boundary`] is when

@@ -10,6 +10,8 @@
 //! - `incremental`: which clusters a render plans again;
 //! - `preview`: a webhook's incident or component applied before the fetch
 //!   (`[server] webhook_preview`);
+//! - `validators`: what each Statuspage source is asked "changed since?"
+//!   with;
 //! - `reload`: the watcher of the configuration, templates and status files;
 //! - `process`: [`run`] wires all of it to the runtime and the signals.
 //!
@@ -39,6 +41,7 @@ mod probes;
 mod process;
 mod reload;
 mod router;
+mod validators;
 
 pub use coordinator::{Coordinator, Live, Report, SLOW_ON_CHANGE, SLOW_RENDER};
 pub use listen::{serve, start};

@@ -4,10 +4,12 @@
 //! "unchanged") and a digest of the answers' bytes, so that a page that
 //! sends the same bytes again is not parsed, sanitized and saved again.
 //!
-//! Only the public API v2 (`kind = "statuspage_public"`) is read this way:
-//! its three documents are fetched whole, so one digest covers the page.
-//! Every other kind is fetched as [`super::fetch_reporting`] does and is
-//! never "unchanged".
+//! Statuspage is read this way: the public API v2 (`kind =
+//! "statuspage_public"`), whose three documents are fetched whole, and the
+//! manage API v1 (`kind = "statuspage"`), whose lists are paged: there each
+//! page is a document of its own, and one digest covers every page of
+//! every list. Every other kind is fetched as [`super::fetch_reporting`]
+//! does and is never "unchanged".
 //!
 //! What answered "unchanged" has no data of its own: the caller reuses the
 //! last good snapshot, and when it has none it must fetch again without
@@ -34,7 +36,9 @@ pub struct DocumentValidators {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub absent: bool,
     /// SHA-256 (hex) of the body kept for a later `304` (see
-    /// [`Validators::kept_in`]), when it carried a validator.
+    /// [`Validators::kept_in`]), when it carried a validator; for the
+    /// manage API, of every page, so that a list's page with the same
+    /// bytes is known without parsing it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
 }
@@ -75,11 +79,37 @@ impl Validators {
     }
 
     /// The kept body of `url`, when it is the one these validators
-    /// describe.
+    /// describe: held in [`Self::bodies`] (`serve` keeps them in memory),
+    /// or in a file under [`Self::kept_in`].
     pub(super) fn kept_body(&self, url: &str) -> Option<Vec<u8>> {
         let wanted = self.documents.get(url)?.body.as_deref()?;
+        let matches = |bytes: &[u8]| hex::encode(Sha256::digest(bytes)) == wanted;
+        if let Some(held) = self.bodies.get(url).filter(|b| matches(b)) {
+            return Some(held.clone());
+        }
         let bytes = std::fs::read(Self::body_path(self.kept_in.as_deref()?, url)).ok()?;
-        (hex::encode(Sha256::digest(&bytes)) == wanted).then_some(bytes)
+        matches(&bytes).then_some(bytes)
+    }
+
+    /// Takes over from `prior` the bodies these validators still describe
+    /// and did not receive anew: to hold them all in memory, where nothing
+    /// is kept in files.
+    pub fn carry_bodies(&mut self, prior: &Validators) {
+        for (url, doc) in &self.documents {
+            if self.bodies.contains_key(url) || !doc.asks() {
+                continue;
+            }
+            let Some(wanted) = doc.body.as_deref() else {
+                continue;
+            };
+            if let Some(body) = prior
+                .bodies
+                .get(url)
+                .filter(|b| hex::encode(Sha256::digest(b)) == wanted)
+            {
+                self.bodies.insert(url.clone(), body.clone());
+            }
+        }
     }
 }
 
@@ -101,18 +131,41 @@ pub async fn fetch(
     opts: &FetchOptions,
     prior: Option<&Validators>,
 ) -> Result<Outcome, FetchError> {
-    let Endpoint::Public { url } = endpoint else {
-        let fetched = super::fetch_reporting(client, endpoint, opts).await?;
-        return Ok(Outcome::Changed(fetched, Validators::default()));
+    let answer = match endpoint {
+        Endpoint::Public { url } => {
+            let http = Http {
+                client,
+                opts,
+                authorization: None,
+                api: Api::Public,
+                validators: Some(Exchange::new(prior)),
+            };
+            super::v2::fetch_if_changed(&http, url, prior).await?
+        }
+        Endpoint::Manage {
+            api_base,
+            page_id,
+            api_key,
+        } => {
+            let http = Http {
+                client,
+                opts,
+                authorization: Some(format!("OAuth {api_key}")),
+                api: Api::Manage,
+                validators: Some(Exchange::new(prior)),
+            };
+            // As `fetch_reporting` does: a key pasted into `api_base`
+            // never shows in a message.
+            super::v1::fetch_if_changed(&http, api_base, page_id, prior)
+                .await
+                .map_err(|e| e.redact(api_key))?
+        }
+        _ => {
+            let fetched = super::fetch_reporting(client, endpoint, opts).await?;
+            return Ok(Outcome::Changed(fetched, Validators::default()));
+        }
     };
-    let http = Http {
-        client,
-        opts,
-        authorization: None,
-        api: Api::Public,
-        validators: Some(Exchange::new(prior)),
-    };
-    match super::v2::fetch_if_changed(&http, url, prior).await? {
+    match answer {
         (None, validators) => Ok(Outcome::Unchanged(validators)),
         (Some((snapshot, skipped)), validators) => {
             let snapshot = super::sanitized(snapshot).await?;
@@ -136,6 +189,69 @@ pub(super) fn digest(bodies: &[Option<&[u8]>]) -> String {
         }
     }
     hex::encode(hasher.finalize())
+}
+
+/// One document as [`read`] got it.
+pub(super) struct Read {
+    pub body: Vec<u8>,
+    pub content_type: Option<String>,
+    /// What its answer carried (after a `304`: what it carried before).
+    pub validators: DocumentValidators,
+    /// Received now, not a body kept from before.
+    pub received: bool,
+}
+
+/// GETs `url` asking "changed since?" when `http` has an [`Exchange`]: a
+/// `304` gives the body kept from before, or, when none is kept (or not
+/// the one described), `url` is read again plainly, so a `304` never
+/// stands for nothing.
+pub(super) async fn read(
+    http: &Http<'_>,
+    url: &str,
+    prior: Option<&Validators>,
+) -> Result<Read, FetchError> {
+    let (body, content_type) = http.get(url).await?;
+    let exchange = http.validators.as_ref();
+    let validators = exchange.map(|e| e.validators_of(url)).unwrap_or_default();
+    if !exchange.is_some_and(|e| e.was_not_modified(url)) {
+        return Ok(Read {
+            body,
+            content_type,
+            validators,
+            received: true,
+        });
+    }
+    if let Some(body) = prior.and_then(|p| p.kept_body(url)) {
+        return Ok(Read {
+            body,
+            content_type: None,
+            validators,
+            received: false,
+        });
+    }
+    tracing::debug!(
+        url,
+        "answered 304, but its body is not kept; asking again in full"
+    );
+    let plain = Http {
+        client: http.client,
+        opts: http.opts,
+        authorization: http.authorization.clone(),
+        api: http.api,
+        validators: Some(Exchange::new(None)),
+    };
+    let (body, content_type) = plain.get(url).await?;
+    let validators = plain
+        .validators
+        .as_ref()
+        .map(|e| e.validators_of(url))
+        .unwrap_or_default();
+    Ok(Read {
+        body,
+        content_type,
+        validators,
+        received: true,
+    })
 }
 
 /// The conditional side of one fetch's requests: the headers to send, the

@@ -392,14 +392,13 @@ impl RawIncident {
 /// group names that group.
 /// Whether some component names a group that has no row of its own among
 /// `rows`: then only `/component-groups` can tell that group's name.
-pub fn missing_group_rows(rows: &[RawComponent]) -> bool {
+pub fn missing_group_rows<'a>(rows: impl Iterator<Item = &'a RawComponent> + Clone) -> bool {
     let rows_of_groups: HashSet<&str> = rows
-        .iter()
+        .clone()
         .filter(|r| r.group.0)
         .filter_map(|r| r.id.get())
         .collect();
-    rows.iter()
-        .filter_map(|r| r.group_id.get())
+    rows.filter_map(|r| r.group_id.get())
         .filter(|g| !g.trim().is_empty())
         .any(|g| !rows_of_groups.contains(g))
 }

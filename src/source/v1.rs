@@ -1,12 +1,21 @@
 //! The manage API v1 of one page, read with an API key: components and
 //! component groups, the open, upcoming and in-progress items, and the most
 //! recent incidents, paging each list until a short page.
+//!
+//! Read conditionally ([`fetch_if_changed`]), every request whose previous
+//! answer (same URL, paging included) carried an `ETag` or `Last-Modified`
+//! asks "changed since?", a `304` stands for the body kept from that
+//! answer, and a page whose answers are all the bytes they were is not
+//! parsed at all: where such a list goes on or stops is where it went on
+//! or stopped before.
 
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
+use sha2::Digest as _;
 
+use super::conditional::{self, DocumentValidators, Validators};
 use super::raw::{self, Items, RawComponent, RawGroup, RawIncident};
-use super::{Expect, FetchError, Http};
+use super::{decode_answer, Expect, FetchError, FetchErrorKind, Http};
 use crate::model::{Page, Snapshot};
 
 /// The largest page the API hands out.
@@ -26,11 +35,54 @@ enum Paging {
     Limit,
 }
 
+/// The URL of page `page` of the list at `path`.
+fn page_url(base: &str, path: &str, paging: Paging, page: u32) -> String {
+    match paging {
+        Paging::PerPage => format!("{base}/{path}?page={page}&per_page={PER_PAGE}"),
+        Paging::Limit => format!("{base}/{path}?limit={PER_PAGE}&page={page}"),
+    }
+}
+
+/// One page of a list as read.
+struct Answer<T> {
+    url: String,
+    body: Vec<u8>,
+    content_type: Option<String>,
+    /// What it carried, with the digest of `body`.
+    validators: DocumentValidators,
+    /// The bytes the previous answer to `url` carried.
+    same: bool,
+    /// Received now (not a body kept from before).
+    received: bool,
+    /// Decoded; `None` while it need not be (see [`pages`]).
+    items: Option<Items<T>>,
+}
+
 pub(super) async fn fetch(
     http: &Http<'_>,
     api_base: &str,
     page_id: &str,
 ) -> Result<(Snapshot, Vec<String>), FetchError> {
+    match fetch_if_changed(http, api_base, page_id, None).await? {
+        (Some(fetched), _) => Ok(fetched),
+        // Without validators from before, nothing is ever "unchanged".
+        (None, _) => Err(FetchError::new(
+            FetchErrorKind::UnexpectedShape,
+            format!("`{api_base}` answered nothing"),
+        )),
+    }
+}
+
+/// [`fetch`] asking only for what changed since `prior`: `None` when every
+/// answer is the bytes `prior` was made of (sent again, or `304` with the
+/// body kept from before); the new validators either way. A `304` whose
+/// body is not kept is asked again, plainly.
+pub(super) async fn fetch_if_changed(
+    http: &Http<'_>,
+    api_base: &str,
+    page_id: &str,
+    prior: Option<&Validators>,
+) -> Result<(Option<(Snapshot, Vec<String>)>, Validators), FetchError> {
     let base = format!("{}/pages/{page_id}", api_base.trim().trim_end_matches('/'));
     let since = http.opts.resolved_since;
     let no_stop = |_: &[RawIncident]| false;
@@ -48,11 +100,34 @@ pub(super) async fn fetch(
     // five requests plus paging, or six when the group list is needed.
     let components_and_groups = async {
         let rows =
-            list::<RawComponent>(http, &base, "components", Paging::PerPage, |_| false).await?;
-        let groups = if raw::missing_group_rows(&rows.items) {
-            list::<RawGroup>(http, &base, "component-groups", Paging::PerPage, |_| false).await?
+            pages::<RawComponent>(http, &base, "components", Paging::PerPage, |_| false, prior)
+                .await?;
+        // The same rows as before need the group list as before.
+        let (rows, needed) = if rows.iter().all(|a| a.same) {
+            let first = page_url(&base, "component-groups", Paging::PerPage, 1);
+            let needed = prior.is_some_and(|p| p.documents.contains_key(&first));
+            (rows, needed)
         } else {
-            Items::default()
+            let rows = decoded(rows).await?;
+            let needed = raw::missing_group_rows(
+                rows.iter()
+                    .filter_map(|a| a.items.as_ref())
+                    .flat_map(|i| i.items.iter()),
+            );
+            (rows, needed)
+        };
+        let groups = if needed {
+            pages::<RawGroup>(
+                http,
+                &base,
+                "component-groups",
+                Paging::PerPage,
+                |_| false,
+                prior,
+            )
+            .await?
+        } else {
+            Vec::new()
         };
         Ok::<_, FetchError>((rows, groups))
     };
@@ -60,24 +135,122 @@ pub(super) async fn fetch(
     // burst; paging within each list is sequential.
     let ((rows, groups), unresolved, upcoming, active, recent) = tokio::try_join!(
         components_and_groups,
-        list::<RawIncident>(
+        pages::<RawIncident>(
             http,
             &base,
             "incidents/unresolved",
             Paging::PerPage,
-            no_stop
+            no_stop,
+            prior
         ),
-        list::<RawIncident>(http, &base, "incidents/upcoming", Paging::PerPage, no_stop),
-        list::<RawIncident>(
+        pages::<RawIncident>(
+            http,
+            &base,
+            "incidents/upcoming",
+            Paging::PerPage,
+            no_stop,
+            prior
+        ),
+        pages::<RawIncident>(
             http,
             &base,
             "incidents/active_maintenance",
             Paging::PerPage,
-            no_stop
+            no_stop,
+            prior
         ),
-        list::<RawIncident>(http, &base, "incidents", Paging::Limit, older_than_since),
+        pages::<RawIncident>(
+            http,
+            &base,
+            "incidents",
+            Paging::Limit,
+            older_than_since,
+            prior
+        ),
     )?;
 
+    let validators = validators_of(&[
+        &described(&rows),
+        &described(&groups),
+        &described(&unresolved),
+        &described(&upcoming),
+        &described(&active),
+        &described(&recent),
+    ]);
+    if prior.is_some_and(|p| p.digest == validators.digest) {
+        return Ok((None, validators));
+    }
+    let page_id = page_id.to_owned();
+    let built = tokio::task::spawn_blocking(move || {
+        let rows = collect(rows)?;
+        let groups = collect(groups)?;
+        let unresolved = collect(unresolved)?;
+        let upcoming = collect(upcoming)?;
+        let active = collect(active)?;
+        let recent = collect(recent)?;
+        Ok(assemble(
+            &page_id, rows, groups, unresolved, upcoming, active, recent,
+        ))
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(FetchError::new(
+            FetchErrorKind::UnexpectedShape,
+            format!("decoding the answer failed: {e}"),
+        ))
+    })?;
+    Ok((Some(built), validators))
+}
+
+/// What the answers of one list carried: URL, validators, body when it is
+/// to be kept, and the body itself for the digest.
+type Described<'a> = Vec<(&'a str, &'a DocumentValidators, bool, &'a [u8])>;
+
+fn described<T>(answers: &[Answer<T>]) -> Described<'_> {
+    answers
+        .iter()
+        .map(|a| {
+            (
+                a.url.as_str(),
+                &a.validators,
+                a.received && a.validators.asks(),
+                a.body.as_slice(),
+            )
+        })
+        .collect()
+}
+
+/// The validators of every answer, the bodies to keep, and the digest over
+/// the lists in a fixed order (URL and bytes of each page).
+fn validators_of(lists: &[&Described<'_>]) -> Validators {
+    let mut v = Validators::default();
+    let mut parts: Vec<Option<&[u8]>> = Vec::new();
+    for list in lists {
+        for (url, doc, keep, body) in *list {
+            parts.push(Some(url.as_bytes()));
+            parts.push(Some(body));
+            v.documents.insert((*url).to_owned(), (*doc).clone());
+            if *keep {
+                v.bodies.insert((*url).to_owned(), body.to_vec());
+            }
+        }
+        // Where one list ends: a page moving to the next list is a change.
+        parts.push(None);
+    }
+    v.digest = conditional::digest(&parts);
+    v
+}
+
+/// The snapshot of the decoded lists.
+fn assemble(
+    page_id: &str,
+    rows: Items<RawComponent>,
+    groups: Items<RawGroup>,
+    unresolved: Items<RawIncident>,
+    upcoming: Items<RawIncident>,
+    active: Items<RawIncident>,
+    recent: Items<RawIncident>,
+) -> (Snapshot, Vec<String>) {
     let skipped: Vec<String> = [
         &rows.skipped,
         &groups.skipped,
@@ -116,27 +289,112 @@ pub(super) async fn fetch(
         groups,
         incidents,
     };
-    Ok((snapshot, skipped))
+    (snapshot, skipped)
 }
 
 /// Reads every page of one list until a short or empty page, a page `stop`
-/// says ends it, or [`MAX_PAGES`]. Items of an impossible shape are left
-/// out and described in `skipped`; they still count towards a full page.
-async fn list<T: DeserializeOwned + Send + 'static>(
+/// says ends it, or [`MAX_PAGES`]. A page whose bytes are those of its
+/// previous answer is not decoded: the list goes on after it when it went
+/// on before. Items of an impossible shape are left out and described in
+/// `skipped`; they still count towards a full page.
+async fn pages<T: DeserializeOwned + Send + 'static>(
     http: &Http<'_>,
     base: &str,
     path: &str,
     paging: Paging,
     stop: impl Fn(&[T]) -> bool,
-) -> Result<Items<T>, FetchError> {
-    let mut all: Items<T> = Items::default();
+    prior: Option<&Validators>,
+) -> Result<Vec<Answer<T>>, FetchError> {
+    let mut all = Vec::new();
     for page in 1..=MAX_PAGES {
-        let url = match paging {
-            Paging::PerPage => format!("{base}/{path}?page={page}&per_page={PER_PAGE}"),
-            Paging::Limit => format!("{base}/{path}?limit={PER_PAGE}&page={page}"),
+        let url = page_url(base, path, paging, page);
+        let read = conditional::read(http, &url, prior).await?;
+        let digest = hex::encode(sha2::Sha256::digest(&read.body));
+        let same = prior
+            .and_then(|p| p.documents.get(&url))
+            .and_then(|d| d.body.as_deref())
+            == Some(digest.as_str());
+        let mut validators = read.validators;
+        validators.body = Some(digest);
+        let mut answer = Answer {
+            url,
+            body: read.body,
+            content_type: read.content_type,
+            validators,
+            same,
+            received: read.received,
+            items: None,
         };
-        let items: Items<T> = http.get_json(&url, Expect::Array).await?;
-        let done = items.items.len() + items.skipped.len() < PER_PAGE || stop(&items.items);
+        let done = if same {
+            let next = page_url(base, path, paging, page + 1);
+            !prior.is_some_and(|p| p.documents.contains_key(&next))
+        } else {
+            answer = decoded_one(answer).await?;
+            let items = answer.items.as_ref().map_or(&[][..], |i| &i.items[..]);
+            let count = answer
+                .items
+                .as_ref()
+                .map_or(0, |i| i.items.len() + i.skipped.len());
+            count < PER_PAGE || stop(items)
+        };
+        all.push(answer);
+        if done {
+            return Ok(all);
+        }
+    }
+    tracing::warn!("`{base}/{path}` still had more after {MAX_PAGES} pages; reading no further");
+    Ok(all)
+}
+
+/// `answer` with its items decoded, off the async workers.
+async fn decoded_one<T: DeserializeOwned + Send + 'static>(
+    answer: Answer<T>,
+) -> Result<Answer<T>, FetchError> {
+    let mut answers = decoded(vec![answer]).await?;
+    answers.pop().ok_or_else(|| {
+        FetchError::new(
+            FetchErrorKind::UnexpectedShape,
+            "decoding the answer failed".to_owned(),
+        )
+    })
+}
+
+/// `answers` with every one's items decoded, off the async workers.
+async fn decoded<T: DeserializeOwned + Send + 'static>(
+    mut answers: Vec<Answer<T>>,
+) -> Result<Vec<Answer<T>>, FetchError> {
+    tokio::task::spawn_blocking(move || {
+        for a in &mut answers {
+            if a.items.is_none() {
+                a.items = Some(decode_answer(
+                    &a.url,
+                    &a.body,
+                    a.content_type.clone(),
+                    Expect::Array,
+                )?);
+            }
+        }
+        Ok(answers)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(FetchError::new(
+            FetchErrorKind::UnexpectedShape,
+            format!("decoding the answer failed: {e}"),
+        ))
+    })
+}
+
+/// The items of a list's pages, decoding those not decoded yet; skipped
+/// items say which page they came from.
+fn collect<T: DeserializeOwned>(answers: Vec<Answer<T>>) -> Result<Items<T>, FetchError> {
+    let mut all: Items<T> = Items::default();
+    for a in answers {
+        let items = match a.items {
+            Some(items) => items,
+            None => decode_answer(&a.url, &a.body, a.content_type, Expect::Array)?,
+        };
+        let url = a.url;
         all.skipped.extend(
             items
                 .skipped
@@ -144,10 +402,6 @@ async fn list<T: DeserializeOwned + Send + 'static>(
                 .map(|s| format!("skipped {s} (from `{url}`)")),
         );
         all.items.extend(items.items);
-        if done {
-            return Ok(all);
-        }
     }
-    tracing::warn!("`{base}/{path}` still had more after {MAX_PAGES} pages; reading no further");
     Ok(all)
 }

@@ -321,3 +321,220 @@ fn a_304_whose_body_was_not_kept_next_to_a_change_is_read_again_in_full() {
     assert!(render(&site).contains("updated alpha/motd"));
     assert_eq!(fake.requests(), 10);
 }
+
+// The manage API v1: the same, over five lists and their pages.
+
+const V1_PAGE: &str = "v1page00001";
+
+fn v1_mapping(url: &str) -> String {
+    format!(
+        r#"[settings]
+timezone = "UTC"
+request_timeout = "2s"
+retries = 1
+
+[sources.hpc]
+kind = "statuspage"
+page_id = "{V1_PAGE}"
+api_key = {{ file = "api-key" }}
+api_base = "{url}"
+
+[clusters.alpha]
+components = ["Lustre"]
+"#
+    )
+}
+
+/// 100 open incidents of another component, then one of `Lustre` named
+/// `name`: the one that reaches the MOTD is on page 2 of `/incidents`.
+fn v1_page(fake: &FakeStatuspage, name: &str) {
+    // An hour ago, the same in every call of one test run: page 1 is
+    // recent enough that `/incidents` is paged on.
+    static RECENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string()
+    });
+    let base = format!("/pages/{V1_PAGE}");
+    let recent = RECENT.as_str();
+    let incident = |id: String, name: &str, component: (&str, &str)| {
+        json!({
+            "id": id, "name": name, "status": "investigating", "impact": "minor",
+            "created_at": recent, "updated_at": recent,
+            "components": [{"id": component.0, "name": component.1}],
+            "incident_updates": [{"id": format!("u-{id}"), "status": "investigating",
+                "body": "Looking.", "created_at": recent}],
+        })
+    };
+    let mut incidents: Vec<Value> = (0..100)
+        .map(|n| incident(format!("other{n}"), "Other trouble", ("c2", "Other")))
+        .collect();
+    incidents.push(incident("lustre1".into(), name, ("c1", "Lustre")));
+    fake.set_json(
+        &format!("{base}/components"),
+        json!([
+            {"id": "c1", "name": "Lustre", "status": "degraded_performance"},
+            {"id": "c2", "name": "Other", "status": "degraded_performance"},
+        ]),
+    );
+    fake.set_json(&format!("{base}/incidents"), Value::Array(incidents));
+    for list in [
+        "incidents/unresolved",
+        "incidents/upcoming",
+        "incidents/active_maintenance",
+    ] {
+        fake.set_json(&format!("{base}/{list}"), json!([]));
+    }
+}
+
+fn v1_site(validators: Option<(Validators, bool)>) -> (FakeStatuspage, Site) {
+    let fake = FakeStatuspage::spawn();
+    if let Some((which, honour)) = validators {
+        fake.send_validators(which, honour);
+    }
+    v1_page(&fake, "Lustre slow");
+    let site = Site::new(&v1_mapping(&fake.url()));
+    std::fs::write(site.path().join("api-key"), "k3yV1conditional").unwrap();
+    (fake, site)
+}
+
+/// Every file under `out/` and `state/`: equal before and after a run
+/// that touched none.
+fn all_files(site: &Site) -> Vec<crate::common::FileState> {
+    let mut files = crate::common::files_under(&site.path().join("out"));
+    files.extend(crate::common::files_under(&site.path().join("state")));
+    files
+}
+
+/// A v1 refresh: components, the three incident sub-lists, and two pages
+/// of `/incidents`.
+const V1_REQUESTS: usize = 6;
+
+#[test]
+fn v1_sends_validators_back_and_304s_on_every_page_change_nothing() {
+    let (fake, site) = v1_site(Some((Validators::ETag, true)));
+    assert!(render(&site).contains("created alpha/motd"));
+    assert!(site.read("alpha/motd").contains("Lustre slow"));
+    assert_eq!(
+        fake.requests(),
+        V1_REQUESTS,
+        "5 lists, /incidents on 2 pages"
+    );
+    assert_eq!(fake.conditional_requests(), 0);
+    let before = all_files(&site);
+
+    assert_eq!(render(&site), "", "nothing changed");
+    assert_eq!(
+        fake.requests(),
+        2 * V1_REQUESTS,
+        "as many requests as before"
+    );
+    assert_eq!(fake.conditional_requests(), V1_REQUESTS, "each one asked");
+    assert_eq!(fake.not_modified_answers(), V1_REQUESTS);
+    assert_eq!(all_files(&site), before, "no file touched");
+    let log = fake.request_log();
+    assert!(
+        log.contains(&format!("/pages/{V1_PAGE}/incidents?limit=100&page=2")),
+        "{log:?}"
+    );
+
+    // The incident on page 2 changes: that page answers anew, every other
+    // one 304 with its body kept from before.
+    v1_page(&fake, "Lustre very slow");
+    assert!(render(&site).contains("updated alpha/motd"));
+    assert!(site.read("alpha/motd").contains("Lustre very slow"));
+    assert_eq!(fake.requests(), 3 * V1_REQUESTS);
+    assert_eq!(fake.not_modified_answers(), 2 * V1_REQUESTS - 1);
+}
+
+#[test]
+fn v1_with_validators_ignored_and_the_same_bytes_touches_no_file() {
+    let (fake, site) = v1_site(Some((Validators::Both, false)));
+    render(&site);
+    let before = all_files(&site);
+    assert_eq!(render(&site), "");
+    assert_eq!(
+        fake.conditional_requests(),
+        V1_REQUESTS,
+        "the validators were sent"
+    );
+    assert_eq!(fake.not_modified_answers(), 0);
+    assert_eq!(fake.requests(), 2 * V1_REQUESTS);
+    assert_eq!(all_files(&site), before, "no file touched");
+    v1_page(&fake, "Lustre down");
+    assert!(render(&site).contains("updated alpha/motd"));
+    assert!(site.read("alpha/motd").contains("Lustre down"));
+}
+
+#[test]
+fn v1_without_validators_an_unchanged_page_touches_no_file() {
+    let (fake, site) = v1_site(None);
+    render(&site);
+    let before = all_files(&site);
+    assert_eq!(render(&site), "");
+    assert_eq!(fake.requests(), 2 * V1_REQUESTS);
+    assert_eq!(fake.conditional_requests(), 0);
+    assert_eq!(all_files(&site), before, "no file touched");
+    v1_page(&fake, "Lustre down");
+    assert!(render(&site).contains("updated alpha/motd"));
+    assert!(site.read("alpha/motd").contains("Lustre down"));
+    assert_eq!(fake.requests(), 3 * V1_REQUESTS);
+}
+
+#[test]
+fn v1_a_304_whose_body_is_lost_is_asked_again_and_the_key_stays_out_of_state() {
+    let (fake, site) = v1_site(Some((Validators::ETag, true)));
+    render(&site);
+    // The kept bodies are gone: the lists answer 304 next to a changed
+    // page 2, and are read once more in full rather than from nothing.
+    std::fs::remove_dir_all(site.path().join("state/hpc.answers")).unwrap();
+    v1_page(&fake, "Lustre very slow");
+    assert!(render(&site).contains("updated alpha/motd"));
+    let motd = site.read("alpha/motd");
+    assert!(motd.contains("Lustre very slow"), "{motd}");
+    assert_eq!(fake.not_modified_answers(), V1_REQUESTS - 1);
+    assert_eq!(
+        fake.requests(),
+        3 * V1_REQUESTS - 1,
+        "6, then 6 and the 5 unchanged pages again"
+    );
+    for f in all_files(&site) {
+        assert!(
+            !String::from_utf8_lossy(&f.1).contains("k3yV1conditional"),
+            "{}",
+            f.0
+        );
+    }
+}
+
+#[test]
+fn v1_reads_the_group_list_again_only_when_it_did_before_and_asks_it_conditionally() {
+    let (fake, site) = v1_site(Some((Validators::ETag, true)));
+    // `Lustre` names a group with no row in `/components`: the group list
+    // is read too, six lists then.
+    fake.set_json(
+        &format!("/pages/{V1_PAGE}/components"),
+        json!([
+            {"id": "c1", "name": "Lustre", "status": "degraded_performance", "group_id": "g1"},
+            {"id": "c2", "name": "Other", "status": "degraded_performance"},
+        ]),
+    );
+    fake.set_json(
+        &format!("/pages/{V1_PAGE}/component-groups"),
+        json!([{"id": "g1", "name": "Storage", "components": ["c1"]}]),
+    );
+    render(&site);
+    let with_groups = V1_REQUESTS + 1;
+    assert_eq!(fake.requests(), with_groups);
+    assert_eq!(
+        fake.requests_to(&format!("/pages/{V1_PAGE}/component-groups")),
+        1
+    );
+    let before = all_files(&site);
+    assert_eq!(render(&site), "");
+    assert_eq!(
+        fake.requests(),
+        2 * with_groups,
+        "the group list asked again"
+    );
+    assert_eq!(fake.not_modified_answers(), with_groups);
+    assert_eq!(all_files(&site), before);
+}

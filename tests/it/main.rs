@@ -15,6 +15,7 @@ mod alertmanager;
 mod calendar;
 mod cli;
 mod conditional;
+mod conditional_serve;
 mod errors;
 mod file_source;
 mod fixtures;
