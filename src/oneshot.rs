@@ -452,14 +452,16 @@ impl Stamp {
             .map_err(crate::Error::io("cannot create state directory", state_dir))?;
         let text = serde_json::to_vec(self)
             .map_err(|e| crate::Error::Runtime(format!("cannot serialize the stamp: {e}")))?;
-        crate::output::replace_file(&Self::path(state_dir), &text)
+        // A stamp lost or older after a crash describes files that are no
+        // longer as it says: it costs one full render, never a wrong one.
+        crate::output::replace_cache_file(&Self::path(state_dir), &text)
     }
 
     /// Forgets the stamp: the next run renders in full.
     pub fn forget(state_dir: &Path) {
         let path = Self::path(state_dir);
         if path.exists() {
-            let _ = crate::output::replace_file(&path, b"{}");
+            let _ = crate::output::replace_cache_file(&path, b"{}");
         }
     }
 }

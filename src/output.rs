@@ -335,7 +335,7 @@ impl Writer {
             Mode::from_raw_mode(0o600),
         )
         .map_err(|e| Error::io("cannot create temp file", self.staging.join(&temp))(e.into()))
-        .and_then(|file| write_temp(File::from(file), target, bytes, mtime))
+        .and_then(|file| write_temp(File::from(file), target, bytes, mtime, true))
         .and_then(|()| {
             rfs::renameat(staging, temp.as_str(), dir, name)
                 .map_err(|e| Error::io("cannot rename into place", target)(e.into()))
@@ -647,6 +647,17 @@ fn split_rel(rel: &Path) -> Result<(&Path, &OsStr)> {
 /// hidden temp file beside it: for files outside an output directory, such as
 /// snapshots and the state kept in `state_dir`.
 pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace_file_with(path, bytes, true)
+}
+
+/// [`replace_file`] for a file that only saves work, whose loss or an older
+/// copy after a crash costs that work and nothing else (the one-shot
+/// stamp): the same atomic rename, without waiting for the disk.
+pub fn replace_cache_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace_file_with(path, bytes, false)
+}
+
+fn replace_file_with(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -657,14 +668,17 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     remove_dead_temps(dir, &name);
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let temp = dir.join(format!(".{name}.{}-{n}{TEMP_SUFFIX}", std::process::id()));
-    let result = write_new_temp(&temp, path, bytes, Timestamp::now()).and_then(|()| {
+    let result = write_new_temp(&temp, path, bytes, Timestamp::now(), durable).and_then(|()| {
         fs::rename(&temp, path).map_err(Error::io("cannot rename into place", path))
     });
     if let Err(e) = result {
         let _ = fs::remove_file(&temp);
         return Err(e);
     }
-    sync_dir(dir)
+    if durable {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// A temp file older than this is left over whoever wrote it: a write takes
@@ -762,8 +776,15 @@ fn check_relative(rel: &Path) -> Result<()> {
 }
 
 /// Writes the temp file completely, with its final mode and mtime, and makes
-/// it durable before it is renamed over `target`.
-fn write_temp(mut file: File, target: &Path, bytes: &[u8], mtime: Timestamp) -> Result<()> {
+/// it durable before it is renamed over `target` (unless it is a cache, see
+/// [`replace_cache_file`]).
+fn write_temp(
+    mut file: File,
+    target: &Path,
+    bytes: &[u8],
+    mtime: Timestamp,
+    durable: bool,
+) -> Result<()> {
     file.write_all(bytes)
         .map_err(Error::io("cannot write", target))?;
     // The final mode, whatever the umask.
@@ -772,19 +793,28 @@ fn write_temp(mut file: File, target: &Path, bytes: &[u8], mtime: Timestamp) -> 
     // After the last write, which would otherwise bump the mtime again.
     file.set_times(FileTimes::new().set_modified(SystemTime::from(mtime)))
         .map_err(Error::io("cannot set modification time of", target))?;
+    if !durable {
+        return Ok(());
+    }
     file.sync_all().map_err(Error::io("cannot sync", target))
 }
 
 /// Writes a whole new file at `temp` (which must not exist) for
 /// [`replace_file`].
-fn write_new_temp(temp: &Path, target: &Path, bytes: &[u8], mtime: Timestamp) -> Result<()> {
+fn write_new_temp(
+    temp: &Path,
+    target: &Path,
+    bytes: &[u8],
+    mtime: Timestamp,
+    durable: bool,
+) -> Result<()> {
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(temp)
         .map_err(Error::io("cannot create temp file", temp))?;
-    write_temp(file, target, bytes, mtime)
+    write_temp(file, target, bytes, mtime, durable)
 }
 
 /// Creates `dir` and any missing parents with mode 0755, whatever the umask:
