@@ -12,11 +12,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
 
 use crate::mapping::KnownIds;
-use crate::model::Snapshot;
+use crate::model::{IndexKeys, Snapshot};
 use crate::pipeline::{FailureKind, FetchFailure, Gathered, SourceData};
 use crate::snapshot;
 use crate::view;
@@ -106,7 +107,7 @@ impl fmt::Display for Event {
 
 /// Keeps `fresh` snapshots as their sources' last good ones in `state_dir`;
 /// what could not be kept is an event.
-pub fn save(state_dir: &Path, fresh: &[(String, Snapshot)]) -> Vec<Event> {
+pub fn save(state_dir: &Path, fresh: &[(String, Arc<Snapshot>)]) -> Vec<Event> {
     fresh
         .iter()
         .filter_map(|(name, snap)| {
@@ -123,8 +124,9 @@ pub fn save(state_dir: &Path, fresh: &[(String, Snapshot)]) -> Vec<Event> {
 /// What the store holds of one source.
 #[derive(Debug, Clone, Default)]
 struct Held {
-    /// The last good snapshot, once read from `state_dir` or fetched.
-    snapshot: Option<Snapshot>,
+    /// The last good snapshot, once read from `state_dir` or fetched;
+    /// shared with the data handed to plans, never copied for them.
+    snapshot: Option<Arc<Snapshot>>,
     /// Whether `state_dir` was read for this source (or need not be).
     loaded: bool,
     /// Why the persisted snapshot cannot be used.
@@ -135,9 +137,12 @@ struct Held {
     fresh: bool,
     /// That fetched snapshot as it came, when [`Store::snapshot_mut`]
     /// changed it since: only what upstream answered is saved.
-    unsaved: Option<Snapshot>,
+    unsaved: Option<Arc<Snapshot>>,
     /// `fetched_at` of the snapshot as read from `state_dir`.
     read_fetched_at: Option<Timestamp>,
+    /// The index keys of `snapshot`, built by the first plan that reads it;
+    /// a change in place keeps them (see [`Store::snapshot_mut`]).
+    keys: Arc<OnceLock<IndexKeys>>,
 }
 
 /// The last good snapshot of every source. See the module documentation.
@@ -185,17 +190,18 @@ impl Store {
             held.loaded = true;
             match snapshot::load_state(&self.state_dir, name) {
                 Ok(s) => {
+                    held.keys = Arc::default();
                     // Its age counts from when upstream last confirmed it.
                     held.read_fetched_at = s.as_ref().map(|s| s.fetched_at);
                     held.snapshot = s.map(|mut s| {
                         s.fetched_at = crate::oneshot::confirmed_at(&self.state_dir, name, &s);
-                        s
+                        Arc::new(s)
                     });
                 }
                 Err(e) => held.unreadable = Some(e.to_string()),
             }
         }
-        held.snapshot.as_ref()
+        held.snapshot.as_deref()
     }
 
     /// Takes "unchanged" as the result of a fetch of `name` (a `304`, or
@@ -210,7 +216,8 @@ impl Store {
         };
         match &mut held.snapshot {
             Some(snap) if held.read_fetched_at == Some(fetched_at) => {
-                snap.fetched_at = now;
+                // Copies the snapshot only when a render still shares it.
+                Arc::make_mut(snap).fetched_at = now;
                 held.error = None;
                 true
             }
@@ -220,18 +227,28 @@ impl Store {
 
     /// The snapshot held for `name`, if any.
     pub fn snapshot(&self, name: &str) -> Option<&Snapshot> {
+        self.held.get(name).and_then(|h| h.snapshot.as_deref())
+    }
+
+    /// The snapshot held for `name`, as it is shared with the data of
+    /// renders.
+    pub fn shared(&self, name: &str) -> Option<&Arc<Snapshot>> {
         self.held.get(name).and_then(|h| h.snapshot.as_ref())
     }
 
     /// The snapshot held for `name`, to change in place: `serve`'s webhook
     /// preview. A change made here is never persisted as the last good
-    /// snapshot; only a good fetch is.
+    /// snapshot; only a good fetch is. The snapshot is copied first when
+    /// it is shared (with the data of a render, or kept unsaved). The
+    /// change must keep the components and groups it lists, their ids,
+    /// names, groups and order (a preview changes statuses and items): its
+    /// index keys are kept.
     pub fn snapshot_mut(&mut self, name: &str) -> Option<&mut Snapshot> {
         let held = self.held.get_mut(name)?;
         if held.fresh && held.unsaved.is_none() {
             held.unsaved.clone_from(&held.snapshot);
         }
-        held.snapshot.as_mut()
+        held.snapshot.as_mut().map(Arc::make_mut)
     }
 
     /// Takes the result of a fetch of `name`. A good snapshot replaces the
@@ -265,7 +282,8 @@ impl Store {
                     item,
                 }));
                 let held = self.held.entry(name.to_owned()).or_default();
-                held.snapshot = Some(snap);
+                held.snapshot = Some(Arc::new(snap));
+                held.keys = Arc::default();
                 held.unsaved = None;
                 held.loaded = true;
                 held.unreadable = None;
@@ -311,7 +329,7 @@ impl Store {
 
     /// The snapshots fetched since the last call, to [`save`] elsewhere
     /// (`serve` writes them on a blocking thread).
-    pub fn take_fresh(&mut self) -> Vec<(String, Snapshot)> {
+    pub fn take_fresh(&mut self) -> Vec<(String, Arc<Snapshot>)> {
         self.held
             .iter_mut()
             .filter_map(|(name, h)| {
@@ -342,7 +360,7 @@ impl Store {
         known: KnownIds,
     ) -> Gathered {
         let mut g = Gathered {
-            known,
+            known: Arc::new(known),
             ..Gathered::default()
         };
         for name in names {
@@ -351,12 +369,14 @@ impl Store {
                 Some(Held {
                     snapshot: Some(snap),
                     error,
+                    keys,
                     ..
                 }) => {
+                    g.indexes.insert(name.clone(), Arc::clone(keys));
                     g.sources.insert(
                         name.clone(),
                         SourceData {
-                            snapshot: snap.clone(),
+                            snapshot: Arc::clone(snap),
                             fetch_error: error.clone(),
                         },
                     );
@@ -475,7 +495,7 @@ mod tests {
         // A webhook preview after the fetch, before the fetch is saved.
         store.snapshot_mut("s").unwrap().components[0].status = ComponentStatus::MajorOutage;
         let fresh = store.take_fresh();
-        assert_eq!(fresh, [("s".to_owned(), snap(2))], "as fetched");
+        assert_eq!(fresh, [("s".to_owned(), Arc::new(snap(2)))], "as fetched");
         assert_eq!(
             store.snapshot("s").unwrap().components[0].status,
             ComponentStatus::MajorOutage,

@@ -26,9 +26,15 @@
 //! A new `fetched_at` alone changes no cluster: the default templates show
 //! the data's age only when it is stale. [`Inputs::next_boundary`] is when
 //! the renderer must look again without a new snapshot.
+//!
+//! Two shortcuts keep a webhook preview from comparing the whole page: a
+//! snapshot that is the very one of the last render (the same `Arc`) only
+//! has its time windows checked, and a source changed by previews alone
+//! since the last render takes what they say they touched ([`Previewed`])
+//! instead of the comparison.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -36,6 +42,8 @@ use crate::config::{Config, Settings};
 use crate::model::{Incident, ItemKind, Snapshot, SnapshotIndex};
 use crate::pipeline::{Gathered, Plan, SourceData};
 use crate::view::ClusterView;
+
+use super::preview::Touched;
 
 /// Boundaries this close before the last render count as not yet passed:
 /// a render at the very instant of a boundary still showed the old state.
@@ -61,6 +69,15 @@ pub struct Inputs {
     last: Option<(Arc<Gathered>, Timestamp)>,
 }
 
+/// What webhook previews changed in one source since the last render, and
+/// which snapshot they were applied to: when that is not the snapshot of
+/// the last render, the snapshots are compared as after a fetch.
+#[derive(Debug, Clone)]
+pub struct Previewed {
+    pub applied_to: Weak<Snapshot>,
+    pub touched: Touched,
+}
+
 /// How one source changed between two renders.
 #[derive(Debug, Default, PartialEq)]
 struct Delta {
@@ -78,16 +95,32 @@ impl Inputs {
         self.last = None;
     }
 
-    /// The clusters to plan for `data` at `now`, or `None` for all of them.
-    pub fn dirty(&self, config: &Config, data: &Gathered, now: Timestamp) -> Option<Vec<String>> {
+    /// The clusters to plan for `data` at `now`, or `None` for all of them;
+    /// `previewed`: the sources only webhook previews changed since the
+    /// last render.
+    pub fn dirty(
+        &self,
+        config: &Config,
+        data: &Gathered,
+        now: Timestamp,
+        previewed: &BTreeMap<String, Previewed>,
+    ) -> Option<Vec<String>> {
         let (last, last_now) = self.last.as_ref()?;
         let names: BTreeSet<&String> = last.sources.keys().chain(data.sources.keys()).collect();
         let deltas: BTreeMap<&str, Delta> = names
             .into_iter()
             .map(|name| {
+                let old = last.sources.get(name);
+                let touched = previewed.get(name.as_str()).and_then(|p| {
+                    let same = old.is_some_and(|o| {
+                        std::ptr::eq(Arc::as_ptr(&o.snapshot), p.applied_to.as_ptr())
+                    });
+                    same.then_some(&p.touched)
+                });
                 let d = delta(
-                    last.sources.get(name),
+                    old,
                     data.sources.get(name),
+                    touched,
                     &config.settings,
                     *last_now,
                     now,
@@ -129,8 +162,8 @@ impl Inputs {
         }
         let indexes: BTreeMap<&str, SnapshotIndex<'_>> = data
             .sources
-            .iter()
-            .map(|(name, s)| (name.as_str(), SnapshotIndex::new(&s.snapshot)))
+            .keys()
+            .filter_map(|name| data.index(name).map(|index| (name.as_str(), index)))
             .collect();
         let complete_and_clean = plan.errors.is_empty() && plan.warnings.is_empty();
         for (name, cluster_plan) in plan.clusters {
@@ -208,10 +241,12 @@ fn stale(d: &SourceData, s: &Settings, now: Timestamp) -> bool {
 }
 
 /// How the data of one source changed from `old` (seen at `last_now`) to
-/// `new` (seen at `now`).
+/// `new` (seen at `now`); `touched`: what previews changed, when they alone
+/// made `new` from `old`.
 fn delta(
     old: Option<&SourceData>,
     new: Option<&SourceData>,
+    touched: Option<&Touched>,
     settings: &Settings,
     last_now: Timestamp,
     now: Timestamp,
@@ -227,7 +262,35 @@ fn delta(
     if note(old) != note(new) || stale(old, settings, last_now) || stale(new, settings, now) {
         return all;
     }
+    let lo = last_now.checked_sub(SLACK).unwrap_or(last_now);
+    let crossed = |i: &Incident| {
+        boundaries(i, settings)
+            .into_iter()
+            .any(|t| lo < t && t <= now)
+    };
+    let touch = |d: &mut Delta, i: &Incident| {
+        if i.components.is_empty() {
+            d.page_wide = true;
+        }
+        d.components.extend(i.components.iter().cloned());
+    };
     let (before_snap, after_snap) = (&old.snapshot, &new.snapshot);
+    let known = if Arc::ptr_eq(before_snap, after_snap) {
+        Some(Delta::default())
+    } else {
+        touched.map(|t| Delta {
+            all: false,
+            components: t.components.iter().cloned().collect(),
+            page_wide: t.page_wide,
+        })
+    };
+    if let Some(mut delta) = known {
+        // Nothing else changed: only the clock can have moved an item.
+        for i in after_snap.incidents.iter().filter(|i| crossed(i)) {
+            touch(&mut delta, i);
+        }
+        return delta;
+    }
     if before_snap.page != after_snap.page
         || before_snap.groups != after_snap.groups
         || !same_structure(before_snap, after_snap)
@@ -244,18 +307,6 @@ fn delta(
     let before: BTreeMap<(ItemKind, String), &Incident> =
         before_snap.incidents.iter().map(|i| (key(i), i)).collect();
     let mut seen = BTreeSet::new();
-    let lo = last_now.checked_sub(SLACK).unwrap_or(last_now);
-    let crossed = |i: &Incident| {
-        boundaries(i, settings)
-            .into_iter()
-            .any(|t| lo < t && t <= now)
-    };
-    let touch = |d: &mut Delta, i: &Incident| {
-        if i.components.is_empty() {
-            d.page_wide = true;
-        }
-        d.components.extend(i.components.iter().cloned());
-    };
     for i in &after_snap.incidents {
         let id = key(i);
         match before.get(&id) {
@@ -343,7 +394,7 @@ mod tests {
 
     fn data(fetched_at: &str, incidents: Vec<Incident>, b: ComponentStatus) -> SourceData {
         SourceData {
-            snapshot: Snapshot {
+            snapshot: Arc::new(Snapshot {
                 page: Page::default(),
                 fetched_at: ts(fetched_at),
                 components: vec![
@@ -352,7 +403,7 @@ mod tests {
                 ],
                 groups: Vec::new(),
                 incidents,
-            },
+            }),
             fetch_error: None,
         }
     }
@@ -362,7 +413,7 @@ mod tests {
     const OK: ComponentStatus = ComponentStatus::Operational;
 
     fn diff(old: &SourceData, new: &SourceData) -> Delta {
-        delta(Some(old), Some(new), &settings(), ts(T0), ts(T1))
+        delta(Some(old), Some(new), None, &settings(), ts(T0), ts(T1))
     }
 
     #[test]
@@ -401,7 +452,7 @@ mod tests {
     fn a_renamed_component_a_failure_or_stale_data_concerns_every_cluster() {
         let old = data(T0, Vec::new(), OK);
         let mut new = data(T1, Vec::new(), OK);
-        new.snapshot.components[0].name = "Renamed".into();
+        Arc::make_mut(&mut new.snapshot).components[0].name = "Renamed".into();
         assert!(diff(&old, &new).all);
 
         let mut new = data(T1, Vec::new(), OK);

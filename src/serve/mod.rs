@@ -8,6 +8,7 @@
 //! - `coordinator`: the [`Coordinator`], which owns fetching, rendering and
 //!   `on_change`;
 //! - `incremental`: which clusters a render plans again;
+//! - `kept`: the resolved ids and calendar memory, held between renders;
 //! - `preview`: a webhook's incident or component applied before the fetch
 //!   (`[server] webhook_preview`);
 //! - `reload`: the watcher of the configuration, templates and status files;
@@ -33,6 +34,7 @@ use std::time::Duration;
 
 mod coordinator;
 mod incremental;
+mod kept;
 mod listen;
 mod preview;
 mod probes;
