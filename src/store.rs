@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use jiff::Timestamp;
 
@@ -143,6 +143,10 @@ struct Held {
     /// The index keys of `snapshot`, built by the first plan that reads it;
     /// a change in place keeps them (see [`Store::snapshot_mut`]).
     keys: Arc<OnceLock<IndexKeys>>,
+    /// A copy of `snapshot` made ahead ([`Store::keep_spare`]), so that a
+    /// change in place need not copy the snapshot renders share on the
+    /// way to the files. Dropped whenever `snapshot` changes.
+    spare: Option<Snapshot>,
 }
 
 /// The last good snapshot of every source. See the module documentation.
@@ -191,6 +195,7 @@ impl Store {
             match snapshot::load_state(&self.state_dir, name) {
                 Ok(s) => {
                     held.keys = Arc::default();
+                    held.spare = None;
                     // Its age counts from when upstream last confirmed it.
                     held.read_fetched_at = s.as_ref().map(|s| s.fetched_at);
                     held.snapshot = s.map(|mut s| {
@@ -218,6 +223,7 @@ impl Store {
             Some(snap) if held.read_fetched_at == Some(fetched_at) => {
                 // Copies the snapshot only when a render still shares it.
                 Arc::make_mut(snap).fetched_at = now;
+                held.spare = None;
                 held.error = None;
                 true
             }
@@ -248,7 +254,37 @@ impl Store {
         if held.fresh && held.unsaved.is_none() {
             held.unsaved.clone_from(&held.snapshot);
         }
-        held.snapshot.as_mut().map(Arc::make_mut)
+        let spare = held.spare.take();
+        let snap = held.snapshot.as_mut()?;
+        if Arc::strong_count(snap) > 1 {
+            if let Some(spare) = spare {
+                *snap = Arc::new(spare);
+            }
+        }
+        Some(Arc::make_mut(snap))
+    }
+
+    /// Whether `name` has a snapshot but no spare copy of it.
+    pub fn wants_spare(&self, name: &str) -> bool {
+        self.held
+            .get(name)
+            .is_some_and(|h| h.snapshot.is_some() && h.spare.is_none())
+    }
+
+    /// Keeps `copy`, a copy of `of`, for the next [`Store::snapshot_mut`]
+    /// of `name` (`serve`'s webhook preview): it is made after a render's
+    /// files are written, and the preview then changes it in place. Kept
+    /// only while `of` is still the snapshot held.
+    pub fn keep_spare(&mut self, name: &str, of: &Weak<Snapshot>, copy: Snapshot) {
+        if let Some(held) = self.held.get_mut(name) {
+            let current = held
+                .snapshot
+                .as_ref()
+                .is_some_and(|s| std::ptr::eq(Arc::as_ptr(s), of.as_ptr()));
+            if current {
+                held.spare = Some(copy);
+            }
+        }
     }
 
     /// Takes the result of a fetch of `name`. A good snapshot replaces the
@@ -284,6 +320,7 @@ impl Store {
                 let held = self.held.entry(name.to_owned()).or_default();
                 held.snapshot = Some(Arc::new(snap));
                 held.keys = Arc::default();
+                held.spare = None;
                 held.unsaved = None;
                 held.loaded = true;
                 held.unreadable = None;
@@ -503,6 +540,43 @@ mod tests {
         );
         store.snapshot_mut("s").unwrap().components[1].status = ComponentStatus::MajorOutage;
         assert!(store.take_fresh().is_empty(), "nothing fetched since");
+    }
+
+    #[test]
+    fn a_change_in_place_leaves_what_a_render_shares_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::new(dir.path());
+        store.accept("s", Ok((snap(2), Vec::new())), now());
+        let _ = store.take_fresh();
+        let rendered = Arc::clone(store.shared("s").unwrap());
+        assert!(store.wants_spare("s"));
+        // A spare of a snapshot no longer held is not kept.
+        let other = Arc::new(snap(2));
+        store.keep_spare("s", &Arc::downgrade(&other), snap(2));
+        assert!(store.wants_spare("s"));
+        store.keep_spare("s", &Arc::downgrade(&rendered), Snapshot::clone(&rendered));
+        assert!(!store.wants_spare("s"));
+
+        store.snapshot_mut("s").unwrap().components[0].status = ComponentStatus::MajorOutage;
+        assert_eq!(rendered.components[0].status, ComponentStatus::Operational);
+        assert_eq!(
+            store.snapshot("s").unwrap().components[0].status,
+            ComponentStatus::MajorOutage
+        );
+        assert!(store.wants_spare("s"), "the spare was used");
+        // Without a spare the shared snapshot is copied: still left alone.
+        let rendered = Arc::clone(store.shared("s").unwrap());
+        store.snapshot_mut("s").unwrap().components[1].status = ComponentStatus::MajorOutage;
+        assert_eq!(rendered.components[1].status, ComponentStatus::Operational);
+        // A new fetch drops a spare of the snapshot before.
+        store.keep_spare("s", &Arc::downgrade(store.shared("s").unwrap()), snap(9));
+        store.accept("s", Ok((snap(3), Vec::new())), now());
+        assert!(store.wants_spare("s"));
+        assert_eq!(
+            store.snapshot_mut("s").unwrap().components.len(),
+            3,
+            "not the spare of the snapshot before"
+        );
     }
 
     #[test]

@@ -756,6 +756,18 @@ async fn renderer_task(
             inputs.forget();
         }
 
+        // Copies of the snapshots a webhook preview may change, made after
+        // the files: the preview then changes one in place rather than copy
+        // what this render shares on its way to the MOTD.
+        let spare_for: Vec<(String, Arc<Snapshot>)> = if live.config.server.webhook_preview {
+            data.sources
+                .iter()
+                .filter(|(name, _)| previewable(&live.config, name) && store.wants_spare(name))
+                .map(|(name, d)| (name.clone(), Arc::clone(&d.snapshot)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let started = Instant::now();
         lock(&c.health).rendering_since = Some(started);
         let job = {
@@ -769,7 +781,11 @@ async fn renderer_task(
                 for e in store::save(&live.config.settings.state_dir, &good) {
                     tracing::warn!(source = e.source(), "cannot keep the snapshot: {e}");
                 }
-                (outcome, inputs, kept)
+                let spares: Vec<_> = spare_for
+                    .into_iter()
+                    .map(|(name, snap)| (name, Arc::downgrade(&snap), Snapshot::clone(&snap)))
+                    .collect();
+                (outcome, inputs, kept, spares)
             })
         };
         // Shutdown does not wait for a render: the blocking thread is left
@@ -787,9 +803,12 @@ async fn renderer_task(
             r = job => r,
         };
         let (changes, mut errors) = match outcome {
-            Ok((r, back, back_kept)) => {
+            Ok((r, back, back_kept, spares)) => {
                 inputs = back;
                 kept = back_kept;
+                for (name, of, copy) in spares {
+                    store.keep_spare(&name, &of, copy);
+                }
                 r
             }
             Err(e) => (Vec::new(), vec![format!("the render failed: {e}")]),
@@ -879,6 +898,16 @@ fn apply_preview(
         p.touched.components.extend(touched.components);
         p.touched.page_wide |= touched.page_wide;
     }
+}
+
+/// Whether a webhook preview can change the snapshot of source `name`.
+fn previewable(config: &Config, name: &str) -> bool {
+    config.sources.get(name).is_some_and(|s| {
+        matches!(
+            s.kind.webhook_page(),
+            crate::config::WebhookPage::Id(_) | crate::config::WebhookPage::Fetched
+        )
+    })
 }
 
 /// Waits until just past `t`, or for ever when there is none.

@@ -492,4 +492,58 @@ mod tests {
             [ts("2024-05-01T13:00:00Z"), ts("2024-05-01T16:00:00Z")]
         );
     }
+
+    #[test]
+    fn the_same_snapshot_again_changes_only_what_the_clock_moved() {
+        let mut gone = item("r", "resolved", &["a"]);
+        gone.resolved_at = Some(ts("2024-04-30T12:00:30Z"));
+        let old = data(T0, vec![gone, item("i", "investigating", &["b"])], OK);
+        let new = SourceData {
+            snapshot: Arc::clone(&old.snapshot),
+            fetch_error: None,
+        };
+        assert_eq!(
+            diff(&old, &new).components,
+            BTreeSet::from(["a".to_owned()]),
+            "the resolved item left its window; `i` did not change"
+        );
+    }
+
+    #[test]
+    fn a_preview_says_what_it_touched_without_a_comparison() {
+        let old = data(T0, vec![item("i", "investigating", &["a"])], OK);
+        let mut new = old.clone();
+        let touched = crate::serve::preview::apply(
+            Arc::make_mut(&mut new.snapshot),
+            &crate::serve::preview::Preview::Incident(Box::new(Incident {
+                updated_at: Some(ts("2024-05-01T11:00:00Z")),
+                ..item("p", "investigating", &[])
+            })),
+        )
+        .unwrap();
+        let d = delta(
+            Some(&old),
+            Some(&new),
+            Some(&touched),
+            &settings(),
+            ts(T0),
+            ts(T1),
+        );
+        assert!(d.page_wide && !d.all, "a new item naming no component");
+        assert!(d.components.is_empty());
+        // The same as the comparison finds.
+        assert_eq!(d, diff(&old, &new));
+
+        // A failure since the last render still concerns every cluster.
+        new.fetch_error = Some(crate::pipeline::FetchFailure::from("down".to_owned()));
+        let d = delta(
+            Some(&old),
+            Some(&new),
+            Some(&touched),
+            &settings(),
+            ts(T0),
+            ts(T1),
+        );
+        assert!(d.all);
+    }
 }
