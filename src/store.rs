@@ -271,6 +271,13 @@ impl Store {
             .is_some_and(|h| h.snapshot.is_some() && h.spare.is_none())
     }
 
+    /// Takes the spare copy of the snapshot of `name`, for the caller to
+    /// drop where it costs nothing (a whole snapshot is thousands of
+    /// allocations).
+    pub fn take_spare(&mut self, name: &str) -> Option<Snapshot> {
+        self.held.get_mut(name).and_then(|h| h.spare.take())
+    }
+
     /// Keeps `copy`, a copy of `of`, for the next [`Store::snapshot_mut`]
     /// of `name` (`serve`'s webhook preview): it is made after a render's
     /// files are written, and the preview then changes it in place. Kept

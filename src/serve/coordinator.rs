@@ -702,6 +702,8 @@ async fn renderer_task(
         let mut fetch_errors = Vec::new();
         let mut fetch_outcomes = Vec::new();
         let mut previewed = BTreeMap::new();
+        // Copies no longer needed, dropped on the blocking thread.
+        let mut spent = Vec::new();
         for msg in batch {
             match msg {
                 RenderMsg::Fetched {
@@ -710,6 +712,7 @@ async fn renderer_task(
                     waiters: w,
                 } => {
                     previewed.remove(&source);
+                    spent.extend(store.take_spare(&source));
                     let events = store.accept(
                         &source,
                         result.map(|snap| (*snap, Vec::new())),
@@ -781,6 +784,7 @@ async fn renderer_task(
                 for e in store::save(&live.config.settings.state_dir, &good) {
                     tracing::warn!(source = e.source(), "cannot keep the snapshot: {e}");
                 }
+                drop(spent);
                 let spares: Vec<_> = spare_for
                     .into_iter()
                     .map(|(name, snap)| (name, Arc::downgrade(&snap), Snapshot::clone(&snap)))
