@@ -310,6 +310,10 @@ impl std::hash::Hasher for Prehashed {
 
 type ByHash = HashMap<u64, Slots, std::hash::BuildHasherDefault<Prehashed>>;
 
+fn by_hash(capacity: usize) -> ByHash {
+    ByHash::with_capacity_and_hasher(capacity, std::hash::BuildHasherDefault::default())
+}
+
 /// Where a snapshot's components and groups are, by id and by name: what a
 /// [`SnapshotIndex`] looks up, held apart from the snapshot (positions and
 /// hashes of keys, no reference into it), so that `serve` builds it once per
@@ -334,14 +338,11 @@ impl IndexKeys {
     pub fn new(snap: &Snapshot) -> Self {
         let mut keys = IndexKeys {
             hasher: std::collections::hash_map::RandomState::new(),
-            components: ByHash::with_capacity_and_hasher(snap.components.len(), Default::default()),
-            groups: ByHash::with_capacity_and_hasher(snap.groups.len(), Default::default()),
-            components_by_name: ByHash::with_capacity_and_hasher(
-                snap.components.len(),
-                Default::default(),
-            ),
-            groups_by_name: ByHash::with_capacity_and_hasher(snap.groups.len(), Default::default()),
-            children: ByHash::with_capacity_and_hasher(snap.groups.len(), Default::default()),
+            components: by_hash(snap.components.len()),
+            groups: by_hash(snap.groups.len()),
+            components_by_name: by_hash(snap.components.len()),
+            groups_by_name: by_hash(snap.groups.len()),
+            children: by_hash(snap.groups.len()),
             sizes: (snap.components.len(), snap.groups.len()),
         };
         let put = |map: &mut ByHash, h: u64, at: usize| {

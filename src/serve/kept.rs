@@ -42,8 +42,9 @@ fn seen(path: &Path) -> Option<Seen> {
 struct Held<T> {
     path: PathBuf,
     value: Arc<T>,
-    /// `None` until read once.
-    seen: Option<Option<Seen>>,
+    /// Whether it was read once.
+    read: bool,
+    seen: Option<Seen>,
 }
 
 impl<T> Held<T> {
@@ -51,6 +52,7 @@ impl<T> Held<T> {
         Held {
             path,
             value: Arc::new(value),
+            read: false,
             seen: None,
         }
     }
@@ -60,9 +62,10 @@ impl<T> Held<T> {
     /// the two makes the next call read it again.
     fn current(&mut self, load: impl FnOnce() -> T) -> Arc<T> {
         let now = seen(&self.path);
-        if self.seen != Some(now) {
+        if !self.read || self.seen != now {
             self.value = Arc::new(load());
-            self.seen = Some(now);
+            self.read = true;
+            self.seen = now;
         }
         Arc::clone(&self.value)
     }
@@ -70,7 +73,8 @@ impl<T> Held<T> {
     /// `value` was just written to the file.
     fn wrote(&mut self, value: T) {
         self.value = Arc::new(value);
-        self.seen = Some(seen(&self.path));
+        self.read = true;
+        self.seen = seen(&self.path);
     }
 }
 
