@@ -62,6 +62,9 @@ struct Part {
 pub struct Inputs {
     /// Cluster -> what it read at its last plan.
     reads: BTreeMap<String, Vec<Part>>,
+    /// `reads` the other way round, so that a change of one component
+    /// finds its clusters without a pass over every cluster's reads.
+    readers: Readers,
     /// Cluster -> its view at its last plan, so that notifications always
     /// see every cluster, planned again or not.
     views: BTreeMap<String, ClusterView>,
@@ -76,6 +79,56 @@ pub struct Inputs {
 pub struct Previewed {
     pub applied_to: Weak<Snapshot>,
     pub touched: Touched,
+}
+
+/// Per source: the clusters reading it, those showing its page-wide items,
+/// and per component id the clusters whose selection holds it.
+#[derive(Debug, Default)]
+struct Readers {
+    all: BTreeMap<String, BTreeSet<String>>,
+    page_wide: BTreeMap<String, BTreeSet<String>>,
+    selecting: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+}
+
+impl Readers {
+    fn of(reads: &BTreeMap<String, Vec<Part>>) -> Readers {
+        let mut r = Readers::default();
+        for (cluster, parts) in reads {
+            for p in parts {
+                let add = |set: &mut BTreeSet<String>| {
+                    set.insert(cluster.clone());
+                };
+                add(r.all.entry(p.source.clone()).or_default());
+                if p.page_wide {
+                    add(r.page_wide.entry(p.source.clone()).or_default());
+                }
+                let by_id = r.selecting.entry(p.source.clone()).or_default();
+                for id in &p.selection {
+                    add(by_id.entry(id.clone()).or_default());
+                }
+            }
+        }
+        r
+    }
+
+    /// The clusters `delta` of `source` concerns.
+    fn concerned<'r>(&'r self, source: &str, delta: &Delta, out: &mut BTreeSet<&'r str>) {
+        let mut take = |set: Option<&'r BTreeSet<String>>| {
+            out.extend(set.into_iter().flatten().map(String::as_str));
+        };
+        if delta.all {
+            take(self.all.get(source));
+            return;
+        }
+        if delta.page_wide {
+            take(self.page_wide.get(source));
+        }
+        if let Some(by_id) = self.selecting.get(source) {
+            for id in &delta.components {
+                take(by_id.get(id));
+            }
+        }
+    }
 }
 
 /// How one source changed between two renders.
@@ -132,30 +185,32 @@ impl Inputs {
         if deltas.is_empty() {
             return Some(Vec::new());
         }
-        let dirty = config
-            .clusters
-            .values()
-            .filter(|cluster| {
-                let Some(parts) = self.reads.get(&cluster.name) else {
-                    return true; // never planned, or it failed: try again
-                };
-                parts.iter().any(|p| {
-                    deltas.get(p.source.as_str()).is_some_and(|d| {
-                        d.all
-                            || (d.page_wide && p.page_wide)
-                            || !d.components.is_disjoint(&p.selection)
-                    })
-                })
-            })
-            .map(|c| c.name.clone())
-            .collect();
-        Some(dirty)
+        let mut dirty: BTreeSet<&str> = BTreeSet::new();
+        for (source, d) in &deltas {
+            self.readers.concerned(source, d, &mut dirty);
+        }
+        // Never planned, or it failed: try again.
+        dirty.extend(
+            config
+                .clusters
+                .keys()
+                .filter(|name| !self.reads.contains_key(*name))
+                .map(String::as_str),
+        );
+        Some(
+            dirty
+                .into_iter()
+                .filter(|name| config.clusters.contains_key(*name))
+                .map(str::to_owned)
+                .collect(),
+        )
     }
 
     /// Remembers what `plan` read from `data` at `now`. A plan with errors
     /// or warnings makes the next render plan everything again, so that
     /// nothing it reported is lost from `/readyz`.
     pub fn record(&mut self, config: &Config, data: Arc<Gathered>, plan: Plan, now: Timestamp) {
+        let planned = !plan.clusters.is_empty() || plan.complete;
         if plan.complete {
             self.reads.clear();
             self.views.clear();
@@ -198,8 +253,12 @@ impl Inputs {
             self.views.insert(name, cluster_plan.view);
         }
         drop(indexes);
+        let before = self.reads.len();
         self.reads
             .retain(|name, _| config.clusters.contains_key(name));
+        if planned || self.reads.len() != before {
+            self.readers = Readers::of(&self.reads);
+        }
         self.views
             .retain(|name, _| config.clusters.contains_key(name));
         self.last = complete_and_clean.then_some((data, now));
@@ -545,5 +604,77 @@ mod tests {
             ts(T1),
         );
         assert!(d.all);
+    }
+
+    #[test]
+    fn readers_find_the_clusters_a_change_concerns() {
+        let part = |source: &str, ids: &[&str], page_wide: bool| Part {
+            source: source.into(),
+            selection: ids.iter().map(|i| (*i).to_owned()).collect(),
+            page_wide,
+        };
+        let reads = BTreeMap::from([
+            ("a".to_owned(), vec![part("s", &["x"], true)]),
+            (
+                "b".to_owned(),
+                vec![part("s", &["y"], false), part("t", &["x"], false)],
+            ),
+            ("c".to_owned(), vec![part("t", &["z"], true)]),
+        ]);
+        let readers = Readers::of(&reads);
+        let find = |source: &str, d: Delta| {
+            let mut out = BTreeSet::new();
+            readers.concerned(source, &d, &mut out);
+            out.into_iter().map(str::to_owned).collect::<Vec<_>>()
+        };
+        let ids = |ids: &[&str]| ids.iter().map(|i| (*i).to_owned()).collect();
+        assert_eq!(
+            find(
+                "s",
+                Delta {
+                    components: ids(&["x"]),
+                    ..Delta::default()
+                }
+            ),
+            ["a"]
+        );
+        assert_eq!(
+            find(
+                "t",
+                Delta {
+                    components: ids(&["x"]),
+                    ..Delta::default()
+                }
+            ),
+            ["b"]
+        );
+        assert_eq!(
+            find(
+                "t",
+                Delta {
+                    page_wide: true,
+                    ..Delta::default()
+                }
+            ),
+            ["c"]
+        );
+        assert_eq!(
+            find(
+                "s",
+                Delta {
+                    all: true,
+                    ..Delta::default()
+                }
+            ),
+            ["a", "b"]
+        );
+        assert!(find(
+            "u",
+            Delta {
+                all: true,
+                ..Delta::default()
+            }
+        )
+        .is_empty());
     }
 }
