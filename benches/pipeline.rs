@@ -53,13 +53,14 @@ fn fixture(spec: Spec) -> Fixture {
         sources: BTreeMap::from([(
             "synth".to_owned(),
             SourceData {
-                snapshot,
+                snapshot: std::sync::Arc::new(snapshot),
                 fetch_error: None,
             },
         )]),
         missing: BTreeMap::new(),
-        known: statusmotd::mapping::KnownIds::default(),
-        calendar: statusmotd::calendar::Memory::default(),
+        known: std::sync::Arc::default(),
+        calendar: std::sync::Arc::default(),
+        indexes: BTreeMap::new(),
     };
     Fixture {
         spec,
@@ -226,12 +227,14 @@ fn one_cluster(c: &mut Criterion, sizes: &[usize]) {
             per_cluster: 5,
             items: 100,
         });
-        let snap = &mut f
-            .data
-            .sources
-            .get_mut("synth")
-            .expect("the fixture's source")
-            .snapshot;
+        let snap = std::sync::Arc::make_mut(
+            &mut f
+                .data
+                .sources
+                .get_mut("synth")
+                .expect("the fixture's source")
+                .snapshot,
+        );
         let open = snap
             .incidents
             .iter()

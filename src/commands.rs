@@ -497,7 +497,7 @@ pub fn mapping(cmd: &MappingCommand) -> Result<u8> {
                     pipeline::from_file(&config, path)?
                         .sources
                         .remove(&name)
-                        .map(|d| d.snapshot)
+                        .map(|d| std::sync::Arc::unwrap_or_clone(d.snapshot))
                         .ok_or_else(|| {
                             Error::Runtime(format!(
                                 "snapshot `{}` holds no source `{name}`",
@@ -547,7 +547,7 @@ pub fn mapping(cmd: &MappingCommand) -> Result<u8> {
             let snaps = data
                 .sources
                 .into_iter()
-                .map(|(k, v)| (k, v.snapshot))
+                .map(|(k, v)| (k, std::sync::Arc::unwrap_or_clone(v.snapshot)))
                 .collect();
             let report = crate::mapping::check(&config, &snaps);
             print!("{report}");

@@ -280,7 +280,7 @@ fn members<'a>(
         .components
         .iter()
         .map(String::as_str)
-        .chain(index.children(&group.id).iter().copied())
+        .chain(index.children(&group.id))
         .map(str::to_owned)
 }
 
@@ -294,7 +294,7 @@ fn find_group<'a>(
     if let Some(group) = index.group(entry) {
         return Ok(group);
     }
-    match index.groups_named(entry) {
+    match index.groups_named(entry).as_slice() {
         [group] => Ok(*group),
         [] => {
             let mut message = format!(
@@ -348,7 +348,7 @@ fn find_component<'a>(
     if let Some(component) = index.component(entry) {
         return Ok(component);
     }
-    match index.components_named(entry) {
+    match index.components_named(entry).as_slice() {
         [component] => Ok(*component),
         [] => {
             let mut message = format!(

@@ -260,81 +260,290 @@ impl Snapshot {
     }
 }
 
+/// Positions of equal keys, in upstream order: most ids and names are
+/// unique, and need no allocation of their own.
+#[derive(Debug, Clone)]
+enum Slots {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl Slots {
+    fn push(&mut self, at: u32) {
+        match self {
+            Slots::One(first) => *self = Slots::Many(vec![*first, at]),
+            Slots::Many(v) => v.push(at),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        let (one, many) = match self {
+            Slots::One(at) => (Some(*at), &[][..]),
+            Slots::Many(v) => (None, v.as_slice()),
+        };
+        one.into_iter()
+            .chain(many.iter().copied())
+            .map(|at| at as usize)
+    }
+}
+
+/// A hasher for keys that are hashes already.
+#[derive(Debug, Default, Clone, Copy)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed with it.
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type ByHash = HashMap<u64, Slots, std::hash::BuildHasherDefault<Prehashed>>;
+
+fn by_hash(capacity: usize) -> ByHash {
+    ByHash::with_capacity_and_hasher(capacity, std::hash::BuildHasherDefault::default())
+}
+
+/// Where a snapshot's components and groups are, by id and by name: what a
+/// [`SnapshotIndex`] looks up, held apart from the snapshot (positions and
+/// hashes of keys, no reference into it), so that `serve` builds it once per
+/// fetched snapshot and keeps it between renders. It stays valid for any
+/// snapshot that lists the same components and groups (ids, names, groups)
+/// in the same order: a status, an item or `fetched_at` may change. A hash
+/// that matches a wrong key is told apart by comparing the key itself.
+#[derive(Debug, Clone)]
+pub struct IndexKeys {
+    hasher: std::collections::hash_map::RandomState,
+    components: ByHash,
+    groups: ByHash,
+    components_by_name: ByHash,
+    groups_by_name: ByHash,
+    /// Group id -> positions of the components that name it.
+    children: ByHash,
+    /// What it was built from, to tell a snapshot it cannot serve.
+    sizes: (usize, usize),
+}
+
+impl IndexKeys {
+    pub fn new(snap: &Snapshot) -> Self {
+        let mut keys = IndexKeys {
+            hasher: std::collections::hash_map::RandomState::new(),
+            components: by_hash(snap.components.len()),
+            groups: by_hash(snap.groups.len()),
+            components_by_name: by_hash(snap.components.len()),
+            groups_by_name: by_hash(snap.groups.len()),
+            children: by_hash(snap.groups.len()),
+            sizes: (snap.components.len(), snap.groups.len()),
+        };
+        let put = |map: &mut ByHash, h: u64, at: usize| {
+            // Past 4 billion components a page is not a status page.
+            let at = u32::try_from(at).unwrap_or(u32::MAX);
+            map.entry(h)
+                .and_modify(|s| s.push(at))
+                .or_insert(Slots::One(at));
+        };
+        for (at, c) in snap.components.iter().enumerate() {
+            let h = keys.hash(&c.id);
+            put(&mut keys.components, h, at);
+            let h = keys.hash(&c.name);
+            put(&mut keys.components_by_name, h, at);
+            if let Some(group) = &c.group_id {
+                let h = keys.hash(group);
+                put(&mut keys.children, h, at);
+            }
+        }
+        for (at, g) in snap.groups.iter().enumerate() {
+            let h = keys.hash(&g.id);
+            put(&mut keys.groups, h, at);
+            let h = keys.hash(&g.name);
+            put(&mut keys.groups_by_name, h, at);
+        }
+        keys
+    }
+
+    fn hash(&self, key: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, key)
+    }
+
+    fn slots<'k>(&'k self, map: &'k ByHash, key: &str) -> impl Iterator<Item = usize> + 'k {
+        map.get(&self.hash(key)).into_iter().flat_map(Slots::iter)
+    }
+
+    /// Whether it can index `snap`, as far as a cheap look tells.
+    pub fn fits(&self, snap: &Snapshot) -> bool {
+        self.sizes == (snap.components.len(), snap.groups.len())
+    }
+}
+
 /// Lookups into one snapshot by id and by name, built once per snapshot, so
 /// that mapping and viewing N clusters costs N times one cluster rather than
 /// N times the whole page. Where ids repeat, the first wins, as in
 /// [`Snapshot::component`] and [`Snapshot::group`].
 #[derive(Debug)]
 pub struct SnapshotIndex<'a> {
-    /// Component id -> its position in `components` and the component.
-    components: HashMap<&'a str, (usize, &'a Component)>,
-    groups: HashMap<&'a str, &'a Group>,
-    components_by_name: HashMap<&'a str, Vec<&'a Component>>,
-    groups_by_name: HashMap<&'a str, Vec<&'a Group>>,
-    /// Group id -> ids of the components that name it, in upstream order.
-    children: HashMap<&'a str, Vec<&'a str>>,
+    snap: &'a Snapshot,
+    keys: std::borrow::Cow<'a, IndexKeys>,
 }
 
 impl<'a> SnapshotIndex<'a> {
     pub fn new(snap: &'a Snapshot) -> Self {
-        let mut index = Self {
-            components: HashMap::with_capacity(snap.components.len()),
-            groups: HashMap::with_capacity(snap.groups.len()),
-            components_by_name: HashMap::with_capacity(snap.components.len()),
-            groups_by_name: HashMap::with_capacity(snap.groups.len()),
-            children: HashMap::with_capacity(snap.groups.len()),
-        };
-        for (at, c) in snap.components.iter().enumerate() {
-            index.components.entry(c.id.as_str()).or_insert((at, c));
-            index
-                .components_by_name
-                .entry(c.name.as_str())
-                .or_default()
-                .push(c);
-            if let Some(group) = &c.group_id {
-                index
-                    .children
-                    .entry(group.as_str())
-                    .or_default()
-                    .push(c.id.as_str());
-            }
+        Self {
+            snap,
+            keys: std::borrow::Cow::Owned(IndexKeys::new(snap)),
         }
-        for g in &snap.groups {
-            index.groups.entry(g.id.as_str()).or_insert(g);
-            index
-                .groups_by_name
-                .entry(g.name.as_str())
-                .or_default()
-                .push(g);
+    }
+
+    /// The index of `snap` from keys built before (see [`IndexKeys`]);
+    /// built anew when they do not fit it.
+    pub fn with_keys(snap: &'a Snapshot, keys: &'a IndexKeys) -> Self {
+        if !keys.fits(snap) {
+            return Self::new(snap);
         }
-        index
+        Self {
+            snap,
+            keys: std::borrow::Cow::Borrowed(keys),
+        }
     }
 
     pub fn component(&self, id: &str) -> Option<&'a Component> {
-        self.components.get(id).map(|(_, c)| *c)
+        self.component_at(id).map(|(_, c)| c)
     }
 
     /// The component and its position in upstream order.
     pub fn component_at(&self, id: &str) -> Option<(usize, &'a Component)> {
-        self.components.get(id).copied()
+        let snap = self.snap;
+        self.keys
+            .slots(&self.keys.components, id)
+            .filter_map(|at| snap.components.get(at).map(|c| (at, c)))
+            .find(|(_, c)| c.id == id)
     }
 
     pub fn group(&self, id: &str) -> Option<&'a Group> {
-        self.groups.get(id).copied()
+        let snap = self.snap;
+        self.keys
+            .slots(&self.keys.groups, id)
+            .filter_map(|at| snap.groups.get(at))
+            .find(|g| g.id == id)
     }
 
     /// Components named exactly `name`, in upstream order.
-    pub fn components_named(&self, name: &str) -> &[&'a Component] {
-        self.components_by_name.get(name).map_or(&[], Vec::as_slice)
+    pub fn components_named(&self, name: &str) -> Vec<&'a Component> {
+        let snap = self.snap;
+        self.keys
+            .slots(&self.keys.components_by_name, name)
+            .filter_map(|at| snap.components.get(at))
+            .filter(|c| c.name == name)
+            .collect()
     }
 
     /// Groups named exactly `name`, in upstream order.
-    pub fn groups_named(&self, name: &str) -> &[&'a Group] {
-        self.groups_by_name.get(name).map_or(&[], Vec::as_slice)
+    pub fn groups_named(&self, name: &str) -> Vec<&'a Group> {
+        let snap = self.snap;
+        self.keys
+            .slots(&self.keys.groups_by_name, name)
+            .filter_map(|at| snap.groups.get(at))
+            .filter(|g| g.name == name)
+            .collect()
     }
 
     /// Ids of the components whose `group_id` is `group`, in upstream order.
-    pub fn children(&self, group: &str) -> &[&'a str] {
-        self.children.get(group).map_or(&[], Vec::as_slice)
+    pub fn children<'s>(&'s self, group: &'s str) -> impl Iterator<Item = &'a str> + 's {
+        let snap = self.snap;
+        self.keys
+            .slots(&self.keys.children, group)
+            .filter_map(|at| snap.components.get(at))
+            .filter(move |c| c.group_id.as_deref() == Some(group))
+            .map(|c| c.id.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn component(id: &str, name: &str, group: Option<&str>) -> Component {
+        Component {
+            id: id.into(),
+            name: name.into(),
+            status: ComponentStatus::Operational,
+            group_id: group.map(str::to_owned),
+            description: None,
+            updated_at: None,
+            unknown: None,
+        }
+    }
+
+    fn snap() -> Snapshot {
+        Snapshot {
+            page: Page::default(),
+            fetched_at: Timestamp::UNIX_EPOCH,
+            components: vec![
+                component("a", "Login", Some("g")),
+                component("b", "Storage", Some("g")),
+                component("a", "Duplicate id", None),
+                component("c", "Storage", None),
+            ],
+            groups: vec![Group {
+                id: "g".into(),
+                name: "Archer".into(),
+                components: Vec::new(),
+            }],
+            incidents: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_index_finds_by_id_and_name_and_the_first_of_an_id_wins() {
+        let s = snap();
+        let index = SnapshotIndex::new(&s);
+        assert_eq!(
+            index.component_at("a").map(|(at, c)| (at, &*c.name)),
+            Some((0, "Login"))
+        );
+        assert_eq!(index.component("zz"), None);
+        let named: Vec<&str> = index
+            .components_named("Storage")
+            .iter()
+            .map(|c| &*c.id)
+            .collect();
+        assert_eq!(named, ["b", "c"], "upstream order");
+        assert!(
+            index.components_named("storage").is_empty(),
+            "names match exactly"
+        );
+        assert_eq!(index.group("g").map(|g| &*g.name), Some("Archer"));
+        assert_eq!(index.groups_named("Archer").len(), 1);
+        assert!(index.group("Archer").is_none(), "a name is not an id");
+        assert_eq!(index.children("g").collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn kept_keys_serve_a_snapshot_whose_statuses_changed_but_not_another_list() {
+        let s = snap();
+        let keys = IndexKeys::new(&s);
+        let mut changed = s.clone();
+        changed.components[1].status = ComponentStatus::MajorOutage;
+        let index = SnapshotIndex::with_keys(&changed, &keys);
+        assert_eq!(
+            index.component("b").map(|c| c.status),
+            Some(ComponentStatus::MajorOutage),
+            "read from the snapshot, not the keys"
+        );
+        // Another list (here one component fewer) is indexed anew.
+        let mut fewer = s.clone();
+        fewer.components.remove(0);
+        let index = SnapshotIndex::with_keys(&fewer, &keys);
+        assert_eq!(index.component_at("b").map(|(at, _)| at), Some(0));
+        assert_eq!(index.component("a").map(|c| &*c.name), Some("Duplicate id"));
     }
 }

@@ -679,7 +679,7 @@ impl Answers {
             }
         }
         let mut data = store.gathered(&names, KnownIds::load(state_dir));
-        data.calendar = crate::calendar::Memory::load(state_dir);
+        data.calendar = std::sync::Arc::new(crate::calendar::Memory::load(state_dir));
         Ok((
             crate::pipeline::Gather {
                 data,

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,7 @@ use crate::calendar;
 use crate::config::{ClusterConfig, Config};
 use crate::error::{Error, Result};
 use crate::mapping::{ClusterIds, KnownIds};
-use crate::model::{Snapshot, SnapshotIndex};
+use crate::model::{IndexKeys, Snapshot, SnapshotIndex};
 use crate::output::{self, OutputDir, Written};
 use crate::render::{Renderer, ViewContext};
 use crate::snapshot::{self, Snapshots};
@@ -25,10 +26,12 @@ pub use crate::store::{suspicious_drop, FetchResult, SUSPICIOUS_DROP_NOTE};
 use crate::store::{Event, Store};
 use crate::view::{self, ClusterView, ViewOptions};
 
-/// The data of one source for one run.
+/// The data of one source for one run. The snapshot is shared with the
+/// store that holds it (and, in `serve`, with the data of the last render),
+/// so handing it to a plan copies nothing.
 #[derive(Debug, Clone)]
 pub struct SourceData {
-    pub snapshot: Snapshot,
+    pub snapshot: Arc<Snapshot>,
     /// Why the fetch failed, when this is the last good snapshot instead.
     pub fetch_error: Option<FetchFailure>,
 }
@@ -146,10 +149,30 @@ pub struct Gathered {
     /// Source name -> why there is no data.
     pub missing: BTreeMap<String, String>,
     /// The ids each cluster's entries last resolved to, for entries that no
-    /// longer resolve (see [`crate::mapping::resolve_with_known`]).
-    pub known: KnownIds,
+    /// longer resolve (see [`crate::mapping::resolve_with_known`]). Shared:
+    /// `serve` keeps it in memory between renders.
+    pub known: Arc<KnownIds>,
     /// What each cluster's calendar last said (see [`crate::calendar`]).
-    pub calendar: calendar::Memory,
+    pub calendar: Arc<calendar::Memory>,
+    /// Source name -> the index keys of its snapshot, where they are kept
+    /// with it, built by the first plan that reads it (`serve` builds them
+    /// once per fetched snapshot); the others are indexed by each plan.
+    pub indexes: BTreeMap<String, Arc<OnceLock<IndexKeys>>>,
+}
+
+impl Gathered {
+    /// The index of the snapshot of source `name`: from the keys kept with
+    /// it, or built now.
+    pub fn index(&self, name: &str) -> Option<SnapshotIndex<'_>> {
+        let s = self.sources.get(name)?;
+        Some(match self.indexes.get(name) {
+            Some(keys) => SnapshotIndex::with_keys(
+                &s.snapshot,
+                keys.get_or_init(|| IndexKeys::new(&s.snapshot)),
+            ),
+            None => SnapshotIndex::new(&s.snapshot),
+        })
+    }
 }
 
 /// The fetch settings of `config`.
@@ -236,7 +259,7 @@ pub async fn gather(
         events.extend(store.persist());
     }
     let mut data = store.gathered(&names, KnownIds::load(state_dir));
-    data.calendar = calendar::Memory::load(state_dir);
+    data.calendar = Arc::new(calendar::Memory::load(state_dir));
     Ok(Gather {
         data,
         store,
@@ -249,7 +272,17 @@ pub async fn gather(
 /// render keep theirs; clusters no longer configured lose theirs. Returns
 /// why they could not be kept, a warning for the caller to say.
 pub fn keep_known_ids(config: &Config, data: &Gathered, plan: &Plan) -> Option<String> {
-    let mut known = data.known.clone();
+    let known = known_ids_after(config, &data.known, plan)?;
+    known
+        .save(&config.settings.state_dir)
+        .err()
+        .map(|e| e.to_string())
+}
+
+/// The ids to keep after `plan`, from those kept before (`was`): `None`
+/// when they are the same. See [`keep_known_ids`].
+pub fn known_ids_after(config: &Config, was: &KnownIds, plan: &Plan) -> Option<KnownIds> {
+    let mut known = was.clone();
     known
         .clusters
         .retain(|name, _| config.clusters.contains_key(name));
@@ -264,13 +297,7 @@ pub fn keep_known_ids(config: &Config, data: &Gathered, plan: &Plan) -> Option<S
             None => known.also.remove(name),
         };
     }
-    if known == data.known {
-        return None;
-    }
-    known
-        .save(&config.settings.state_dir)
-        .err()
-        .map(|e| e.to_string())
+    (known != *was).then_some(known)
 }
 
 /// Keeps what every rendered cluster's calendar said in `state_dir`, once
@@ -280,7 +307,21 @@ pub fn keep_known_ids(config: &Config, data: &Gathered, plan: &Plan) -> Option<S
 /// longer configured lose theirs. Returns why it could not be kept, a
 /// warning for the caller to say.
 pub fn keep_calendar(config: &Config, data: &Gathered, plan: &Plan) -> Option<String> {
-    let mut memory = data.calendar.clone();
+    let memory = calendar_after(config, &data.calendar, plan)?;
+    memory
+        .save(&config.settings.state_dir)
+        .err()
+        .map(|e| e.to_string())
+}
+
+/// What the calendars remember after `plan`, from what they did before
+/// (`was`): `None` when it is the same. See [`keep_calendar`].
+pub fn calendar_after(
+    config: &Config,
+    was: &calendar::Memory,
+    plan: &Plan,
+) -> Option<calendar::Memory> {
+    let mut memory = was.clone();
     memory
         .clusters
         .retain(|name, _| config.clusters.contains_key(name));
@@ -293,13 +334,7 @@ pub fn keep_calendar(config: &Config, data: &Gathered, plan: &Plan) -> Option<St
                 .insert(name.clone(), cluster.calendar.clone());
         }
     }
-    if memory == data.calendar {
-        return None;
-    }
-    memory
-        .save(&config.settings.state_dir)
-        .err()
-        .map(|e| e.to_string())
+    (memory != *was).then_some(memory)
 }
 
 /// Data from a snapshot file instead of the network. A file holding one
@@ -326,7 +361,7 @@ fn from_snapshots(config: &Config, mut snaps: Snapshots, path: &Path) -> Gathere
     }
     // The calendars go on from what they last said, whatever the data.
     let mut gathered = Gathered {
-        calendar: calendar::Memory::load(&config.settings.state_dir),
+        calendar: Arc::new(calendar::Memory::load(&config.settings.state_dir)),
         ..Gathered::default()
     };
     for name in config.sources.keys() {
@@ -335,7 +370,7 @@ fn from_snapshots(config: &Config, mut snaps: Snapshots, path: &Path) -> Gathere
                 gathered.sources.insert(
                     name.clone(),
                     SourceData {
-                        snapshot,
+                        snapshot: Arc::new(snapshot),
                         fetch_error: None,
                     },
                 );
@@ -381,11 +416,7 @@ pub fn cluster_view(
 ) -> Result<ClusterView> {
     let indexes: BTreeMap<&str, SnapshotIndex<'_>> = cluster
         .sources()
-        .filter_map(|name| {
-            data.sources
-                .get_key_value(name)
-                .map(|(k, s)| (k.as_str(), SnapshotIndex::new(&s.snapshot)))
-        })
+        .filter_map(|name| data.index(name).map(|index| (name, index)))
         .collect();
     cluster_view_indexed(config, cluster, data, &indexes, now).map(|(view, _)| view)
 }
@@ -577,8 +608,8 @@ pub fn plan(
     // One index per snapshot, shared by all the clusters that read it.
     let indexes: BTreeMap<&str, SnapshotIndex<'_>> = data
         .sources
-        .iter()
-        .map(|(name, s)| (name.as_str(), SnapshotIndex::new(&s.snapshot)))
+        .keys()
+        .filter_map(|name| data.index(name).map(|index| (name.as_str(), index)))
         .collect();
     for cluster in clusters {
         match plan_cluster(config, renderer, cluster, data, &indexes, now) {

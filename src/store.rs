@@ -12,11 +12,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock, Weak};
 
 use jiff::Timestamp;
 
 use crate::mapping::KnownIds;
-use crate::model::Snapshot;
+use crate::model::{IndexKeys, Snapshot};
 use crate::pipeline::{FailureKind, FetchFailure, Gathered, SourceData};
 use crate::snapshot;
 use crate::view;
@@ -106,7 +107,7 @@ impl fmt::Display for Event {
 
 /// Keeps `fresh` snapshots as their sources' last good ones in `state_dir`;
 /// what could not be kept is an event.
-pub fn save(state_dir: &Path, fresh: &[(String, Snapshot)]) -> Vec<Event> {
+pub fn save(state_dir: &Path, fresh: &[(String, Arc<Snapshot>)]) -> Vec<Event> {
     fresh
         .iter()
         .filter_map(|(name, snap)| {
@@ -123,8 +124,9 @@ pub fn save(state_dir: &Path, fresh: &[(String, Snapshot)]) -> Vec<Event> {
 /// What the store holds of one source.
 #[derive(Debug, Clone, Default)]
 struct Held {
-    /// The last good snapshot, once read from `state_dir` or fetched.
-    snapshot: Option<Snapshot>,
+    /// The last good snapshot, once read from `state_dir` or fetched;
+    /// shared with the data handed to plans, never copied for them.
+    snapshot: Option<Arc<Snapshot>>,
     /// Whether `state_dir` was read for this source (or need not be).
     loaded: bool,
     /// Why the persisted snapshot cannot be used.
@@ -135,9 +137,16 @@ struct Held {
     fresh: bool,
     /// That fetched snapshot as it came, when [`Store::snapshot_mut`]
     /// changed it since: only what upstream answered is saved.
-    unsaved: Option<Snapshot>,
+    unsaved: Option<Arc<Snapshot>>,
     /// `fetched_at` of the snapshot as read from `state_dir`.
     read_fetched_at: Option<Timestamp>,
+    /// The index keys of `snapshot`, built by the first plan that reads it;
+    /// a change in place keeps them (see [`Store::snapshot_mut`]).
+    keys: Arc<OnceLock<IndexKeys>>,
+    /// A copy of `snapshot` made ahead ([`Store::keep_spare`]), so that a
+    /// change in place need not copy the snapshot renders share on the
+    /// way to the files. Dropped whenever `snapshot` changes.
+    spare: Option<Snapshot>,
 }
 
 /// The last good snapshot of every source. See the module documentation.
@@ -185,17 +194,19 @@ impl Store {
             held.loaded = true;
             match snapshot::load_state(&self.state_dir, name) {
                 Ok(s) => {
+                    held.keys = Arc::default();
+                    held.spare = None;
                     // Its age counts from when upstream last confirmed it.
                     held.read_fetched_at = s.as_ref().map(|s| s.fetched_at);
                     held.snapshot = s.map(|mut s| {
                         s.fetched_at = crate::oneshot::confirmed_at(&self.state_dir, name, &s);
-                        s
+                        Arc::new(s)
                     });
                 }
                 Err(e) => held.unreadable = Some(e.to_string()),
             }
         }
-        held.snapshot.as_ref()
+        held.snapshot.as_deref()
     }
 
     /// Takes "unchanged" as the result of a fetch of `name` (a `304`, or
@@ -210,7 +221,9 @@ impl Store {
         };
         match &mut held.snapshot {
             Some(snap) if held.read_fetched_at == Some(fetched_at) => {
-                snap.fetched_at = now;
+                // Copies the snapshot only when a render still shares it.
+                Arc::make_mut(snap).fetched_at = now;
+                held.spare = None;
                 held.error = None;
                 true
             }
@@ -226,28 +239,83 @@ impl Store {
         let Some(held) = self.held.get_mut(name) else {
             return false;
         };
+        let spare = held.spare.take();
         let Some(snap) = &mut held.snapshot else {
             return false;
         };
-        snap.fetched_at = now;
+        // As `snapshot_mut`: the copy made ahead instead of copying the
+        // snapshot a render still shares.
+        if Arc::strong_count(snap) > 1 {
+            if let Some(spare) = spare {
+                *snap = Arc::new(spare);
+            }
+        }
+        Arc::make_mut(snap).fetched_at = now;
         held.error = None;
         true
     }
 
     /// The snapshot held for `name`, if any.
     pub fn snapshot(&self, name: &str) -> Option<&Snapshot> {
+        self.held.get(name).and_then(|h| h.snapshot.as_deref())
+    }
+
+    /// The snapshot held for `name`, as it is shared with the data of
+    /// renders.
+    pub fn shared(&self, name: &str) -> Option<&Arc<Snapshot>> {
         self.held.get(name).and_then(|h| h.snapshot.as_ref())
     }
 
     /// The snapshot held for `name`, to change in place: `serve`'s webhook
     /// preview. A change made here is never persisted as the last good
-    /// snapshot; only a good fetch is.
+    /// snapshot; only a good fetch is. The snapshot is copied first when
+    /// it is shared (with the data of a render, or kept unsaved). The
+    /// change must keep the components and groups it lists, their ids,
+    /// names, groups and order (a preview changes statuses and items): its
+    /// index keys are kept.
     pub fn snapshot_mut(&mut self, name: &str) -> Option<&mut Snapshot> {
         let held = self.held.get_mut(name)?;
         if held.fresh && held.unsaved.is_none() {
             held.unsaved.clone_from(&held.snapshot);
         }
-        held.snapshot.as_mut()
+        let spare = held.spare.take();
+        let snap = held.snapshot.as_mut()?;
+        if Arc::strong_count(snap) > 1 {
+            if let Some(spare) = spare {
+                *snap = Arc::new(spare);
+            }
+        }
+        Some(Arc::make_mut(snap))
+    }
+
+    /// Whether `name` has a snapshot but no spare copy of it.
+    pub fn wants_spare(&self, name: &str) -> bool {
+        self.held
+            .get(name)
+            .is_some_and(|h| h.snapshot.is_some() && h.spare.is_none())
+    }
+
+    /// Takes the spare copy of the snapshot of `name`, for the caller to
+    /// drop where it costs nothing (a whole snapshot is thousands of
+    /// allocations).
+    pub fn take_spare(&mut self, name: &str) -> Option<Snapshot> {
+        self.held.get_mut(name).and_then(|h| h.spare.take())
+    }
+
+    /// Keeps `copy`, a copy of `of`, for the next [`Store::snapshot_mut`]
+    /// of `name` (`serve`'s webhook preview): it is made after a render's
+    /// files are written, and the preview then changes it in place. Kept
+    /// only while `of` is still the snapshot held.
+    pub fn keep_spare(&mut self, name: &str, of: &Weak<Snapshot>, copy: Snapshot) {
+        if let Some(held) = self.held.get_mut(name) {
+            let current = held
+                .snapshot
+                .as_ref()
+                .is_some_and(|s| std::ptr::eq(Arc::as_ptr(s), of.as_ptr()));
+            if current {
+                held.spare = Some(copy);
+            }
+        }
     }
 
     /// Takes the result of a fetch of `name`. A good snapshot replaces the
@@ -281,7 +349,9 @@ impl Store {
                     item,
                 }));
                 let held = self.held.entry(name.to_owned()).or_default();
-                held.snapshot = Some(snap);
+                held.snapshot = Some(Arc::new(snap));
+                held.keys = Arc::default();
+                held.spare = None;
                 held.unsaved = None;
                 held.loaded = true;
                 held.unreadable = None;
@@ -327,7 +397,7 @@ impl Store {
 
     /// The snapshots fetched since the last call, to [`save`] elsewhere
     /// (`serve` writes them on a blocking thread).
-    pub fn take_fresh(&mut self) -> Vec<(String, Snapshot)> {
+    pub fn take_fresh(&mut self) -> Vec<(String, Arc<Snapshot>)> {
         self.held
             .iter_mut()
             .filter_map(|(name, h)| {
@@ -358,7 +428,7 @@ impl Store {
         known: KnownIds,
     ) -> Gathered {
         let mut g = Gathered {
-            known,
+            known: Arc::new(known),
             ..Gathered::default()
         };
         for name in names {
@@ -367,12 +437,14 @@ impl Store {
                 Some(Held {
                     snapshot: Some(snap),
                     error,
+                    keys,
                     ..
                 }) => {
+                    g.indexes.insert(name.clone(), Arc::clone(keys));
                     g.sources.insert(
                         name.clone(),
                         SourceData {
-                            snapshot: snap.clone(),
+                            snapshot: Arc::clone(snap),
                             fetch_error: error.clone(),
                         },
                     );
@@ -491,7 +563,7 @@ mod tests {
         // A webhook preview after the fetch, before the fetch is saved.
         store.snapshot_mut("s").unwrap().components[0].status = ComponentStatus::MajorOutage;
         let fresh = store.take_fresh();
-        assert_eq!(fresh, [("s".to_owned(), snap(2))], "as fetched");
+        assert_eq!(fresh, [("s".to_owned(), Arc::new(snap(2)))], "as fetched");
         assert_eq!(
             store.snapshot("s").unwrap().components[0].status,
             ComponentStatus::MajorOutage,
@@ -499,6 +571,43 @@ mod tests {
         );
         store.snapshot_mut("s").unwrap().components[1].status = ComponentStatus::MajorOutage;
         assert!(store.take_fresh().is_empty(), "nothing fetched since");
+    }
+
+    #[test]
+    fn a_change_in_place_leaves_what_a_render_shares_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::new(dir.path());
+        store.accept("s", Ok((snap(2), Vec::new())), now());
+        let _ = store.take_fresh();
+        let rendered = Arc::clone(store.shared("s").unwrap());
+        assert!(store.wants_spare("s"));
+        // A spare of a snapshot no longer held is not kept.
+        let other = Arc::new(snap(2));
+        store.keep_spare("s", &Arc::downgrade(&other), snap(2));
+        assert!(store.wants_spare("s"));
+        store.keep_spare("s", &Arc::downgrade(&rendered), Snapshot::clone(&rendered));
+        assert!(!store.wants_spare("s"));
+
+        store.snapshot_mut("s").unwrap().components[0].status = ComponentStatus::MajorOutage;
+        assert_eq!(rendered.components[0].status, ComponentStatus::Operational);
+        assert_eq!(
+            store.snapshot("s").unwrap().components[0].status,
+            ComponentStatus::MajorOutage
+        );
+        assert!(store.wants_spare("s"), "the spare was used");
+        // Without a spare the shared snapshot is copied: still left alone.
+        let rendered = Arc::clone(store.shared("s").unwrap());
+        store.snapshot_mut("s").unwrap().components[1].status = ComponentStatus::MajorOutage;
+        assert_eq!(rendered.components[1].status, ComponentStatus::Operational);
+        // A new fetch drops a spare of the snapshot before.
+        store.keep_spare("s", &Arc::downgrade(store.shared("s").unwrap()), snap(9));
+        store.accept("s", Ok((snap(3), Vec::new())), now());
+        assert!(store.wants_spare("s"));
+        assert_eq!(
+            store.snapshot_mut("s").unwrap().components.len(),
+            3,
+            "not the spare of the snapshot before"
+        );
     }
 
     #[test]

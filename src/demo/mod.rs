@@ -53,6 +53,7 @@ pub fn data(config: &Config) -> Result<Gathered> {
     )
     .map_err(|e| Error::Runtime(format!("bundled demo data: {e}")))?;
     snapshot.fetched_at = now();
+    let snapshot = std::sync::Arc::new(snapshot);
     let mut gathered = Gathered::default();
     for name in config.sources.keys() {
         gathered.sources.insert(

@@ -48,7 +48,8 @@ use crate::source::{self, FetchErrorKind};
 use crate::store::{self, Event, Store};
 use crate::view::short_duration;
 
-use super::incremental::Inputs;
+use super::incremental::{Inputs, Previewed};
+use super::kept::Kept;
 use super::validators::{Fetched, Held};
 
 /// The configuration in force, with what was derived from it: compiled
@@ -647,13 +648,12 @@ fn load_persisted(live: &Live) -> Store {
     store
 }
 
-/// The data every configured source has, in the form `pipeline` takes.
-fn gathered(config: &Config, store: &Store) -> Gathered {
-    let mut data = store.gathered(
-        config.sources.keys(),
-        crate::mapping::KnownIds::load(&config.settings.state_dir),
-    );
-    data.calendar = crate::calendar::Memory::load(&config.settings.state_dir);
+/// The data every configured source has, in the form `pipeline` takes:
+/// the snapshots shared with `store`, the resolved ids and calendar memory
+/// as `kept` holds them.
+fn gathered(config: &Config, store: &Store, kept: &mut Kept) -> Gathered {
+    let mut data = store.gathered(config.sources.keys(), crate::mapping::KnownIds::default());
+    kept.fill(&config.settings.state_dir, &mut data);
     data
 }
 
@@ -712,6 +712,7 @@ async fn renderer_task(
     mut store: Store,
 ) {
     let mut inputs = Inputs::default();
+    let mut kept = Kept::default();
     let mut boundary: Option<Timestamp> = None;
     loop {
         // A message, or the clock passing a time window boundary: then the
@@ -737,6 +738,9 @@ async fn renderer_task(
         let mut fetch_outcomes = Vec::new();
         let mut keep = Vec::new();
         let mut confirmed: Vec<String> = Vec::new();
+        let mut previewed = BTreeMap::new();
+        // Copies no longer needed, dropped on the blocking thread.
+        let mut spent = Vec::new();
         for msg in batch {
             match msg {
                 RenderMsg::Fetched {
@@ -744,6 +748,8 @@ async fn renderer_task(
                     result,
                     waiters: w,
                 } => {
+                    previewed.remove(&source);
+                    spent.extend(store.take_spare(&source));
                     let events = store.accept(
                         &source,
                         result.map(|snap| (*snap, Vec::new())),
@@ -812,13 +818,13 @@ async fn renderer_task(
                     for s in &sources {
                         c.validators.forget(s);
                     }
-                    apply_preview(&mut store, &sources, &payload);
+                    apply_preview(&mut store, &sources, &payload, &mut previewed);
                     confirm.extend(sources);
                 }
             }
         }
         let live = c.live();
-        let data = Arc::new(gathered(&live.config, &store));
+        let data = Arc::new(gathered(&live.config, &store, &mut kept));
         write(&c.data, data.clone());
         c.note_permanent_failures(&live, &store);
         let good = store.take_fresh();
@@ -826,19 +832,37 @@ async fn renderer_task(
             inputs.forget();
         }
 
+        // Copies of the snapshots a webhook preview may change, made after
+        // the files: the preview then changes one in place rather than copy
+        // what this render shares on its way to the MOTD.
+        let spare_for: Vec<(String, Arc<Snapshot>)> = if live.config.server.webhook_preview {
+            data.sources
+                .iter()
+                .filter(|(name, _)| previewable(&live.config, name) && store.wants_spare(name))
+                .map(|(name, d)| (name.clone(), Arc::clone(&d.snapshot)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let started = Instant::now();
         lock(&c.health).rendering_since = Some(started);
         let job = {
             let (live, data, c) = (live.clone(), data.clone(), c.clone());
             let mut inputs = std::mem::take(&mut inputs);
+            let mut kept = std::mem::take(&mut kept);
             tokio::task::spawn_blocking(move || {
-                let outcome = render_all(&live, data, &c, &mut inputs);
+                let outcome = render_all(&live, data, &previewed, &c, &mut inputs, &mut kept);
                 // After the files: a webhook's change reaches the MOTD
                 // without waiting for the snapshot's own fsync.
                 for e in store::save(&live.config.settings.state_dir, &good) {
                     tracing::warn!(source = e.source(), "cannot keep the snapshot: {e}");
                 }
-                (outcome, inputs)
+                drop(spent);
+                let spares: Vec<_> = spare_for
+                    .into_iter()
+                    .map(|(name, snap)| (name, Arc::downgrade(&snap), Snapshot::clone(&snap)))
+                    .collect();
+                (outcome, inputs, kept, spares)
             })
         };
         // Shutdown does not wait for a render: the blocking thread is left
@@ -856,8 +880,12 @@ async fn renderer_task(
             r = job => r,
         };
         let (changes, mut errors) = match outcome {
-            Ok((r, back)) => {
+            Ok((r, back, back_kept, spares)) => {
                 inputs = back;
+                kept = back_kept;
+                for (name, of, copy) in spares {
+                    store.keep_spare(&name, &of, copy);
+                }
                 r
             }
             Err(e) => (Vec::new(), vec![format!("the render failed: {e}")]),
@@ -919,22 +947,51 @@ async fn renderer_task(
 }
 
 /// Applies a webhook's incident or component to the snapshots of
-/// `sources` (see [`super::preview`]).
-fn apply_preview(store: &mut Store, sources: &[String], payload: &serde_json::Value) {
+/// `sources` (see [`super::preview`]), noting in `previewed` what it
+/// changed.
+fn apply_preview(
+    store: &mut Store,
+    sources: &[String],
+    payload: &serde_json::Value,
+    previewed: &mut BTreeMap<String, Previewed>,
+) {
     let Some(preview) = super::preview::parse(payload) else {
         tracing::debug!("the webhook carries no incident or component to preview");
         return;
     };
     for name in sources {
-        let Some(snap) = store.snapshot_mut(name) else {
+        let Some(held) = store.shared(name) else {
             continue;
         };
-        if super::preview::apply(snap, &preview) {
-            tracing::info!(source = %name, "webhook preview applied; the fetch confirms it");
-        } else {
+        if !super::preview::applies(held, &preview) {
             tracing::info!(source = %name, "webhook preview not newer than the data held: ignored");
+            continue;
         }
+        let applied_to = Arc::downgrade(held);
+        let Some(touched) = store
+            .snapshot_mut(name)
+            .and_then(|snap| super::preview::apply(snap, &preview))
+        else {
+            continue;
+        };
+        tracing::info!(source = %name, "webhook preview applied; the fetch confirms it");
+        let p = previewed.entry(name.clone()).or_insert_with(|| Previewed {
+            applied_to,
+            touched: super::preview::Touched::default(),
+        });
+        p.touched.components.extend(touched.components);
+        p.touched.page_wide |= touched.page_wide;
     }
+}
+
+/// Whether a webhook preview can change the snapshot of source `name`.
+fn previewable(config: &Config, name: &str) -> bool {
+    config.sources.get(name).is_some_and(|s| {
+        matches!(
+            s.kind.webhook_page(),
+            crate::config::WebhookPage::Id(_) | crate::config::WebhookPage::Fetched
+        )
+    })
 }
 
 /// Waits until just past `t`, or for ever when there is none.
@@ -959,11 +1016,13 @@ async fn sleep_until(t: Option<Timestamp>) {
 fn render_all(
     live: &Live,
     data: Arc<Gathered>,
+    previewed: &BTreeMap<String, Previewed>,
     c: &Coordinator,
     inputs: &mut Inputs,
+    kept: &mut Kept,
 ) -> (Vec<Change>, Vec<String>) {
     let now = Timestamp::now();
-    let clusters: Vec<_> = match inputs.dirty(&live.config, &data, now) {
+    let clusters: Vec<_> = match inputs.dirty(&live.config, &data, now, previewed) {
         None => live.config.clusters.values().collect(),
         Some(names) => names
             .iter()
@@ -976,25 +1035,20 @@ fn render_all(
     }
     tracing::debug!(clusters = clusters.len(), "planning");
     let plan = pipeline::plan(&live.config, &live.renderer, &clusters, &data, now);
-    if let Some(e) = pipeline::keep_known_ids(&live.config, &data, &plan) {
-        tracing::warn!("{e}");
-    }
     let mut errors: Vec<String> = plan.errors.iter().map(ToString::to_string).collect();
     // A name that no longer resolves is rendered from its last known ids,
     // yet stays a reason in `/readyz` until the mapping is fixed.
     errors.extend(plan.warnings.iter().cloned());
-    let changes = match pipeline::apply(&plan, &live.config.settings.output_dir, now) {
-        Ok(c) => {
-            if let Some(e) = pipeline::keep_calendar(&live.config, &data, &plan) {
-                tracing::warn!("{e}");
-            }
-            c
-        }
-        Err(e) => {
-            errors.push(e.to_string());
-            Vec::new()
-        }
-    };
+    let applied = pipeline::apply(&plan, &live.config.settings.output_dir, now);
+    // After the files: what a webhook changed reaches them first. The
+    // calendars remember only what was written.
+    for e in kept.keep(&live.config, &data, &plan, applied.is_ok()) {
+        tracing::warn!("{e}");
+    }
+    let changes = applied.unwrap_or_else(|e| {
+        errors.push(e.to_string());
+        Vec::new()
+    });
     inputs.record(&live.config, data, plan, now);
     if !errors.is_empty() {
         inputs.forget();

@@ -27,9 +27,15 @@
 //! A new `fetched_at` alone changes no cluster: the default templates show
 //! the data's age only when it is stale. [`Inputs::next_boundary`] is when
 //! the renderer must look again without a new snapshot.
+//!
+//! Two shortcuts keep a webhook preview from comparing the whole page: a
+//! snapshot that is the very one of the last render (the same `Arc`) only
+//! has its time windows checked, and a source changed by previews alone
+//! since the last render takes what they say they touched ([`Previewed`])
+//! instead of the comparison.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -37,6 +43,8 @@ use crate::config::{Config, Settings};
 use crate::model::{Incident, ItemKind, Snapshot, SnapshotIndex};
 use crate::pipeline::{Gathered, Plan, SourceData};
 use crate::view::ClusterView;
+
+use super::preview::Touched;
 
 /// Boundaries this close before the last render count as not yet passed:
 /// a render at the very instant of a boundary still showed the old state.
@@ -55,11 +63,73 @@ struct Part {
 pub struct Inputs {
     /// Cluster -> what it read at its last plan.
     reads: BTreeMap<String, Vec<Part>>,
+    /// `reads` the other way round, so that a change of one component
+    /// finds its clusters without a pass over every cluster's reads.
+    readers: Readers,
     /// Cluster -> its view at its last plan, so that notifications always
     /// see every cluster, planned again or not.
     views: BTreeMap<String, ClusterView>,
     /// The data and time of the last render; `None` plans every cluster.
     last: Option<(Arc<Gathered>, Timestamp)>,
+}
+
+/// What webhook previews changed in one source since the last render, and
+/// which snapshot they were applied to: when that is not the snapshot of
+/// the last render, the snapshots are compared as after a fetch.
+#[derive(Debug, Clone)]
+pub struct Previewed {
+    pub applied_to: Weak<Snapshot>,
+    pub touched: Touched,
+}
+
+/// Per source: the clusters reading it, those showing its page-wide items,
+/// and per component id the clusters whose selection holds it.
+#[derive(Debug, Default)]
+struct Readers {
+    all: BTreeMap<String, BTreeSet<String>>,
+    page_wide: BTreeMap<String, BTreeSet<String>>,
+    selecting: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+}
+
+impl Readers {
+    fn of(reads: &BTreeMap<String, Vec<Part>>) -> Readers {
+        let mut r = Readers::default();
+        for (cluster, parts) in reads {
+            for p in parts {
+                let add = |set: &mut BTreeSet<String>| {
+                    set.insert(cluster.clone());
+                };
+                add(r.all.entry(p.source.clone()).or_default());
+                if p.page_wide {
+                    add(r.page_wide.entry(p.source.clone()).or_default());
+                }
+                let by_id = r.selecting.entry(p.source.clone()).or_default();
+                for id in &p.selection {
+                    add(by_id.entry(id.clone()).or_default());
+                }
+            }
+        }
+        r
+    }
+
+    /// The clusters `delta` of `source` concerns.
+    fn concerned<'r>(&'r self, source: &str, delta: &Delta, out: &mut BTreeSet<&'r str>) {
+        let mut take = |set: Option<&'r BTreeSet<String>>| {
+            out.extend(set.into_iter().flatten().map(String::as_str));
+        };
+        if delta.all {
+            take(self.all.get(source));
+            return;
+        }
+        if delta.page_wide {
+            take(self.page_wide.get(source));
+        }
+        if let Some(by_id) = self.selecting.get(source) {
+            for id in &delta.components {
+                take(by_id.get(id));
+            }
+        }
+    }
 }
 
 /// How one source changed between two renders.
@@ -79,16 +149,32 @@ impl Inputs {
         self.last = None;
     }
 
-    /// The clusters to plan for `data` at `now`, or `None` for all of them.
-    pub fn dirty(&self, config: &Config, data: &Gathered, now: Timestamp) -> Option<Vec<String>> {
+    /// The clusters to plan for `data` at `now`, or `None` for all of them;
+    /// `previewed`: the sources only webhook previews changed since the
+    /// last render.
+    pub fn dirty(
+        &self,
+        config: &Config,
+        data: &Gathered,
+        now: Timestamp,
+        previewed: &BTreeMap<String, Previewed>,
+    ) -> Option<Vec<String>> {
         let (last, last_now) = self.last.as_ref()?;
         let names: BTreeSet<&String> = last.sources.keys().chain(data.sources.keys()).collect();
         let deltas: BTreeMap<&str, Delta> = names
             .into_iter()
             .map(|name| {
+                let old = last.sources.get(name);
+                let touched = previewed.get(name.as_str()).and_then(|p| {
+                    let same = old.is_some_and(|o| {
+                        std::ptr::eq(Arc::as_ptr(&o.snapshot), p.applied_to.as_ptr())
+                    });
+                    same.then_some(&p.touched)
+                });
                 let d = delta(
-                    last.sources.get(name),
+                    old,
                     data.sources.get(name),
+                    touched,
                     &config.settings,
                     *last_now,
                     now,
@@ -100,38 +186,40 @@ impl Inputs {
         if deltas.is_empty() {
             return Some(Vec::new());
         }
-        let dirty = config
-            .clusters
-            .values()
-            .filter(|cluster| {
-                let Some(parts) = self.reads.get(&cluster.name) else {
-                    return true; // never planned, or it failed: try again
-                };
-                parts.iter().any(|p| {
-                    deltas.get(p.source.as_str()).is_some_and(|d| {
-                        d.all
-                            || (d.page_wide && p.page_wide)
-                            || !d.components.is_disjoint(&p.selection)
-                    })
-                })
-            })
-            .map(|c| c.name.clone())
-            .collect();
-        Some(dirty)
+        let mut dirty: BTreeSet<&str> = BTreeSet::new();
+        for (source, d) in &deltas {
+            self.readers.concerned(source, d, &mut dirty);
+        }
+        // Never planned, or it failed: try again.
+        dirty.extend(
+            config
+                .clusters
+                .keys()
+                .filter(|name| !self.reads.contains_key(*name))
+                .map(String::as_str),
+        );
+        Some(
+            dirty
+                .into_iter()
+                .filter(|name| config.clusters.contains_key(*name))
+                .map(str::to_owned)
+                .collect(),
+        )
     }
 
     /// Remembers what `plan` read from `data` at `now`. A plan with errors
     /// or warnings makes the next render plan everything again, so that
     /// nothing it reported is lost from `/readyz`.
     pub fn record(&mut self, config: &Config, data: Arc<Gathered>, plan: Plan, now: Timestamp) {
+        let planned = !plan.clusters.is_empty() || plan.complete;
         if plan.complete {
             self.reads.clear();
             self.views.clear();
         }
         let indexes: BTreeMap<&str, SnapshotIndex<'_>> = data
             .sources
-            .iter()
-            .map(|(name, s)| (name.as_str(), SnapshotIndex::new(&s.snapshot)))
+            .keys()
+            .filter_map(|name| data.index(name).map(|index| (name.as_str(), index)))
             .collect();
         let complete_and_clean = plan.errors.is_empty() && plan.warnings.is_empty();
         for (name, cluster_plan) in plan.clusters {
@@ -166,8 +254,12 @@ impl Inputs {
             self.views.insert(name, cluster_plan.view);
         }
         drop(indexes);
+        let before = self.reads.len();
         self.reads
             .retain(|name, _| config.clusters.contains_key(name));
+        if planned || self.reads.len() != before {
+            self.readers = Readers::of(&self.reads);
+        }
         self.views
             .retain(|name, _| config.clusters.contains_key(name));
         self.last = complete_and_clean.then_some((data, now));
@@ -209,10 +301,12 @@ fn stale(d: &SourceData, s: &Settings, now: Timestamp) -> bool {
 }
 
 /// How the data of one source changed from `old` (seen at `last_now`) to
-/// `new` (seen at `now`).
+/// `new` (seen at `now`); `touched`: what previews changed, when they alone
+/// made `new` from `old`.
 fn delta(
     old: Option<&SourceData>,
     new: Option<&SourceData>,
+    touched: Option<&Touched>,
     settings: &Settings,
     last_now: Timestamp,
     now: Timestamp,
@@ -228,7 +322,35 @@ fn delta(
     if note(old) != note(new) || stale(old, settings, last_now) || stale(new, settings, now) {
         return all;
     }
+    let lo = last_now.checked_sub(SLACK).unwrap_or(last_now);
+    let crossed = |i: &Incident| {
+        boundaries(i, settings)
+            .into_iter()
+            .any(|t| lo < t && t <= now)
+    };
+    let touch = |d: &mut Delta, i: &Incident| {
+        if i.components.is_empty() {
+            d.page_wide = true;
+        }
+        d.components.extend(i.components.iter().cloned());
+    };
     let (before_snap, after_snap) = (&old.snapshot, &new.snapshot);
+    let known = if Arc::ptr_eq(before_snap, after_snap) {
+        Some(Delta::default())
+    } else {
+        touched.map(|t| Delta {
+            all: false,
+            components: t.components.iter().cloned().collect(),
+            page_wide: t.page_wide,
+        })
+    };
+    if let Some(mut delta) = known {
+        // Nothing else changed: only the clock can have moved an item.
+        for i in after_snap.incidents.iter().filter(|i| crossed(i)) {
+            touch(&mut delta, i);
+        }
+        return delta;
+    }
     if before_snap.page != after_snap.page
         || before_snap.groups != after_snap.groups
         || !same_structure(before_snap, after_snap)
@@ -245,18 +367,6 @@ fn delta(
     let before: BTreeMap<(ItemKind, String), &Incident> =
         before_snap.incidents.iter().map(|i| (key(i), i)).collect();
     let mut seen = BTreeSet::new();
-    let lo = last_now.checked_sub(SLACK).unwrap_or(last_now);
-    let crossed = |i: &Incident| {
-        boundaries(i, settings)
-            .into_iter()
-            .any(|t| lo < t && t <= now)
-    };
-    let touch = |d: &mut Delta, i: &Incident| {
-        if i.components.is_empty() {
-            d.page_wide = true;
-        }
-        d.components.extend(i.components.iter().cloned());
-    };
     for i in &after_snap.incidents {
         let id = key(i);
         match before.get(&id) {
@@ -344,7 +454,7 @@ mod tests {
 
     fn data(fetched_at: &str, incidents: Vec<Incident>, b: ComponentStatus) -> SourceData {
         SourceData {
-            snapshot: Snapshot {
+            snapshot: Arc::new(Snapshot {
                 page: Page::default(),
                 fetched_at: ts(fetched_at),
                 components: vec![
@@ -353,7 +463,7 @@ mod tests {
                 ],
                 groups: Vec::new(),
                 incidents,
-            },
+            }),
             fetch_error: None,
         }
     }
@@ -363,7 +473,7 @@ mod tests {
     const OK: ComponentStatus = ComponentStatus::Operational;
 
     fn diff(old: &SourceData, new: &SourceData) -> Delta {
-        delta(Some(old), Some(new), &settings(), ts(T0), ts(T1))
+        delta(Some(old), Some(new), None, &settings(), ts(T0), ts(T1))
     }
 
     #[test]
@@ -402,7 +512,7 @@ mod tests {
     fn a_renamed_component_a_failure_or_stale_data_concerns_every_cluster() {
         let old = data(T0, Vec::new(), OK);
         let mut new = data(T1, Vec::new(), OK);
-        new.snapshot.components[0].name = "Renamed".into();
+        Arc::make_mut(&mut new.snapshot).components[0].name = "Renamed".into();
         assert!(diff(&old, &new).all);
 
         let mut new = data(T1, Vec::new(), OK);
@@ -441,5 +551,131 @@ mod tests {
             boundaries(&m, &settings()),
             [ts("2024-05-01T13:00:00Z"), ts("2024-05-01T16:00:00Z")]
         );
+    }
+
+    #[test]
+    fn the_same_snapshot_again_changes_only_what_the_clock_moved() {
+        let mut gone = item("r", "resolved", &["a"]);
+        gone.resolved_at = Some(ts("2024-04-30T12:00:30Z"));
+        let old = data(T0, vec![gone, item("i", "investigating", &["b"])], OK);
+        let new = SourceData {
+            snapshot: Arc::clone(&old.snapshot),
+            fetch_error: None,
+        };
+        assert_eq!(
+            diff(&old, &new).components,
+            BTreeSet::from(["a".to_owned()]),
+            "the resolved item left its window; `i` did not change"
+        );
+    }
+
+    #[test]
+    fn a_preview_says_what_it_touched_without_a_comparison() {
+        let old = data(T0, vec![item("i", "investigating", &["a"])], OK);
+        let mut new = old.clone();
+        let touched = crate::serve::preview::apply(
+            Arc::make_mut(&mut new.snapshot),
+            &crate::serve::preview::Preview::Incident(Box::new(Incident {
+                updated_at: Some(ts("2024-05-01T11:00:00Z")),
+                ..item("p", "investigating", &[])
+            })),
+        )
+        .unwrap();
+        let d = delta(
+            Some(&old),
+            Some(&new),
+            Some(&touched),
+            &settings(),
+            ts(T0),
+            ts(T1),
+        );
+        assert!(d.page_wide && !d.all, "a new item naming no component");
+        assert!(d.components.is_empty());
+        // The same as the comparison finds.
+        assert_eq!(d, diff(&old, &new));
+
+        // A failure since the last render still concerns every cluster.
+        new.fetch_error = Some(crate::pipeline::FetchFailure::from("down".to_owned()));
+        let d = delta(
+            Some(&old),
+            Some(&new),
+            Some(&touched),
+            &settings(),
+            ts(T0),
+            ts(T1),
+        );
+        assert!(d.all);
+    }
+
+    #[test]
+    fn readers_find_the_clusters_a_change_concerns() {
+        let part = |source: &str, ids: &[&str], page_wide: bool| Part {
+            source: source.into(),
+            selection: ids.iter().map(|i| (*i).to_owned()).collect(),
+            page_wide,
+        };
+        let reads = BTreeMap::from([
+            ("a".to_owned(), vec![part("s", &["x"], true)]),
+            (
+                "b".to_owned(),
+                vec![part("s", &["y"], false), part("t", &["x"], false)],
+            ),
+            ("c".to_owned(), vec![part("t", &["z"], true)]),
+        ]);
+        let readers = Readers::of(&reads);
+        let find = |source: &str, d: Delta| {
+            let mut out = BTreeSet::new();
+            readers.concerned(source, &d, &mut out);
+            out.into_iter().map(str::to_owned).collect::<Vec<_>>()
+        };
+        let ids = |ids: &[&str]| ids.iter().map(|i| (*i).to_owned()).collect();
+        assert_eq!(
+            find(
+                "s",
+                Delta {
+                    components: ids(&["x"]),
+                    ..Delta::default()
+                }
+            ),
+            ["a"]
+        );
+        assert_eq!(
+            find(
+                "t",
+                Delta {
+                    components: ids(&["x"]),
+                    ..Delta::default()
+                }
+            ),
+            ["b"]
+        );
+        assert_eq!(
+            find(
+                "t",
+                Delta {
+                    page_wide: true,
+                    ..Delta::default()
+                }
+            ),
+            ["c"]
+        );
+        assert_eq!(
+            find(
+                "s",
+                Delta {
+                    all: true,
+                    ..Delta::default()
+                }
+            ),
+            ["a", "b"]
+        );
+        assert!(find(
+            "u",
+            Delta {
+                all: true,
+                ..Delta::default()
+            }
+        )
+        .is_empty());
     }
 }

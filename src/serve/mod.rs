@@ -8,6 +8,7 @@
 //! - `coordinator`: the [`Coordinator`], which owns fetching, rendering and
 //!   `on_change`;
 //! - `incremental`: which clusters a render plans again;
+//! - `kept`: the resolved ids and calendar memory, held between renders;
 //! - `preview`: a webhook's incident or component applied before the fetch
 //!   (`[server] webhook_preview`);
 //! - `validators`: what each Statuspage source is asked "changed since?"
@@ -35,6 +36,7 @@ use std::time::Duration;
 
 mod coordinator;
 mod incremental;
+mod kept;
 mod listen;
 mod preview;
 mod probes;

@@ -80,8 +80,44 @@ fn newer(new: Option<Timestamp>, held: Option<Timestamp>) -> bool {
     }
 }
 
+/// What a preview changed in a snapshot: the components the changed item
+/// names (before and after) or the changed component, and whether an item
+/// that names none changed. The renderer plans the clusters that select
+/// them, without comparing the whole snapshot with the one before.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Touched {
+    pub components: Vec<String>,
+    pub page_wide: bool,
+}
+
+impl Touched {
+    fn item(&mut self, i: &Incident) {
+        self.page_wide |= i.components.is_empty();
+        self.components.extend(i.components.iter().cloned());
+    }
+}
+
+/// Whether [`apply`] would change `snap`: checked first, so that a stale
+/// payload does not copy a snapshot that renders share.
+pub fn applies(snap: &Snapshot, preview: &Preview) -> bool {
+    match preview {
+        Preview::Incident(new) => snap
+            .incidents
+            .iter()
+            .find(|i| i.id == new.id)
+            .is_none_or(|old| newer(new.updated_at, old.updated_at)),
+        Preview::Component(new) => snap
+            .components
+            .iter()
+            .find(|c| c.id == new.id)
+            .is_some_and(|old| newer(new.updated_at, old.updated_at)),
+    }
+}
+
 /// Applies `preview` to `snap` when it is newer than what `snap` holds.
-/// Returns whether `snap` changed.
+/// Returns what changed, `None` when nothing did. It never changes which
+/// components and groups `snap` lists, their names or their order: an index
+/// of them stays valid.
 ///
 /// An incident replaces the held one of the same id (a new one is added),
 /// keeping what the payload leaves out: its components (a payload without
@@ -89,17 +125,19 @@ fn newer(new: Option<Timestamp>, held: Option<Timestamp>) -> bool {
 /// kind. A component changes only its status and `updated_at`; one the
 /// snapshot does not know is left to the fetch, since it would change how
 /// names resolve.
-pub fn apply(snap: &mut Snapshot, preview: &Preview) -> bool {
+pub fn apply(snap: &mut Snapshot, preview: &Preview) -> Option<Touched> {
+    let mut touched = Touched::default();
     match preview {
         Preview::Incident(new) => {
             let held = snap.incidents.iter().position(|i| i.id == new.id);
             let Some(at) = held else {
+                touched.item(new);
                 snap.incidents.insert(0, (**new).clone());
-                return true;
+                return Some(touched);
             };
             let old = &snap.incidents[at];
             if !newer(new.updated_at, old.updated_at) {
-                return false;
+                return None;
             }
             let mut merged = (**new).clone();
             merged.kind = old.kind;
@@ -124,19 +162,20 @@ pub fn apply(snap: &mut Snapshot, preview: &Preview) -> bool {
             if merged.name.is_empty() {
                 merged.name.clone_from(&old.name);
             }
+            touched.item(old);
+            touched.item(&merged);
             snap.incidents[at] = merged;
-            true
+            Some(touched)
         }
         Preview::Component(new) => {
-            let Some(old) = snap.components.iter_mut().find(|c| c.id == new.id) else {
-                return false;
-            };
+            let old = snap.components.iter_mut().find(|c| c.id == new.id)?;
             if !newer(new.updated_at, old.updated_at) {
-                return false;
+                return None;
             }
             old.status = new.status;
             old.updated_at = new.updated_at;
-            true
+            touched.components.push(old.id.clone());
+            Some(touched)
         }
     }
 }
@@ -196,7 +235,9 @@ mod tests {
     fn a_newer_incident_replaces_the_held_one_and_keeps_its_components() {
         let mut snap = held();
         let p = parse(&incident("2024-05-01T11:00:00Z", "Slow I/O on /work")).unwrap();
-        assert!(apply(&mut snap, &p));
+        let touched = apply(&mut snap, &p).unwrap();
+        assert_eq!(touched.components, ["c1", "c1"]);
+        assert!(!touched.page_wide);
         let i = &snap.incidents[0];
         assert_eq!(i.name, "Slow I/O on /work");
         assert_eq!(i.status, "identified");
@@ -210,14 +251,14 @@ mod tests {
         for at in ["2024-05-01T09:59:59Z", "2024-05-01T10:00:00Z"] {
             let mut snap = held();
             let p = parse(&incident(at, "Old news")).unwrap();
-            assert!(!apply(&mut snap, &p), "{at}");
+            assert_eq!(apply(&mut snap, &p), None, "{at}");
             assert_eq!(snap, held());
         }
         let mut snap = held();
         let p = parse(&json!({"component": {"id": "c1", "status": "major_outage",
             "updated_at": "2024-05-01T09:00:00Z"}}))
         .unwrap();
-        assert!(!apply(&mut snap, &p));
+        assert_eq!(apply(&mut snap, &p), None);
         assert_eq!(snap, held());
     }
 
@@ -250,14 +291,15 @@ mod tests {
         let p = parse(&json!({"component": {"id": "c1", "name": "Renamed",
             "status": "major_outage", "updated_at": "2024-05-01T12:00:00Z"}}))
         .unwrap();
-        assert!(apply(&mut snap, &p));
+        let touched = apply(&mut snap, &p).unwrap();
+        assert_eq!(touched.components, ["c1"]);
         assert_eq!(snap.components[0].status, ComponentStatus::MajorOutage);
         assert_eq!(snap.components[0].name, "Storage", "names resolve clusters");
         // A component the snapshot does not know waits for the fetch.
         let p = parse(&json!({"component": {"id": "zz", "status": "major_outage",
             "updated_at": "2024-05-01T12:00:00Z"}}))
         .unwrap();
-        assert!(!apply(&mut snap, &p));
+        assert_eq!(apply(&mut snap, &p), None);
     }
 
     #[test]

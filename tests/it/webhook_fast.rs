@@ -230,13 +230,31 @@ async fn eventually(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
 
 async fn started(site: &Site) -> (Served, reqwest::Client) {
     let served = site.start();
+    let clusters = ["alpha", "beta", "gamma", "delta"];
     eventually("every cluster rendered", 20, || {
-        ["alpha", "beta", "gamma", "delta"]
-            .iter()
-            .all(|c| site.out(&format!("{c}/motd")).is_file())
-            && site.out("index.json").is_file()
+        clusters.iter().all(|c| {
+            site.out(&format!("{c}/motd")).is_file()
+                && site.out(&format!("{c}/maintenance.ics")).is_file()
+        }) && site.out("index.json").is_file()
     })
     .await;
+    // Both sources are fetched at the start, and each fetch is rendered
+    // when it lands: the files are settled once a second passes without
+    // a change (the tests compare them with what a later render leaves).
+    let settled = || {
+        let stamps: Vec<_> = clusters.iter().map(|c| site.stamps(c)).collect();
+        (stamps, site.read("index.json"))
+    };
+    let mut last = settled();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = settled();
+        if now == last || std::time::Instant::now() > deadline {
+            break;
+        }
+        last = now;
+    }
     (served, reqwest::Client::new())
 }
 
