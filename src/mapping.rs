@@ -924,19 +924,8 @@ mod tests {
 
     use super::*;
     use crate::config::SourceKind;
-    use crate::model::{ComponentStatus, Page};
-
-    fn component(id: &str, name: &str, group: Option<&str>) -> Component {
-        Component {
-            id: id.into(),
-            name: name.into(),
-            status: ComponentStatus::Operational,
-            group_id: group.map(Into::into),
-            description: None,
-            updated_at: None,
-            unknown: None,
-        }
-    }
+    use crate::model::tests::component;
+    use crate::model::Page;
 
     fn group(id: &str, name: &str, children: &[&str]) -> Group {
         Group {

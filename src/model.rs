@@ -468,10 +468,11 @@ impl<'a> SnapshotIndex<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn component(id: &str, name: &str, group: Option<&str>) -> Component {
+    /// An operational component, for tests here and in `mapping`.
+    pub(crate) fn component(id: &str, name: &str, group: Option<&str>) -> Component {
         Component {
             id: id.into(),
             name: name.into(),

@@ -23,7 +23,7 @@ use reqwest::{RequestBuilder, StatusCode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Api, Endpoint, FetchError, FetchOptions, Fetched, Http};
+use super::{Endpoint, FetchError, FetchOptions, Fetched, Http};
 
 /// What one document's answer carried to ask with next time.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,13 +133,7 @@ pub async fn fetch(
 ) -> Result<Outcome, FetchError> {
     let answer = match endpoint {
         Endpoint::Public { url } => {
-            let http = Http {
-                client,
-                opts,
-                authorization: None,
-                api: Api::Public,
-                validators: Some(Exchange::new(prior)),
-            };
+            let http = Http::public(client, opts, Some(Exchange::new(prior)));
             super::v2::fetch_if_changed(&http, url, prior).await?
         }
         Endpoint::Manage {
@@ -147,13 +141,7 @@ pub async fn fetch(
             page_id,
             api_key,
         } => {
-            let http = Http {
-                client,
-                opts,
-                authorization: Some(format!("OAuth {api_key}")),
-                api: Api::Manage,
-                validators: Some(Exchange::new(prior)),
-            };
+            let http = Http::manage(client, opts, api_key, Some(Exchange::new(prior)));
             // As `fetch_reporting` does: a key pasted into `api_base`
             // never shows in a message.
             super::v1::fetch_if_changed(&http, api_base, page_id, prior)
@@ -233,13 +221,7 @@ pub(super) async fn read(
         url,
         "answered 304, but its body is not kept; asking again in full"
     );
-    let plain = Http {
-        client: http.client,
-        opts: http.opts,
-        authorization: http.authorization.clone(),
-        api: http.api,
-        validators: Some(Exchange::new(None)),
-    };
+    let plain = http.unconditional();
     let (body, content_type) = plain.get(url).await?;
     let validators = plain
         .validators

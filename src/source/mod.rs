@@ -292,14 +292,12 @@ pub async fn fetch_reporting(
             page_id,
             api_key,
         } => {
-            let http = Http {
-                client,
-                opts,
-                authorization: Some(format!("OAuth {api_key}")),
-                api: Api::Manage,
-                validators: None,
-            };
-            v1::fetch(&http, api_base, page_id).await
+            v1::fetch(
+                &Http::manage(client, opts, api_key, None),
+                api_base,
+                page_id,
+            )
+            .await
         }
         Endpoint::Slurm(s) => {
             // The source's own timeout bounds all its scontrol runs together.
@@ -309,16 +307,7 @@ pub async fn fetch_reporting(
                 .unwrap_or(opts.timeout);
             slurm::fetch(s, timeout, &opts.withheld_env).await
         }
-        Endpoint::Public { url } => {
-            let http = Http {
-                client,
-                opts,
-                authorization: None,
-                api: Api::Public,
-                validators: None,
-            };
-            v2::fetch(&http, url).await
-        }
+        Endpoint::Public { url } => v2::fetch(&Http::public(client, opts, None), url).await,
         Endpoint::Alertmanager {
             config,
             authorization,
@@ -360,6 +349,22 @@ pub async fn fetch_reporting(
 }
 
 /// `snapshot` sanitized, off the async workers.
+/// Runs `decode` on the blocking pool: parsing a large page takes
+/// milliseconds of CPU, off the async workers, so that webhook answers
+/// never wait behind it.
+async fn off_the_workers<T: Send + 'static>(
+    decode: impl FnOnce() -> Result<T, FetchError> + Send + 'static,
+) -> Result<T, FetchError> {
+    tokio::task::spawn_blocking(decode)
+        .await
+        .unwrap_or_else(|e| {
+            Err(FetchError::new(
+                FetchErrorKind::UnexpectedShape,
+                format!("decoding the answer failed: {e}"),
+            ))
+        })
+}
+
 async fn sanitized(snapshot: Snapshot) -> Result<Snapshot, FetchError> {
     tokio::task::spawn_blocking(move || snapshot.sanitized())
         .await
@@ -580,6 +585,52 @@ struct Retryable {
     message: String,
 }
 
+impl<'a> Http<'a> {
+    /// The public API v2, no credentials.
+    fn public(
+        client: &'a reqwest::Client,
+        opts: &'a FetchOptions,
+        validators: Option<conditional::Exchange<'a>>,
+    ) -> Self {
+        Http {
+            client,
+            opts,
+            authorization: None,
+            api: Api::Public,
+            validators,
+        }
+    }
+
+    /// The manage API v1 with `api_key`.
+    fn manage(
+        client: &'a reqwest::Client,
+        opts: &'a FetchOptions,
+        api_key: &str,
+        validators: Option<conditional::Exchange<'a>>,
+    ) -> Self {
+        Http {
+            client,
+            opts,
+            authorization: Some(format!("OAuth {api_key}")),
+            api: Api::Manage,
+            validators,
+        }
+    }
+
+    /// The same client, API and credentials, asking without validators
+    /// but noting what the answers carry: a document that answered `304`
+    /// with nothing kept to stand for it is read again in full.
+    fn unconditional(&self) -> Http<'a> {
+        Http {
+            client: self.client,
+            opts: self.opts,
+            authorization: self.authorization.clone(),
+            api: self.api,
+            validators: Some(conditional::Exchange::new(None)),
+        }
+    }
+}
+
 impl Http<'_> {
     /// GETs `url` and decodes its JSON, retrying as [`FetchOptions`] allows.
     async fn get_json<T: DeserializeOwned + Send + 'static>(
@@ -588,17 +639,8 @@ impl Http<'_> {
         expect: Expect,
     ) -> Result<T, FetchError> {
         let (body, content_type) = self.get(url).await?;
-        // Parsing a large page takes milliseconds of CPU: off the async
-        // workers, so that webhook answers never wait behind it.
         let url = url.to_owned();
-        tokio::task::spawn_blocking(move || decode_answer(&url, &body, content_type, expect))
-            .await
-            .unwrap_or_else(|e| {
-                Err(FetchError::new(
-                    FetchErrorKind::UnexpectedShape,
-                    format!("decoding the answer failed: {e}"),
-                ))
-            })
+        off_the_workers(move || decode_answer(&url, &body, content_type, expect)).await
     }
 
     /// The body of a successful answer, and its `Content-Type`.

@@ -181,7 +181,7 @@ pub(super) async fn fetch_if_changed(
         return Ok((None, validators));
     }
     let page_id = page_id.to_owned();
-    let built = tokio::task::spawn_blocking(move || {
+    let built = super::off_the_workers(move || {
         let rows = collect(rows)?;
         let groups = collect(groups)?;
         let unresolved = collect(unresolved)?;
@@ -192,13 +192,7 @@ pub(super) async fn fetch_if_changed(
             &page_id, rows, groups, unresolved, upcoming, active, recent,
         ))
     })
-    .await
-    .unwrap_or_else(|e| {
-        Err(FetchError::new(
-            FetchErrorKind::UnexpectedShape,
-            format!("decoding the answer failed: {e}"),
-        ))
-    })?;
+    .await?;
     Ok((Some(built), validators))
 }
 
@@ -363,7 +357,7 @@ async fn decoded_one<T: DeserializeOwned + Send + 'static>(
 async fn decoded<T: DeserializeOwned + Send + 'static>(
     mut answers: Vec<Answer<T>>,
 ) -> Result<Vec<Answer<T>>, FetchError> {
-    tokio::task::spawn_blocking(move || {
+    super::off_the_workers(move || {
         for a in &mut answers {
             if a.items.is_none() {
                 a.items = Some(decode_answer(
@@ -377,12 +371,6 @@ async fn decoded<T: DeserializeOwned + Send + 'static>(
         Ok(answers)
     })
     .await
-    .unwrap_or_else(|e| {
-        Err(FetchError::new(
-            FetchErrorKind::UnexpectedShape,
-            format!("decoding the answer failed: {e}"),
-        ))
-    })
 }
 
 /// The items of a list's pages, decoding those not decoded yet; skipped

@@ -190,13 +190,7 @@ pub(super) async fn fetch_if_changed(
     }
     // A 304 next to a new answer: the body kept from before, or, when
     // there is none, that document read again, plainly.
-    let plain = Http {
-        client: http.client,
-        opts: http.opts,
-        authorization: None,
-        api: http.api,
-        validators: Some(conditional::Exchange::new(None)),
-    };
+    let plain = http.unconditional();
     let mut again = BTreeMap::new();
     for (u, a) in urls.iter().zip(answers.iter_mut()) {
         if a.is_none() || !not_modified(u) {
@@ -238,7 +232,7 @@ pub(super) async fn fetch_if_changed(
         return Ok((None, validators));
     }
     let url = url.to_owned();
-    let decoded = tokio::task::spawn_blocking(move || {
+    let decoded = super::off_the_workers(move || {
         let [summary, incidents, maintenances] = answers;
         let [su, iu, mu] = urls;
         let summary = summary.ok_or_else(|| {
@@ -257,13 +251,7 @@ pub(super) async fn fetch_if_changed(
         let docs = Documents::new([su, iu, mu], summary, incidents, maintenances)?;
         Ok(normalize(&url, docs))
     })
-    .await
-    .unwrap_or_else(|e| {
-        Err(FetchError::new(
-            FetchErrorKind::UnexpectedShape,
-            format!("decoding the answer failed: {e}"),
-        ))
-    })?;
+    .await?;
     Ok((Some(decoded), validators))
 }
 
