@@ -164,13 +164,13 @@ pub fn eligible(config: &Config, args: &RenderArgs) -> bool {
 
 /// Whether `render --snapshot` with `args` may take the shortcut: as
 /// [`eligible`], with the file's bytes as the one answer, whatever kinds
-/// the sources are. Templates must not print the data's age either, which
+/// the sources are and whatever `[[notify]]` says (`--snapshot` notifies
+/// no one). Templates must not print the data's age either, which
 /// a snapshot's data has (`data_age`, `data_age_seconds`).
 pub fn snapshot_eligible(config: &Config, args: &RenderArgs) -> bool {
     !args.check
         && args.snapshot.is_some()
         && args.clusters.is_empty()
-        && config.notify.is_empty()
         && config
             .settings
             .templates_dir
@@ -350,7 +350,7 @@ impl<'a> States<'a> {
 
 /// Size, inode, modification and change times of `path` (not following a
 /// last symlink), or `None` when it is gone.
-fn state_of(path: &Path) -> Option<[i64; 6]> {
+pub(crate) fn state_of(path: &Path) -> Option<[i64; 6]> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::symlink_metadata(path).ok()?;
     let ino = i64::try_from(m.ino()).unwrap_or(i64::MAX);

@@ -219,16 +219,10 @@ impl Store {
         let Some(held) = self.held.get_mut(name) else {
             return false;
         };
-        match &mut held.snapshot {
-            Some(snap) if held.read_fetched_at == Some(fetched_at) => {
-                // Copies the snapshot only when a render still shares it.
-                Arc::make_mut(snap).fetched_at = now;
-                held.spare = None;
-                held.error = None;
-                true
-            }
-            _ => false,
+        if held.snapshot.is_none() || held.read_fetched_at != Some(fetched_at) {
+            return false;
         }
+        self.renew(name, now)
     }
 
     /// `serve`: upstream said the snapshot held for `name` is still

@@ -7,35 +7,17 @@
 //! itself while it runs, so it keeps what it wrote. A one-shot `render` with
 //! the same `state_dir` may write them too, so a file is read again when it
 //! is no longer the one seen last: another inode (every write replaces the
-//! file by a rename), size or mtime. That costs one `stat` per file and
-//! render.
+//! file by a rename), size, mtime or ctime, as the one-shot stamp tells a
+//! file it left from another. That costs one `stat` per file and render.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use crate::calendar;
 use crate::config::Config;
 use crate::mapping::KnownIds;
+use crate::oneshot;
 use crate::pipeline::{self, Gathered, Plan};
-
-/// Which file was seen: `None` when there was none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Seen {
-    ino: u64,
-    len: u64,
-    modified: Option<SystemTime>,
-}
-
-fn seen(path: &Path) -> Option<Seen> {
-    let m = std::fs::metadata(path).ok()?;
-    Some(Seen {
-        ino: m.ino(),
-        len: m.len(),
-        modified: m.modified().ok(),
-    })
-}
 
 /// One file and what it held when last seen.
 #[derive(Debug)]
@@ -44,7 +26,9 @@ struct Held<T> {
     value: Arc<T>,
     /// Whether it was read once.
     read: bool,
-    seen: Option<Seen>,
+    /// What [`oneshot::state_of`] said of the file when last seen: `None` when
+    /// there was none.
+    seen: Option<[i64; 6]>,
 }
 
 impl<T> Held<T> {
@@ -61,7 +45,7 @@ impl<T> Held<T> {
     /// last seen. The file is looked at before it is read: a write between
     /// the two makes the next call read it again.
     fn current(&mut self, load: impl FnOnce() -> T) -> Arc<T> {
-        let now = seen(&self.path);
+        let now = oneshot::state_of(&self.path);
         if !self.read || self.seen != now {
             self.value = Arc::new(load());
             self.read = true;
@@ -74,7 +58,7 @@ impl<T> Held<T> {
     fn wrote(&mut self, value: T) {
         self.value = Arc::new(value);
         self.read = true;
-        self.seen = seen(&self.path);
+        self.seen = oneshot::state_of(&self.path);
     }
 }
 
