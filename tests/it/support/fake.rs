@@ -374,6 +374,38 @@ async fn bind(state: Shared) -> (SocketAddr, impl std::future::Future<Output = (
     (addr, server)
 }
 
+impl Inner {
+    /// Counts and logs a request to `path` (logged as `logged`), notes its
+    /// `Authorization`, and takes the fault it meets: one set for exactly
+    /// `logged`, else the next queued, else the standing one.
+    fn take_request(&mut self, path: &str, logged: String, headers: &HeaderMap) -> Option<Fault> {
+        self.total += 1;
+        *self.per_path.entry(path.to_owned()).or_default() += 1;
+        self.last_authorization = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let fault = self
+            .at
+            .get(&logged)
+            .cloned()
+            .or_else(|| self.next.pop_front())
+            .or_else(|| self.fault.clone());
+        self.log.push(logged);
+        fault
+    }
+}
+
+/// A JSON answer with `status`.
+fn json(status: u16, body: String) -> Response {
+    (
+        status_code(status),
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
 async fn handle(
     State(state): State<Shared>,
     ConnectInfo(conn): ConnectInfo<Conn>,
@@ -386,32 +418,12 @@ async fn handle(
         let mut inner = state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        inner.total += 1;
-        *inner.per_path.entry(path.clone()).or_default() += 1;
-        inner.log.push(match uri.query() {
+        let logged = match uri.query() {
             Some(q) => format!("{path}?{q}"),
             None => path.clone(),
-        });
-        inner.last_authorization = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let logged = inner.log.last().cloned().unwrap_or_default();
-        let fault = inner
-            .at
-            .get(&logged)
-            .cloned()
-            .or_else(|| inner.next.pop_front())
-            .or_else(|| inner.fault.clone());
+        };
+        let fault = inner.take_request(&path, logged, &headers);
         (fault, inner.routes.get(&path).cloned())
-    };
-    let json = |status: u16, body: String| {
-        (
-            status_code(status),
-            [(header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response()
     };
     match fault {
         None => match route {
@@ -777,27 +789,7 @@ async fn write(
     let mut inner = state
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    inner.total += 1;
-    *inner.per_path.entry(path.clone()).or_default() += 1;
-    inner.log.push(logged.clone());
-    inner.last_authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let fault = inner
-        .at
-        .get(&logged)
-        .cloned()
-        .or_else(|| inner.next.pop_front())
-        .or_else(|| inner.fault.clone());
-    let json = |status: u16, body: String| {
-        (
-            status_code(status),
-            [(header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response()
-    };
+    let fault = inner.take_request(&path, logged, &headers);
     match fault {
         None => {}
         Some(Fault::RateLimited {
