@@ -741,6 +741,10 @@ async fn renderer_task(
         let mut previewed = BTreeMap::new();
         // Copies no longer needed, dropped on the blocking thread.
         let mut spent = Vec::new();
+        // A batch of webhook previews alone is rendered on this thread (see
+        // `on_this_thread` below).
+        let previews_only =
+            !batch.is_empty() && batch.iter().all(|m| matches!(m, RenderMsg::Preview { .. }));
         for msg in batch {
             match msg {
                 RenderMsg::Fetched {
@@ -846,11 +850,11 @@ async fn renderer_task(
         };
         let started = Instant::now();
         lock(&c.health).rendering_since = Some(started);
-        let job = {
+        let work = {
             let (live, data, c) = (live.clone(), data.clone(), c.clone());
             let mut inputs = std::mem::take(&mut inputs);
             let mut kept = std::mem::take(&mut kept);
-            tokio::task::spawn_blocking(move || {
+            move || {
                 let outcome = render_all(&live, data, &previewed, &c, &mut inputs, &mut kept);
                 // After the files: a webhook's change reaches the MOTD
                 // without waiting for the snapshot's own fsync.
@@ -863,21 +867,35 @@ async fn renderer_task(
                     .map(|(name, snap)| (name, Arc::downgrade(&snap), Snapshot::clone(&snap)))
                     .collect();
                 (outcome, inputs, kept, spares)
-            })
-        };
-        // Shutdown does not wait for a render: the blocking thread is left
-        // to the process's exit. Files are replaced atomically, so none is
-        // left half written.
-        let outcome = tokio::select! {
-            biased;
-            () = c.cancel.cancelled() => {
-                tracing::warn!(
-                    elapsed_ms = started.elapsed().as_millis(),
-                    "stopping while a render is under way; it is not waited for"
-                );
-                break;
             }
-            r = job => r,
+        };
+        let outcome = if previews_only && !plan_all && on_this_thread() {
+            // A preview plans a cluster or two: handing it to a blocking
+            // thread would cost that thread's wake-up on the way to the
+            // MOTD, more than the render itself on a busy machine. The
+            // thread that answered the webhook renders it, having handed
+            // its other tasks to another worker.
+            tokio::task::block_in_place(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                    .map_err(|_| "it panicked")
+            })
+            .map_err(|e| e.to_string())
+        } else {
+            let job = tokio::task::spawn_blocking(work);
+            // Shutdown does not wait for a render: the blocking thread is
+            // left to the process's exit. Files are replaced atomically, so
+            // none is left half written.
+            tokio::select! {
+                biased;
+                () = c.cancel.cancelled() => {
+                    tracing::warn!(
+                        elapsed_ms = started.elapsed().as_millis(),
+                        "stopping while a render is under way; it is not waited for"
+                    );
+                    break;
+                }
+                r = job => r.map_err(|e| e.to_string()),
+            }
         };
         let (changes, mut errors) = match outcome {
             Ok((r, back, back_kept, spares)) => {
@@ -944,6 +962,13 @@ async fn renderer_task(
         }
     }
     tracing::debug!("renderer stopped");
+}
+
+/// Whether this task may block its worker thread: only on a runtime with
+/// other workers to take over its tasks (`serve`'s; tests may run the
+/// renderer on a single-threaded one).
+fn on_this_thread() -> bool {
+    tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
 }
 
 /// Applies a webhook's incident or component to the snapshots of
