@@ -877,9 +877,8 @@ async fn renderer_task(
             // its other tasks to another worker.
             tokio::task::block_in_place(|| {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
-                    .map_err(|_| "it panicked")
+                    .map_err(|_| "it panicked".to_owned())
             })
-            .map_err(|e| e.to_string())
         } else {
             let job = tokio::task::spawn_blocking(work);
             // Shutdown does not wait for a render: the blocking thread is
