@@ -231,28 +231,49 @@ pub(super) async fn fetch_if_changed(
     if prior.is_some_and(|p| p.digest == validators.digest) {
         return Ok((None, validators));
     }
+    let [summary, incidents, maintenances] = answers;
+    let summary = summary.ok_or_else(|| {
+        FetchError::new(
+            FetchErrorKind::UnexpectedShape,
+            format!("`{}` answered nothing", urls[0]),
+        )
+    })?;
+    // Each document on a blocking thread of its own, side by side, as
+    // `fetch` decodes them: the page's three parses take the time of the
+    // largest, not of all three.
+    let (summary, incidents, maintenances) = tokio::try_join!(
+        decode_off::<Summary>(&urls[0], summary),
+        optional_decode::<Incidents>(&urls[1], incidents),
+        optional_decode::<Maintenances>(&urls[2], maintenances),
+    )?;
     let url = url.to_owned();
     let decoded = super::off_the_workers(move || {
-        let [summary, incidents, maintenances] = answers;
-        let [su, iu, mu] = urls;
-        let summary = summary.ok_or_else(|| {
-            FetchError::new(
-                FetchErrorKind::UnexpectedShape,
-                format!("`{su}` answered nothing"),
-            )
-        })?;
-        let summary = decode_answer::<Summary>(&su, &summary.0, summary.1, Expect::Object)?;
-        let incidents = incidents
-            .map(|(b, t)| decode_answer::<Incidents>(&iu, &b, t, Expect::Object))
-            .transpose()?;
-        let maintenances = maintenances
-            .map(|(b, t)| decode_answer::<Maintenances>(&mu, &b, t, Expect::Object))
-            .transpose()?;
-        let docs = Documents::new([su, iu, mu], summary, incidents, maintenances)?;
+        let docs = Documents::new(urls, summary, incidents, maintenances)?;
         Ok(normalize(&url, docs))
     })
     .await?;
     Ok((Some(decoded), validators))
+}
+
+/// The JSON document `answer` (body, `Content-Type`) of `url`, decoded off
+/// the async workers.
+async fn decode_off<T: serde::de::DeserializeOwned + Send + 'static>(
+    url: &str,
+    (body, content_type): (Vec<u8>, Option<String>),
+) -> Result<T, FetchError> {
+    let url = url.to_owned();
+    super::off_the_workers(move || decode_answer(&url, &body, content_type, Expect::Object)).await
+}
+
+/// [`decode_off`] for a document that may have been absent.
+async fn optional_decode<T: serde::de::DeserializeOwned + Send + 'static>(
+    url: &str,
+    answer: Option<(Vec<u8>, Option<String>)>,
+) -> Result<Option<T>, FetchError> {
+    match answer {
+        Some(answer) => decode_off(url, answer).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Normalizes payloads already at hand, in the shapes of `summary.json`,
