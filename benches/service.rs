@@ -885,7 +885,7 @@ async fn serve_figure(bench: &Bench, figure: &str) {
         "burst" => burst(bench, &fake, &client, &hook, dir.path(), &spec).await,
         "notmodified" => not_modified(bench, &client, &serve.url, dir.path()).await,
         "answer" => answer(bench, &fake, &client, &hook).await,
-        "preview" => preview(bench, &fake, &client, &hook, &motd, dir.path()).await,
+        "preview" => preview(bench, &fake, &hook, &motd, dir.path()).await,
         _ => unreachable!(),
     }
     print_serve_rss(&serve);
@@ -1064,14 +1064,7 @@ fn one_write(out: &statusmotd::output::OutputDir, r: usize) -> f64 {
 
 /// `webhook_preview = true`: webhook -> MOTD on disk, from the answer, for
 /// a webhook whose incident carries the marker, against one fsynced write.
-async fn preview(
-    bench: &Bench,
-    fake: &FakeStatuspage,
-    client: &reqwest::Client,
-    hook: &str,
-    motd: &Path,
-    dir: &Path,
-) {
+async fn preview(bench: &Bench, fake: &FakeStatuspage, hook: &str, motd: &Path, dir: &Path) {
     let spec = Spec {
         clusters: bench.clusters(300),
         per_cluster: 5,
@@ -1107,16 +1100,9 @@ async fn preview(
             serde_json::from_str(&synth::webhook_body(Timestamp::now())).expect("webhook body");
         body["incident"]["name"] = format!("[{marker}] Slow I/O on /work (inc000000)").into();
         let watch = Watch::start(motd, &marker);
-        let started = Instant::now();
-        let answer = client
-            .post(hook)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("webhook answered");
-        let answered = Instant::now();
-        assert_eq!(answer.status().as_u16(), 202, "webhook answer");
+        let (started, answered, status) =
+            tokio::task::block_in_place(|| post_blocking(hook, &body.to_string()));
+        assert_eq!(status, 202, "webhook answer");
         let seen = watch
             .seen(Duration::from_secs(20))
             .expect("the MOTD changed");
@@ -1154,6 +1140,42 @@ async fn preview(
         "x",
         &stats(ratios),
     );
+}
+
+/// POSTs the JSON `body` to `url` (`http://host:port/path`) on a blocking
+/// socket of this thread, connected before the clock starts: when the
+/// request was sent, when the status line of the answer arrived, and the
+/// status. A client on the runtime would notice the answer only when its
+/// worker next wakes, later than the MOTD's rename is seen.
+fn post_blocking(url: &str, body: &str) -> (Instant, Instant, u16) {
+    use std::io::{Read as _, Write as _};
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_at(rest.find('/').expect("a path"));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect to serve");
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let started = Instant::now();
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the webhook");
+    let mut head = Vec::new();
+    let mut buf = [0u8; 512];
+    while !head.windows(2).any(|w| w == b"\r\n") {
+        let n = stream.read(&mut buf).expect("read the answer");
+        assert!(n > 0, "serve closed the connection without an answer");
+        head.extend_from_slice(&buf[..n]);
+    }
+    let answered = Instant::now();
+    let status = String::from_utf8_lossy(&head)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    (started, answered, status)
 }
 
 /// Fetch cycles for a burst of webhooks: statusmotd, then the baseline hook.
