@@ -605,12 +605,7 @@ pub fn plan(
         complete: clusters.len() == config.clusters.len(),
         ..Plan::default()
     };
-    // One index per snapshot, shared by all the clusters that read it.
-    let indexes: BTreeMap<&str, SnapshotIndex<'_>> = data
-        .sources
-        .keys()
-        .filter_map(|name| data.index(name).map(|index| (name.as_str(), index)))
-        .collect();
+    let indexes = indexes(data);
     for cluster in clusters {
         match plan_cluster(config, renderer, cluster, data, &indexes, now) {
             Ok((p, resolved)) => {
@@ -628,6 +623,70 @@ pub fn plan(
     plan
 }
 
+/// One index per snapshot, shared by all the clusters that read it.
+fn indexes(data: &Gathered) -> BTreeMap<&str, SnapshotIndex<'_>> {
+    data.sources
+        .keys()
+        .filter_map(|name| data.index(name).map(|index| (name.as_str(), index)))
+        .collect()
+}
+
+/// Writes the MOTDs of `clusters` alone, ahead of their [`plan`]: a webhook
+/// preview's way to the login banner, before the snippets, calendars and
+/// `index.json`, which `plan` and [`apply`] then write as always, finding
+/// these MOTDs as planned (the same data at the same `now`: the same bytes
+/// and mtime). A cluster that cannot be rendered is skipped here, for the
+/// plan to report. Returns the changes made, which `apply` will not see
+/// again.
+pub fn write_motds_first(
+    config: &Config,
+    renderer: &Renderer,
+    clusters: &[&ClusterConfig],
+    data: &Gathered,
+    dir: &Path,
+    now: Timestamp,
+) -> Vec<Change> {
+    let Ok(out) = OutputDir::open(dir) else {
+        return Vec::new();
+    };
+    let indexes = indexes(data);
+    let mut changes = Vec::new();
+    for cluster in clusters {
+        let Ok((view, _)) = cluster_view_indexed(config, cluster, data, &indexes, now) else {
+            continue;
+        };
+        let Ok(motd) = motd_file(renderer, cluster, &view, &ViewContext::new(&view)) else {
+            continue;
+        };
+        if let Some(action) = out
+            .write(&motd.rel, &motd.bytes, motd.newest, now)
+            .ok()
+            .and_then(action_of)
+        {
+            changes.push(Change {
+                path: display_rel(&motd.rel),
+                action,
+            });
+        }
+    }
+    changes
+}
+
+/// The MOTD of `cluster`, its view made a template context as `ctx`.
+fn motd_file(
+    renderer: &Renderer,
+    cluster: &ClusterConfig,
+    view: &ClusterView,
+    ctx: &ViewContext<'_>,
+) -> Result<PlannedFile> {
+    let template = cluster.template.as_deref().unwrap_or("motd.txt.j2");
+    Ok(PlannedFile {
+        rel: Path::new(&cluster.name).join("motd"),
+        bytes: renderer.render_in(template, ctx)?.into_bytes(),
+        newest: view.newest_change(),
+    })
+}
+
 fn plan_cluster(
     config: &Config,
     renderer: &Renderer,
@@ -638,16 +697,11 @@ fn plan_cluster(
 ) -> Result<(ClusterPlan, Resolved)> {
     let (view, resolved) = cluster_view_indexed(config, cluster, data, indexes, now)?;
     let dir = PathBuf::from(&cluster.name);
-    let template = cluster.template.as_deref().unwrap_or("motd.txt.j2");
     let newest = view.newest_change();
     // The view becomes a template context once: per snippet, it cost as
     // much as the view, so a cluster cost its item count squared.
     let ctx = ViewContext::new(&view);
-    let mut files = vec![PlannedFile {
-        rel: dir.join("motd"),
-        bytes: renderer.render_in(template, &ctx)?.into_bytes(),
-        newest,
-    }];
+    let mut files = vec![motd_file(renderer, cluster, &view, &ctx)?];
     let mut items = BTreeSet::new();
     let mut items_left_out = 0;
     for item in view.items() {

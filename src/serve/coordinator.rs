@@ -850,12 +850,21 @@ async fn renderer_task(
         };
         let started = Instant::now();
         lock(&c.health).rendering_since = Some(started);
+        let previews_alone = previews_only && !plan_all;
         let work = {
             let (live, data, c) = (live.clone(), data.clone(), c.clone());
             let mut inputs = std::mem::take(&mut inputs);
             let mut kept = std::mem::take(&mut kept);
             move || {
-                let outcome = render_all(&live, data, &previewed, &c, &mut inputs, &mut kept);
+                let outcome = render_all(
+                    &live,
+                    data,
+                    &previewed,
+                    previews_alone,
+                    &c,
+                    &mut inputs,
+                    &mut kept,
+                );
                 // After the files: a webhook's change reaches the MOTD
                 // without waiting for the snapshot's own fsync.
                 for e in store::save(&live.config.settings.state_dir, &good) {
@@ -869,7 +878,7 @@ async fn renderer_task(
                 (outcome, inputs, kept, spares)
             }
         };
-        let outcome = if previews_only && !plan_all && on_this_thread() {
+        let outcome = if previews_alone && on_this_thread() {
             // A preview plans a cluster or two: handing it to a blocking
             // thread would cost that thread's wake-up on the way to the
             // MOTD, more than the render itself on a busy machine. The
@@ -963,6 +972,11 @@ async fn renderer_task(
     tracing::debug!("renderer stopped");
 }
 
+/// At most this many clusters get their MOTD written ahead of the rest of
+/// their files after a webhook preview: rendering a MOTD twice costs little
+/// for a few clusters, and would double a whole page's render.
+const MOTDS_FIRST_MAX: usize = 16;
+
 /// Whether this task may block its worker thread: only on a runtime with
 /// other workers to take over its tasks (`serve`'s; tests may run the
 /// renderer on a single-threaded one).
@@ -1041,6 +1055,7 @@ fn render_all(
     live: &Live,
     data: Arc<Gathered>,
     previewed: &BTreeMap<String, Previewed>,
+    previews_alone: bool,
     c: &Coordinator,
     inputs: &mut Inputs,
     kept: &mut Kept,
@@ -1057,6 +1072,21 @@ fn render_all(
         inputs.record(&live.config, data, pipeline::Plan::default(), now);
         return (Vec::new(), Vec::new());
     }
+    // What webhook previews alone changed reaches the login banners first:
+    // their MOTDs, then everything else as always. A page-wide item
+    // concerns every cluster; its MOTDs are not rendered twice.
+    let first = if previews_alone && clusters.len() <= MOTDS_FIRST_MAX {
+        pipeline::write_motds_first(
+            &live.config,
+            &live.renderer,
+            &clusters,
+            &data,
+            &live.config.settings.output_dir,
+            now,
+        )
+    } else {
+        Vec::new()
+    };
     tracing::debug!(clusters = clusters.len(), "planning");
     let plan = pipeline::plan(&live.config, &live.renderer, &clusters, &data, now);
     let mut errors: Vec<String> = plan.errors.iter().map(ToString::to_string).collect();
@@ -1069,10 +1099,11 @@ fn render_all(
     for e in kept.keep(&live.config, &data, &plan, applied.is_ok()) {
         tracing::warn!("{e}");
     }
-    let changes = applied.unwrap_or_else(|e| {
+    let mut changes = first;
+    changes.extend(applied.unwrap_or_else(|e| {
         errors.push(e.to_string());
         Vec::new()
-    });
+    }));
     inputs.record(&live.config, data, plan, now);
     if !errors.is_empty() {
         inputs.forget();

@@ -563,6 +563,56 @@ async fn webhook_preview_shows_the_incident_before_the_fetch_and_the_fetch_corre
     drop(served);
 }
 
+/// A preview writes the MOTDs it changes ahead of the rest of their files;
+/// the change still counts as one: `on_change` hears of the cluster whose
+/// MOTD alone changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_that_changes_a_motd_alone_is_told_to_on_change() {
+    let fake = FakeStatuspage::start().await;
+    let vendor = FakeStatuspage::start().await;
+    serve_vendor(&vendor);
+    serve_page(&fake, &Page::default());
+    let logs = tempfile::tempdir().unwrap();
+    let changed = logs.path().join("changed.log");
+    let hook = format!(
+        "webhook_preview = true\non_change = [\"sh\", \"-c\", \"echo \\\"$STATUSMOTD_CHANGED_CLUSTERS\\\" >> '{}'\"]",
+        changed.display()
+    );
+    let site = Site::new(&fake.url(), &vendor.url(), &hook, "");
+    let (served, client) = started(&site).await;
+    assert!(!site.read("beta/motd").contains("major outage"));
+    let items = || fs::read_dir(site.dir.path().join("out/beta/items")).map_or(0, Iterator::count);
+    let items_before = items();
+    // Whatever ran `on_change` at startup is done with.
+    eventually("the startup on_change", 20, || changed.is_file()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    fs::remove_file(&changed).unwrap();
+
+    // Upstream hangs: only the preview can change `beta`, and a component
+    // changes its MOTD alone (no snippet, no calendar entry).
+    fake.fault(Fault::Hang);
+    webhook(
+        &client,
+        &served,
+        &component_webhook("cb", "major_outage", Timestamp::now()),
+    )
+    .await;
+    eventually("the component preview", 20, || {
+        site.read("beta/motd").contains("major outage")
+    })
+    .await;
+    assert_eq!(
+        items_before,
+        items(),
+        "the preview wrote a snippet: the MOTD is not the only file changed"
+    );
+    eventually("on_change to hear of `beta`", 20, || {
+        fs::read_to_string(&changed).is_ok_and(|t| t.split_whitespace().any(|c| c == "beta"))
+    })
+    .await;
+    drop(served);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_webhook_preview_a_webhook_waits_for_the_fetch() {
     let fake = FakeStatuspage::start().await;
