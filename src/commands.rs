@@ -44,6 +44,17 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))
 }
 
+/// The runtime of `render`'s one-shot path: one thread. Its work is three
+/// requests and a stat of each file (on a blocking thread); the parsing a
+/// changed page needs runs on blocking threads too, so worker threads
+/// would only cost their start.
+fn oneshot_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))
+}
+
 /// Snapshots from `--snapshot FILE`, or a fetch falling back to the last
 /// good data, with what happened on the way said on stderr. Keeps nothing
 /// in `state_dir`: `render` does that itself, and only when it writes.
@@ -121,7 +132,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     let renderer;
     let gathered = if oneshot::eligible(&config, args) {
         let state_dir = &config.settings.state_dir;
-        let rt = runtime()?;
+        let rt = oneshot_runtime()?;
         let names: Vec<String> = clusters
             .iter()
             .flat_map(|c| c.sources())

@@ -312,30 +312,36 @@ fn collect_files(dir: &Path, into: &mut Vec<PathBuf>) {
     }
 }
 
-/// [`state_of`] of paths relative to one directory: each directory on the
-/// way is opened once for the paths in it that come one after the other
-/// (sorted paths), instead of resolving every component of every path.
+/// [`state_of`] of paths relative to one directory, opened once: each
+/// path is one `fstatat` from there (the kernel walks the few components
+/// left in its cache), instead of resolving the whole path from `/` or
+/// opening and closing each directory on the way.
 struct States<'a> {
     root: &'a Path,
-    dir: Option<(PathBuf, Option<OwnedFd>)>,
+    /// The directory, opened on the first path; `None` inside when it
+    /// cannot be opened (then every path's state is `None`, as
+    /// [`state_of`] would say).
+    fd: Option<Option<OwnedFd>>,
 }
 
 impl<'a> States<'a> {
     fn under(root: &'a Path) -> Self {
-        States { root, dir: None }
+        States { root, fd: None }
     }
 
     fn of(&mut self, rel: &Path) -> Option<[i64; 6]> {
-        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        if rel.as_os_str().is_empty() || rel.is_absolute() {
             return state_of(&self.root.join(rel));
-        };
-        if self.dir.as_ref().is_none_or(|(open, _)| open != parent) {
-            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-            let fd = rfs::open(self.root.join(parent), flags, Mode::empty()).ok();
-            self.dir = Some((parent.to_path_buf(), fd));
         }
-        let dir = self.dir.as_ref()?.1.as_ref()?;
-        let st = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        let root = self.root;
+        let dir = self
+            .fd
+            .get_or_insert_with(|| {
+                let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+                rfs::open(root, flags, Mode::empty()).ok()
+            })
+            .as_ref()?;
+        let st = rfs::statat(dir, rel, AtFlags::SYMLINK_NOFOLLOW).ok()?;
         let n = |v: i128| i64::try_from(v).unwrap_or(i64::MAX);
         Some([
             n(st.st_size.into()),
