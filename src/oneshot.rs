@@ -776,6 +776,8 @@ mod tests {
             std::fs::write(root.join(p), p).expect("write");
         }
         std::os::unix::fs::symlink("motd", root.join("a/link")).expect("link");
+        // A directory replaced by a link: followed on the way, as a path is.
+        std::os::unix::fs::symlink("a/items", root.join("c")).expect("link");
         let mut states = States::under(root);
         for p in [
             "a",
@@ -786,10 +788,21 @@ mod tests {
             "a/motd",
             "a/gone",
             "b/gone",
+            "c",
+            "c/x.txt",
             "index.json",
+            "a/../index.json",
         ] {
             assert_eq!(states.of(Path::new(p)), state_of(&root.join(p)), "{p}");
         }
         assert!(states.of(Path::new("a/gone")).is_none());
+        assert!(states.of(Path::new("a/motd")).is_some());
+        // A file changed in place: its state is not the one seen before.
+        let before = states.of(Path::new("a/items/x.txt"));
+        std::fs::write(root.join("a/items/x.txt"), "changed").expect("write");
+        assert_ne!(States::under(root).of(Path::new("a/items/x.txt")), before);
+        // An output directory that is gone: nothing is as it was left.
+        let gone = root.join("nowhere");
+        assert!(States::under(&gone).of(Path::new("a/motd")).is_none());
     }
 }
