@@ -318,29 +318,23 @@ fn collect_files(dir: &Path, into: &mut Vec<PathBuf>) {
 /// opening and closing each directory on the way.
 struct States<'a> {
     root: &'a Path,
-    /// The directory, opened on the first path; `None` inside when it
-    /// cannot be opened (then every path's state is `None`, as
-    /// [`state_of`] would say).
-    fd: Option<Option<OwnedFd>>,
+    /// The directory; `None` when it cannot be opened (then every path's
+    /// state is `None`, as [`state_of`] would say).
+    fd: Option<OwnedFd>,
 }
 
 impl<'a> States<'a> {
     fn under(root: &'a Path) -> Self {
-        States { root, fd: None }
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rfs::open(root, flags, Mode::empty()).ok();
+        States { root, fd }
     }
 
-    fn of(&mut self, rel: &Path) -> Option<[i64; 6]> {
+    fn of(&self, rel: &Path) -> Option<[i64; 6]> {
         if rel.as_os_str().is_empty() || rel.is_absolute() {
             return state_of(&self.root.join(rel));
         }
-        let root = self.root;
-        let dir = self
-            .fd
-            .get_or_insert_with(|| {
-                let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-                rfs::open(root, flags, Mode::empty()).ok()
-            })
-            .as_ref()?;
+        let dir = self.fd.as_ref()?;
         let st = rfs::statat(dir, rel, AtFlags::SYMLINK_NOFOLLOW).ok()?;
         let n = |v: i128| i64::try_from(v).unwrap_or(i64::MAX);
         Some([
@@ -396,7 +390,7 @@ impl Stamp {
 
     /// Whether every file under `out` is as the render left it.
     pub fn files_hold(&self, out: &Path) -> bool {
-        let mut states = States::under(out);
+        let states = States::under(out);
         self.files
             .iter()
             .all(|f| states.of(Path::new(&f.path)) == f.state)
@@ -427,7 +421,7 @@ impl Stamp {
         }
         paths.sort();
         paths.dedup();
-        let mut states = States::under(out);
+        let states = States::under(out);
         let files = paths
             .into_iter()
             .map(|p| FileState {
@@ -778,7 +772,7 @@ mod tests {
         std::os::unix::fs::symlink("motd", root.join("a/link")).expect("link");
         // A directory replaced by a link: followed on the way, as a path is.
         std::os::unix::fs::symlink("a/items", root.join("c")).expect("link");
-        let mut states = States::under(root);
+        let states = States::under(root);
         for p in [
             "a",
             "a/items",
