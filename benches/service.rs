@@ -62,6 +62,8 @@ struct Bench {
     python: Option<String>,
     wrk: bool,
     time: bool,
+    /// `curl`, for the one-shot figure's process floor.
+    curl: bool,
     baseline_dir: PathBuf,
 }
 
@@ -85,6 +87,10 @@ impl Bench {
 }
 
 fn main() {
+    if std::env::var_os(FETCHER).is_some() {
+        fetcher();
+        return;
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = if !args.iter().any(|a| a == "--bench") {
         Mode::Smoke
@@ -109,6 +115,7 @@ fn main() {
         python: (mode != Mode::Smoke).then(python).flatten(),
         wrk: mode != Mode::Smoke && tool_works("wrk", &["--version"]),
         time: Path::new("/usr/bin/time").exists(),
+        curl: tool_works("curl", &["--version"]),
         baseline_dir: root.join("benches/baseline"),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -444,8 +451,34 @@ async fn oneshot(bench: &Bench) {
     let mut before = Vec::new();
     let before_dir = workdir(&spec, &fake.url(), "", "");
     let mut floor = Vec::new();
+    let mut process_floor = Vec::new();
+    let mut curl_floor = Vec::new();
     let client = reqwest::Client::new();
-    for _ in 0..reps {
+    let run = || {
+        let mut cmd = Command::new(&bench.bin);
+        cmd.arg("render").arg("--config").arg(&config);
+        cmd.stdout(Stdio::null());
+        cmd
+    };
+    if let Some(bin) = &bench.before {
+        // Its first render fills its own output directory: not timed.
+        let mut cmd = Command::new(bin);
+        cmd.arg("render")
+            .arg("--config")
+            .arg(before_dir.path().join("mapping.toml"))
+            .stdout(Stdio::null());
+        tokio::task::block_in_place(|| timed(&mut cmd));
+    }
+    for rep in 0..reps {
+        // First the empty output directory: its 600 fsynced files slow
+        // whatever runs right after them (by about 4 ms, measured with the
+        // same binary in both places), so the runs compared below do not
+        // come first, and take turns.
+        let out = dir.path().join("out");
+        let _ = std::fs::remove_dir_all(&out);
+        // Blocking commands on a runtime thread: the fake answers on the
+        // other worker.
+        cold.push(ms(tokio::task::block_in_place(|| timed(&mut run()))));
         // The floor: the same three documents fetched once, in process,
         // bodies read and dropped.
         let started = Instant::now();
@@ -469,26 +502,34 @@ async fn oneshot(bench: &Bench) {
             get("scheduled-maintenances.json")
         );
         floor.push(ms(started.elapsed()));
-        if let Some(bin) = &bench.before {
-            let mut cmd = Command::new(bin);
-            cmd.arg("render")
-                .arg("--config")
-                .arg(before_dir.path().join("mapping.toml"))
-                .stdout(Stdio::null());
-            before.push(ms(tokio::task::block_in_place(|| timed(&mut cmd))));
-        }
-        let out = dir.path().join("out");
-        let _ = std::fs::remove_dir_all(&out);
-        let run = || {
-            let mut cmd = Command::new(&bench.bin);
-            cmd.arg("render").arg("--config").arg(&config);
-            cmd.stdout(Stdio::null());
-            cmd
+        let mut old = || {
+            if let Some(bin) = &bench.before {
+                let mut cmd = Command::new(bin);
+                cmd.arg("render")
+                    .arg("--config")
+                    .arg(before_dir.path().join("mapping.toml"))
+                    .stdout(Stdio::null());
+                before.push(ms(tokio::task::block_in_place(|| timed(&mut cmd))));
+            }
         };
-        // Blocking commands on a runtime thread: the fake answers on the
-        // other worker.
-        cold.push(ms(tokio::task::block_in_place(|| timed(&mut run()))));
-        steady.push(ms(tokio::task::block_in_place(|| timed(&mut run()))));
+        if rep % 2 == 0 {
+            old();
+            steady.push(ms(tokio::task::block_in_place(|| timed(&mut run()))));
+        } else {
+            steady.push(ms(tokio::task::block_in_place(|| timed(&mut run()))));
+            old();
+        }
+        // The process floors: a new process that fetches the same three
+        // documents once, on three connections at once as `render` does,
+        // with the validators `render` sent, bodies dropped: this harness
+        // with `render`'s HTTP client, and curl.
+        let requests = floor_requests(&fake.url(), &dir.path().join("state"));
+        let mut cmd = floor_process(&requests);
+        process_floor.push(ms(tokio::task::block_in_place(|| timed(&mut cmd))));
+        if bench.curl {
+            let mut cmd = floor_curl(&requests);
+            curl_floor.push(ms(tokio::task::block_in_place(|| timed(&mut cmd))));
+        }
         if let Some(python) = &bench.python {
             let out = dir.path().join("out-baseline");
             let _ = std::fs::remove_dir_all(&out);
@@ -513,11 +554,39 @@ async fn oneshot(bench: &Bench) {
         &steady,
     );
     let floor = stats(floor);
-    show("floor: the three documents fetched once", "ms", &floor);
+    show(
+        "floor: the three documents fetched once, in process (warm client)",
+        "ms",
+        &floor,
+    );
     println!(
-        "statusmotd vs floor, nothing changed: {:.1}x the floor",
+        "statusmotd vs floor, nothing changed: {:.1}x the in-process floor",
         steady.median / floor.median
     );
+    let process_floor = stats(process_floor);
+    show(
+        "process floor: a new process (render's HTTP client) fetching the three documents once, same validators",
+        "ms",
+        &process_floor,
+    );
+    println!(
+        "statusmotd vs process floor, nothing changed: {:.1}x the process floor",
+        steady.median / process_floor.median
+    );
+    if curl_floor.is_empty() {
+        println!("# curl not found: its process floor is skipped");
+    } else {
+        let curl_floor = stats(curl_floor);
+        show(
+            "process floor, curl: the three documents fetched once, same validators",
+            "ms",
+            &curl_floor,
+        );
+        println!(
+            "statusmotd vs curl's process floor, nothing changed: {:.1}x",
+            steady.median / curl_floor.median
+        );
+    }
     if !before.is_empty() {
         let before = stats(before);
         show(
@@ -539,6 +608,116 @@ async fn oneshot(bench: &Bench) {
             baseline.median / steady.median
         );
     }
+}
+
+/// Set in the environment of this harness run as the one-shot figure's
+/// process floor ([`fetcher`]).
+const FETCHER: &str = "STATUSMOTD_BENCH_FETCHER";
+
+/// The process floor with `render`'s own HTTP stack: this harness started
+/// anew, fetching each argument (`URL`, then the headers to send, tab
+/// separated) once, all at once, with the client `render` builds for
+/// plain-http pages, on a one-thread runtime; bodies read and dropped.
+fn fetcher() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let client = source::client_with(|b| b.tls_built_in_root_certs(false));
+    runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for spec in std::env::args().skip(1) {
+            let client = client.clone();
+            tasks.spawn(async move {
+                let mut parts = spec.split('\t');
+                let mut request = client.get(parts.next().expect("a URL"));
+                for header in parts {
+                    let (name, value) = header.split_once(": ").expect("a header");
+                    request = request.header(name, value);
+                }
+                let response = request.send().await.expect("get");
+                assert!(
+                    response.status().is_success() || response.status().as_u16() == 304,
+                    "{spec}: {}",
+                    response.status()
+                );
+                response.bytes().await.expect("body")
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            drop(done.expect("fetch task"));
+        }
+    });
+}
+
+/// The documents of the one-shot figure, each with the `If-None-Match` /
+/// `If-Modified-Since` `render` sends: those of the validators it kept in
+/// `state_dir` (none when the page sends none).
+fn floor_requests(base: &str, state_dir: &Path) -> Vec<(String, Vec<String>)> {
+    let kept: serde_json::Value = std::fs::read(state_dir.join("synth.validators.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    [
+        "summary.json",
+        "incidents.json",
+        "scheduled-maintenances.json",
+    ]
+    .iter()
+    .map(|doc| {
+        let url = format!("{base}/api/v2/{doc}");
+        let v = &kept["validators"]["documents"][&url];
+        let mut headers = Vec::new();
+        if let Some(etag) = v["etag"].as_str() {
+            headers.push(format!("If-None-Match: {etag}"));
+        }
+        if let Some(date) = v["last_modified"].as_str() {
+            headers.push(format!("If-Modified-Since: {date}"));
+        }
+        (url, headers)
+    })
+    .collect()
+}
+
+/// [`fetcher`]: this harness started anew for `requests`.
+fn floor_process(requests: &[(String, Vec<String>)]) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().expect("the harness's path"));
+    cmd.env(FETCHER, "1");
+    for (url, headers) in requests {
+        let mut spec = url.clone();
+        for h in headers {
+            spec.push('\t');
+            spec.push_str(h);
+        }
+        cmd.arg(spec);
+    }
+    cmd.stdout(Stdio::null());
+    cmd
+}
+
+/// `curl` fetching `requests` once in one process, three connections at
+/// once: the process floor of a general fetcher.
+fn floor_curl(requests: &[(String, Vec<String>)]) -> Command {
+    let mut cmd = Command::new("curl");
+    cmd.args(["--parallel", "--parallel-immediate", "--no-progress-meter"]);
+    for (i, (url, headers)) in requests.iter().enumerate() {
+        if i > 0 {
+            cmd.arg("--next");
+        }
+        cmd.args([
+            "--silent",
+            "--show-error",
+            "--fail",
+            "--output",
+            "/dev/null",
+        ]);
+        for h in headers {
+            cmd.arg("--header").arg(h);
+        }
+        cmd.arg(url);
+    }
+    cmd.stdout(Stdio::null());
+    cmd
 }
 
 // ---------------------------------------------------------------- snapshot

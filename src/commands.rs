@@ -44,6 +44,17 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))
 }
 
+/// The runtime of `render`'s one-shot path: one thread. Its work is three
+/// requests and a stat of each file (on a blocking thread); the parsing a
+/// changed page needs runs on blocking threads too, so worker threads
+/// would only cost their start.
+fn oneshot_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))
+}
+
 /// Snapshots from `--snapshot FILE`, or a fetch falling back to the last
 /// good data, with what happened on the way said on stderr. Keeps nothing
 /// in `state_dir`: `render` does that itself, and only when it writes.
@@ -121,7 +132,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     let renderer;
     let gathered = if oneshot::eligible(&config, args) {
         let state_dir = &config.settings.state_dir;
-        let rt = runtime()?;
+        let rt = oneshot_runtime()?;
         let names: Vec<String> = clusters
             .iter()
             .flat_map(|c| c.sources())
@@ -129,24 +140,22 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        // The files are looked at while the answers come: a stat each.
-        let stamp = oneshot::Stamp::load(state_dir).map(std::sync::Arc::new);
-        let (answers, files_hold) = rt.block_on(async {
-            let check = stamp.clone().map(|s| {
-                let out = out.clone();
-                tokio::task::spawn_blocking(move || s.files_hold(&out))
-            });
-            let answers = oneshot::fetch(&config, &names, now).await;
-            let files_hold = match check {
-                Some(check) => check.await.unwrap_or(false),
-                None => false,
+        // The stamp is read and the files are looked at (a stat each) on
+        // a second thread while the answers come.
+        let (answers, stamp) = rt.block_on(async {
+            let check = {
+                let (state_dir, out) = (state_dir.clone(), out.clone());
+                tokio::task::spawn_blocking(move || {
+                    oneshot::Stamp::load(&state_dir).filter(|s| s.files_hold(&out))
+                })
             };
-            (answers, files_hold)
+            let answers = oneshot::fetch(&config, &names, now).await;
+            (answers, check.await.ok().flatten())
         });
         let answers = answers?;
         let inputs = oneshot::fingerprint(&config, &out);
         let digests = answers.digests();
-        if let (Some(d), Some(stamp), true) = (&digests, &stamp, files_hold) {
+        if let (Some(d), Some(stamp)) = (&digests, &stamp) {
             if stamp.holds(&inputs, d, now) {
                 oneshot::confirm(state_dir, &names, now);
                 return Ok(0);

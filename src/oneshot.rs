@@ -312,30 +312,30 @@ fn collect_files(dir: &Path, into: &mut Vec<PathBuf>) {
     }
 }
 
-/// [`state_of`] of paths relative to one directory: each directory on the
-/// way is opened once for the paths in it that come one after the other
-/// (sorted paths), instead of resolving every component of every path.
+/// [`state_of`] of paths relative to one directory, opened once: each
+/// path is one `fstatat` from there (the kernel walks the few components
+/// left in its cache), instead of resolving the whole path from `/` or
+/// opening and closing each directory on the way.
 struct States<'a> {
     root: &'a Path,
-    dir: Option<(PathBuf, Option<OwnedFd>)>,
+    /// The directory; `None` when it cannot be opened (then every path's
+    /// state is `None`, as [`state_of`] would say).
+    fd: Option<OwnedFd>,
 }
 
 impl<'a> States<'a> {
     fn under(root: &'a Path) -> Self {
-        States { root, dir: None }
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rfs::open(root, flags, Mode::empty()).ok();
+        States { root, fd }
     }
 
-    fn of(&mut self, rel: &Path) -> Option<[i64; 6]> {
-        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+    fn of(&self, rel: &Path) -> Option<[i64; 6]> {
+        if rel.as_os_str().is_empty() || rel.is_absolute() {
             return state_of(&self.root.join(rel));
-        };
-        if self.dir.as_ref().is_none_or(|(open, _)| open != parent) {
-            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-            let fd = rfs::open(self.root.join(parent), flags, Mode::empty()).ok();
-            self.dir = Some((parent.to_path_buf(), fd));
         }
-        let dir = self.dir.as_ref()?.1.as_ref()?;
-        let st = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        let dir = self.fd.as_ref()?;
+        let st = rfs::statat(dir, rel, AtFlags::SYMLINK_NOFOLLOW).ok()?;
         let n = |v: i128| i64::try_from(v).unwrap_or(i64::MAX);
         Some([
             n(st.st_size.into()),
@@ -390,7 +390,7 @@ impl Stamp {
 
     /// Whether every file under `out` is as the render left it.
     pub fn files_hold(&self, out: &Path) -> bool {
-        let mut states = States::under(out);
+        let states = States::under(out);
         self.files
             .iter()
             .all(|f| states.of(Path::new(&f.path)) == f.state)
@@ -421,7 +421,7 @@ impl Stamp {
         }
         paths.sort();
         paths.dedup();
-        let mut states = States::under(out);
+        let states = States::under(out);
         let files = paths
             .into_iter()
             .map(|p| FileState {
@@ -770,7 +770,9 @@ mod tests {
             std::fs::write(root.join(p), p).expect("write");
         }
         std::os::unix::fs::symlink("motd", root.join("a/link")).expect("link");
-        let mut states = States::under(root);
+        // A directory replaced by a link: followed on the way, as a path is.
+        std::os::unix::fs::symlink("a/items", root.join("c")).expect("link");
+        let states = States::under(root);
         for p in [
             "a",
             "a/items",
@@ -780,10 +782,21 @@ mod tests {
             "a/motd",
             "a/gone",
             "b/gone",
+            "c",
+            "c/x.txt",
             "index.json",
+            "a/../index.json",
         ] {
             assert_eq!(states.of(Path::new(p)), state_of(&root.join(p)), "{p}");
         }
         assert!(states.of(Path::new("a/gone")).is_none());
+        assert!(states.of(Path::new("a/motd")).is_some());
+        // A file changed in place: its state is not the one seen before.
+        let before = states.of(Path::new("a/items/x.txt"));
+        std::fs::write(root.join("a/items/x.txt"), "changed").expect("write");
+        assert_ne!(States::under(root).of(Path::new("a/items/x.txt")), before);
+        // An output directory that is gone: nothing is as it was left.
+        let gone = root.join("nowhere");
+        assert!(States::under(&gone).of(Path::new("a/motd")).is_none());
     }
 }
