@@ -758,19 +758,28 @@ fn snapshot(bench: &Bench, sizes: &[usize], headline: bool) {
         let snaps = statusmotd::snapshot::Snapshots::from([("synth".to_owned(), snap)]);
         std::fs::write(&file, statusmotd::snapshot::to_json(&snaps)).expect("write snapshot");
         let size_mib = std::fs::metadata(&file).map_or(0.0, |m| m.len() as f64 / 1_048_576.0);
-        let cmd_of = |bin: &Path| {
+        let cmd_in = |bin: &Path, dir: &Path| {
             let mut cmd = Command::new(bin);
             cmd.arg("render")
                 .arg("--config")
-                .arg(dir.path().join("mapping.toml"))
+                .arg(dir.join("mapping.toml"))
                 .arg("--snapshot")
-                .arg(&file)
+                .arg(dir.join("snapshot.json"))
                 .arg("--now")
                 .arg(now.to_string());
             cmd.stdout(Stdio::null());
             cmd
         };
-        let cmd = || cmd_of(&bench.bin);
+        let cmd = || cmd_in(&bench.bin, dir.path());
+        // The older binary renders into a site of its own: sharing one, each
+        // binary would find the other's stamp (which names its program) and
+        // plan everything.
+        let before_dir = bench.before.as_ref().map(|bin| {
+            let before_dir = workdir(&spec, "https://status.example.org", "", "");
+            std::fs::copy(&file, before_dir.path().join("snapshot.json")).expect("copy snapshot");
+            let _ = cmd_in(bin, before_dir.path()).status();
+            before_dir
+        });
         let cold_reps = if spec.clusters >= 10_000 {
             1
         } else {
@@ -787,6 +796,7 @@ fn snapshot(bench: &Bench, sizes: &[usize], headline: bool) {
         }
         let mut before = Vec::new();
         let mut before_rss = Vec::new();
+        let mut steady_rss = Vec::new();
         // The same run without the stamp the one before left: every cluster
         // planned, every file compared (what a new `--now` or file costs).
         let stamp = dir.path().join("state/render.stamp.json");
@@ -794,13 +804,14 @@ fn snapshot(bench: &Bench, sizes: &[usize], headline: bool) {
         for _ in 0..bench.reps(15, 5) {
             let (t, kib) = timed_rss(bench, &cmd());
             steady.push(ms(t));
+            steady_rss.extend(kib);
             rss.extend(kib);
             let _ = std::fs::remove_file(&stamp);
             let (t, kib) = timed_rss(bench, &cmd());
             planned.push(ms(t));
             rss.extend(kib);
-            if let Some(bin) = &bench.before {
-                let (t, kib) = timed_rss(bench, &cmd_of(bin));
+            if let (Some(bin), Some(before_dir)) = (&bench.before, &before_dir) {
+                let (t, kib) = timed_rss(bench, &cmd_in(bin, before_dir.path()));
                 before.push(ms(t));
                 before_rss.extend(kib);
             }
@@ -831,8 +842,13 @@ fn snapshot(bench: &Bench, sizes: &[usize], headline: bool) {
         if !rss.is_empty() {
             let peak = rss.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
             println!(
-                "peak RSS {label}: max {peak:.1} MiB over {} runs",
+                "peak RSS {label}: max {peak:.1} MiB over {} runs (every kind)",
                 rss.len()
+            );
+            let peak = steady_rss.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
+            println!(
+                "peak RSS {label}, nothing changed: max {peak:.1} MiB over {} runs",
+                steady_rss.len()
             );
         }
         if !before.is_empty() {
