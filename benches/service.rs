@@ -454,20 +454,17 @@ async fn oneshot(bench: &Bench) {
     let mut process_floor = Vec::new();
     let mut curl_floor = Vec::new();
     let client = reqwest::Client::new();
-    let run = || {
-        let mut cmd = Command::new(&bench.bin);
-        cmd.arg("render").arg("--config").arg(&config);
+    let render_of = |bin: &Path, config: &Path| {
+        let mut cmd = Command::new(bin);
+        cmd.arg("render").arg("--config").arg(config);
         cmd.stdout(Stdio::null());
         cmd
     };
+    let run = || render_of(&bench.bin, &config);
+    let before_config = before_dir.path().join("mapping.toml");
     if let Some(bin) = &bench.before {
         // Its first render fills its own output directory: not timed.
-        let mut cmd = Command::new(bin);
-        cmd.arg("render")
-            .arg("--config")
-            .arg(before_dir.path().join("mapping.toml"))
-            .stdout(Stdio::null());
-        tokio::task::block_in_place(|| timed(&mut cmd));
+        tokio::task::block_in_place(|| timed(&mut render_of(bin, &before_config)));
     }
     for rep in 0..reps {
         // First the empty output directory: its 600 fsynced files slow
@@ -504,11 +501,7 @@ async fn oneshot(bench: &Bench) {
         floor.push(ms(started.elapsed()));
         let mut old = || {
             if let Some(bin) = &bench.before {
-                let mut cmd = Command::new(bin);
-                cmd.arg("render")
-                    .arg("--config")
-                    .arg(before_dir.path().join("mapping.toml"))
-                    .stdout(Stdio::null());
+                let mut cmd = render_of(bin, &before_config);
                 before.push(ms(tokio::task::block_in_place(|| timed(&mut cmd))));
             }
         };

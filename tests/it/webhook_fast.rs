@@ -220,6 +220,21 @@ async fn webhook(client: &reqwest::Client, served: &Served, body: &Value) {
     assert_eq!(r.status(), 202);
 }
 
+/// Sends a webhook saying component `cb` (cluster `beta`) is in a major
+/// outage, and waits for the preview to reach `beta`'s MOTD.
+async fn beta_outage_previewed(client: &reqwest::Client, served: &Served, site: &Site) {
+    webhook(
+        client,
+        served,
+        &component_webhook("cb", "major_outage", Timestamp::now()),
+    )
+    .await;
+    eventually("the component preview", 20, || {
+        site.read("beta/motd").contains("major outage")
+    })
+    .await;
+}
+
 async fn eventually(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !cond() {
@@ -534,16 +549,7 @@ async fn webhook_preview_shows_the_incident_before_the_fetch_and_the_fetch_corre
         &incident_webhook("Old news", t0 - SignedDuration::from_mins(5)),
     )
     .await;
-    webhook(
-        &client,
-        &served,
-        &component_webhook("cb", "major_outage", Timestamp::now()),
-    )
-    .await;
-    eventually("the component preview", 20, || {
-        site.read("beta/motd").contains("major outage")
-    })
-    .await;
+    beta_outage_previewed(&client, &served, &site).await;
     assert_eq!(
         alpha,
         site.stamps("alpha"),
@@ -591,16 +597,7 @@ async fn a_preview_that_changes_a_motd_alone_is_told_to_on_change() {
     // Upstream hangs: only the preview can change `beta`, and a component
     // changes its MOTD alone (no snippet, no calendar entry).
     fake.fault(Fault::Hang);
-    webhook(
-        &client,
-        &served,
-        &component_webhook("cb", "major_outage", Timestamp::now()),
-    )
-    .await;
-    eventually("the component preview", 20, || {
-        site.read("beta/motd").contains("major outage")
-    })
-    .await;
+    beta_outage_previewed(&client, &served, &site).await;
     assert_eq!(
         items_before,
         items(),
