@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::{code, stderr, stdout, Site};
+use crate::common::{code, stderr, stdout, use_motd_template, Site};
 use crate::fake::{FakeStatuspage, Validators};
 
 fn mapping(url: &str, extra: &str) -> String {
@@ -251,17 +251,7 @@ fn a_configuration_or_template_edit_renders_again() {
     assert_eq!(render(&site), "");
 
     // Templates of its own, then an edit of one.
-    let templates = site.path().join("templates");
-    std::fs::create_dir_all(&templates).unwrap();
-    let motd = "{{ cluster }}: {{ status_label }}\n";
-    std::fs::write(templates.join("motd.txt.j2"), motd).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
-    std::fs::copy(root.join("item.txt.j2"), templates.join("item.txt.j2")).unwrap();
-    let text = text.replace(
-        "[settings]\n",
-        "[settings]\ntemplates_dir = \"templates\"\n",
-    );
-    std::fs::write(site.path().join("mapping.toml"), &text).unwrap();
+    let templates = use_motd_template(site.path(), "{{ cluster }}: {{ status_label }}\n");
     assert!(render(&site).contains("updated alpha/motd"));
     assert_eq!(render(&site), "");
     std::fs::write(
@@ -277,22 +267,7 @@ fn a_configuration_or_template_edit_renders_again() {
 #[test]
 fn a_template_that_prints_the_clock_renders_every_time() {
     let (_fake, site) = site_with(Some((Validators::ETag, true)));
-    let templates = site.path().join("templates");
-    std::fs::create_dir_all(&templates).unwrap();
-    std::fs::write(
-        templates.join("motd.txt.j2"),
-        "{{ cluster }} at {{ now }}\n",
-    )
-    .unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
-    std::fs::copy(root.join("item.txt.j2"), templates.join("item.txt.j2")).unwrap();
-    let text = std::fs::read_to_string(site.path().join("mapping.toml"))
-        .unwrap()
-        .replace(
-            "[settings]\n",
-            "[settings]\ntemplates_dir = \"templates\"\n",
-        );
-    std::fs::write(site.path().join("mapping.toml"), &text).unwrap();
+    use_motd_template(site.path(), "{{ cluster }} at {{ now }}\n");
     render(&site);
     std::thread::sleep(Duration::from_millis(1100));
     assert!(render(&site).contains("updated alpha/motd"));

@@ -361,21 +361,7 @@ fn a_template_that_prints_the_clock_still_follows_it_on_every_poll() {
     fake.send_validators(Validators::ETag, true);
     set_page(&fake, "Lustre slow");
     let site = site(&fake, false, "30m");
-    let templates = site.path().join("templates");
-    std::fs::create_dir_all(&templates).unwrap();
-    std::fs::write(
-        templates.join("motd.txt.j2"),
-        "{{ cluster }} at {{ now }}\n",
-    )
-    .unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
-    std::fs::copy(root.join("item.txt.j2"), templates.join("item.txt.j2")).unwrap();
-    let config = site.path().join("mapping.toml");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[settings]\n",
-        "[settings]\ntemplates_dir = \"templates\"\n",
-    );
-    std::fs::write(&config, text).unwrap();
+    crate::common::use_motd_template(site.path(), "{{ cluster }} at {{ now }}\n");
     let _served = Served::spawn(site.serve_cmd());
     wait_for("the first render", 20, || site.out("alpha/motd").exists());
     wait_for("a poll answered 304", 20, || {

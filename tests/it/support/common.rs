@@ -165,6 +165,26 @@ pub fn files_under(dir: &Path) -> Vec<FileState> {
     out
 }
 
+/// Gives the site at `dir` templates of its own: `templates/motd.txt.j2`
+/// holding `motd`, the shipped snippet template beside it, and
+/// `templates_dir = "templates"` in its `mapping.toml`. Returns the
+/// templates directory, for a test that edits them later.
+pub fn use_motd_template(dir: &Path, motd: &str) -> PathBuf {
+    let templates = dir.join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(templates.join("motd.txt.j2"), motd).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    std::fs::copy(shipped.join("item.txt.j2"), templates.join("item.txt.j2")).unwrap();
+    let config = dir.join("mapping.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "[settings]\n",
+        "[settings]\ntemplates_dir = \"templates\"\n",
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    templates
+}
+
 /// Writes `text` (a script with its `#!` line) to `path`, executable.
 pub fn write_executable(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt as _;
