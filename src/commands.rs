@@ -37,8 +37,11 @@ pub fn load_config(arg: &ConfigArg) -> Result<Config> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    started(tokio::runtime::Builder::new_multi_thread().worker_threads(2))
+}
+
+fn started(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runtime> {
+    builder
         .enable_all()
         .build()
         .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))
@@ -49,10 +52,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// changed page needs runs on blocking threads too, so worker threads
 /// would only cost their start.
 fn oneshot_runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))
+    started(&mut tokio::runtime::Builder::new_current_thread())
 }
 
 /// Snapshots from `--snapshot FILE`, or a fetch falling back to the last

@@ -365,6 +365,17 @@ async fn off_the_workers<T: Send + 'static>(
         })
 }
 
+/// The answer `(body, content_type)` of `url` decoded as JSON off the
+/// async workers.
+async fn decode_off<T: DeserializeOwned + Send + 'static>(
+    url: &str,
+    (body, content_type): (Vec<u8>, Option<String>),
+    expect: Expect,
+) -> Result<T, FetchError> {
+    let url = url.to_owned();
+    off_the_workers(move || decode_answer(&url, &body, content_type, expect)).await
+}
+
 async fn sanitized(snapshot: Snapshot) -> Result<Snapshot, FetchError> {
     tokio::task::spawn_blocking(move || snapshot.sanitized())
         .await
@@ -638,9 +649,7 @@ impl Http<'_> {
         url: &str,
         expect: Expect,
     ) -> Result<T, FetchError> {
-        let (body, content_type) = self.get(url).await?;
-        let url = url.to_owned();
-        off_the_workers(move || decode_answer(&url, &body, content_type, expect)).await
+        decode_off(url, self.get(url).await?, expect).await
     }
 
     /// The body of a successful answer, and its `Content-Type`.

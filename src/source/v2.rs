@@ -12,7 +12,7 @@ use sha2::Digest as _;
 
 use super::conditional::{self, DocumentValidators, Validators};
 use super::raw::{self, Items, RawComponent, RawIncident, RawPage};
-use super::{decode, decode_answer, Expect, FetchError, FetchErrorKind, Http};
+use super::{decode, decode_off, Expect, FetchError, FetchErrorKind, Http};
 use crate::model::Snapshot;
 
 // The top-level lists are `Option`s so that a missing one is told from an
@@ -242,7 +242,7 @@ pub(super) async fn fetch_if_changed(
     // `fetch` decodes them: the page's three parses take the time of the
     // largest, not of all three.
     let (summary, incidents, maintenances) = tokio::try_join!(
-        decode_off::<Summary>(&urls[0], summary),
+        decode_off::<Summary>(&urls[0], summary, Expect::Object),
         optional_decode::<Incidents>(&urls[1], incidents),
         optional_decode::<Maintenances>(&urls[2], maintenances),
     )?;
@@ -255,23 +255,13 @@ pub(super) async fn fetch_if_changed(
     Ok((Some(decoded), validators))
 }
 
-/// The JSON document `answer` (body, `Content-Type`) of `url`, decoded off
-/// the async workers.
-async fn decode_off<T: serde::de::DeserializeOwned + Send + 'static>(
-    url: &str,
-    (body, content_type): (Vec<u8>, Option<String>),
-) -> Result<T, FetchError> {
-    let url = url.to_owned();
-    super::off_the_workers(move || decode_answer(&url, &body, content_type, Expect::Object)).await
-}
-
 /// [`decode_off`] for a document that may have been absent.
 async fn optional_decode<T: serde::de::DeserializeOwned + Send + 'static>(
     url: &str,
     answer: Option<(Vec<u8>, Option<String>)>,
 ) -> Result<Option<T>, FetchError> {
     match answer {
-        Some(answer) => decode_off(url, answer).await.map(Some),
+        Some(answer) => decode_off(url, answer, Expect::Object).await.map(Some),
         None => Ok(None),
     }
 }
