@@ -14,6 +14,7 @@ use crate::config::{self, Config, SourceConfig, SourceKind};
 use crate::error::{Error, Result};
 use crate::notify;
 use crate::oneshot;
+use crate::output::OutputDir;
 use crate::pipeline::{self, Gathered};
 use crate::render::Renderer;
 use crate::snapshot;
@@ -206,34 +207,53 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     // New snapshots are kept in `state_dir` on a second thread while the
     // files are planned and written: each takes milliseconds.
     let keep_state = !args.check && args.snapshot.is_none();
-    let (plan, outcome, mut warnings) = std::thread::scope(|scope| {
+    let state_dir = &config.settings.state_dir;
+    let known = oneshot::known_files(state_dir, &out);
+    let (done, mut warnings) = std::thread::scope(|scope| {
         let kept = keep_state.then(|| scope.spawn(|| store.persist()));
-        let plan = pipeline::plan(&config, &renderer, &clusters, &data, now);
+        let dir = if args.check {
+            OutputDir::dry_run(&out)
+        } else {
+            OutputDir::open(&out)
+        };
+        let done = match dir {
+            Ok(dir) => {
+                pipeline::plan_and_write(&config, &renderer, &clusters, &data, &dir, now, &known)
+            }
+            Err(e) => pipeline::Rendered {
+                plan: pipeline::plan(&config, &renderer, &clusters, &data, now),
+                outcome: Err(e),
+                left: Vec::new(),
+            },
+        };
         let mut warnings: Vec<String> = Vec::new();
         if keep_state {
-            warnings.extend(pipeline::keep_known_ids(&config, &data, &plan));
+            warnings.extend(pipeline::keep_known_ids(&config, &data, &done.plan));
         }
-        let outcome = if args.check {
-            pipeline::check(&plan, &out)
-        } else {
-            pipeline::apply(&plan, &out, now)
-        };
         // The calendars' memory follows what was written, with
         // `--snapshot` too: it is what subscribers last saw.
-        if !args.check && outcome.is_ok() {
-            warnings.extend(pipeline::keep_calendar(&config, &data, &plan));
+        if !args.check && done.outcome.is_ok() {
+            warnings.extend(pipeline::keep_calendar(&config, &data, &done.plan));
+            oneshot::keep_files(state_dir, &out, &done.left);
         }
         if let Some(kept) = kept {
             let events = kept.join().unwrap_or_default();
             warnings.splice(0..0, events.iter().map(ToString::to_string));
         }
-        (plan, outcome, warnings)
+        (done, warnings)
     });
+    let pipeline::Rendered {
+        plan,
+        outcome,
+        left,
+    } = done;
 
     let changes = outcome?;
     if let Some((inputs, Some(digests), keep, true)) = quick {
         if warnings.is_empty() && plan.warnings.is_empty() && plan.errors.is_empty() {
-            keep_stamp(&config, &out, inputs, digests, keep, &data, &plan, now);
+            keep_stamp(
+                &config, &out, inputs, digests, keep, &data, &plan, &left, now,
+            );
         }
     }
     if keep_state && !config.notify.is_empty() {
@@ -270,6 +290,7 @@ fn keep_stamp(
     keep: std::collections::BTreeMap<String, crate::source::conditional::Validators>,
     data: &Gathered,
     plan: &pipeline::Plan,
+    left: &[pipeline::LeftFile],
     now: Timestamp,
 ) {
     let state_dir = &config.settings.state_dir;
@@ -288,7 +309,7 @@ fn keep_stamp(
         .cloned()
         .collect();
     oneshot::confirm(state_dir, &names, now);
-    let stamp = oneshot::Stamp::of_render(config, inputs, digests, data, plan, out, now);
+    let stamp = oneshot::Stamp::of_render(config, inputs, digests, data, plan, left, out, now);
     let _ = stamp.save(state_dir);
 }
 

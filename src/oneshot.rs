@@ -41,7 +41,7 @@ use crate::cli::RenderArgs;
 use crate::config::{Config, SourceKind};
 use crate::mapping::KnownIds;
 use crate::model::Snapshot;
-use crate::pipeline::{FetchFailure, Gathered, Plan};
+use crate::pipeline::{Digest as FileDigest, FetchFailure, Gathered, KnownFiles, LeftFile, Plan};
 use crate::source::conditional::{self, Outcome, Validators};
 use crate::source::{self, Endpoint};
 use crate::store::Store;
@@ -336,33 +336,15 @@ impl<'a> States<'a> {
         }
         let dir = self.fd.as_ref()?;
         let st = rfs::statat(dir, rel, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-        let n = |v: i128| i64::try_from(v).unwrap_or(i64::MAX);
-        Some([
-            n(st.st_size.into()),
-            n(st.st_ino.into()),
-            n(st.st_mtime.into()),
-            n(st.st_mtime_nsec.into()),
-            n(st.st_ctime.into()),
-            n(st.st_ctime_nsec.into()),
-        ])
+        Some(crate::output::state_of_stat(&st))
     }
 }
 
 /// Size, inode, modification and change times of `path` (not following a
 /// last symlink), or `None` when it is gone.
 pub(crate) fn state_of(path: &Path) -> Option<[i64; 6]> {
-    use std::os::unix::fs::MetadataExt;
     let m = std::fs::symlink_metadata(path).ok()?;
-    let ino = i64::try_from(m.ino()).unwrap_or(i64::MAX);
-    let len = i64::try_from(m.len()).unwrap_or(i64::MAX);
-    Some([
-        len,
-        ino,
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec(),
-    ])
+    Some(crate::output::state_of_metadata(&m))
 }
 
 impl Stamp {
@@ -397,13 +379,17 @@ impl Stamp {
     }
 
     /// The stamp of a render just done: `plan` written under `out` from
-    /// `data`, whose sources answered `digests`.
+    /// `data`, whose sources answered `digests`; `left` says how the files
+    /// were left (the directories, and a path written twice, are looked at
+    /// now).
+    #[allow(clippy::too_many_arguments)]
     pub fn of_render(
         config: &Config,
         inputs: String,
         digests: BTreeMap<String, String>,
         data: &Gathered,
         plan: &Plan,
+        left: &[LeftFile],
         out: &Path,
         now: Timestamp,
     ) -> Stamp {
@@ -419,13 +405,24 @@ impl Stamp {
                     .map(Path::to_path_buf)
             }));
         }
-        paths.sort();
+        paths.sort_unstable();
         paths.dedup();
+        let mut seen: BTreeMap<&Path, Option<Option<[i64; 6]>>> = BTreeMap::new();
+        for f in left {
+            seen.entry(&f.rel)
+                // Written twice (two clusters' outputs on one path): which
+                // write came last is for the disk to say.
+                .and_modify(|s| *s = None)
+                .or_insert(Some(f.state));
+        }
         let states = States::under(out);
         let files = paths
             .into_iter()
             .map(|p| FileState {
-                state: states.of(&p),
+                state: match seen.get(p.as_path()) {
+                    Some(Some(state)) => *state,
+                    _ => states.of(&p),
+                },
                 path: p.to_string_lossy().into_owned(),
             })
             .collect();
@@ -463,6 +460,64 @@ impl Stamp {
         if path.exists() {
             let _ = crate::output::replace_cache_file(&path, b"{}");
         }
+    }
+}
+
+/// Where [`keep_files`] keeps how the last render left its files.
+const FILES_FILE: &str = "render.files.json";
+
+/// How a render left its files, for the next render's comparisons.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct KeptFiles {
+    /// The output directory, made absolute: the paths are relative to it.
+    out: PathBuf,
+    /// Path, state, hex digest of the bytes.
+    files: Vec<(PathBuf, [i64; 6], String)>,
+}
+
+/// How the last render into `out` left its files ([`KnownFiles`]); empty
+/// when nothing of it can be read. Each entry vouches for a file only while
+/// the file is in the state it records, so an old or lost table costs
+/// reads, never a wrong decision.
+pub fn known_files(state_dir: &Path, out: &Path) -> KnownFiles {
+    let Ok(bytes) = std::fs::read(state_dir.join(FILES_FILE)) else {
+        return KnownFiles::new();
+    };
+    let Ok(kept) = serde_json::from_slice::<KeptFiles>(&bytes) else {
+        return KnownFiles::new();
+    };
+    if Some(kept.out) != std::path::absolute(out).ok() {
+        return KnownFiles::new();
+    }
+    kept.files
+        .into_iter()
+        .filter_map(|(rel, state, digest)| {
+            let mut d: FileDigest = [0; 16];
+            hex::decode_to_slice(digest, &mut d).ok()?;
+            Some((rel, (state, d)))
+        })
+        .collect()
+}
+
+/// Keeps how a render into `out` left its files, for [`known_files`]. As
+/// with the stamp, a failure or a crash only costs the next render reads.
+pub fn keep_files(state_dir: &Path, out: &Path, left: &[LeftFile]) {
+    let Ok(out) = std::path::absolute(out) else {
+        return;
+    };
+    let kept = KeptFiles {
+        out,
+        files: left
+            .iter()
+            .filter_map(|f| Some((f.rel.clone(), f.state?, hex::encode(f.digest))))
+            .collect(),
+    };
+    let Ok(text) = serde_json::to_vec(&kept) else {
+        return;
+    };
+    #[allow(clippy::disallowed_methods)]
+    if std::fs::create_dir_all(state_dir).is_ok() {
+        let _ = crate::output::replace_cache_file(&state_dir.join(FILES_FILE), &text);
     }
 }
 

@@ -35,6 +35,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::ThreadId;
 use std::time::SystemTime;
 
 use jiff::Timestamp;
@@ -74,6 +75,64 @@ impl Written {
     }
 }
 
+/// Size, inode, modification and change times of a file: any write,
+/// rename or removal changes at least one of them.
+pub type FileState = [i64; 6];
+
+/// What [`OutputDir::write_left`] did to a file, and how it left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Left {
+    pub written: Written,
+    /// The mtime of a file left untouched (as [`Peek::mtime`] reads it).
+    pub mtime: Option<Timestamp>,
+    /// The file's state after the call; `None` in a dry run or when it
+    /// could not be read.
+    pub state: Option<FileState>,
+}
+
+impl Left {
+    fn new(written: Written) -> Self {
+        Left {
+            written,
+            mtime: None,
+            state: None,
+        }
+    }
+}
+
+/// The [`FileState`] of a `stat` answer.
+pub(crate) fn state_of_stat(st: &rfs::Stat) -> FileState {
+    let n = |v: i128| i64::try_from(v).unwrap_or(i64::MAX);
+    [
+        n(st.st_size.into()),
+        n(st.st_ino.into()),
+        n(st.st_mtime.into()),
+        n(st.st_mtime_nsec.into()),
+        n(st.st_ctime.into()),
+        n(st.st_ctime_nsec.into()),
+    ]
+}
+
+/// The [`FileState`] of a file's metadata.
+pub(crate) fn state_of_metadata(m: &fs::Metadata) -> FileState {
+    use std::os::unix::fs::MetadataExt;
+    let ino = i64::try_from(m.ino()).unwrap_or(i64::MAX);
+    let len = i64::try_from(m.len()).unwrap_or(i64::MAX);
+    [
+        len,
+        ino,
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    ]
+}
+
+/// The mtime a [`FileState`] records.
+fn state_mtime(state: &FileState) -> Option<Timestamp> {
+    Timestamp::new(state[2], i32::try_from(state[3]).ok()?).ok()
+}
+
 /// The output directory of one render run, held under an exclusive lock;
 /// or a dry run of it ([`OutputDir::dry_run`]), which decides every file
 /// the same way and changes nothing.
@@ -87,10 +146,11 @@ pub struct OutputDir {
     tree: Option<Tree>,
     /// `None` in a dry run: nothing is created, written, removed or locked.
     writer: Option<Writer>,
-    /// The directory the last file went to, still open: a plan writes a
-    /// cluster's files one after the other, and opening every component
-    /// of the path again for each costs more than the comparison itself.
-    last_dir: Mutex<Option<(PathBuf, Arc<OwnedFd>)>>,
+    /// The directory the last file of each writing thread went to, still
+    /// open: a plan writes a cluster's files one after the other, and
+    /// opening every component of the path again for each costs more than
+    /// the comparison itself.
+    last_dir: Mutex<Vec<(ThreadId, PathBuf, Arc<OwnedFd>)>>,
 }
 
 /// What a real run holds beyond a dry run.
@@ -214,11 +274,31 @@ impl OutputDir {
         newest: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<(Written, Option<Timestamp>)> {
+        self.write_left(rel, bytes, newest, now, None)
+            .map(|left| (left.written, left.mtime))
+    }
+
+    /// [`OutputDir::write_seen`], and how the file was left ([`Left`]).
+    ///
+    /// `vouched` is a state ([`state_of_stat`]) in which the caller knows
+    /// the file to hold `bytes` already: an earlier render left it so, and
+    /// the digest of its bytes then equals that of `bytes`. When the file
+    /// is still in that state (no write, rename or removal since changes
+    /// size, inode and change time alike), it is left untouched after one
+    /// `stat`, without opening or reading it.
+    pub fn write_left(
+        &self,
+        rel: &Path,
+        bytes: &[u8],
+        newest: Option<Timestamp>,
+        now: Timestamp,
+        vouched: Option<&FileState>,
+    ) -> Result<Left> {
         check_relative(rel)?;
         let target = self.root.join(rel);
         let (parent, name) = split_rel(rel)?;
         let Some(tree) = &self.tree else {
-            return Ok((Written::Created, None));
+            return Ok(Left::new(Written::Created));
         };
         let dir = self.open_dir(tree, parent).map_err(|e| match e {
             // Name the file being written, not only the directory that
@@ -231,16 +311,36 @@ impl OutputDir {
         let Some(dir) = dir else {
             // Only a dry run finds a directory on the way missing.
             return match self.writer {
-                None => Ok((Written::Created, None)),
+                None => Ok(Left::new(Written::Created)),
                 Some(_) => Err(Error::io("cannot create the directories of", &target)(
                     io::ErrorKind::NotFound.into(),
                 )),
             };
         };
 
+        if let Some(vouched) = vouched {
+            if let Ok(st) = rfs::statat(&*dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                let state = state_of_stat(&st);
+                if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && &state == vouched
+                {
+                    return Ok(Left {
+                        written: Written::Unchanged,
+                        mtime: state_mtime(&state),
+                        state: Some(state),
+                    });
+                }
+            }
+        }
+
         let previous = existing(dir.as_fd(), name, &target, bytes)?;
         let previous_mtime = match previous {
-            Existing::Same(mtime) => return Ok((Written::Unchanged, mtime)),
+            Existing::Same(mtime, state) => {
+                return Ok(Left {
+                    written: Written::Unchanged,
+                    mtime,
+                    state: Some(state),
+                });
+            }
             Existing::Different(mtime) => mtime,
             // Nothing there; or a symlink or something else that is not our
             // regular file: it will be replaced, and its mtime says nothing
@@ -253,21 +353,29 @@ impl OutputDir {
             Written::Updated
         };
         let Some(writer) = &self.writer else {
-            return Ok((written, None));
+            return Ok(Left::new(written));
         };
 
         let mtime = next_mtime(previous_mtime, newest, now);
         writer.replace(dir.as_fd(), name, &target, bytes, mtime)?;
-        Ok((written, None))
+        let state = rfs::statat(&*dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .ok()
+            .map(|st| state_of_stat(&st));
+        Ok(Left {
+            written,
+            mtime: None,
+            state,
+        })
     }
 
     /// The directory `rel` below the root, as [`Tree::open_dir`] opens it
     /// (created when this is a real run); the one opened for the file
     /// before when it is the same.
     fn open_dir(&self, tree: &Tree, rel: &Path) -> Result<Option<Arc<OwnedFd>>> {
-        let mut last = self.last_dir.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((path, fd)) = last.as_ref() {
-            if path == rel {
+        let thread = std::thread::current().id();
+        {
+            let last = self.last_dir.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((_, _, fd)) = last.iter().find(|(t, path, _)| *t == thread && path == rel) {
                 return Ok(Some(Arc::clone(fd)));
             }
         }
@@ -275,7 +383,9 @@ impl OutputDir {
             return Ok(None);
         };
         let fd = Arc::new(fd);
-        *last = Some((rel.to_path_buf(), Arc::clone(&fd)));
+        let mut last = self.last_dir.lock().unwrap_or_else(PoisonError::into_inner);
+        last.retain(|(t, _, _)| *t != thread);
+        last.push((thread, rel.to_path_buf(), Arc::clone(&fd)));
         Ok(Some(fd))
     }
 
@@ -517,7 +627,7 @@ fn symlink_refused(path: &Path) -> Error {
 enum Existing {
     Missing,
     /// A regular file holding exactly the bytes to write, and its mtime.
-    Same(Option<Timestamp>),
+    Same(Option<Timestamp>, FileState),
     /// A regular file with other bytes, and its mtime.
     Different(Option<Timestamp>),
     /// A symlink, a directory or anything else that is not a regular file.
@@ -547,7 +657,7 @@ fn existing(dir: BorrowedFd<'_>, name: &OsStr, target: &Path, bytes: &[u8]) -> R
     let mut old = vec![0; bytes.len()];
     let same = (&file).read_exact(&mut old).is_ok() && old == bytes;
     Ok(if same {
-        Existing::Same(mtime)
+        Existing::Same(mtime, state_of_metadata(&meta))
     } else {
         Existing::Different(mtime)
     })
@@ -928,6 +1038,49 @@ mod tests {
         assert_eq!(mode(&path), 0o644);
         assert_eq!(mode(&tmp.path().join("archer2")), 0o755);
         assert_eq!(mtime(&path), Some(newest));
+    }
+
+    #[test]
+    fn a_vouched_state_spares_the_comparison_only_while_the_file_is_in_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutputDir::open(tmp.path()).unwrap();
+        let rel = Path::new("archer2/motd");
+        let path = tmp.path().join(rel);
+        let newest = Some(ts("2025-06-01T10:00:00Z"));
+        let first = out
+            .write_left(rel, b"news\n", newest, ts(NOW), None)
+            .unwrap();
+        assert_eq!(first.written, Written::Created);
+        let left = first.state.expect("the state of a written file");
+        assert_eq!(Some(left), crate::oneshot::state_of(&path));
+
+        // Still as it was left: untouched, its mtime seen on the way.
+        let again = out
+            .write_left(rel, b"news\n", None, ts(NOW), Some(&left))
+            .unwrap();
+        assert_eq!(again.written, Written::Unchanged);
+        assert_eq!(again.state, Some(left));
+        assert_eq!(again.mtime, mtime(&path));
+
+        // Edited to other bytes of the same length, the mtime put back:
+        // the change time tells, so the file is compared and repaired.
+        // (Past the coarse clock that stamps files: a few milliseconds.)
+        std::thread::sleep(Duration::from_millis(20));
+        let when = fs::metadata(&path).unwrap().modified().unwrap();
+        fs::write(&path, b"edit\n").unwrap();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+        let repaired = out
+            .write_left(rel, b"news\n", None, ts(NOW), Some(&left))
+            .unwrap();
+        assert_eq!(repaired.written, Written::Updated);
+        assert_eq!(fs::read(&path).unwrap(), b"news\n");
+        assert_ne!(repaired.state, Some(left));
+        assert_eq!(repaired.state, crate::oneshot::state_of(&path));
     }
 
     #[test]

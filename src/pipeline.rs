@@ -6,8 +6,9 @@
 //! Planning is pure, so `render --check`, `show` and the server's status
 //! endpoints see exactly what `render` would write.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
@@ -18,7 +19,7 @@ use crate::config::{ClusterConfig, Config};
 use crate::error::{Error, Result};
 use crate::mapping::{ClusterIds, KnownIds};
 use crate::model::{IndexKeys, Snapshot, SnapshotIndex};
-use crate::output::{self, OutputDir, Written};
+use crate::output::{self, FileState, OutputDir, Written};
 use crate::render::{Renderer, ViewContext};
 use crate::snapshot::{self, Snapshots};
 use crate::source::{self, Endpoint, FetchOptions};
@@ -842,6 +843,255 @@ fn write_plan(plan: &Plan, out: &OutputDir, now: Timestamp) -> Result<Vec<Change
     Ok(changes)
 }
 
+/// A digest of a file's bytes: the first half of their SHA-256.
+pub type Digest = [u8; 16];
+
+pub fn digest(bytes: &[u8]) -> Digest {
+    use sha2::Digest as _;
+    let full = sha2::Sha256::digest(bytes);
+    let mut d = [0; 16];
+    d.copy_from_slice(&full[..16]);
+    d
+}
+
+/// Files an earlier render left (relative to the output directory): the
+/// state it left each in and the [`digest`] of its bytes. A file still in
+/// that state holds those bytes, so one whose new bytes have the same
+/// digest needs a `stat`, not a read (see [`OutputDir::write_left`]).
+pub type KnownFiles = HashMap<PathBuf, (FileState, Digest)>;
+
+/// A file a render wrote, or found as planned, as it left it.
+#[derive(Debug, Clone)]
+pub struct LeftFile {
+    /// Relative to the output directory.
+    pub rel: PathBuf,
+    pub state: Option<FileState>,
+    pub digest: Digest,
+}
+
+/// What [`plan_and_write`] made.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The plan, its files' bytes dropped once written.
+    pub plan: Plan,
+    /// The changes, or the first write error in cluster order.
+    pub outcome: Result<Vec<Change>>,
+    /// Every file planned and `index.json`, as left (when the outcome is
+    /// a success).
+    pub left: Vec<LeftFile>,
+}
+
+/// Clusters planned and written as one piece of work.
+const CHUNK: usize = 16;
+
+/// [`plan`], then [`apply`] (or [`check`] over a dry run), cluster by
+/// cluster on up to two threads: each cluster's files are compared and
+/// written as soon as they are planned, and their bytes dropped, so the
+/// whole plan's bytes are never held at once. Changes come in the order
+/// [`apply`] gives them (by cluster name), and a write error stops the
+/// work after the clusters before it, as [`apply`] does.
+pub fn plan_and_write(
+    config: &Config,
+    renderer: &Renderer,
+    clusters: &[&ClusterConfig],
+    data: &Gathered,
+    out: &OutputDir,
+    now: Timestamp,
+    known: &KnownFiles,
+) -> Rendered {
+    let mut order = clusters.to_vec();
+    order.sort_by(|a, b| a.name.cmp(&b.name));
+    order.dedup_by(|a, b| a.name == b.name);
+    let chunks: Vec<&[&ClusterConfig]> = order.chunks(CHUNK).collect();
+    let indexes = indexes(data);
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let work = || {
+        let mut parts = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let at = next.fetch_add(1, Ordering::Relaxed);
+            let Some(chunk) = chunks.get(at) else {
+                break;
+            };
+            let part = write_chunk(config, renderer, chunk, data, &indexes, out, now, known);
+            if part.failed.is_some() {
+                // The chunks before this one were all handed out already
+                // and finish; none after it starts.
+                stop.store(true, Ordering::Relaxed);
+            }
+            parts.push((at, part));
+        }
+        parts
+    };
+    let two = chunks.len() > 1 && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+    let mut parts = std::thread::scope(|scope| {
+        let other = two.then(|| scope.spawn(work));
+        let mut parts = work();
+        if let Some(other) = other {
+            parts.extend(
+                other
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        parts
+    });
+    parts.sort_by_key(|(at, _)| *at);
+
+    let mut plan = Plan {
+        complete: clusters.len() == config.clusters.len(),
+        ..Plan::default()
+    };
+    let mut changes = Vec::new();
+    let mut seen = BTreeMap::new();
+    let mut left = Vec::new();
+    let mut failed = None;
+    for (_, part) in parts {
+        for (name, p, resolved) in part.planned {
+            plan.ids.insert(name.clone(), resolved.ids);
+            if !resolved.also_ids.is_empty() {
+                plan.also_ids.insert(name.clone(), resolved.also_ids);
+            }
+            plan.warnings.extend(resolved.warnings);
+            plan.clusters.insert(name, p);
+        }
+        plan.errors.extend(part.errors);
+        if failed.is_none() {
+            changes.extend(part.changes);
+            seen.extend(part.seen);
+            left.extend(part.left);
+            failed = part.failed;
+        }
+    }
+    let outcome = match failed {
+        Some(e) => Err(e),
+        None => write_index(&plan, out, now, known, &seen).map(|(change, file)| {
+            changes.extend(change);
+            left.push(file);
+            changes
+        }),
+    };
+    Rendered {
+        plan,
+        outcome,
+        left,
+    }
+}
+
+/// What one chunk of clusters planned and wrote.
+#[derive(Default)]
+struct Part {
+    planned: Vec<(String, ClusterPlan, Resolved)>,
+    errors: Vec<Error>,
+    changes: Vec<Change>,
+    seen: Vec<(PathBuf, Timestamp)>,
+    left: Vec<LeftFile>,
+    /// The write error that stopped the chunk.
+    failed: Option<Error>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_chunk(
+    config: &Config,
+    renderer: &Renderer,
+    chunk: &[&ClusterConfig],
+    data: &Gathered,
+    indexes: &BTreeMap<&str, SnapshotIndex<'_>>,
+    out: &OutputDir,
+    now: Timestamp,
+    known: &KnownFiles,
+) -> Part {
+    let mut part = Part::default();
+    for cluster in chunk {
+        let (mut p, resolved) = match plan_cluster(config, renderer, cluster, data, indexes, now) {
+            Ok(planned) => planned,
+            Err(e) => {
+                part.errors.push(e);
+                continue;
+            }
+        };
+        if let Err(e) = write_cluster(&cluster.name, &mut p, out, now, known, &mut part) {
+            part.failed = Some(e);
+            return part;
+        }
+        part.planned.push((cluster.name.clone(), p, resolved));
+    }
+    part
+}
+
+/// Writes the files of one cluster's plan and drops their bytes, then
+/// removes the snippets that left its view.
+fn write_cluster(
+    name: &str,
+    p: &mut ClusterPlan,
+    out: &OutputDir,
+    now: Timestamp,
+    known: &KnownFiles,
+    part: &mut Part,
+) -> Result<()> {
+    for file in &mut p.files {
+        let digest = digest(&file.bytes);
+        let vouched = known
+            .get(&file.rel)
+            .filter(|(_, d)| *d == digest)
+            .map(|(state, _)| state);
+        let left = out.write_left(&file.rel, &file.bytes, file.newest, now, vouched)?;
+        if let Some(mtime) = left.mtime {
+            part.seen.push((file.rel.clone(), mtime));
+        }
+        if let Some(action) = action_of(left.written) {
+            part.changes.push(Change {
+                path: display_rel(&file.rel),
+                action,
+            });
+        }
+        part.left.push(LeftFile {
+            rel: file.rel.clone(),
+            state: left.state,
+            digest,
+        });
+        file.bytes = Vec::new();
+    }
+    for removed in out.prune_items(name, &p.items)? {
+        part.changes.push(Change {
+            path: display_rel(&removed),
+            action: Action::Removed,
+        });
+    }
+    Ok(())
+}
+
+/// Writes `index.json` for `plan`, the mtimes of untouched files `seen`.
+fn write_index(
+    plan: &Plan,
+    out: &OutputDir,
+    now: Timestamp,
+    known: &KnownFiles,
+    seen: &BTreeMap<PathBuf, Timestamp>,
+) -> Result<(Option<Change>, LeftFile)> {
+    let seen: BTreeMap<&Path, Timestamp> = seen.iter().map(|(p, t)| (p.as_path(), *t)).collect();
+    let index = index_json(plan, &out.peek()?, &seen);
+    let rel = Path::new("index.json");
+    let digest = digest(index.as_bytes());
+    let vouched = known
+        .get(rel)
+        .filter(|(_, d)| *d == digest)
+        .map(|(state, _)| state);
+    let left = out.write_left(rel, index.as_bytes(), None, now, vouched)?;
+    let change = action_of(left.written).map(|action| Change {
+        path: "index.json".into(),
+        action,
+    });
+    Ok((
+        change,
+        LeftFile {
+            rel: rel.to_path_buf(),
+            state: left.state,
+            digest,
+        },
+    ))
+}
+
 fn action_of(w: Written) -> Option<Action> {
     match w {
         Written::Created => Some(Action::Created),
@@ -951,4 +1201,168 @@ fn index_json(plan: &Plan, dir: &output::Peek, seen: &BTreeMap<&Path, Timestamp>
     let mut text = serde_json::to_string_pretty(&index).unwrap_or_default();
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::fmt::Write as _;
+
+    /// `n` clusters of one component each, and one whose component is not
+    /// on the page.
+    fn config(n: usize) -> Config {
+        let mut toml = String::from(
+            "[settings]\ntimezone = \"UTC\"\n\n[sources.status]\nkind = \"statuspage-public\"\nurl = \"https://status.example.org\"\n\n",
+        );
+        for i in 0..n {
+            let _ = writeln!(toml, "[clusters.c{i:02}]\ncomponents = [\"Part {i}\"]");
+        }
+        toml.push_str("[clusters.lost]\ncomponents = [\"Nowhere\"]\n");
+        Config::parse(&toml, Path::new("/srv/motd/mapping.toml")).unwrap()
+    }
+
+    /// A page with `n` components, an open incident on every third one
+    /// (named `tag`), and one page-wide incident.
+    fn data(n: usize, tag: &str) -> Gathered {
+        let page = json!({"id": "p", "name": "Site", "url": "https://status.example.org"});
+        let components: Vec<_> = (0..n)
+            .map(|i| json!({"id": format!("id{i}"), "name": format!("Part {i}"), "status": "operational"}))
+            .collect();
+        let incident = |id: String, name: String, components: serde_json::Value| {
+            json!({
+                "id": id, "name": name, "status": "investigating", "impact": "minor",
+                "created_at": "2025-06-01T09:00:00Z", "updated_at": "2025-06-01T09:30:00Z",
+                "shortlink": "https://stspg.io/x", "components": components,
+                "incident_updates": [{"id": "u", "status": "investigating", "body": "Looking.",
+                    "created_at": "2025-06-01T09:30:00Z", "display_at": "2025-06-01T09:30:00Z"}],
+            })
+        };
+        let mut incidents: Vec<_> = (0..n)
+            .step_by(3)
+            .map(|i| {
+                incident(
+                    format!("{}{i}", tag.to_lowercase()),
+                    format!("{tag} {i}"),
+                    json!([{"id": format!("id{i}"), "name": format!("Part {i}")}]),
+                )
+            })
+            .collect();
+        incidents.push(incident("all".into(), "Everything".into(), json!([])));
+        let summary = json!({"page": page, "components": components, "incidents": incidents,
+            "scheduled_maintenances": []});
+        let snapshot = source::v2::from_payloads(
+            "https://status.example.org",
+            summary.to_string().as_bytes(),
+            None,
+            None,
+        )
+        .unwrap();
+        Gathered {
+            sources: BTreeMap::from([(
+                "status".to_owned(),
+                SourceData {
+                    snapshot: Arc::new(snapshot),
+                    fetch_error: None,
+                },
+            )]),
+            missing: BTreeMap::new(),
+            known: Arc::default(),
+            calendar: Arc::default(),
+            indexes: BTreeMap::new(),
+        }
+    }
+
+    /// Every file under `root` but the staging directory: path, bytes, mtime.
+    fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> {
+        let mut files = Vec::new();
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.ends_with(output::STAGING_DIR) {
+                    continue;
+                }
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    let meta = std::fs::metadata(&path).unwrap();
+                    let rel = path.strip_prefix(root).unwrap().to_path_buf();
+                    files.push((rel, std::fs::read(&path).unwrap(), meta.modified().unwrap()));
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    fn lines(changes: &[Change]) -> Vec<String> {
+        changes.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn planning_and_writing_by_chunks_gives_what_plan_and_apply_give() {
+        let n = 3 * CHUNK + 5;
+        let config = config(n);
+        let renderer = Renderer::new(None).unwrap();
+        let clusters: Vec<&ClusterConfig> = config.clusters.values().collect();
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut known = KnownFiles::new();
+        // A first render, the same page again, then a page where every
+        // incident changed name: created, unchanged, updated and removed.
+        for (round, (tag, now)) in [
+            ("Outage", "2025-06-01T10:00:00Z"),
+            ("Outage", "2025-06-01T10:05:00Z"),
+            ("Slowness", "2025-06-01T10:10:00Z"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let data = data(n, tag);
+            let now: Timestamp = now.parse().unwrap();
+            let plan = plan(&config, &renderer, &clusters, &data, now);
+            let changes = apply(&plan, one.path(), now).unwrap();
+            let out = OutputDir::open(two.path()).unwrap();
+            let made = plan_and_write(&config, &renderer, &clusters, &data, &out, now, &known);
+            drop(out);
+            let got = made.outcome.unwrap();
+            assert_eq!(lines(&got), lines(&changes), "round {round}");
+            assert_eq!(tree(two.path()), tree(one.path()), "round {round}");
+            assert_eq!(
+                made.plan.errors.len(),
+                1,
+                "the cluster that cannot be rendered"
+            );
+            assert_eq!(made.plan.errors.len(), plan.errors.len());
+            assert_eq!(
+                made.plan.clusters.keys().collect::<Vec<_>>(),
+                plan.clusters.keys().collect::<Vec<_>>()
+            );
+            assert_eq!(made.plan.ids, plan.ids);
+            if round == 0 {
+                assert!(got.iter().all(|c| c.action == Action::Created));
+            } else if round == 1 {
+                assert!(got.is_empty(), "{:?}", lines(&got));
+            } else {
+                assert!(got.iter().any(|c| c.action == Action::Removed));
+            }
+            // Every file as left: its state and digest are what the disk says.
+            assert_eq!(made.left.len(), tree(two.path()).len());
+            for f in &made.left {
+                let path = two.path().join(&f.rel);
+                assert_eq!(
+                    f.state,
+                    crate::oneshot::state_of(&path),
+                    "{}",
+                    f.rel.display()
+                );
+                assert_eq!(f.digest, digest(&std::fs::read(&path).unwrap()));
+            }
+            known = made
+                .left
+                .iter()
+                .map(|f| (f.rel.clone(), (f.state.unwrap(), f.digest)))
+                .collect();
+        }
+    }
 }

@@ -95,6 +95,28 @@ fn an_edited_or_removed_file_is_repaired() {
     assert_eq!(render_at(&site, &snap, "2025-06-01T11:32:00Z"), motd);
 }
 
+#[test]
+fn a_file_edited_to_the_same_length_is_repaired_by_a_render_that_plans() {
+    let (site, snap) = site("Lustre upgrade");
+    let motd = render_at(&site, &snap, "2025-06-01T11:30:00Z");
+    assert!(motd.contains("[UPCOMING] Lustre upgrade"), "{motd}");
+    // The render left the file's state and the digest of its bytes in
+    // `state_dir`. An edit of the same length with the mtime put back
+    // leaves only the change time to tell.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let path = site.out("alpha/motd");
+    let when = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let edited = motd.replace("Lustre", "LUSTRE");
+    assert_eq!(edited.len(), motd.len());
+    std::fs::write(&path, &edited).unwrap();
+    let file = std::fs::File::options().write(true).open(&path).unwrap();
+    file.set_modified(when).unwrap();
+    drop(file);
+    // Earlier than the last render: the stamp cannot hold, every cluster
+    // is planned, and the MOTD's bytes are what the last render wrote.
+    assert_eq!(render_at(&site, &snap, "2025-06-01T11:20:00Z"), motd);
+}
+
 /// The fetch time the snapshot file holds, plus `hours`.
 fn fetched_plus(snap: &str, hours: i64) -> String {
     let text = std::fs::read_to_string(snap).unwrap();
