@@ -28,7 +28,7 @@
 //! with the time upstream last confirmed that snapshot: a later fallback to
 //! it counts its age from then ([`confirmed_at`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use jiff::{SignedDuration, Timestamp};
@@ -393,23 +393,25 @@ impl Stamp {
         out: &Path,
         now: Timestamp,
     ) -> Stamp {
-        let mut paths: Vec<PathBuf> = vec![PathBuf::from("index.json")];
+        // Paths as text: sorting and looking up 3,000 `Path`s compares
+        // them component by component.
+        let text = |p: &Path| p.to_string_lossy().into_owned();
+        let mut paths: Vec<String> = vec!["index.json".to_owned()];
         for (name, cluster) in &plan.clusters {
-            paths.push(PathBuf::from(name));
-            paths.push(Path::new(name).join("items"));
-            paths.extend(cluster.files.iter().map(|f| f.rel.clone()));
-            paths.extend(cluster.files.iter().filter_map(|f| {
-                f.rel
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .map(Path::to_path_buf)
-            }));
+            paths.push(name.clone());
+            paths.push(format!("{name}/items"));
+            for f in &cluster.files {
+                paths.push(text(&f.rel));
+                if let Some(parent) = f.rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    paths.push(text(parent));
+                }
+            }
         }
         paths.sort_unstable();
         paths.dedup();
-        let mut seen: BTreeMap<&Path, Option<Option<[i64; 6]>>> = BTreeMap::new();
+        let mut seen: HashMap<String, Option<Option<[i64; 6]>>> = HashMap::new();
         for f in left {
-            seen.entry(&f.rel)
+            seen.entry(text(&f.rel))
                 // Written twice (two clusters' outputs on one path): which
                 // write came last is for the disk to say.
                 .and_modify(|s| *s = None)
@@ -419,11 +421,11 @@ impl Stamp {
         let files = paths
             .into_iter()
             .map(|p| FileState {
-                state: match seen.get(p.as_path()) {
+                state: match seen.get(&p) {
                     Some(Some(state)) => *state,
-                    _ => states.of(&p),
+                    _ => states.of(Path::new(&p)),
                 },
-                path: p.to_string_lossy().into_owned(),
+                path: p,
             })
             .collect();
         let stale_after = config.settings.stale_after;
@@ -472,7 +474,7 @@ struct KeptFiles {
     /// The output directory, made absolute: the paths are relative to it.
     out: PathBuf,
     /// Path, state, hex digest of the bytes.
-    files: Vec<(PathBuf, [i64; 6], String)>,
+    files: Vec<(String, [i64; 6], String)>,
 }
 
 /// How the last render into `out` left its files ([`KnownFiles`]); empty
@@ -509,7 +511,10 @@ pub fn keep_files(state_dir: &Path, out: &Path, left: &[LeftFile]) {
         out,
         files: left
             .iter()
-            .filter_map(|f| Some((f.rel.clone(), f.state?, hex::encode(f.digest))))
+            .filter_map(|f| {
+                let rel = f.rel.to_string_lossy().into_owned();
+                Some((rel, f.state?, hex::encode(f.digest)))
+            })
             .collect(),
     };
     let Ok(text) = serde_json::to_vec(&kept) else {

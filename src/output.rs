@@ -369,22 +369,50 @@ impl OutputDir {
     }
 
     /// The directory `rel` below the root, as [`Tree::open_dir`] opens it
-    /// (created when this is a real run); the one opened for the file
-    /// before when it is the same.
+    /// (created when this is a real run).
     fn open_dir(&self, tree: &Tree, rel: &Path) -> Result<Option<Arc<OwnedFd>>> {
+        self.open_dir_kept(tree, rel, self.writer.is_some())
+    }
+
+    /// [`Tree::open_dir`] through the directories this thread opened last:
+    /// the same one again costs nothing, and one inside it (a cluster's
+    /// `items/`) one `openat`.
+    fn open_dir_kept(&self, tree: &Tree, rel: &Path, create: bool) -> Result<Option<Arc<OwnedFd>>> {
+        /// Directories kept open per thread: a cluster's, its `items/` and
+        /// those of further outputs.
+        const KEPT: usize = 4;
         let thread = std::thread::current().id();
-        {
+        let same = |path: &Path, other: &Path| path.as_os_str() == other.as_os_str();
+        let parent = {
             let last = self.last_dir.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((_, _, fd)) = last.iter().find(|(t, path, _)| *t == thread && path == rel) {
-                return Ok(Some(Arc::clone(fd)));
+            let kept = |want: &Path| {
+                last.iter()
+                    .find(|(t, path, _)| *t == thread && same(path, want))
+                    .map(|(_, _, fd)| Arc::clone(fd))
+            };
+            if let Some(fd) = kept(rel) {
+                return Ok(Some(fd));
             }
-        }
-        let Some(fd) = tree.open_dir(rel, self.writer.is_some())? else {
+            rel.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .and_then(kept)
+        };
+        let fd = match (parent, rel.components().next_back()) {
+            (Some(parent), Some(Component::Normal(name))) => {
+                open_dir_at(parent.as_fd(), name, &self.root.join(rel), create)?
+            }
+            _ => tree.open_dir(rel, create)?,
+        };
+        let Some(fd) = fd else {
             return Ok(None);
         };
         let fd = Arc::new(fd);
         let mut last = self.last_dir.lock().unwrap_or_else(PoisonError::into_inner);
-        last.retain(|(t, _, _)| *t != thread);
+        if let Some(oldest) = last.iter().position(|(t, _, _)| *t == thread) {
+            if last.iter().filter(|(t, _, _)| *t == thread).count() >= KEPT {
+                last.remove(oldest);
+            }
+        }
         last.push((thread, rel.to_path_buf(), Arc::clone(&fd)));
         Ok(Some(fd))
     }
@@ -399,7 +427,7 @@ impl OutputDir {
         let Some(tree) = &self.tree else {
             return Ok(Vec::new());
         };
-        let Some(dir) = tree.open_dir(&items_rel, false)? else {
+        let Some(dir) = self.open_dir_kept(tree, &items_rel, false)? else {
             return Ok(Vec::new());
         };
 

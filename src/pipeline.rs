@@ -554,6 +554,9 @@ pub struct PlannedFile {
     pub bytes: Vec<u8>,
     /// Newest upstream change among the items in the file (mtime rule).
     pub newest: Option<Timestamp>,
+    /// The file's mtime, when [`plan_and_write`] found it as planned and
+    /// left it untouched.
+    pub seen: Option<Timestamp>,
 }
 
 /// Snippets written per cluster at most, in the order the MOTD shows the
@@ -685,6 +688,7 @@ fn motd_file(
         rel: Path::new(&cluster.name).join("motd"),
         bytes: renderer.render_in(template, ctx)?.into_bytes(),
         newest: view.newest_change(),
+        seen: None,
     })
 }
 
@@ -718,6 +722,7 @@ fn plan_cluster(
             rel: dir.join("items").join(&name),
             bytes: renderer.render_item_in(&ctx, item)?.into_bytes(),
             newest: item.last_change,
+            seen: None,
         });
         items.insert(name);
     }
@@ -730,12 +735,14 @@ fn plan_cluster(
         rel: dir.join(calendar::FILE_NAME),
         bytes: cal.bytes,
         newest: cal.newest,
+        seen: None,
     });
     for extra in &config.outputs {
         files.push(PlannedFile {
             rel: PathBuf::from(extra.path.replace("{cluster}", &cluster.name)),
             bytes: renderer.render_in(&extra.template, &ctx)?.into_bytes(),
             newest,
+            seen: None,
         });
     }
     Ok((
@@ -858,7 +865,7 @@ pub fn digest(bytes: &[u8]) -> Digest {
 /// state it left each in and the [`digest`] of its bytes. A file still in
 /// that state holds those bytes, so one whose new bytes have the same
 /// digest needs a `stat`, not a read (see [`OutputDir::write_left`]).
-pub type KnownFiles = HashMap<PathBuf, (FileState, Digest)>;
+pub type KnownFiles = HashMap<String, (FileState, Digest)>;
 
 /// A file a render wrote, or found as planned, as it left it.
 #[derive(Debug, Clone)]
@@ -943,7 +950,6 @@ pub fn plan_and_write(
         ..Plan::default()
     };
     let mut changes = Vec::new();
-    let mut seen = BTreeMap::new();
     let mut left = Vec::new();
     let mut failed = None;
     for (_, part) in parts {
@@ -958,14 +964,13 @@ pub fn plan_and_write(
         plan.errors.extend(part.errors);
         if failed.is_none() {
             changes.extend(part.changes);
-            seen.extend(part.seen);
             left.extend(part.left);
             failed = part.failed;
         }
     }
     let outcome = match failed {
         Some(e) => Err(e),
-        None => write_index(&plan, out, now, known, &seen).map(|(change, file)| {
+        None => write_index(&plan, out, now, known).map(|(change, file)| {
             changes.extend(change);
             left.push(file);
             changes
@@ -984,7 +989,6 @@ struct Part {
     planned: Vec<(String, ClusterPlan, Resolved)>,
     errors: Vec<Error>,
     changes: Vec<Change>,
-    seen: Vec<(PathBuf, Timestamp)>,
     left: Vec<LeftFile>,
     /// The write error that stopped the chunk.
     failed: Option<Error>,
@@ -1032,13 +1036,11 @@ fn write_cluster(
     for file in &mut p.files {
         let digest = digest(&file.bytes);
         let vouched = known
-            .get(&file.rel)
+            .get(file.rel.to_string_lossy().as_ref())
             .filter(|(_, d)| *d == digest)
             .map(|(state, _)| state);
         let left = out.write_left(&file.rel, &file.bytes, file.newest, now, vouched)?;
-        if let Some(mtime) = left.mtime {
-            part.seen.push((file.rel.clone(), mtime));
-        }
+        file.seen = left.mtime;
         if let Some(action) = action_of(left.written) {
             part.changes.push(Change {
                 path: display_rel(&file.rel),
@@ -1061,20 +1063,18 @@ fn write_cluster(
     Ok(())
 }
 
-/// Writes `index.json` for `plan`, the mtimes of untouched files `seen`.
+/// Writes `index.json` for `plan`.
 fn write_index(
     plan: &Plan,
     out: &OutputDir,
     now: Timestamp,
     known: &KnownFiles,
-    seen: &BTreeMap<PathBuf, Timestamp>,
 ) -> Result<(Option<Change>, LeftFile)> {
-    let seen: BTreeMap<&Path, Timestamp> = seen.iter().map(|(p, t)| (p.as_path(), *t)).collect();
-    let index = index_json(plan, &out.peek()?, &seen);
+    let index = index_json(plan, &out.peek()?, &BTreeMap::new());
     let rel = Path::new("index.json");
     let digest = digest(index.as_bytes());
     let vouched = known
-        .get(rel)
+        .get("index.json")
         .filter(|(_, d)| *d == digest)
         .map(|(state, _)| state);
     let left = out.write_left(rel, index.as_bytes(), None, now, vouched)?;
@@ -1164,7 +1164,7 @@ fn index_json(plan: &Plan, dir: &output::Peek, seen: &BTreeMap<&Path, Timestamp>
             .files
             .iter()
             .map(|f| {
-                let mtime = seen.get(f.rel.as_path()).copied();
+                let mtime = f.seen.or_else(|| seen.get(f.rel.as_path()).copied());
                 (display_rel(&f.rel), mtime.or_else(|| dir.mtime(&f.rel)))
             })
             .collect();
@@ -1361,7 +1361,12 @@ mod tests {
             known = made
                 .left
                 .iter()
-                .map(|f| (f.rel.clone(), (f.state.unwrap(), f.digest)))
+                .map(|f| {
+                    (
+                        f.rel.to_string_lossy().into_owned(),
+                        (f.state.unwrap(), f.digest),
+                    )
+                })
                 .collect();
         }
     }
