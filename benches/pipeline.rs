@@ -158,6 +158,27 @@ fn stages(c: &mut Criterion, spec: Spec) {
             }
         });
     });
+    // The same views in a zone of the time zone database (UTC is built
+    // in): what `localtime` costs where a site sets its own zone.
+    let zoned: Vec<_> = views
+        .iter()
+        .map(|v| {
+            let mut v = v.clone();
+            v.timezone = "Europe/London".into();
+            v
+        })
+        .collect();
+    g.bench_function(BenchmarkId::new("render_zoned", &label), |b| {
+        b.iter(|| {
+            for v in &zoned {
+                let ctx = ViewContext::new(v);
+                black_box(renderer.render_in("motd.txt.j2", &ctx).expect("renders"));
+                for item in v.items() {
+                    black_box(renderer.render_item_in(&ctx, item).expect("renders"));
+                }
+            }
+        });
+    });
     g.bench_function(BenchmarkId::new("plan", &label), |b| {
         b.iter_batched(
             || (),

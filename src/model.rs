@@ -393,6 +393,53 @@ impl IndexKeys {
 pub struct SnapshotIndex<'a> {
     snap: &'a Snapshot,
     keys: std::borrow::Cow<'a, IndexKeys>,
+    /// Built by the first view that asks: held here rather than in the
+    /// kept [`IndexKeys`], since a snapshot they still fit may list other
+    /// items.
+    items: std::sync::OnceLock<ItemIndex>,
+}
+
+/// Where a snapshot's items (incidents and maintenances) are, by the
+/// components they name: what lets a view of one cluster visit the items
+/// that concern it rather than every item of the page.
+/// Like [`IndexKeys`], it holds positions and hashes, no reference into
+/// the snapshot (which keeps [`SnapshotIndex`] covariant).
+#[derive(Debug)]
+struct ItemIndex {
+    /// Hash of a component id -> positions in `Snapshot::incidents` of the
+    /// items that name it, ascending (an item that names it twice, twice).
+    by_component: ByHash,
+    /// Positions of the items that name no component (page-wide).
+    page_wide: Vec<u32>,
+    /// How many component ids the items name in all: what a plain scan
+    /// looks up.
+    named: usize,
+}
+
+impl ItemIndex {
+    fn new(snap: &Snapshot, keys: &IndexKeys) -> Self {
+        let named = snap.incidents.iter().map(|i| i.components.len()).sum();
+        let mut index = ItemIndex {
+            by_component: by_hash(named),
+            page_wide: Vec::new(),
+            named,
+        };
+        for (at, item) in snap.incidents.iter().enumerate() {
+            // Past 4 billion items a page is not a status page.
+            let at = u32::try_from(at).unwrap_or(u32::MAX);
+            if item.components.is_empty() {
+                index.page_wide.push(at);
+            }
+            for id in &item.components {
+                index
+                    .by_component
+                    .entry(keys.hash(id))
+                    .and_modify(|s| s.push(at))
+                    .or_insert(Slots::One(at));
+            }
+        }
+        index
+    }
 }
 
 impl<'a> SnapshotIndex<'a> {
@@ -400,6 +447,7 @@ impl<'a> SnapshotIndex<'a> {
         Self {
             snap,
             keys: std::borrow::Cow::Owned(IndexKeys::new(snap)),
+            items: std::sync::OnceLock::new(),
         }
     }
 
@@ -412,7 +460,54 @@ impl<'a> SnapshotIndex<'a> {
         Self {
             snap,
             keys: std::borrow::Cow::Borrowed(keys),
+            items: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The snapshot it indexes.
+    pub fn snapshot(&self) -> &'a Snapshot {
+        self.snap
+    }
+
+    /// The items (incidents and maintenances) that name a component of
+    /// `selection`, and when `page_wide` those that name none, in upstream
+    /// order, each once: what a view of a cluster that selects `selection`
+    /// looks at. The first call indexes the items by component; when the
+    /// selection is larger than what the items name, a plain scan is
+    /// cheaper and is what runs.
+    pub fn items_concerning(
+        &self,
+        selection: &std::collections::BTreeSet<String>,
+        page_wide: bool,
+    ) -> Vec<&'a Incident> {
+        let snap = self.snap;
+        let index = self
+            .items
+            .get_or_init(|| ItemIndex::new(snap, &self.keys));
+        if selection.len() > index.named {
+            return items_concerning_scan(snap, selection, page_wide);
+        }
+        let mut named: Vec<usize> = selection
+            .iter()
+            .filter_map(|id| index.by_component.get(&self.keys.hash(id)))
+            .flat_map(Slots::iter)
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        // A hash that matches a wrong id is told apart by the ids.
+        named.retain(|&at| {
+            snap.incidents
+                .get(at)
+                .is_some_and(|i| i.components.iter().any(|id| selection.contains(id)))
+        });
+        if page_wide && !index.page_wide.is_empty() {
+            named.extend(index.page_wide.iter().map(|&at| at as usize));
+            named.sort_unstable();
+        }
+        named
+            .into_iter()
+            .filter_map(|at| snap.incidents.get(at))
+            .collect()
     }
 
     pub fn component(&self, id: &str) -> Option<&'a Component> {
@@ -465,6 +560,24 @@ impl<'a> SnapshotIndex<'a> {
             .filter(move |c| c.group_id.as_deref() == Some(group))
             .map(|c| c.id.as_str())
     }
+}
+
+/// [`SnapshotIndex::items_concerning`] by looking at every item.
+pub(crate) fn items_concerning_scan<'a>(
+    snap: &'a Snapshot,
+    selection: &std::collections::BTreeSet<String>,
+    page_wide: bool,
+) -> Vec<&'a Incident> {
+    snap.incidents
+        .iter()
+        .filter(|i| {
+            if i.components.is_empty() {
+                page_wide
+            } else {
+                i.components.iter().any(|id| selection.contains(id))
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! Output is capped at [`MAX_FILE_BYTES`], cut at a line boundary with a note
 //! pointing at the status page.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -80,6 +81,41 @@ impl<'v> ViewContext<'v> {
             view,
             value: Value::from_serialize(view),
         }
+    }
+}
+
+impl ViewContext<'_> {
+    /// `item` as a template value: taken from the context when it is one of
+    /// the view's own items (the view's lists were turned into values with
+    /// the view), turned into one otherwise.
+    fn item_value(&self, item: &Item) -> Value {
+        let view = self.view;
+        let lists: [(&str, Option<&str>, &[Item]); 4] = [
+            ("incidents", None, &view.incidents),
+            ("maintenance", Some("active"), &view.maintenance.active),
+            ("maintenance", Some("upcoming"), &view.maintenance.upcoming),
+            ("resolved", None, &view.resolved),
+        ];
+        let at: *const Item = item;
+        for (key, sub, items) in lists {
+            // Found by its address in the list, not by comparing items: a
+            // snippet per item must not cost the list's length.
+            if !items.as_ptr_range().contains(&at) {
+                continue;
+            }
+            let n = (at as usize - items.as_ptr() as usize) / std::mem::size_of::<Item>();
+            let mut list = self.value.get_attr(key).ok();
+            if let Some(sub) = sub {
+                list = list.and_then(|l| l.get_attr(sub).ok());
+            }
+            if let Some(value) = list
+                .and_then(|l| l.get_item_by_index(n).ok())
+                .filter(|v| !v.is_undefined())
+            {
+                return value;
+            }
+        }
+        Value::from_serialize(item)
     }
 }
 
@@ -199,7 +235,7 @@ impl Renderer {
     /// Renders `item.txt.j2` with a context made once, plus `item`: the cost
     /// is the item's, not the view's.
     pub fn render_item_in(&self, ctx: &ViewContext<'_>, item: &Item) -> Result<String> {
-        let value = context! { item => Value::from_serialize(item), ..ctx.value.clone() };
+        let value = context! { item => ctx.item_value(item), ..ctx.value.clone() };
         self.render_with(ITEM_TEMPLATE, value, ctx.view)
     }
 
@@ -405,20 +441,43 @@ fn context_now(state: &State) -> Timestamp {
 }
 
 fn context_tz(state: &State) -> std::result::Result<TimeZone, minijinja::Error> {
-    let name = state
-        .lookup("timezone")
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let name = state.lookup("timezone");
+    let name = name.as_ref().and_then(Value::as_str).unwrap_or_default();
     if name.is_empty() {
         return Ok(TimeZone::system());
     }
-    TimeZone::get(&name).map_err(|e| {
+    // One look-up in the time zone database per render and zone, not per
+    // time printed: a template may print a dozen times per item.
+    let zones = state.get_or_set_temp_object(ZONE_TEMP, ZoneOfRender::default);
+    let mut held = zones
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((held_name, tz)) = held.as_ref() {
+        if held_name == name {
+            return Ok(tz.clone());
+        }
+    }
+    let tz = TimeZone::get(name).map_err(|e| {
         minijinja::Error::new(
             ErrorKind::InvalidOperation,
             format!("unknown time zone `{name}`: {e}"),
         )
-    })
+    })?;
+    *held = Some((name.to_owned(), tz.clone()));
+    Ok(tz)
 }
+
+/// Where [`context_tz`] keeps the zone it looked up, for the rest of the
+/// render (a render's temporaries die with it).
+const ZONE_TEMP: &str = "statusmotd.timezone";
+
+/// The zone a render looked up last, by name: the name is read from the
+/// context at every call, since a template may set `timezone` itself.
+#[derive(Debug, Default)]
+struct ZoneOfRender(std::sync::Mutex<Option<(String, TimeZone)>>);
+
+impl minijinja::value::Object for ZoneOfRender {}
 
 /// `localtime(value, format="%a %d %b %Y %H:%M %Z")`: a time in the zone of
 /// the context's `timezone`.
@@ -472,10 +531,30 @@ fn until(state: &State, value: &Value) -> String {
 /// What a time filter gives back for a value that is not a time: nothing
 /// for none or undefined, the text itself otherwise.
 fn passthrough(value: &Value) -> String {
+    text_of(value).into_owned()
+}
+
+/// What a text filter works on: nothing for none or undefined, the text
+/// itself otherwise, borrowed when the value is a string (its display is
+/// then the string itself).
+fn text_of(value: &Value) -> Cow<'_, str> {
     if value.is_none() || value.is_undefined() {
-        String::new()
+        Cow::Borrowed("")
+    } else if let Some(s) = value.as_str() {
+        Cow::Borrowed(s)
     } else {
-        value.to_string()
+        Cow::Owned(value.to_string())
+    }
+}
+
+/// The terminal columns `s` takes, as [`UnicodeWidthStr::width`] counts
+/// them: printable ASCII, which most text is, takes one a byte, and is
+/// counted without the tables.
+fn text_width(s: &str) -> usize {
+    if s.bytes().all(|b| matches!(b, b' '..=b'~')) {
+        s.len()
+    } else {
+        s.width()
     }
 }
 
@@ -513,17 +592,32 @@ fn wrap(
         .or(indent)
         .unwrap_or_default();
     kwargs.assert_all_used()?;
-    Ok(wrap_text(&passthrough(&value), width, &indent))
+    Ok(wrap_text(&text_of(&value), width, &indent))
 }
 
 pub(crate) fn wrap_text(text: &str, width: usize, indent: &str) -> String {
-    let room = width.saturating_sub(indent.width()).max(1);
-    let mut lines: Vec<String> = Vec::new();
+    let room = width.saturating_sub(text_width(indent)).max(1);
+    let mut out = String::with_capacity(text.len() + (text.len() / room + 2) * (indent.len() + 1));
+    // The line being filled, written out when the next one starts; one
+    // buffer for all of them.
+    let mut line = String::new();
+    let mut first = true;
+    let mut put = |out: &mut String, line: &mut String| {
+        if !std::mem::take(&mut first) {
+            out.push('\n');
+        }
+        // Blank lines stay empty: trailing spaces would show as garbage in
+        // some terminals and break `diff`.
+        if !line.is_empty() {
+            out.push_str(indent);
+            out.push_str(line);
+            line.clear();
+        }
+    };
     for source_line in text.split('\n') {
-        let mut line = String::new();
         let mut len = 0;
         for word in source_line.split_whitespace() {
-            let word_len = word.width();
+            let word_len = text_width(word);
             if len > 0 && len + 1 + word_len <= room {
                 line.push(' ');
                 line.push_str(word);
@@ -531,7 +625,7 @@ pub(crate) fn wrap_text(text: &str, width: usize, indent: &str) -> String {
                 continue;
             }
             if len > 0 {
-                lines.push(std::mem::take(&mut line));
+                put(&mut out, &mut line);
                 len = 0;
             }
             if word_len <= room {
@@ -540,28 +634,16 @@ pub(crate) fn wrap_text(text: &str, width: usize, indent: &str) -> String {
                 continue;
             }
             for grapheme in word.graphemes(true) {
-                let w = grapheme.width();
+                let w = text_width(grapheme);
                 if len > 0 && len + w > room {
-                    lines.push(std::mem::take(&mut line));
+                    put(&mut out, &mut line);
                     len = 0;
                 }
                 line.push_str(grapheme);
                 len += w;
             }
         }
-        lines.push(line);
-    }
-    let mut out = String::with_capacity(text.len() + lines.len() * (indent.len() + 1));
-    for (i, line) in lines.iter().enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        // Blank lines stay empty: trailing spaces would show as garbage in
-        // some terminals and break `diff`.
-        if !line.is_empty() {
-            out.push_str(indent);
-            out.push_str(line);
-        }
+        put(&mut out, &mut line);
     }
     out
 }
@@ -570,9 +652,9 @@ pub(crate) fn wrap_text(text: &str, width: usize, indent: &str) -> String {
 /// line), for centring or padding by what the reader sees rather than by
 /// `length`, which counts characters.
 fn columns(value: &Value) -> usize {
-    passthrough(value)
+    text_of(value)
         .split('\n')
-        .map(UnicodeWidthStr::width)
+        .map(text_width)
         .max()
         .unwrap_or(0)
 }
@@ -586,7 +668,7 @@ fn columns(value: &Value) -> usize {
 /// `OnDemand`, with `autolink`; GFM; linkify) leave them as text. The only
 /// links in the output are the ones the template writes itself.
 fn markdown(value: &Value) -> String {
-    markdown_text(&passthrough(value))
+    markdown_text(&text_of(value))
 }
 
 pub(crate) fn markdown_text(text: &str) -> String {
@@ -700,7 +782,7 @@ fn lines(
 ) -> std::result::Result<String, minijinja::Error> {
     let n = kwargs.get::<Option<usize>>("n")?.or(n).unwrap_or(4);
     kwargs.assert_all_used()?;
-    Ok(first_lines(&passthrough(&value), n))
+    Ok(first_lines(&text_of(&value), n))
 }
 
 pub(crate) fn first_lines(text: &str, n: usize) -> String {
@@ -1166,6 +1248,30 @@ mod tests {
     }
 
     #[test]
+    fn a_snippet_of_the_views_own_item_is_that_of_a_copy() {
+        let mut view = busy_view("Europe/London");
+        view.resolved.push(view.incidents[0].clone());
+        let r = Renderer::new(None).unwrap();
+        let ctx = ViewContext::new(&view);
+        let mut seen = 0;
+        for item in view.items() {
+            // A copy is not in the view's lists: it is turned into a value
+            // of its own.
+            let copy = item.clone();
+            assert_eq!(
+                r.render_item_in(&ctx, item).unwrap(),
+                r.render_item_in(&ctx, &copy).unwrap(),
+                "{}",
+                item.id
+            );
+            assert_eq!(ctx.item_value(item), Value::from_serialize(item));
+            seen += 1;
+        }
+        assert!(seen >= 4, "{seen}");
+        assert!(!view.maintenance.active.is_empty() && !view.maintenance.upcoming.is_empty());
+    }
+
+    #[test]
     fn missing_template_names_the_ones_available() {
         let err = Renderer::new(None)
             .unwrap()
@@ -1222,6 +1328,126 @@ mod tests {
             "2024-05-14"
         );
         assert_eq!(filter("{{ none|localtime }}|{{ missing|localtime }}"), "|");
+    }
+
+    #[test]
+    fn localtime_follows_the_zone_the_template_sets_and_reports_a_bad_one() {
+        // The zone is looked up once per render, by name: a template that
+        // sets `timezone` half-way still gets the zone it named.
+        assert_eq!(
+            filter(
+                "{% set t = '2024-05-14T12:00:00Z' %}{{ t|localtime('%H %Z') }} \
+                 {% set timezone = 'Asia/Tokyo' %}{{ t|localtime('%H %Z') }} \
+                 {{ t|localtime('%H %Z') }}"
+            ),
+            "13 BST 21 JST 21 JST"
+        );
+        let r = Renderer::new(None).unwrap();
+        for _ in 0..2 {
+            let ctx = context! { timezone => "Mars/Olympus" };
+            let err = r
+                .env
+                .render_str("{{ '2024-05-14T12:00:00Z'|localtime }}", ctx)
+                .unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(msg.contains("unknown time zone `Mars/Olympus`"), "{msg}");
+        }
+    }
+
+    /// `wrap_text` as it was before it counted printable ASCII without the
+    /// width tables and filled one line buffer: the general path.
+    fn wrap_text_general(text: &str, width: usize, indent: &str) -> String {
+        let room = width.saturating_sub(indent.width()).max(1);
+        let mut lines: Vec<String> = Vec::new();
+        for source_line in text.split('\n') {
+            let mut line = String::new();
+            let mut len = 0;
+            for word in source_line.split_whitespace() {
+                let word_len = word.width();
+                if len > 0 && len + 1 + word_len <= room {
+                    line.push(' ');
+                    line.push_str(word);
+                    len += 1 + word_len;
+                    continue;
+                }
+                if len > 0 {
+                    lines.push(std::mem::take(&mut line));
+                    len = 0;
+                }
+                if word_len <= room {
+                    line.push_str(word);
+                    len = word_len;
+                    continue;
+                }
+                for grapheme in word.graphemes(true) {
+                    let w = grapheme.width();
+                    if len > 0 && len + w > room {
+                        lines.push(std::mem::take(&mut line));
+                        len = 0;
+                    }
+                    line.push_str(grapheme);
+                    len += w;
+                }
+            }
+            lines.push(line);
+        }
+        lines
+            .iter()
+            .map(|l| {
+                if l.is_empty() {
+                    String::new()
+                } else {
+                    format!("{indent}{l}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    const WIDTH_SAMPLES: &[&str] = &[
+        "",
+        "plain ASCII words, digits 0123 and ~!@#$%^&*()_+{}|:<>?",
+        "tab\tand\u{7f}delete and \u{1}controls\r\n",
+        "文件系统维护中请稍候",
+        "Ｗｉｄｅ and half",
+        "e\u{0301}\u{0323}e\u{0301} combining",
+        "\u{0301}\u{0301}\u{0301} lone marks",
+        "🔥 fire 👨\u{200D}👩\u{200D}👧 family \u{2601}\u{FE0F} cloud",
+        "soft\u{00AD}hyphen zero\u{200B}width \u{3164}filler",
+        "ASCII then é",
+        "é then ASCII",
+    ];
+
+    #[test]
+    fn text_width_is_the_width_of_the_tables() {
+        for s in WIDTH_SAMPLES {
+            assert_eq!(text_width(s), s.width(), "{s:?}");
+            for word in s.split_whitespace() {
+                assert_eq!(text_width(word), word.width(), "{word:?}");
+            }
+        }
+        for b in 0..=0x7f_u8 {
+            let s = char::from(b).to_string().repeat(3);
+            assert_eq!(text_width(&s), s.width(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn wrap_gives_what_the_general_path_gives() {
+        for text in WIDTH_SAMPLES {
+            let long = format!("{text} {}", text.repeat(7));
+            for t in [*text, long.as_str()] {
+                for width in [0, 1, 2, 3, 5, 9, 20, 76, 78] {
+                    for indent in ["", "  ", "    ", "語語", "e\u{0301}"] {
+                        assert_eq!(
+                            wrap_text(t, width, indent),
+                            wrap_text_general(t, width, indent),
+                            "{t:?} {width} {indent:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
@@ -1395,6 +1621,22 @@ mod tests {
         snap.components[1].name = extra.to_owned();
         snap.components[1].status = ComponentStatus::MajorOutage;
         view_of(&snap.sanitized(), "UTC")
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn wrap_and_columns_give_what_the_general_path_gives(
+            text in hostile_text(),
+            width in 0_usize..90,
+            indent in proptest::sample::select(vec!["", "  ", "    ", "語", "\u{0301}"]),
+        ) {
+            assert_eq!(
+                wrap_text(&text, width, indent),
+                wrap_text_general(&text, width, indent)
+            );
+            assert_eq!(text_width(&text), text.width());
+        }
     }
 
     proptest::proptest! {

@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use crate::model::{Component, ComponentStatus, Incident, ItemKind, Snapshot, SnapshotIndex};
+use crate::model::{
+    items_concerning_scan, Component, ComponentStatus, Incident, ItemKind, Snapshot, SnapshotIndex,
+};
 
 /// The windows and switches that shape a view; taken from `[settings]` and the
 /// cluster's own table.
@@ -385,13 +387,6 @@ pub fn build_indexed(
     opts: &ViewOptions,
     now: Timestamp,
 ) -> ClusterView {
-    let concerns = |i: &Incident| {
-        if i.components.is_empty() {
-            opts.page_wide
-        } else {
-            i.components.iter().any(|id| selection.contains(id))
-        }
-    };
     let title = source_title(source, snap);
     let item = |i: &Incident| make_item(i, selection, index, source, &title);
 
@@ -404,7 +399,15 @@ pub fn build_indexed(
         .checked_sub(opts.recent_resolved)
         .unwrap_or(Timestamp::MIN);
 
-    for i in snap.incidents.iter().filter(|i| concerns(i)) {
+    // The items that name a selected component (or none, when page-wide
+    // ones count), in upstream order: from the index when it is the
+    // snapshot's, so that a cluster costs its own items, not the page's.
+    let concerning = if std::ptr::eq(index.snapshot(), snap) {
+        index.items_concerning(selection, opts.page_wide)
+    } else {
+        items_concerning_scan(snap, selection, opts.page_wide)
+    };
+    for i in concerning {
         if i.is_closed() {
             if i.closed_at().is_some_and(|t| t >= resolved_start) {
                 resolved.push(item(i));
@@ -739,6 +742,63 @@ mod tests {
         let v = view_at(&s, &sel(&["b"]), &opts(), "2024-01-01T12:00:00Z");
         assert_eq!(v.incidents.len(), 1);
         assert_eq!(v.incidents[0].components, vec!["name-b"]);
+    }
+
+    #[test]
+    fn the_item_index_visits_what_a_scan_would_in_the_same_order() {
+        // Shared components, an item naming one twice, page-wide items
+        // between the others, items of no selected component.
+        let s = snap(vec![
+            incident("i0", ItemKind::Incident, "identified", &["a", "b"]),
+            incident("i1", ItemKind::Incident, "identified", &[]),
+            incident("i2", ItemKind::Maintenance, "in_progress", &["b", "b"]),
+            incident("i3", ItemKind::Incident, "monitoring", &["c"]),
+            incident("i4", ItemKind::Incident, "investigating", &["b", "a", "c"]),
+            incident("i5", ItemKind::Maintenance, "scheduled", &[]),
+            incident("i6", ItemKind::Incident, "identified", &["a", "a", "z"]),
+        ]);
+        let index = SnapshotIndex::new(&s);
+        let ids = |items: Vec<&Incident>| -> Vec<String> {
+            items.into_iter().map(|i| i.id.clone()).collect()
+        };
+        assert_eq!(
+            ids(index.items_concerning(&sel(&["a"]), true)),
+            ["i0", "i1", "i4", "i5", "i6"]
+        );
+        assert_eq!(
+            ids(index.items_concerning(&sel(&["b", "c"]), false)),
+            ["i0", "i2", "i3", "i4"]
+        );
+        let selections = [
+            sel(&[]),
+            sel(&["a"]),
+            sel(&["b"]),
+            sel(&["a", "b"]),
+            sel(&["c", "z"]),
+            sel(&["a", "b", "c", "z", "nowhere"]),
+            // More ids than the items name: the index scans instead.
+            (0..20).map(|n| format!("x{n}")).chain(["b".into()]).collect(),
+        ];
+        // A copy is not the indexed snapshot: its views scan.
+        let copy = s.clone();
+        for selection in &selections {
+            for page_wide in [false, true] {
+                assert_eq!(
+                    ids(index.items_concerning(selection, page_wide)),
+                    ids(crate::model::items_concerning_scan(&s, selection, page_wide)),
+                    "{selection:?}, page_wide={page_wide}"
+                );
+                let o = ViewOptions { page_wide, ..opts() };
+                let now = ts("2024-01-01T12:00:00Z");
+                let indexed = build_indexed("c", "s", &s, &index, selection, &o, now);
+                let scanned = build_indexed("c", "s", &copy, &index, selection, &o, now);
+                assert_eq!(
+                    serde_json::to_value(&indexed).unwrap(),
+                    serde_json::to_value(&scanned).unwrap(),
+                    "{selection:?}, page_wide={page_wide}"
+                );
+            }
+        }
     }
 
     #[test]
