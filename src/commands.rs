@@ -224,6 +224,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
                 plan: pipeline::plan(&config, &renderer, &clusters, &data, now),
                 outcome: Err(e),
                 left: Vec::new(),
+                dirs: Vec::new(),
             },
         };
         let mut warnings: Vec<String> = Vec::new();
@@ -234,7 +235,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         // `--snapshot` too: it is what subscribers last saw.
         if !args.check && done.outcome.is_ok() {
             warnings.extend(pipeline::keep_calendar(&config, &data, &done.plan));
-            oneshot::keep_files(state_dir, &out, &done.left);
+            oneshot::keep_files(state_dir, &out, done.left.iter().chain(&done.dirs));
         }
         if let Some(kept) = kept {
             let events = kept.join().unwrap_or_default();
@@ -245,8 +246,10 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     let pipeline::Rendered {
         plan,
         outcome,
-        left,
+        mut left,
+        dirs,
     } = done;
+    left.extend(dirs);
 
     let changes = outcome?;
     if let Some((inputs, Some(digests), keep, true)) = quick {

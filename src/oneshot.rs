@@ -380,8 +380,8 @@ impl Stamp {
 
     /// The stamp of a render just done: `plan` written under `out` from
     /// `data`, whose sources answered `digests`; `left` says how the files
-    /// were left (the directories, and a path written twice, are looked at
-    /// now).
+    /// and the clusters' directories were left (other directories, and a
+    /// path written twice, are looked at now).
     #[allow(clippy::too_many_arguments)]
     pub fn of_render(
         config: &Config,
@@ -503,14 +503,14 @@ pub fn known_files(state_dir: &Path, out: &Path) -> KnownFiles {
 
 /// Keeps how a render into `out` left its files, for [`known_files`]. As
 /// with the stamp, a failure or a crash only costs the next render reads.
-pub fn keep_files(state_dir: &Path, out: &Path, left: &[LeftFile]) {
+pub fn keep_files<'a>(state_dir: &Path, out: &Path, left: impl IntoIterator<Item = &'a LeftFile>) {
     let Ok(out) = std::path::absolute(out) else {
         return;
     };
     let kept = KeptFiles {
         out,
         files: left
-            .iter()
+            .into_iter()
             .filter_map(|f| {
                 let rel = f.rel.to_string_lossy().into_owned();
                 Some((rel, f.state?, hex::encode(f.digest)))

@@ -422,14 +422,47 @@ impl OutputDir {
     /// items that left the view. Only regular files named `*.txt` are
     /// touched. Returns the removed paths, relative to the root, sorted.
     pub fn prune_items(&self, cluster: &str, keep: &BTreeSet<String>) -> Result<Vec<PathBuf>> {
+        self.prune_items_left(cluster, keep, None)
+            .map(|(removed, _)| removed)
+    }
+
+    /// [`OutputDir::prune_items`], and the state of the cluster's
+    /// directories after it: its own and `items/` (`None` where there is
+    /// none, or in a dry run).
+    ///
+    /// `vouched` is a state of `items/` in which the caller knows it to
+    /// hold the snippets `keep` names and no other: an earlier render left
+    /// it so, with the same names. While `items/` is in that state (no
+    /// entry created, renamed or removed since), it is not listed.
+    pub fn prune_items_left(
+        &self,
+        cluster: &str,
+        keep: &BTreeSet<String>,
+        vouched: Option<&FileState>,
+    ) -> Result<(Vec<PathBuf>, [Option<FileState>; 2])> {
         let items_rel = items_rel(cluster)?;
         let items = self.root.join(&items_rel);
         let Some(tree) = &self.tree else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), [None, None]));
+        };
+        let state = |dir: &OwnedFd| {
+            self.writer
+                .as_ref()
+                .and_then(|_| rfs::fstat(dir).ok())
+                .map(|st| state_of_stat(&st))
+        };
+        let cluster_state = || -> Result<Option<FileState>> {
+            Ok(self
+                .open_dir_kept(tree, Path::new(cluster), false)?
+                .and_then(|dir| state(&dir)))
         };
         let Some(dir) = self.open_dir_kept(tree, &items_rel, false)? else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), [cluster_state()?, None]));
         };
+        let before = state(&dir);
+        if before.is_some() && before.as_ref() == vouched {
+            return Ok((Vec::new(), [cluster_state()?, before]));
+        }
 
         let mut removed = Vec::new();
         for name in stale_snippets(dir.as_fd(), &items, keep)? {
@@ -445,7 +478,12 @@ impl OutputDir {
         if self.writer.is_some() && !removed.is_empty() {
             rfs::fsync(&dir).map_err(|e| Error::io("cannot sync directory", &items)(e.into()))?;
         }
-        Ok(removed)
+        let after = if removed.is_empty() {
+            before
+        } else {
+            state(&dir)
+        };
+        Ok((removed, [cluster_state()?, after]))
     }
 }
 

@@ -861,6 +861,16 @@ pub fn digest(bytes: &[u8]) -> Digest {
     d
 }
 
+/// The [`digest`] of the snippet names a cluster's `items/` holds.
+pub fn names_digest(names: &BTreeSet<String>) -> Digest {
+    let mut all = String::new();
+    for name in names {
+        all.push_str(name);
+        all.push('\n');
+    }
+    digest(all.as_bytes())
+}
+
 /// Files an earlier render left (relative to the output directory): the
 /// state it left each in and the [`digest`] of its bytes. A file still in
 /// that state holds those bytes, so one whose new bytes have the same
@@ -886,6 +896,9 @@ pub struct Rendered {
     /// Every file planned and `index.json`, as left (when the outcome is
     /// a success).
     pub left: Vec<LeftFile>,
+    /// Each cluster's directory and its `items/`, as left; the digest of
+    /// `items/` is that of the snippet names it holds ([`names_digest`]).
+    pub dirs: Vec<LeftFile>,
 }
 
 /// Clusters planned and written as one piece of work.
@@ -951,6 +964,7 @@ pub fn plan_and_write(
     };
     let mut changes = Vec::new();
     let mut left = Vec::new();
+    let mut dirs = Vec::new();
     let mut failed = None;
     for (_, part) in parts {
         for (name, p, resolved) in part.planned {
@@ -965,6 +979,7 @@ pub fn plan_and_write(
         if failed.is_none() {
             changes.extend(part.changes);
             left.extend(part.left);
+            dirs.extend(part.dirs);
             failed = part.failed;
         }
     }
@@ -980,6 +995,7 @@ pub fn plan_and_write(
         plan,
         outcome,
         left,
+        dirs,
     }
 }
 
@@ -990,6 +1006,7 @@ struct Part {
     errors: Vec<Error>,
     changes: Vec<Change>,
     left: Vec<LeftFile>,
+    dirs: Vec<LeftFile>,
     /// The write error that stopped the chunk.
     failed: Option<Error>,
 }
@@ -1054,12 +1071,29 @@ fn write_cluster(
         });
         file.bytes = Vec::new();
     }
-    for removed in out.prune_items(name, &p.items)? {
+    let items = Path::new(name).join("items");
+    let names = names_digest(&p.items);
+    let vouched = known
+        .get(items.to_string_lossy().as_ref())
+        .filter(|(_, d)| *d == names)
+        .map(|(state, _)| state);
+    let (removed, [own, items_state]) = out.prune_items_left(name, &p.items, vouched)?;
+    for removed in removed {
         part.changes.push(Change {
             path: display_rel(&removed),
             action: Action::Removed,
         });
     }
+    part.dirs.push(LeftFile {
+        rel: PathBuf::from(name),
+        state: own,
+        digest: [0; 16],
+    });
+    part.dirs.push(LeftFile {
+        rel: items,
+        state: items_state,
+        digest: names,
+    });
     Ok(())
 }
 
@@ -1204,6 +1238,8 @@ fn index_json(plan: &Plan, dir: &output::Peek, seen: &BTreeMap<&Path, Timestamp>
 }
 
 #[cfg(test)]
+// Tests set the scene by hand.
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -1318,6 +1354,13 @@ mod tests {
         .into_iter()
         .enumerate()
         {
+            if round == 1 {
+                // A snippet left by hand: `items/` changed since it was
+                // vouched for, so it is listed and the stray one removed.
+                for root in [one.path(), two.path()] {
+                    std::fs::write(root.join("c03/items/incident-stray.txt"), "old\n").unwrap();
+                }
+            }
             let data = data(n, tag);
             let now: Timestamp = now.parse().unwrap();
             let plan = plan(&config, &renderer, &clusters, &data, now);
@@ -1339,12 +1382,10 @@ mod tests {
                 plan.clusters.keys().collect::<Vec<_>>()
             );
             assert_eq!(made.plan.ids, plan.ids);
-            if round == 0 {
-                assert!(got.iter().all(|c| c.action == Action::Created));
-            } else if round == 1 {
-                assert!(got.is_empty(), "{:?}", lines(&got));
-            } else {
-                assert!(got.iter().any(|c| c.action == Action::Removed));
+            match round {
+                0 => assert!(got.iter().all(|c| c.action == Action::Created)),
+                1 => assert_eq!(lines(&got), ["removed c03/items/incident-stray.txt"]),
+                _ => assert!(got.iter().any(|c| c.action == Action::Removed)),
             }
             // Every file as left: its state and digest are what the disk says.
             assert_eq!(made.left.len(), tree(two.path()).len());
@@ -1358,9 +1399,28 @@ mod tests {
                 );
                 assert_eq!(f.digest, digest(&std::fs::read(&path).unwrap()));
             }
+            // And every cluster's directories, `items/` with the names in it.
+            assert_eq!(made.dirs.len(), 2 * made.plan.clusters.len());
+            for d in &made.dirs {
+                let path = two.path().join(&d.rel);
+                assert_eq!(
+                    d.state,
+                    crate::oneshot::state_of(&path),
+                    "{}",
+                    d.rel.display()
+                );
+                if d.rel.ends_with("items") {
+                    let names: BTreeSet<String> = std::fs::read_dir(&path)
+                        .unwrap()
+                        .map(|e| e.unwrap().file_name().into_string().unwrap())
+                        .collect();
+                    assert_eq!(d.digest, names_digest(&names), "{}", d.rel.display());
+                }
+            }
             known = made
                 .left
                 .iter()
+                .chain(&made.dirs)
                 .map(|f| {
                     (
                         f.rel.to_string_lossy().into_owned(),
