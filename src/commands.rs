@@ -218,7 +218,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         };
         let done = match dir {
             Ok(dir) => {
-                pipeline::plan_and_write(&config, &renderer, &clusters, &data, &dir, now, &known)
+                pipeline::plan_and_write(&config, &renderer, &clusters, &data, &dir, now, known)
             }
             Err(e) => pipeline::Rendered {
                 plan: pipeline::plan(&config, &renderer, &clusters, &data, now),

@@ -26,6 +26,7 @@
 // files: `clippy.toml` bans those calls everywhere else.
 #![allow(clippy::disallowed_methods)]
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs::{self, File, FileTimes, OpenOptions, Permissions};
@@ -34,8 +35,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::ThreadId;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use jiff::Timestamp;
@@ -146,11 +146,29 @@ pub struct OutputDir {
     tree: Option<Tree>,
     /// `None` in a dry run: nothing is created, written, removed or locked.
     writer: Option<Writer>,
-    /// The directory the last file of each writing thread went to, still
-    /// open: a plan writes a cluster's files one after the other, and
-    /// opening every component of the path again for each costs more than
-    /// the comparison itself.
-    last_dir: Mutex<Vec<(ThreadId, PathBuf, Arc<OwnedFd>)>>,
+    /// Names this value among the directories each thread keeps open
+    /// ([`KEPT_DIRS`]).
+    id: u64,
+}
+
+/// Numbers the [`OutputDir`]s of this process.
+static OUTPUT_DIRS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The directories the last files this thread wrote went to, still
+    /// open, with the [`OutputDir`] they belong to: a plan writes a
+    /// cluster's files one after the other, and opening every component of
+    /// the path again for each costs more than the comparison itself. Kept
+    /// per thread, so threads writing side by side never wait for each
+    /// other; an `OutputDir` dropped takes its own from this thread.
+    static KEPT_DIRS: RefCell<Vec<(u64, PathBuf, Arc<OwnedFd>)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Drop for OutputDir {
+    fn drop(&mut self) {
+        let id = self.id;
+        let _ = KEPT_DIRS.try_with(|kept| kept.borrow_mut().retain(|(of, _, _)| *of != id));
+    }
 }
 
 /// What a real run holds beyond a dry run.
@@ -216,7 +234,7 @@ impl OutputDir {
                 staging_fd,
                 _lock: lock,
             }),
-            last_dir: Mutex::default(),
+            id: OUTPUT_DIRS.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -230,7 +248,7 @@ impl OutputDir {
             root: root.to_path_buf(),
             tree: Tree::open(root)?,
             writer: None,
-            last_dir: Mutex::default(),
+            id: OUTPUT_DIRS.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -381,21 +399,23 @@ impl OutputDir {
         /// Directories kept open per thread: a cluster's, its `items/` and
         /// those of further outputs.
         const KEPT: usize = 4;
-        let thread = std::thread::current().id();
         let same = |path: &Path, other: &Path| path.as_os_str() == other.as_os_str();
-        let parent = {
-            let last = self.last_dir.lock().unwrap_or_else(PoisonError::into_inner);
-            let kept = |want: &Path| {
-                last.iter()
-                    .find(|(t, path, _)| *t == thread && same(path, want))
+        let parent = KEPT_DIRS.with(|kept| {
+            let kept = kept.borrow();
+            let find = |want: &Path| {
+                kept.iter()
+                    .find(|(of, path, _)| *of == self.id && same(path, want))
                     .map(|(_, _, fd)| Arc::clone(fd))
             };
-            if let Some(fd) = kept(rel) {
-                return Ok(Some(fd));
-            }
-            rel.parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .and_then(kept)
+            find(rel).ok_or_else(|| {
+                rel.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .and_then(find)
+            })
+        });
+        let parent = match parent {
+            Ok(fd) => return Ok(Some(fd)),
+            Err(parent) => parent,
         };
         let fd = match (parent, rel.components().next_back()) {
             (Some(parent), Some(Component::Normal(name))) => {
@@ -407,13 +427,14 @@ impl OutputDir {
             return Ok(None);
         };
         let fd = Arc::new(fd);
-        let mut last = self.last_dir.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(oldest) = last.iter().position(|(t, _, _)| *t == thread) {
-            if last.iter().filter(|(t, _, _)| *t == thread).count() >= KEPT {
-                last.remove(oldest);
+        KEPT_DIRS.with(|kept| {
+            let mut kept = kept.borrow_mut();
+            kept.retain(|(of, _, _)| *of == self.id);
+            if kept.len() >= KEPT {
+                kept.remove(0);
             }
-        }
-        last.push((thread, rel.to_path_buf(), Arc::clone(&fd)));
+            kept.push((self.id, rel.to_path_buf(), Arc::clone(&fd)));
+        });
         Ok(Some(fd))
     }
 

@@ -850,6 +850,8 @@ fn write_plan(plan: &Plan, out: &OutputDir, now: Timestamp) -> Result<Vec<Change
     Ok(changes)
 }
 
+const INDEX_FILE: &str = "index.json";
+
 /// A digest of a file's bytes: the first half of their SHA-256.
 pub type Digest = [u8; 16];
 
@@ -917,7 +919,7 @@ pub fn plan_and_write(
     data: &Gathered,
     out: &OutputDir,
     now: Timestamp,
-    known: &KnownFiles,
+    known: KnownFiles,
 ) -> Rendered {
     let mut order = clusters.to_vec();
     order.sort_by(|a, b| a.name.cmp(&b.name));
@@ -933,7 +935,7 @@ pub fn plan_and_write(
             let Some(chunk) = chunks.get(at) else {
                 break;
             };
-            let part = write_chunk(config, renderer, chunk, data, &indexes, out, now, known);
+            let part = write_chunk(config, renderer, chunk, data, &indexes, out, now, &known);
             if part.failed.is_some() {
                 // The chunks before this one were all handed out already
                 // and finish; none after it starts.
@@ -957,6 +959,10 @@ pub fn plan_and_write(
         parts
     });
     parts.sort_by_key(|(at, _)| *at);
+    // Dropped before `index.json` is made, the largest allocation of a
+    // render's end.
+    let index_known = known.get(INDEX_FILE).copied();
+    drop(known);
 
     let mut plan = Plan {
         complete: clusters.len() == config.clusters.len(),
@@ -985,7 +991,7 @@ pub fn plan_and_write(
     }
     let outcome = match failed {
         Some(e) => Err(e),
-        None => write_index(&plan, out, now, known).map(|(change, file)| {
+        None => write_index(&plan, out, now, index_known.as_ref()).map(|(change, file)| {
             changes.extend(change);
             left.push(file);
             changes
@@ -1102,15 +1108,12 @@ fn write_index(
     plan: &Plan,
     out: &OutputDir,
     now: Timestamp,
-    known: &KnownFiles,
+    known: Option<&(FileState, Digest)>,
 ) -> Result<(Option<Change>, LeftFile)> {
     let index = index_json(plan, &out.peek()?, &BTreeMap::new());
-    let rel = Path::new("index.json");
+    let rel = Path::new(INDEX_FILE);
     let digest = digest(index.as_bytes());
-    let vouched = known
-        .get("index.json")
-        .filter(|(_, d)| *d == digest)
-        .map(|(state, _)| state);
+    let vouched = known.filter(|(_, d)| *d == digest).map(|(state, _)| state);
     let left = out.write_left(rel, index.as_bytes(), None, now, vouched)?;
     let change = action_of(left.written).map(|action| Change {
         path: "index.json".into(),
@@ -1366,7 +1369,15 @@ mod tests {
             let plan = plan(&config, &renderer, &clusters, &data, now);
             let changes = apply(&plan, one.path(), now).unwrap();
             let out = OutputDir::open(two.path()).unwrap();
-            let made = plan_and_write(&config, &renderer, &clusters, &data, &out, now, &known);
+            let made = plan_and_write(
+                &config,
+                &renderer,
+                &clusters,
+                &data,
+                &out,
+                now,
+                std::mem::take(&mut known),
+            );
             drop(out);
             let got = made.outcome.unwrap();
             assert_eq!(lines(&got), lines(&changes), "round {round}");
