@@ -131,6 +131,13 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     // Nothing changed since the last render: stop here (see `oneshot`).
     let mut quick = None;
     let renderer;
+    // How the last render left the files, read on a second thread while
+    // the data is parsed, once it is clear that this render plans.
+    let known_files = || {
+        let (state_dir, out) = (config.settings.state_dir.clone(), out.clone());
+        std::thread::spawn(move || oneshot::known_files(&state_dir, &out))
+    };
+    let known;
     let gathered = if oneshot::eligible(&config, args) {
         let state_dir = &config.settings.state_dir;
         let rt = oneshot_runtime()?;
@@ -163,6 +170,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
             }
         }
         oneshot::Stamp::forget(state_dir);
+        known = known_files();
         renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
         let (gathered, keep) = rt.block_on(answers.gather(&config, now))?;
         say_events(&gathered.events);
@@ -185,6 +193,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
             return Ok(0);
         }
         oneshot::Stamp::forget(state_dir);
+        known = known_files();
         renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
         quick = Some((
             inputs,
@@ -198,6 +207,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
             events: Vec::new(),
         }
     } else {
+        known = known_files();
         renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
         gather(&config, &clusters, args.snapshot.as_deref(), now)?
     };
@@ -208,7 +218,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     // files are planned and written: each takes milliseconds.
     let keep_state = !args.check && args.snapshot.is_none();
     let state_dir = &config.settings.state_dir;
-    let known = oneshot::known_files(state_dir, &out);
+    let known = known.join().unwrap_or_default();
     let (done, mut warnings) = std::thread::scope(|scope| {
         let kept = keep_state.then(|| scope.spawn(|| store.persist()));
         let dir = if args.check {
@@ -235,7 +245,6 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         // `--snapshot` too: it is what subscribers last saw.
         if !args.check && done.outcome.is_ok() {
             warnings.extend(pipeline::keep_calendar(&config, &data, &done.plan));
-            oneshot::keep_files(state_dir, &out, done.left.iter().chain(&done.dirs));
         }
         if let Some(kept) = kept {
             let events = kept.join().unwrap_or_default();
@@ -252,13 +261,20 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     left.extend(dirs);
 
     let changes = outcome?;
-    if let Some((inputs, Some(digests), keep, true)) = quick {
-        if warnings.is_empty() && plan.warnings.is_empty() && plan.errors.is_empty() {
-            keep_stamp(
-                &config, &out, inputs, digests, keep, &data, &plan, &left, now,
-            );
+    // How the files were left, for the next render, kept while the stamp
+    // is made.
+    std::thread::scope(|scope| {
+        if !args.check {
+            scope.spawn(|| oneshot::keep_files(state_dir, &out, &left));
         }
-    }
+        if let Some((inputs, Some(digests), keep, true)) = quick {
+            if warnings.is_empty() && plan.warnings.is_empty() && plan.errors.is_empty() {
+                keep_stamp(
+                    &config, &out, inputs, digests, keep, &data, &plan, &left, now,
+                );
+            }
+        }
+    });
     if keep_state && !config.notify.is_empty() {
         notify_after_render(&config, &renderer, &plan);
     }
