@@ -481,9 +481,7 @@ impl<'a> SnapshotIndex<'a> {
         page_wide: bool,
     ) -> Vec<&'a Incident> {
         let snap = self.snap;
-        let index = self
-            .items
-            .get_or_init(|| ItemIndex::new(snap, &self.keys));
+        let index = self.items.get_or_init(|| ItemIndex::new(snap, &self.keys));
         if selection.len() > index.named {
             return items_concerning_scan(snap, selection, page_wide);
         }

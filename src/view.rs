@@ -777,7 +777,10 @@ mod tests {
             sel(&["c", "z"]),
             sel(&["a", "b", "c", "z", "nowhere"]),
             // More ids than the items name: the index scans instead.
-            (0..20).map(|n| format!("x{n}")).chain(["b".into()]).collect(),
+            (0..20)
+                .map(|n| format!("x{n}"))
+                .chain(["b".into()])
+                .collect(),
         ];
         // A copy is not the indexed snapshot: its views scan.
         let copy = s.clone();
@@ -785,10 +788,15 @@ mod tests {
             for page_wide in [false, true] {
                 assert_eq!(
                     ids(index.items_concerning(selection, page_wide)),
-                    ids(crate::model::items_concerning_scan(&s, selection, page_wide)),
+                    ids(crate::model::items_concerning_scan(
+                        &s, selection, page_wide
+                    )),
                     "{selection:?}, page_wide={page_wide}"
                 );
-                let o = ViewOptions { page_wide, ..opts() };
+                let o = ViewOptions {
+                    page_wide,
+                    ..opts()
+                };
                 let now = ts("2024-01-01T12:00:00Z");
                 let indexed = build_indexed("c", "s", &s, &index, selection, &o, now);
                 let scanned = build_indexed("c", "s", &copy, &index, selection, &o, now);
