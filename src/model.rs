@@ -402,6 +402,7 @@ pub struct SnapshotIndex<'a> {
 /// Where a snapshot's items (incidents and maintenances) are, by the
 /// components they name: what lets a view of one cluster visit the items
 /// that concern it rather than every item of the page.
+///
 /// Like [`IndexKeys`], it holds positions and hashes, no reference into
 /// the snapshot (which keeps [`SnapshotIndex`] covariant).
 #[derive(Debug)]
