@@ -253,7 +253,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         (done, warnings)
     });
     let pipeline::Rendered {
-        plan,
+        mut plan,
         outcome,
         mut left,
         dirs,
@@ -261,20 +261,19 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     left.extend(dirs);
 
     let changes = outcome?;
-    // How the files were left, for the next render, kept while the stamp
-    // is made.
-    std::thread::scope(|scope| {
-        if !args.check {
-            scope.spawn(|| oneshot::keep_files(state_dir, &out, &left));
+    if !keep_state || config.notify.is_empty() {
+        // The views are only for notifications: their memory goes back
+        // before the stamp and the table of files are made.
+        plan.clusters.clear();
+    }
+    if let Some((inputs, Some(digests), keep, true)) = quick {
+        if warnings.is_empty() && plan.warnings.is_empty() && plan.errors.is_empty() {
+            keep_stamp(&config, &out, inputs, digests, keep, &data, &left, now);
         }
-        if let Some((inputs, Some(digests), keep, true)) = quick {
-            if warnings.is_empty() && plan.warnings.is_empty() && plan.errors.is_empty() {
-                keep_stamp(
-                    &config, &out, inputs, digests, keep, &data, &plan, &left, now,
-                );
-            }
-        }
-    });
+    }
+    if !args.check {
+        oneshot::keep_files(state_dir, &out, &left);
+    }
     if keep_state && !config.notify.is_empty() {
         notify_after_render(&config, &renderer, &plan);
     }
@@ -308,7 +307,6 @@ fn keep_stamp(
     digests: std::collections::BTreeMap<String, String>,
     keep: std::collections::BTreeMap<String, crate::source::conditional::Validators>,
     data: &Gathered,
-    plan: &pipeline::Plan,
     left: &[pipeline::LeftFile],
     now: Timestamp,
 ) {
@@ -328,7 +326,7 @@ fn keep_stamp(
         .cloned()
         .collect();
     oneshot::confirm(state_dir, &names, now);
-    let stamp = oneshot::Stamp::of_render(config, inputs, digests, data, plan, left, out, now);
+    let stamp = oneshot::Stamp::of_render(config, inputs, digests, data, left, out, now);
     let _ = stamp.save(state_dir);
 }
 

@@ -41,7 +41,7 @@ use crate::cli::RenderArgs;
 use crate::config::{Config, SourceKind};
 use crate::mapping::KnownIds;
 use crate::model::Snapshot;
-use crate::pipeline::{Digest as FileDigest, FetchFailure, Gathered, KnownFiles, LeftFile, Plan};
+use crate::pipeline::{Digest as FileDigest, FetchFailure, Gathered, KnownFiles, LeftFile};
 use crate::source::conditional::{self, Outcome, Validators};
 use crate::source::{self, Endpoint};
 use crate::store::Store;
@@ -378,17 +378,15 @@ impl Stamp {
             .all(|f| states.of(Path::new(&f.path)) == f.state)
     }
 
-    /// The stamp of a render just done: `plan` written under `out` from
-    /// `data`, whose sources answered `digests`; `left` says how the files
-    /// and the clusters' directories were left (other directories, and a
-    /// path written twice, are looked at now).
-    #[allow(clippy::too_many_arguments)]
+    /// The stamp of a render just done under `out` from `data`, whose
+    /// sources answered `digests`; `left` says how every file it planned,
+    /// `index.json` and the clusters' directories were left (other
+    /// directories, and a path written twice, are looked at now).
     pub fn of_render(
         config: &Config,
         inputs: String,
         digests: BTreeMap<String, String>,
         data: &Gathered,
-        plan: &Plan,
         left: &[LeftFile],
         out: &Path,
         now: Timestamp,
@@ -396,19 +394,6 @@ impl Stamp {
         // Paths as text: sorting and looking up 3,000 `Path`s compares
         // them component by component.
         let text = |p: &Path| p.to_string_lossy().into_owned();
-        let mut paths: Vec<String> = vec!["index.json".to_owned()];
-        for (name, cluster) in &plan.clusters {
-            paths.push(name.clone());
-            paths.push(format!("{name}/items"));
-            for f in &cluster.files {
-                paths.push(text(&f.rel));
-                if let Some(parent) = f.rel.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    paths.push(text(parent));
-                }
-            }
-        }
-        paths.sort_unstable();
-        paths.dedup();
         let mut seen: HashMap<String, Option<Option<[i64; 6]>>> = HashMap::new();
         for f in left {
             seen.entry(text(&f.rel))
@@ -417,6 +402,15 @@ impl Stamp {
                 .and_modify(|s| *s = None)
                 .or_insert(Some(f.state));
         }
+        let mut paths: Vec<String> = seen.keys().cloned().collect();
+        paths.extend(left.iter().filter_map(|f| {
+            f.rel
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(text)
+        }));
+        paths.sort_unstable();
+        paths.dedup();
         let states = States::under(out);
         let files = paths
             .into_iter()
