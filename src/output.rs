@@ -298,7 +298,7 @@ impl OutputDir {
 
     /// [`OutputDir::write_seen`], and how the file was left ([`Left`]).
     ///
-    /// `vouched` is a state ([`state_of_stat`]) in which the caller knows
+    /// `vouched` is a [`FileState`] in which the caller knows
     /// the file to hold `bytes` already: an earlier render left it so, and
     /// the digest of its bytes then equals that of `bytes`. When the file
     /// is still in that state (no write, rename or removal since changes
