@@ -806,14 +806,6 @@ pub fn apply(plan: &Plan, dir: &Path, now: Timestamp) -> Result<Vec<Change>> {
     write_plan(plan, &OutputDir::open(dir)?, now)
 }
 
-/// The changes `apply` would make, without writing anything: the same
-/// function over a dry run of `dir`, so `render --check` and `render` take
-/// every decision by the same code, and what `apply` would refuse (a
-/// symlinked directory inside `dir`) is refused here with the same error.
-pub fn check(plan: &Plan, dir: &Path) -> Result<Vec<Change>> {
-    write_plan(plan, &OutputDir::dry_run(dir)?, Timestamp::now())
-}
-
 fn write_plan(plan: &Plan, out: &OutputDir, now: Timestamp) -> Result<Vec<Change>> {
     let mut changes = Vec::new();
     // The mtimes of the files left untouched, seen while comparing them:
@@ -906,12 +898,16 @@ pub struct Rendered {
 /// Clusters planned and written as one piece of work.
 const CHUNK: usize = 16;
 
-/// [`plan`], then [`apply`] (or [`check`] over a dry run), cluster by
-/// cluster on up to two threads: each cluster's files are compared and
-/// written as soon as they are planned, and their bytes dropped, so the
-/// whole plan's bytes are never held at once. Changes come in the order
-/// [`apply`] gives them (by cluster name), and a write error stops the
-/// work after the clusters before it, as [`apply`] does.
+/// [`plan`], then [`apply`], cluster by cluster on up to two threads:
+/// each cluster's files are compared and written as soon as they are
+/// planned, and their bytes dropped, so the whole plan's bytes are never
+/// held at once. Changes come in the order [`apply`] gives them (by
+/// cluster name), and a write error stops the work after the clusters
+/// before it, as [`apply`] does.
+///
+/// Over [`OutputDir::dry_run`] this is `render --check`: every decision
+/// taken by the same code, and what a real run would refuse (a symlinked
+/// directory inside the output) refused with the same error.
 pub fn plan_and_write(
     config: &Config,
     renderer: &Renderer,
