@@ -280,23 +280,12 @@ impl OutputDir {
         newest: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<Written> {
-        self.write_seen(rel, bytes, newest, now).map(|(w, _)| w)
-    }
-
-    /// [`OutputDir::write`], and for a file left untouched its mtime (as
-    /// [`Peek::mtime`] would read it), seen on the way.
-    pub fn write_seen(
-        &self,
-        rel: &Path,
-        bytes: &[u8],
-        newest: Option<Timestamp>,
-        now: Timestamp,
-    ) -> Result<(Written, Option<Timestamp>)> {
         self.write_left(rel, bytes, newest, now, None)
-            .map(|left| (left.written, left.mtime))
+            .map(|left| left.written)
     }
 
-    /// [`OutputDir::write_seen`], and how the file was left ([`Left`]).
+    /// [`OutputDir::write`], and how the file was left ([`Left`]): for a
+    /// file left untouched, its mtime as [`Peek::mtime`] would read it.
     ///
     /// `vouched` is a [`FileState`] in which the caller knows
     /// the file to hold `bytes` already: an earlier render left it so, and

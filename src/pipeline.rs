@@ -554,9 +554,6 @@ pub struct PlannedFile {
     pub bytes: Vec<u8>,
     /// Newest upstream change among the items in the file (mtime rule).
     pub newest: Option<Timestamp>,
-    /// The file's mtime, when [`plan_and_write`] found it as planned and
-    /// left it untouched.
-    pub seen: Option<Timestamp>,
 }
 
 /// Snippets written per cluster at most, in the order the MOTD shows the
@@ -688,7 +685,6 @@ fn motd_file(
         rel: Path::new(&cluster.name).join("motd"),
         bytes: renderer.render_in(template, ctx)?.into_bytes(),
         newest: view.newest_change(),
-        seen: None,
     })
 }
 
@@ -722,7 +718,6 @@ fn plan_cluster(
             rel: dir.join("items").join(&name),
             bytes: renderer.render_item_in(&ctx, item)?.into_bytes(),
             newest: item.last_change,
-            seen: None,
         });
         items.insert(name);
     }
@@ -735,14 +730,12 @@ fn plan_cluster(
         rel: dir.join(calendar::FILE_NAME),
         bytes: cal.bytes,
         newest: cal.newest,
-        seen: None,
     });
     for extra in &config.outputs {
         files.push(PlannedFile {
             rel: PathBuf::from(extra.path.replace("{cluster}", &cluster.name)),
             bytes: renderer.render_in(&extra.template, &ctx)?.into_bytes(),
             newest,
-            seen: None,
         });
     }
     Ok((
@@ -807,38 +800,16 @@ pub fn apply(plan: &Plan, dir: &Path, now: Timestamp) -> Result<Vec<Change>> {
 }
 
 fn write_plan(plan: &Plan, out: &OutputDir, now: Timestamp) -> Result<Vec<Change>> {
+    let none = KnownFiles::new();
     let mut changes = Vec::new();
-    // The mtimes of the files left untouched, seen while comparing them:
-    // `index.json` lists them without looking at each file again.
-    let mut seen: BTreeMap<&Path, Timestamp> = BTreeMap::new();
+    let mut seen = Seen::new();
     for (name, cluster) in &plan.clusters {
-        for file in &cluster.files {
-            let (written, mtime) = out.write_seen(&file.rel, &file.bytes, file.newest, now)?;
-            if let Some(mtime) = mtime {
-                seen.insert(&file.rel, mtime);
-            }
-            if let Some(action) = action_of(written) {
-                changes.push(Change {
-                    path: display_rel(&file.rel),
-                    action,
-                });
-            }
-        }
-        for removed in out.prune_items(name, &cluster.items)? {
-            changes.push(Change {
-                path: display_rel(&removed),
-                action: Action::Removed,
-            });
-        }
+        let written = write_cluster(name, cluster, out, now, &none)?;
+        changes.extend(written.changes);
+        seen.insert(name.clone(), written.seen);
     }
-    let index = index_json(plan, &out.peek()?, &seen);
-    let written = out.write(Path::new("index.json"), index.as_bytes(), None, now)?;
-    if let Some(action) = action_of(written) {
-        changes.push(Change {
-            path: "index.json".into(),
-            action,
-        });
-    }
+    let (change, _) = write_index(plan, out, now, None, &seen)?;
+    changes.extend(change);
     Ok(changes)
 }
 
@@ -967,8 +938,10 @@ pub fn plan_and_write(
     let mut changes = Vec::new();
     let mut left = Vec::new();
     let mut dirs = Vec::new();
+    let mut seen = Seen::new();
     let mut failed = None;
     for (_, part) in parts {
+        seen.extend(part.seen);
         for (name, p, resolved) in part.planned {
             plan.ids.insert(name.clone(), resolved.ids);
             if !resolved.also_ids.is_empty() {
@@ -987,7 +960,7 @@ pub fn plan_and_write(
     }
     let outcome = match failed {
         Some(e) => Err(e),
-        None => write_index(&plan, out, now, index_known.as_ref()).map(|(change, file)| {
+        None => write_index(&plan, out, now, index_known.as_ref(), &seen).map(|(change, file)| {
             changes.extend(change);
             left.push(file);
             changes
@@ -1009,6 +982,8 @@ struct Part {
     changes: Vec<Change>,
     left: Vec<LeftFile>,
     dirs: Vec<LeftFile>,
+    /// Cluster -> the mtimes of its files left untouched, in plan order.
+    seen: Vec<(String, Vec<Option<Timestamp>>)>,
     /// The write error that stopped the chunk.
     failed: Option<Error>,
 }
@@ -1033,80 +1008,116 @@ fn write_chunk(
                 continue;
             }
         };
-        if let Err(e) = write_cluster(&cluster.name, &mut p, out, now, known, &mut part) {
-            part.failed = Some(e);
-            return part;
+        match write_cluster(&cluster.name, &p, out, now, known) {
+            Ok(written) => {
+                part.changes.extend(written.changes);
+                part.left.extend(written.left);
+                part.dirs.extend(written.dirs);
+                part.seen.push((cluster.name.clone(), written.seen));
+            }
+            Err(e) => {
+                part.failed = Some(e);
+                return part;
+            }
+        }
+        // Written: the bytes are not needed again.
+        for file in &mut p.files {
+            file.bytes = Vec::new();
         }
         part.planned.push((cluster.name.clone(), p, resolved));
     }
     part
 }
 
-/// Writes the files of one cluster's plan and drops their bytes, then
-/// removes the snippets that left its view.
+/// What writing one cluster's files did.
+struct ClusterWritten {
+    changes: Vec<Change>,
+    /// The mtime of each file left untouched, in plan order.
+    seen: Vec<Option<Timestamp>>,
+    /// Each file as left.
+    left: Vec<LeftFile>,
+    /// The cluster's directory and its `items/`, as left.
+    dirs: [LeftFile; 2],
+}
+
+/// Writes the files of one cluster's plan, then removes the snippets that
+/// left its view; `known` spares the comparison of files and the listing
+/// of `items/` an earlier render left as planned. What [`apply`] and
+/// [`plan_and_write`] both do for each cluster.
 fn write_cluster(
     name: &str,
-    p: &mut ClusterPlan,
+    p: &ClusterPlan,
     out: &OutputDir,
     now: Timestamp,
     known: &KnownFiles,
-    part: &mut Part,
-) -> Result<()> {
-    for file in &mut p.files {
+) -> Result<ClusterWritten> {
+    let vouched = |rel: &Path, digest: &Digest| {
+        known
+            .get(rel.to_string_lossy().as_ref())
+            .filter(|(_, d)| d == digest)
+            .map(|(state, _)| *state)
+    };
+    let mut changes = Vec::new();
+    let mut seen = Vec::with_capacity(p.files.len());
+    let mut left = Vec::with_capacity(p.files.len());
+    for file in &p.files {
         let digest = digest(&file.bytes);
-        let vouched = known
-            .get(file.rel.to_string_lossy().as_ref())
-            .filter(|(_, d)| *d == digest)
-            .map(|(state, _)| state);
-        let left = out.write_left(&file.rel, &file.bytes, file.newest, now, vouched)?;
-        file.seen = left.mtime;
-        if let Some(action) = action_of(left.written) {
-            part.changes.push(Change {
+        let state = vouched(&file.rel, &digest);
+        let was = out.write_left(&file.rel, &file.bytes, file.newest, now, state.as_ref())?;
+        seen.push(was.mtime);
+        if let Some(action) = action_of(was.written) {
+            changes.push(Change {
                 path: display_rel(&file.rel),
                 action,
             });
         }
-        part.left.push(LeftFile {
+        left.push(LeftFile {
             rel: file.rel.clone(),
-            state: left.state,
+            state: was.state,
             digest,
         });
-        file.bytes = Vec::new();
     }
     let items = Path::new(name).join("items");
     let names = names_digest(&p.items);
-    let vouched = known
-        .get(items.to_string_lossy().as_ref())
-        .filter(|(_, d)| *d == names)
-        .map(|(state, _)| state);
-    let (removed, [own, items_state]) = out.prune_items_left(name, &p.items, vouched)?;
-    for removed in removed {
-        part.changes.push(Change {
-            path: display_rel(&removed),
-            action: Action::Removed,
-        });
-    }
-    part.dirs.push(LeftFile {
-        rel: PathBuf::from(name),
-        state: own,
-        digest: [0; 16],
-    });
-    part.dirs.push(LeftFile {
-        rel: items,
-        state: items_state,
-        digest: names,
-    });
-    Ok(())
+    let state = vouched(&items, &names);
+    let (removed, [own, items_state]) = out.prune_items_left(name, &p.items, state.as_ref())?;
+    changes.extend(removed.iter().map(|removed| Change {
+        path: display_rel(removed),
+        action: Action::Removed,
+    }));
+    let dirs = [
+        LeftFile {
+            rel: PathBuf::from(name),
+            state: own,
+            digest: [0; 16],
+        },
+        LeftFile {
+            rel: items,
+            state: items_state,
+            digest: names,
+        },
+    ];
+    Ok(ClusterWritten {
+        changes,
+        seen,
+        left,
+        dirs,
+    })
 }
 
-/// Writes `index.json` for `plan`.
+/// Cluster -> the mtimes of its files left untouched, in plan order.
+type Seen = BTreeMap<String, Vec<Option<Timestamp>>>;
+
+/// Writes `index.json` for `plan`, the mtimes of files left untouched
+/// `seen`; `known` is how an earlier render left it.
 fn write_index(
     plan: &Plan,
     out: &OutputDir,
     now: Timestamp,
     known: Option<&(FileState, Digest)>,
+    seen: &Seen,
 ) -> Result<(Option<Change>, LeftFile)> {
-    let index = index_json(plan, &out.peek()?, &BTreeMap::new());
+    let index = index_json(plan, &out.peek()?, seen);
     let rel = Path::new(INDEX_FILE);
     let digest = digest(index.as_bytes());
     let vouched = known.filter(|(_, d)| *d == digest).map(|(state, _)| state);
@@ -1180,7 +1191,7 @@ pub struct IndexItem {
 
 /// Builds `index.json`, keeping the entries of clusters this plan did not
 /// render (`render --cluster`), so the index always covers every cluster.
-fn index_json(plan: &Plan, dir: &output::Peek, seen: &BTreeMap<&Path, Timestamp>) -> String {
+fn index_json(plan: &Plan, dir: &output::Peek, seen: &Seen) -> String {
     // A partial plan (`--cluster`, or clusters that failed) keeps the other
     // clusters' entries; a complete one also drops clusters no longer
     // configured.
@@ -1193,11 +1204,13 @@ fn index_json(plan: &Plan, dir: &output::Peek, seen: &BTreeMap<&Path, Timestamp>
     };
     for (name, cluster) in &plan.clusters {
         let v = &cluster.view;
+        let seen = seen.get(name);
         let files = cluster
             .files
             .iter()
-            .map(|f| {
-                let mtime = f.seen.or_else(|| seen.get(f.rel.as_path()).copied());
+            .enumerate()
+            .map(|(at, f)| {
+                let mtime = seen.and_then(|s| s.get(at).copied().flatten());
                 (display_rel(&f.rel), mtime.or_else(|| dir.mtime(&f.rel)))
             })
             .collect();
