@@ -41,6 +41,7 @@ use crate::cli::RenderArgs;
 use crate::config::{Config, SourceKind};
 use crate::mapping::KnownIds;
 use crate::model::Snapshot;
+use crate::output::FileState;
 use crate::pipeline::{Digest as FileDigest, FetchFailure, Gathered, KnownFiles, LeftFile};
 use crate::source::conditional::{self, Outcome, Validators};
 use crate::source::{self, Endpoint};
@@ -71,15 +72,15 @@ pub struct Stamp {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub only_then: bool,
     /// Every file and directory the render wrote, as it was left.
-    pub files: Vec<FileState>,
+    pub files: Vec<StampedFile>,
 }
 
 /// How a file was left: any write, rename or removal changes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileState {
+pub struct StampedFile {
     /// Relative to the output directory.
     pub path: String,
-    pub state: Option<[i64; 6]>,
+    pub state: Option<FileState>,
 }
 
 /// A source's validators as kept beside its last good snapshot.
@@ -330,7 +331,7 @@ impl<'a> States<'a> {
         States { root, fd }
     }
 
-    fn of(&self, rel: &Path) -> Option<[i64; 6]> {
+    fn of(&self, rel: &Path) -> Option<FileState> {
         if rel.as_os_str().is_empty() || rel.is_absolute() {
             return state_of(&self.root.join(rel));
         }
@@ -342,7 +343,7 @@ impl<'a> States<'a> {
 
 /// Size, inode, modification and change times of `path` (not following a
 /// last symlink), or `None` when it is gone.
-pub(crate) fn state_of(path: &Path) -> Option<[i64; 6]> {
+pub(crate) fn state_of(path: &Path) -> Option<FileState> {
     let m = std::fs::symlink_metadata(path).ok()?;
     Some(crate::output::state_of_metadata(&m))
 }
@@ -394,7 +395,7 @@ impl Stamp {
         // Paths as text: sorting and looking up 3,000 `Path`s compares
         // them component by component.
         let text = |p: &Path| p.to_string_lossy().into_owned();
-        let mut seen: HashMap<String, Option<Option<[i64; 6]>>> = HashMap::new();
+        let mut seen: HashMap<String, Option<Option<FileState>>> = HashMap::new();
         for f in left {
             seen.entry(text(&f.rel))
                 // Written twice (two clusters' outputs on one path): which
@@ -414,7 +415,7 @@ impl Stamp {
         let states = States::under(out);
         let files = paths
             .into_iter()
-            .map(|p| FileState {
+            .map(|p| StampedFile {
                 state: match seen.get(&p) {
                     Some(Some(state)) => *state,
                     _ => states.of(Path::new(&p)),
@@ -468,7 +469,7 @@ struct KeptFiles {
     /// The output directory, made absolute: the paths are relative to it.
     out: PathBuf,
     /// Path, state, hex digest of the bytes.
-    files: Vec<(String, [i64; 6], String)>,
+    files: Vec<(String, FileState, String)>,
 }
 
 /// How the last render into `out` left its files ([`KnownFiles`]); empty

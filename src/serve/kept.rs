@@ -28,7 +28,7 @@ struct Held<T> {
     read: bool,
     /// What [`oneshot::state_of`] said of the file when last seen: `None` when
     /// there was none.
-    seen: Option<[i64; 6]>,
+    seen: Option<crate::output::FileState>,
 }
 
 impl<T> Held<T> {
