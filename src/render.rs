@@ -29,6 +29,8 @@ use crate::error::{Error, Result};
 use crate::sanitize::terminal_safe;
 use crate::view::{ClusterView, Item};
 
+mod builtin;
+
 /// A cluster file is at most this long (`DESIGN.md`, "Files written").
 pub const MAX_FILE_BYTES: usize = 64 * 1024;
 
@@ -65,26 +67,38 @@ pub struct Renderer {
     dir: Option<PathBuf>,
     /// Names loaded from `dir` rather than embedded.
     from_dir: BTreeSet<String>,
+    /// Whether the embedded MOTD and snippet templates are rendered by
+    /// their Rust form (`builtin`); always, except in the tests that
+    /// compare the two.
+    builtin: bool,
 }
 
 /// A view turned into a template context once, for the MOTD and all the
 /// snippets of one cluster. (Making it for every snippet made rendering a
 /// cluster cost its item count squared.)
+///
+/// The value is made when a template first needs it: the built-in MOTD and
+/// snippet templates do not (see `builtin`).
 pub struct ViewContext<'v> {
     view: &'v ClusterView,
-    value: Value,
+    value: std::cell::OnceCell<Value>,
 }
 
 impl<'v> ViewContext<'v> {
     pub fn new(view: &'v ClusterView) -> Self {
         Self {
             view,
-            value: Value::from_serialize(view),
+            value: std::cell::OnceCell::new(),
         }
     }
 }
 
 impl ViewContext<'_> {
+    /// The view as a template value.
+    fn value(&self) -> &Value {
+        self.value.get_or_init(|| Value::from_serialize(self.view))
+    }
+
     /// `item` as a template value: taken from the context when it is one of
     /// the view's own items (the view's lists were turned into values with
     /// the view), turned into one otherwise.
@@ -104,7 +118,7 @@ impl ViewContext<'_> {
                 continue;
             }
             let n = (at as usize - items.as_ptr() as usize) / std::mem::size_of::<Item>();
-            let mut list = self.value.get_attr(key).ok();
+            let mut list = self.value().get_attr(key).ok();
             if let Some(sub) = sub {
                 list = list.and_then(|l| l.get_attr(sub).ok());
             }
@@ -211,7 +225,13 @@ impl Renderer {
             names,
             dir,
             from_dir,
+            builtin: true,
         })
+    }
+
+    /// Whether `template` is an embedded one that `builtin` writes.
+    fn is_builtin(&self, template: &str) -> bool {
+        self.builtin && !self.from_dir.contains(template)
     }
 
     /// Renders `template` with the view as context.
@@ -229,13 +249,23 @@ impl Renderer {
 
     /// Renders `template` with a context made once.
     pub fn render_in(&self, template: &str, ctx: &ViewContext<'_>) -> Result<String> {
-        self.render_with(template, ctx.value.clone(), ctx.view)
+        if template == MOTD_TEMPLATE && self.is_builtin(MOTD_TEMPLATE) {
+            if let Some(out) = builtin::motd(ctx.view) {
+                return Ok(finish(out, ctx.view));
+            }
+        }
+        self.render_with(template, ctx.value().clone(), ctx.view)
     }
 
     /// Renders `item.txt.j2` with a context made once, plus `item`: the cost
     /// is the item's, not the view's.
     pub fn render_item_in(&self, ctx: &ViewContext<'_>, item: &Item) -> Result<String> {
-        let value = context! { item => ctx.item_value(item), ..ctx.value.clone() };
+        if self.is_builtin(ITEM_TEMPLATE) {
+            if let Some(out) = builtin::item(ctx.view, item) {
+                return Ok(finish(out, ctx.view));
+            }
+        }
+        let value = context! { item => ctx.item_value(item), ..ctx.value().clone() };
         self.render_with(ITEM_TEMPLATE, value, ctx.view)
     }
 
@@ -1564,7 +1594,7 @@ mod tests {
         assert_eq!(filter("{{ missing|lines }}"), "");
     }
 
-    fn hostile_text() -> impl proptest::strategy::Strategy<Value = String> {
+    pub(super) fn hostile_text() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
         let pieces = prop::sample::select(vec![
             "a",
