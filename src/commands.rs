@@ -116,7 +116,70 @@ fn permanent_failures(data: &Gathered, clusters: &[&config::ClusterConfig]) -> O
     )))
 }
 
+/// A `--snapshot` file read on a second thread while the configuration
+/// loads: its digest comes first, for the stamp; the thread parses it when
+/// the render turns out to plan, and not otherwise.
+struct SnapshotReader {
+    digests: std::sync::mpsc::Receiver<std::collections::BTreeMap<String, String>>,
+    go: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<Result<Option<snapshot::Snapshots>>>>,
+}
+
+impl SnapshotReader {
+    fn start(path: &Path) -> Self {
+        let (digest_to, digests) = std::sync::mpsc::channel();
+        let (go, go_from) = std::sync::mpsc::channel();
+        let path = path.to_path_buf();
+        let thread = std::thread::spawn(move || {
+            let text =
+                std::fs::read_to_string(&path).map_err(Error::io("cannot read snapshot", &path))?;
+            let _ = digest_to.send(oneshot::snapshot_digest(text.as_bytes()));
+            if go_from.recv().is_err() {
+                // Nothing to plan: the stamp held.
+                return Ok(None);
+            }
+            snapshot::parse(&text)
+                .map(Some)
+                .map_err(|e| Error::Runtime(format!("invalid snapshot `{}`: {e}", path.display())))
+        });
+        Self {
+            digests,
+            go,
+            thread: Some(thread),
+        }
+    }
+
+    /// The file's digest, or why it cannot be read.
+    fn digests(&mut self) -> Result<std::collections::BTreeMap<String, String>> {
+        match self.digests.recv() {
+            Ok(digests) => Ok(digests),
+            Err(_) => Err(self
+                .finish()
+                .err()
+                .unwrap_or_else(|| Error::Runtime("the snapshot could not be read".to_owned()))),
+        }
+    }
+
+    /// The file's snapshots.
+    fn parsed(mut self) -> Result<snapshot::Snapshots> {
+        let _ = self.go.send(());
+        self.finish()?
+            .ok_or_else(|| Error::Runtime("the snapshot could not be read".to_owned()))
+    }
+
+    fn finish(&mut self) -> Result<Option<snapshot::Snapshots>> {
+        let thread = self
+            .thread
+            .take()
+            .ok_or_else(|| Error::Runtime("the snapshot could not be read".to_owned()))?;
+        thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
 pub fn render(args: &RenderArgs) -> Result<u8> {
+    let mut reader = args.snapshot.as_deref().map(SnapshotReader::start);
     let config = load_config(&args.config)?;
     let now = parse_now(args.now.as_deref())?;
     let clusters = pipeline::select_clusters(&config, &args.clusters)?;
@@ -176,16 +239,13 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         say_events(&gathered.events);
         quick = Some((inputs, digests, keep, gathered.events.is_empty()));
         gathered
-    } else if let Some(path) = args
-        .snapshot
-        .as_deref()
-        .filter(|_| oneshot::snapshot_eligible(&config, args))
+    } else if let Some((path, mut reader)) = reader
+        .take_if(|_| oneshot::snapshot_eligible(&config, args))
+        .and_then(|reader| Some((args.snapshot.as_deref()?, reader)))
     {
         // The same shortcut, the file's bytes being the one answer.
         let state_dir = &config.settings.state_dir;
-        let text =
-            std::fs::read_to_string(path).map_err(Error::io("cannot read snapshot", path))?;
-        let digests = oneshot::snapshot_digest(text.as_bytes());
+        let digests = reader.digests()?;
         let inputs = oneshot::fingerprint(&config, &out);
         if oneshot::Stamp::load(state_dir)
             .is_some_and(|s| s.holds(&inputs, &digests, now) && s.files_hold(&out))
@@ -202,14 +262,21 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
             true,
         ));
         pipeline::Gather {
-            data: pipeline::from_text(&config, &text, path)?,
+            data: pipeline::from_snapshots(&config, reader.parsed()?, path),
             store: Store::new(state_dir),
             events: Vec::new(),
         }
     } else {
         known = known_files();
         renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
-        gather(&config, &clusters, args.snapshot.as_deref(), now)?
+        match (reader, args.snapshot.as_deref()) {
+            (Some(reader), Some(path)) => pipeline::Gather {
+                data: pipeline::from_snapshots(&config, reader.parsed()?, path),
+                store: Store::new(&config.settings.state_dir),
+                events: Vec::new(),
+            },
+            _ => gather(&config, &clusters, None, now)?,
+        }
     };
     let pipeline::Gather {
         data, mut store, ..
@@ -228,7 +295,11 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         };
         let done = match dir {
             Ok(dir) => {
-                pipeline::plan_and_write(&config, &renderer, &clusters, &data, &dir, now, known)
+                // The views are read again only for notifications.
+                let views = keep_state && !config.notify.is_empty();
+                pipeline::plan_and_write(
+                    &config, &renderer, &clusters, &data, &dir, now, known, views,
+                )
             }
             Err(e) => pipeline::Rendered {
                 plan: pipeline::plan(&config, &renderer, &clusters, &data, now),
@@ -266,14 +337,17 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         // before the stamp and the table of files are made.
         plan.clusters.clear();
     }
-    if let Some((inputs, Some(digests), keep, true)) = quick {
-        if warnings.is_empty() && plan.warnings.is_empty() && plan.errors.is_empty() {
-            keep_stamp(&config, &out, inputs, digests, keep, &data, &left, now);
+    // The stamp and the table of files are made and kept at once.
+    std::thread::scope(|scope| {
+        if !args.check {
+            scope.spawn(|| oneshot::keep_files(state_dir, &out, &left));
         }
-    }
-    if !args.check {
-        oneshot::keep_files(state_dir, &out, &left);
-    }
+        if let Some((inputs, Some(digests), keep, true)) = quick {
+            if warnings.is_empty() && plan.warnings.is_empty() && plan.errors.is_empty() {
+                keep_stamp(&config, &out, inputs, digests, keep, &data, &left, now);
+            }
+        }
+    });
     if keep_state && !config.notify.is_empty() {
         notify_after_render(&config, &renderer, &plan);
     }

@@ -83,7 +83,8 @@ pub type FileState = [i64; 6];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Left {
     pub written: Written,
-    /// The mtime of a file left untouched (as [`Peek::mtime`] reads it).
+    /// The file's mtime as left (as [`Peek::mtime`] reads it); `None` in a
+    /// dry run or when it could not be read.
     pub mtime: Option<Timestamp>,
     /// The file's state after the call; `None` in a dry run or when it
     /// could not be read.
@@ -370,7 +371,7 @@ impl OutputDir {
             .map(|st| state_of_stat(&st));
         Ok(Left {
             written,
-            mtime: None,
+            mtime: state.as_ref().and_then(state_mtime),
             state,
         })
     }

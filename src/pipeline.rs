@@ -344,15 +344,8 @@ pub fn from_file(config: &Config, path: &Path) -> Result<Gathered> {
     Ok(from_snapshots(config, snapshot::load(path)?, path))
 }
 
-/// [`from_file`] of the file's text, already read from `path`.
-pub fn from_text(config: &Config, text: &str, path: &Path) -> Result<Gathered> {
-    let snaps = snapshot::parse(text).map_err(|e| {
-        crate::Error::Runtime(format!("invalid snapshot `{}`: {e}", path.display()))
-    })?;
-    Ok(from_snapshots(config, snaps, path))
-}
-
-fn from_snapshots(config: &Config, mut snaps: Snapshots, path: &Path) -> Gathered {
+/// Data from the snapshots parsed from the file at `path`.
+pub fn from_snapshots(config: &Config, mut snaps: Snapshots, path: &Path) -> Gathered {
     if snaps.len() == 1 && config.sources.len() == 1 {
         let only = snaps.pop_first().map(|(_, s)| s);
         let name = config.sources.keys().next().cloned();
@@ -808,7 +801,8 @@ fn write_plan(plan: &Plan, out: &OutputDir, now: Timestamp) -> Result<Vec<Change
         changes.extend(written.changes);
         seen.insert(name.clone(), written.seen);
     }
-    let (change, _) = write_index(plan, out, now, None, &seen)?;
+    let index = index_json(plan, &out.peek()?, &seen, &BTreeMap::new());
+    let (change, _) = write_index(&index, out, now, None)?;
     changes.extend(change);
     Ok(changes)
 }
@@ -879,6 +873,11 @@ const CHUNK: usize = 16;
 /// Over [`OutputDir::dry_run`] this is `render --check`: every decision
 /// taken by the same code, and what a real run would refuse (a symlinked
 /// directory inside the output) refused with the same error.
+///
+/// Each cluster's entry of `index.json` is made on the same threads. Without
+/// `views`, the plan's views are emptied once that is done: a render that
+/// sends no notification does not read them again.
+#[allow(clippy::too_many_arguments)]
 pub fn plan_and_write(
     config: &Config,
     renderer: &Renderer,
@@ -887,6 +886,7 @@ pub fn plan_and_write(
     out: &OutputDir,
     now: Timestamp,
     known: KnownFiles,
+    views: bool,
 ) -> Rendered {
     let mut order = clusters.to_vec();
     order.sort_by(|a, b| a.name.cmp(&b.name));
@@ -902,7 +902,9 @@ pub fn plan_and_write(
             let Some(chunk) = chunks.get(at) else {
                 break;
             };
-            let part = write_chunk(config, renderer, chunk, data, &indexes, out, now, &known);
+            let part = write_chunk(
+                config, renderer, chunk, data, &indexes, out, now, &known, views,
+            );
             if part.failed.is_some() {
                 // The chunks before this one were all handed out already
                 // and finish; none after it starts.
@@ -939,9 +941,11 @@ pub fn plan_and_write(
     let mut left = Vec::new();
     let mut dirs = Vec::new();
     let mut seen = Seen::new();
+    let mut entries = BTreeMap::new();
     let mut failed = None;
     for (_, part) in parts {
         seen.extend(part.seen);
+        entries.extend(part.entries);
         for (name, p, resolved) in part.planned {
             plan.ids.insert(name.clone(), resolved.ids);
             if !resolved.also_ids.is_empty() {
@@ -958,13 +962,21 @@ pub fn plan_and_write(
             failed = part.failed;
         }
     }
+    // A complete plan's `index.json` is its entries, already made; any
+    // other is merged with the one on disk.
+    let made = plan.complete && plan.errors.is_empty() && entries.len() == plan.clusters.len();
+    let index = made.then(|| index_of_entries(&entries));
     let outcome = match failed {
         Some(e) => Err(e),
-        None => write_index(&plan, out, now, index_known.as_ref(), &seen).map(|(change, file)| {
-            changes.extend(change);
-            left.push(file);
-            changes
-        }),
+        None => out
+            .peek()
+            .map(|dir| index.unwrap_or_else(|| index_json(&plan, &dir, &seen, &entries)))
+            .and_then(|index| write_index(&index, out, now, index_known.as_ref()))
+            .map(|(change, file)| {
+                changes.extend(change);
+                left.push(file);
+                changes
+            }),
     };
     Rendered {
         plan,
@@ -982,8 +994,11 @@ struct Part {
     changes: Vec<Change>,
     left: Vec<LeftFile>,
     dirs: Vec<LeftFile>,
-    /// Cluster -> the mtimes of its files left untouched, in plan order.
+    /// Cluster -> the mtimes of its files as left, in plan order.
     seen: Vec<(String, Vec<Option<Timestamp>>)>,
+    /// Cluster -> its entry of `index.json` as JSON text, when all its
+    /// mtimes were known.
+    entries: Vec<(String, String)>,
     /// The write error that stopped the chunk.
     failed: Option<Error>,
 }
@@ -998,6 +1013,7 @@ fn write_chunk(
     out: &OutputDir,
     now: Timestamp,
     known: &KnownFiles,
+    views: bool,
 ) -> Part {
     let mut part = Part::default();
     for cluster in chunk {
@@ -1010,6 +1026,16 @@ fn write_chunk(
         };
         match write_cluster(&cluster.name, &p, out, now, known) {
             Ok(written) => {
+                // The cluster's entry of `index.json`, made here on the
+                // writing threads; only with every mtime known, as a run
+                // that writes gives them.
+                if written.seen.iter().all(Option::is_some) {
+                    let entry = index_entry_text(&cluster.name, &p, |at| written.seen[at]);
+                    part.entries.push((cluster.name.clone(), entry));
+                    if !views {
+                        let_go(&mut p.view);
+                    }
+                }
                 part.changes.extend(written.changes);
                 part.left.extend(written.left);
                 part.dirs.extend(written.dirs);
@@ -1032,7 +1058,7 @@ fn write_chunk(
 /// What writing one cluster's files did.
 struct ClusterWritten {
     changes: Vec<Change>,
-    /// The mtime of each file left untouched, in plan order.
+    /// The mtime of each file as left, in plan order.
     seen: Vec<Option<Timestamp>>,
     /// Each file as left.
     left: Vec<LeftFile>,
@@ -1105,19 +1131,17 @@ fn write_cluster(
     })
 }
 
-/// Cluster -> the mtimes of its files left untouched, in plan order.
+/// Cluster -> the mtimes of its files as left, in plan order.
 type Seen = BTreeMap<String, Vec<Option<Timestamp>>>;
 
-/// Writes `index.json` for `plan`, the mtimes of files left untouched
-/// `seen`; `known` is how an earlier render left it.
+/// Writes `index.json`, its text `index`; `known` is how an earlier render
+/// left it.
 fn write_index(
-    plan: &Plan,
+    index: &str,
     out: &OutputDir,
     now: Timestamp,
     known: Option<&(FileState, Digest)>,
-    seen: &Seen,
 ) -> Result<(Option<Change>, LeftFile)> {
-    let index = index_json(plan, &out.peek()?, seen);
     let rel = Path::new(INDEX_FILE);
     let digest = digest(index.as_bytes());
     let vouched = known.filter(|(_, d)| *d == digest).map(|(state, _)| state);
@@ -1191,7 +1215,12 @@ pub struct IndexItem {
 
 /// Builds `index.json`, keeping the entries of clusters this plan did not
 /// render (`render --cluster`), so the index always covers every cluster.
-fn index_json(plan: &Plan, dir: &output::Peek, seen: &Seen) -> String {
+fn index_json(
+    plan: &Plan,
+    dir: &output::Peek,
+    seen: &Seen,
+    made: &BTreeMap<String, String>,
+) -> String {
     // A partial plan (`--cluster`, or clusters that failed) keeps the other
     // clusters' entries; a complete one also drops clusters no longer
     // configured.
@@ -1203,50 +1232,104 @@ fn index_json(plan: &Plan, dir: &output::Peek, seen: &Seen) -> String {
             .unwrap_or_default()
     };
     for (name, cluster) in &plan.clusters {
-        let v = &cluster.view;
+        // An entry the writing threads made already (its cluster's view
+        // may be gone).
+        if let Some(entry) = made.get(name).and_then(|e| serde_json::from_str(e).ok()) {
+            index.clusters.insert(name.clone(), entry);
+            continue;
+        }
         let seen = seen.get(name);
-        let files = cluster
-            .files
-            .iter()
-            .enumerate()
-            .map(|(at, f)| {
-                let mtime = seen.and_then(|s| s.get(at).copied().flatten());
-                (display_rel(&f.rel), mtime.or_else(|| dir.mtime(&f.rel)))
-            })
-            .collect();
-        let items = v
-            .items()
-            .filter(|i| cluster.items.contains(i.snippet_name()))
-            .map(|i| IndexItem {
-                source: (Some(i.source.as_str()) != v.sources.first().map(|s| s.name.as_str()))
-                    .then(|| i.source.clone()),
-                kind: i.kind.as_str().to_owned(),
-                id: i.id.clone(),
-                name: i.name.clone(),
-                status: i.status.clone(),
-                file: format!("{name}/{}", i.file),
-            })
-            .collect();
-        index.clusters.insert(
-            name.clone(),
-            IndexEntry {
-                status: v.status.as_str().to_owned(),
-                stale: v.stale,
-                source: v
-                    .sources
-                    .first()
-                    .map(|s| s.name.clone())
-                    .unwrap_or_default(),
-                sources: v.sources.iter().map(|s| s.name.clone()).collect(),
-                items,
-                items_left_out: cluster.items_left_out,
-                files,
-            },
-        );
+        let entry = index_entry(name, cluster, |at| {
+            let mtime = seen.and_then(|s| s.get(at).copied().flatten());
+            mtime.or_else(|| dir.mtime(&cluster.files[at].rel))
+        });
+        index.clusters.insert(name.clone(), entry);
     }
     let mut text = serde_json::to_string_pretty(&index).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// The entry of `index.json` for the plan of cluster `name`, `mtime`
+/// giving the mtime of its `n`th file.
+fn index_entry(
+    name: &str,
+    cluster: &ClusterPlan,
+    mtime: impl Fn(usize) -> Option<Timestamp>,
+) -> IndexEntry {
+    let v = &cluster.view;
+    let files = cluster
+        .files
+        .iter()
+        .enumerate()
+        .map(|(at, f)| (display_rel(&f.rel), mtime(at)))
+        .collect();
+    let items = v
+        .items()
+        .filter(|i| cluster.items.contains(i.snippet_name()))
+        .map(|i| IndexItem {
+            source: (Some(i.source.as_str()) != v.sources.first().map(|s| s.name.as_str()))
+                .then(|| i.source.clone()),
+            kind: i.kind.as_str().to_owned(),
+            id: i.id.clone(),
+            name: i.name.clone(),
+            status: i.status.clone(),
+            file: format!("{name}/{}", i.file),
+        })
+        .collect();
+    IndexEntry {
+        status: v.status.as_str().to_owned(),
+        stale: v.stale,
+        source: v
+            .sources
+            .first()
+            .map(|s| s.name.clone())
+            .unwrap_or_default(),
+        sources: v.sources.iter().map(|s| s.name.clone()).collect(),
+        items,
+        items_left_out: cluster.items_left_out,
+        files,
+    }
+}
+
+/// [`index_entry`] as the text `serde_json::to_string_pretty` gives it,
+/// at the left margin.
+fn index_entry_text(
+    name: &str,
+    cluster: &ClusterPlan,
+    mtime: impl Fn(usize) -> Option<Timestamp>,
+) -> String {
+    serde_json::to_string_pretty(&index_entry(name, cluster, mtime)).unwrap_or_default()
+}
+
+/// `index.json` put together from its entries, sorted by cluster, byte for
+/// byte what `serde_json::to_string_pretty` gives for the whole [`Index`]
+/// (an entry's lines indented by two levels).
+fn index_of_entries(entries: &BTreeMap<String, String>) -> String {
+    let mut text = String::from("{\n  \"clusters\": {");
+    let mut any = false;
+    for (name, entry) in entries {
+        text.push_str(if any { ",\n    " } else { "\n    " });
+        any = true;
+        text.push_str(&serde_json::to_string(name).unwrap_or_default());
+        text.push_str(": ");
+        // JSON text holds no newline inside a string: every newline is
+        // between two lines of the layout.
+        text.push_str(&entry.replace('\n', "\n    "));
+    }
+    text.push_str(if any { "\n  }\n}\n" } else { "}\n}\n" });
+    text
+}
+
+/// Lets go of what a view holds, once its cluster's files and entry of
+/// `index.json` are made, in a render that does not read it again (no
+/// notification to send): 1,000 clusters' views are megabytes.
+fn let_go(view: &mut ClusterView) {
+    view.incidents = Vec::new();
+    view.maintenance = crate::view::Maintenance::default();
+    view.resolved = Vec::new();
+    view.components = Vec::new();
+    view.unknown = Vec::new();
 }
 
 #[cfg(test)]
@@ -1257,16 +1340,18 @@ mod tests {
     use serde_json::json;
     use std::fmt::Write as _;
 
-    /// `n` clusters of one component each, and one whose component is not
-    /// on the page.
-    fn config(n: usize) -> Config {
+    /// `n` clusters of one component each, and `lost`: one whose component
+    /// is not on the page.
+    fn config_of(n: usize, lost: bool) -> Config {
         let mut toml = String::from(
             "[settings]\ntimezone = \"UTC\"\n\n[sources.status]\nkind = \"statuspage-public\"\nurl = \"https://status.example.org\"\n\n",
         );
         for i in 0..n {
             let _ = writeln!(toml, "[clusters.c{i:02}]\ncomponents = [\"Part {i}\"]");
         }
-        toml.push_str("[clusters.lost]\ncomponents = [\"Nowhere\"]\n");
+        if lost {
+            toml.push_str("[clusters.lost]\ncomponents = [\"Nowhere\"]\n");
+        }
         Config::parse(&toml, Path::new("/srv/motd/mapping.toml")).unwrap()
     }
 
@@ -1349,9 +1434,28 @@ mod tests {
     }
 
     #[test]
+    fn an_index_without_clusters_is_laid_out_as_serde_json_lays_it_out() {
+        let mut whole = serde_json::to_string_pretty(&Index::default()).unwrap();
+        whole.push('\n');
+        assert_eq!(index_of_entries(&BTreeMap::new()), whole);
+    }
+
+    #[test]
     fn planning_and_writing_by_chunks_gives_what_plan_and_apply_give() {
+        // With a cluster that cannot be rendered, `index.json` is merged
+        // as `apply` merges it; without one, it is put together from the
+        // entries the writing threads made.
+        // Views let go of or kept, the files are the same.
+        for lost in [true, false] {
+            for views in [true, false] {
+                by_chunks_as_plan_and_apply(lost, views);
+            }
+        }
+    }
+
+    fn by_chunks_as_plan_and_apply(lost: bool, views: bool) {
         let n = 3 * CHUNK + 5;
-        let config = config(n);
+        let config = config_of(n, lost);
         let renderer = Renderer::new(None).unwrap();
         let clusters: Vec<&ClusterConfig> = config.clusters.values().collect();
         let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -1386,6 +1490,7 @@ mod tests {
                 &out,
                 now,
                 std::mem::take(&mut known),
+                views,
             );
             drop(out);
             let got = made.outcome.unwrap();
@@ -1393,7 +1498,7 @@ mod tests {
             assert_eq!(tree(two.path()), tree(one.path()), "round {round}");
             assert_eq!(
                 made.plan.errors.len(),
-                1,
+                usize::from(lost),
                 "the cluster that cannot be rendered"
             );
             assert_eq!(made.plan.errors.len(), plan.errors.len());
@@ -1402,6 +1507,13 @@ mod tests {
                 plan.clusters.keys().collect::<Vec<_>>()
             );
             assert_eq!(made.plan.ids, plan.ids);
+            for (name, p) in &made.plan.clusters {
+                let kept = &plan.clusters[name].view;
+                assert_eq!(
+                    p.view.incidents.len(),
+                    if views { kept.incidents.len() } else { 0 }
+                );
+            }
             match round {
                 0 => assert!(got.iter().all(|c| c.action == Action::Created)),
                 1 => assert_eq!(lines(&got), ["removed c03/items/incident-stray.txt"]),

@@ -168,3 +168,45 @@ fn a_template_that_prints_the_age_renders_every_time() {
     );
     assert_eq!(motd, "age 600\n");
 }
+
+#[test]
+fn a_snapshot_that_cannot_be_read_or_parsed_changes_nothing_and_says_which() {
+    let (site, snap) = site("Lustre upgrade");
+    render_at(&site, &snap, "2025-06-01T11:15:00Z");
+    let files = files_under(&site.out(""));
+    let missing = site.path().join("missing.json");
+    let cut = site.path().join("cut.json");
+    let text = std::fs::read_to_string(&snap).unwrap();
+    std::fs::write(&cut, &text[..text.len() / 2]).unwrap();
+    // With the shortcut's reading and without it (`--cluster`).
+    for extra in [&[][..], &["--cluster", "alpha"][..]] {
+        for (file, says) in [
+            (&missing, "cannot read snapshot"),
+            (&cut, "invalid snapshot"),
+        ] {
+            let mut args = vec!["render", "--snapshot", file.to_str().unwrap()];
+            args.extend(extra);
+            args.extend(["--now", "2025-06-01T11:30:00Z"]);
+            let o = site.run(&args);
+            assert_eq!(code(&o), 1, "{args:?}: {}", stderr(&o));
+            let err = stderr(&o);
+            assert!(err.contains(says), "{args:?}: {err}");
+            assert!(err.contains(&format!("`{}`", file.display())), "{err}");
+            assert_eq!(files, files_under(&site.out("")), "{args:?}");
+        }
+    }
+    // A configuration error is said first, whatever the snapshot.
+    std::fs::write(site.path().join("mapping.toml"), "[settings\n").unwrap();
+    let o = site.run(&["render", "--snapshot", missing.to_str().unwrap()]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid table header"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !stderr(&o).contains("cannot read snapshot"),
+        "{}",
+        stderr(&o)
+    );
+}
