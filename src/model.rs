@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::sanitize::{sanitize, sanitize_line, sanitize_url};
+use crate::sanitize::{sanitize_in_place, sanitize_line_in_place, sanitize_url};
 
 /// Version of the snapshot file format; bumped when a change would make an old
 /// reader misread a new file.
@@ -199,19 +199,20 @@ impl Snapshot {
     ///
     /// Only update bodies and component descriptions may keep line breaks:
     /// every other field is printed inside a line, so it is made one line
-    /// ([`sanitize_line`]), and links must be `http(s)` URLs or are dropped
+    /// ([`crate::sanitize::sanitize_line`]), and links must be `http(s)` URLs or are dropped
     /// ([`sanitize_url`]).
     #[must_use]
     pub fn sanitized(mut self) -> Self {
-        let line = |v: &mut String| *v = sanitize_line(v);
+        // In place: a clean field, which most are, is not copied.
+        let line = sanitize_line_in_place;
         let opt_line = |v: &mut Option<String>| {
             if let Some(v) = v {
-                *v = sanitize_line(v);
+                sanitize_line_in_place(v);
             }
         };
         let text = |v: &mut Option<String>| {
             if let Some(v) = v {
-                *v = sanitize(v);
+                sanitize_in_place(v);
             }
         };
         let url = |v: &mut Option<String>| *v = v.as_deref().and_then(sanitize_url);
@@ -240,7 +241,7 @@ impl Snapshot {
             for u in &mut i.updates {
                 line(&mut u.id);
                 line(&mut u.status);
-                u.body = sanitize(&u.body);
+                sanitize_in_place(&mut u.body);
             }
         }
         self

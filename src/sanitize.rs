@@ -80,6 +80,23 @@ pub fn sanitize_line(s: &str) -> String {
     out
 }
 
+/// [`sanitize`] in place: a clean text, which most upstream text is, is
+/// left where it is instead of copied.
+pub fn sanitize_in_place(v: &mut String) {
+    if !is_clean(v) {
+        *v = sanitize(v);
+    }
+}
+
+/// [`sanitize_line`] in place, as [`sanitize_in_place`].
+pub fn sanitize_line_in_place(v: &mut String) {
+    // What `sanitize_line` returns unchanged: a clean text on one line
+    // that does not start with a space.
+    if !(is_clean(v) && !v.contains('\n') && v.trim_start().len() == v.len()) {
+        *v = sanitize_line(v);
+    }
+}
+
 /// [`sanitize_line`] for a link (a shortlink, a page's address): an
 /// `http://` or `https://` URL with a host, and no whitespace, quote, angle
 /// bracket or backslash, which could end it early wherever it is printed;
@@ -810,6 +827,23 @@ mod tests {
             prop_assert_eq!(out.trim(), out.as_str());
             prop_assert_eq!(sanitize_line(&out), out.clone());
             prop_assert_eq!(sanitize(&out), out);
+        }
+
+        #[test]
+        fn in_place_gives_what_a_copy_gives(s in hostile()) {
+            let mut text = s.clone();
+            sanitize_in_place(&mut text);
+            prop_assert_eq!(&text, &sanitize(&s));
+            let mut line = s.clone();
+            sanitize_line_in_place(&mut line);
+            prop_assert_eq!(&line, &sanitize_line(&s));
+            // Already clean (judged without `<` and `&`): the same buffer,
+            // not a copy.
+            if !line.contains(['<', '&']) {
+                let at = line.as_ptr();
+                sanitize_line_in_place(&mut line);
+                prop_assert_eq!(line.as_ptr(), at);
+            }
         }
 
         #[test]
