@@ -318,9 +318,12 @@ fn a_webhook_fetch_asks_conditionally_and_a_304_writes_nothing() {
     let served = Served::spawn(cmd);
     wait_for("the first render", 20, || site.out("alpha/motd").exists());
     wait_for("the first fetch", 20, || fake.requests() == 3);
+    let snapshot = site.path().join("state/status.snapshot.json");
+    // Kept after the render, on a thread of its own: on a busy machine,
+    // later than the MOTD.
+    wait_for("the first snapshot kept", 20, || snapshot.exists());
     std::thread::sleep(Duration::from_millis(300));
     let files = out_files(&site);
-    let snapshot = site.path().join("state/status.snapshot.json");
     let saved = std::fs::metadata(&snapshot).unwrap().modified().unwrap();
 
     assert_eq!(webhook(&served), 202);
