@@ -366,11 +366,11 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     }
     let mut errors = std::mem::take(&mut plan.errors);
     errors.extend(permanent_failures(&data, &clusters));
-    // The process ends here: the memory of the data, the plan and the
-    // files goes back with it at once, not one allocation at a time
-    // (milliseconds for a large site). None of them holds a file or a
-    // lock.
-    std::mem::forget((data, plan, left));
+    // The process ends here: the memory of the data, the plan, the files,
+    // the templates and the configuration goes back with it at once, not
+    // one allocation at a time (milliseconds for a large site). None of
+    // them holds a file or a lock.
+    std::mem::forget((data, plan, left, renderer, config));
     finish(errors)?;
     Ok(u8::from(args.check && !changes.is_empty()))
 }

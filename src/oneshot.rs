@@ -28,7 +28,7 @@
 //! with the time upstream last confirmed that snapshot: a later fallback to
 //! it counts its age from then ([`confirmed_at`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use jiff::{SignedDuration, Timestamp};
@@ -395,34 +395,40 @@ impl Stamp {
         // Paths as text: sorting and looking up 3,000 `Path`s compares
         // them component by component.
         let text = |p: &Path| p.to_string_lossy().into_owned();
-        let mut seen: HashMap<String, Option<Option<FileState>>> = HashMap::new();
+        // Every file left, and every directory holding one, each as written
+        // (`Some`) or to be looked at (`None`). A cluster's files come one
+        // after the other, so its directory is named once per run of them.
+        let mut entries: Vec<(String, Option<Option<FileState>>)> =
+            Vec::with_capacity(left.len() * 2);
+        let mut last_parent = None;
         for f in left {
-            seen.entry(text(&f.rel))
-                // Written twice (two clusters' outputs on one path): which
-                // write came last is for the disk to say.
-                .and_modify(|s| *s = None)
-                .or_insert(Some(f.state));
+            entries.push((text(&f.rel), Some(f.state)));
+            let parent = f.rel.parent().filter(|p| !p.as_os_str().is_empty());
+            if parent.is_some() && parent != last_parent {
+                entries.extend(parent.map(|p| (text(p), None)));
+                last_parent = parent;
+            }
         }
-        let mut paths: Vec<String> = seen.keys().cloned().collect();
-        paths.extend(left.iter().filter_map(|f| {
-            f.rel
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .map(text)
-        }));
-        paths.sort_unstable();
-        paths.dedup();
+        // Nearly sorted already: runs of clusters in name order.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
         let states = States::under(out);
-        let files = paths
-            .into_iter()
-            .map(|p| StampedFile {
-                state: match seen.get(&p) {
-                    Some(Some(state)) => *state,
-                    _ => states.of(Path::new(&p)),
-                },
-                path: p,
-            })
-            .collect();
+        let mut files: Vec<StampedFile> = Vec::with_capacity(entries.len());
+        let mut entries = entries.into_iter().peekable();
+        while let Some((path, mut once)) = entries.next() {
+            let mut writes = usize::from(once.is_some());
+            while let Some((_, also)) = entries.next_if(|(p, _)| *p == path) {
+                writes += usize::from(also.is_some());
+                once = once.or(also);
+            }
+            // Written once: as the write left it. Written twice (two
+            // clusters' outputs on one path), or a directory: which write
+            // came last, or how it is now, is for the disk to say.
+            let state = match once {
+                Some(state) if writes == 1 => state,
+                _ => states.of(Path::new(&path)),
+            };
+            files.push(StampedFile { path, state });
+        }
         let stale_after = config.settings.stale_after;
         Stamp {
             inputs,
@@ -781,6 +787,66 @@ mod tests {
             let text = std::fs::read_to_string(dir.join(name)).expect("template");
             assert!(!names_any(&text, &CLOCK_NAMES), "{name}");
         }
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // the test lays out an output directory
+    fn the_stamp_keeps_each_write_and_looks_at_directories_and_paths_written_twice() {
+        let out = tempfile::tempdir().unwrap();
+        for rel in ["a/items/x.txt", "a/motd", "b/motd", "index.json"] {
+            let path = out.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, rel).unwrap();
+        }
+        let on_disk = |rel: &str| state_of(&out.path().join(rel));
+        let written = |n: i64| Some([n; 6]);
+        let left = |rel: &str, state| LeftFile {
+            rel: rel.into(),
+            state,
+            digest: [0; 16],
+        };
+        let config = Config::parse(
+            "[sources.s]\nkind = \"statuspage-public\"\nurl = \"https://status.example.org\"\n[clusters.a]\ncomponents = [\"x\"]\n",
+            Path::new("/srv/motd/mapping.toml"),
+        )
+        .unwrap();
+        let now = "2026-03-10T12:00:00Z".parse().unwrap();
+        let stamp = Stamp::of_render(
+            &config,
+            "in".into(),
+            BTreeMap::new(),
+            &Gathered::default(),
+            &[
+                left("a/motd", written(1)),
+                left("a/items/x.txt", written(2)),
+                left("b/motd", None),
+                // Two clusters' outputs on one path.
+                left("a/motd", written(3)),
+                left("index.json", written(4)),
+            ],
+            out.path(),
+            now,
+        );
+        let files: Vec<(&str, Option<FileState>)> = stamp
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.state))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                ("a", on_disk("a")),
+                ("a/items", on_disk("a/items")),
+                ("a/items/x.txt", written(2)),
+                ("a/motd", on_disk("a/motd")),
+                ("b", on_disk("b")),
+                ("b/motd", None),
+                ("index.json", written(4)),
+            ]
+        );
+        assert!(files
+            .iter()
+            .all(|(_, s)| *s != written(1) && *s != written(3)));
     }
 
     fn stamp(from: Option<Timestamp>, only_then: bool) -> Stamp {
