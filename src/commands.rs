@@ -117,11 +117,12 @@ fn permanent_failures(data: &Gathered, clusters: &[&config::ClusterConfig]) -> O
 }
 
 /// A `--snapshot` file read on a second thread while the configuration
-/// loads: its digest comes first, for the stamp; the thread parses it when
-/// the render turns out to plan, and not otherwise.
+/// loads: its digest comes first, for the stamp; the thread parses it as
+/// soon as the stamp cannot hold (before the files are looked at), and not
+/// when it holds.
 struct SnapshotReader {
     digests: std::sync::mpsc::Receiver<std::collections::BTreeMap<String, String>>,
-    go: std::sync::mpsc::Sender<()>,
+    go: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<Option<snapshot::Snapshots>>>>,
 }
 
@@ -144,7 +145,7 @@ impl SnapshotReader {
         });
         Self {
             digests,
-            go,
+            go: Some(go),
             thread: Some(thread),
         }
     }
@@ -160,9 +161,16 @@ impl SnapshotReader {
         }
     }
 
+    /// Lets the thread parse the file.
+    fn go(&mut self) {
+        if let Some(go) = self.go.take() {
+            let _ = go.send(());
+        }
+    }
+
     /// The file's snapshots.
     fn parsed(mut self) -> Result<snapshot::Snapshots> {
-        let _ = self.go.send(());
+        self.go();
         self.finish()?
             .ok_or_else(|| Error::Runtime("the snapshot could not be read".to_owned()))
     }
@@ -247,9 +255,12 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         let state_dir = &config.settings.state_dir;
         let digests = reader.digests()?;
         let inputs = oneshot::fingerprint(&config, &out);
-        if oneshot::Stamp::load(state_dir)
-            .is_some_and(|s| s.holds(&inputs, &digests, now) && s.files_hold(&out))
-        {
+        let stamp = oneshot::Stamp::load(state_dir).filter(|s| s.holds(&inputs, &digests, now));
+        if stamp.is_none() {
+            // The files need not be looked at: the parse can start.
+            reader.go();
+        }
+        if stamp.is_some_and(|s| s.files_hold(&out)) {
             return Ok(0);
         }
         oneshot::Stamp::forget(state_dir);
@@ -332,11 +343,6 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     left.extend(dirs);
 
     let changes = outcome?;
-    if !keep_state || config.notify.is_empty() {
-        // The views are only for notifications: their memory goes back
-        // before the stamp and the table of files are made.
-        plan.clusters.clear();
-    }
     // The stamp and the table of files are made and kept at once.
     std::thread::scope(|scope| {
         if !args.check {

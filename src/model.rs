@@ -201,47 +201,29 @@ impl Snapshot {
     /// every other field is printed inside a line, so it is made one line
     /// ([`crate::sanitize::sanitize_line`]), and links must be `http(s)` URLs or are dropped
     /// ([`sanitize_url`]).
+    ///
+    /// A large snapshot's components and incidents are sanitized on two
+    /// threads: a `render` waits for this before it can plan anything.
     #[must_use]
     pub fn sanitized(mut self) -> Self {
-        // In place: a clean field, which most are, is not copied.
-        let line = sanitize_line_in_place;
-        let opt_line = |v: &mut Option<String>| {
-            if let Some(v) = v {
-                sanitize_line_in_place(v);
-            }
-        };
-        let text = |v: &mut Option<String>| {
-            if let Some(v) = v {
-                sanitize_in_place(v);
-            }
-        };
-        let url = |v: &mut Option<String>| *v = v.as_deref().and_then(sanitize_url);
         line(&mut self.page.id);
         line(&mut self.page.name);
         url(&mut self.page.url);
-        for c in &mut self.components {
-            line(&mut c.id);
-            line(&mut c.name);
-            opt_line(&mut c.group_id);
-            text(&mut c.description);
-            opt_line(&mut c.unknown);
-        }
-        for g in &mut self.groups {
-            line(&mut g.id);
-            line(&mut g.name);
-            g.components.iter_mut().for_each(line);
-        }
-        for i in &mut self.incidents {
-            line(&mut i.id);
-            line(&mut i.name);
-            line(&mut i.status);
-            line(&mut i.impact);
-            url(&mut i.shortlink);
-            i.components.iter_mut().for_each(line);
-            for u in &mut i.updates {
-                line(&mut u.id);
-                line(&mut u.status);
-                sanitize_in_place(&mut u.body);
+        let (components, groups, incidents) =
+            (&mut self.components, &mut self.groups, &mut self.incidents);
+        let both = components.len() + incidents.len() >= SANITIZE_APART_FROM
+            && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+        let apart = both
+            && std::thread::scope(|scope| {
+                let other = std::thread::Builder::new()
+                    .spawn_scoped(scope, || sanitize_components(components, groups));
+                sanitize_incidents(incidents);
+                other.is_ok()
+            });
+        if !apart {
+            sanitize_components(&mut self.components, &mut self.groups);
+            if !both {
+                sanitize_incidents(&mut self.incidents);
             }
         }
         self
@@ -258,6 +240,63 @@ impl Snapshot {
     /// Component id -> component, for lookups in loops.
     pub fn component_index(&self) -> BTreeMap<&str, &Component> {
         self.components.iter().map(|c| (c.id.as_str(), c)).collect()
+    }
+}
+
+/// Components and incidents in a snapshot from which
+/// [`Snapshot::sanitized`] uses a second thread: below it, starting the
+/// thread costs more than it saves.
+const SANITIZE_APART_FROM: usize = 2_000;
+
+// In place: a clean field, which most are, is not copied.
+fn line(v: &mut String) {
+    sanitize_line_in_place(v);
+}
+
+fn opt_line(v: &mut Option<String>) {
+    if let Some(v) = v {
+        sanitize_line_in_place(v);
+    }
+}
+
+fn text(v: &mut Option<String>) {
+    if let Some(v) = v {
+        sanitize_in_place(v);
+    }
+}
+
+fn url(v: &mut Option<String>) {
+    *v = v.as_deref().and_then(sanitize_url);
+}
+
+fn sanitize_components(components: &mut [Component], groups: &mut [Group]) {
+    for c in components {
+        line(&mut c.id);
+        line(&mut c.name);
+        opt_line(&mut c.group_id);
+        text(&mut c.description);
+        opt_line(&mut c.unknown);
+    }
+    for g in groups {
+        line(&mut g.id);
+        line(&mut g.name);
+        g.components.iter_mut().for_each(line);
+    }
+}
+
+fn sanitize_incidents(incidents: &mut [Incident]) {
+    for i in incidents {
+        line(&mut i.id);
+        line(&mut i.name);
+        line(&mut i.status);
+        line(&mut i.impact);
+        url(&mut i.shortlink);
+        i.components.iter_mut().for_each(line);
+        for u in &mut i.updates {
+            line(&mut u.id);
+            line(&mut u.status);
+            sanitize_in_place(&mut u.body);
+        }
     }
 }
 
@@ -614,6 +653,94 @@ pub(crate) mod tests {
             }],
             incidents: Vec::new(),
         }
+    }
+
+    /// A snapshot as large as a big site's, every string hostile in its own
+    /// way: sanitized on two threads, each field comes out as sanitized on
+    /// its own.
+    #[test]
+    fn a_large_snapshot_sanitized_on_two_threads_is_sanitized_field_by_field() {
+        use crate::sanitize::{sanitize, sanitize_line};
+        let hostile = |n: usize| {
+            [
+                "  plain  ",
+                "a\x1b[2Jb",
+                "<b>bold</b> &amp; more",
+                "two\nlines\n\n\n\nand\u{202E}rtl",
+                "Fish & chips",
+                "&#x1b;[31mred",
+            ][n % 6]
+                .to_owned()
+                + &n.to_string()
+        };
+        let mut big = snap();
+        big.components = (0..SANITIZE_APART_FROM)
+            .map(|n| Component {
+                description: Some(hostile(n + 1)),
+                unknown: (n % 3 == 0).then(|| hostile(n + 2)),
+                ..component(&hostile(n), &hostile(n + 3), Some(&hostile(n + 4)))
+            })
+            .collect();
+        big.groups[0].components = (0..50).map(hostile).collect();
+        big.incidents = (0..100)
+            .map(|n| Incident {
+                id: hostile(n),
+                kind: ItemKind::Incident,
+                name: hostile(n + 1),
+                status: hostile(n + 2),
+                impact: hostile(n + 3),
+                created_at: None,
+                updated_at: None,
+                started_at: None,
+                monitoring_at: None,
+                resolved_at: None,
+                scheduled_for: None,
+                scheduled_until: None,
+                shortlink: Some(format!("https://stspg.io/{}", hostile(n))),
+                components: vec![hostile(n + 4)],
+                updates: vec![Update {
+                    id: hostile(n + 5),
+                    status: hostile(n),
+                    body: hostile(n + 1),
+                    created_at: None,
+                    display_at: None,
+                    updated_at: None,
+                }],
+            })
+            .collect();
+        let clean = big.clone().sanitized();
+        for (c, raw) in clean.components.iter().zip(&big.components) {
+            assert_eq!(c.id, sanitize_line(&raw.id));
+            assert_eq!(c.name, sanitize_line(&raw.name));
+            assert_eq!(c.group_id, raw.group_id.as_deref().map(sanitize_line));
+            assert_eq!(c.description, raw.description.as_deref().map(sanitize));
+            assert_eq!(c.unknown, raw.unknown.as_deref().map(sanitize_line));
+        }
+        let members: Vec<String> = big.groups[0]
+            .components
+            .iter()
+            .map(|m| sanitize_line(m))
+            .collect();
+        assert_eq!(clean.groups[0].components, members);
+        for (i, raw) in clean.incidents.iter().zip(&big.incidents) {
+            assert_eq!(i.name, sanitize_line(&raw.name));
+            assert_eq!(i.impact, sanitize_line(&raw.impact));
+            assert_eq!(i.shortlink, raw.shortlink.as_deref().and_then(sanitize_url));
+            assert_eq!(i.components, [sanitize_line(&raw.components[0])]);
+            assert_eq!(i.updates[0].body, sanitize(&raw.updates[0].body));
+            assert_eq!(i.updates[0].id, sanitize_line(&raw.updates[0].id));
+        }
+        // What reached the terminal-bound fields is one clean line.
+        assert!(clean
+            .components
+            .iter()
+            .all(|c| !c.name.contains(['\n', '\x1b', '<'])));
+        // The same snapshot made small enough for one thread: the same result.
+        let mut small = big.clone();
+        small.components.truncate(10);
+        let one = small.sanitized();
+        assert_eq!(one.components[..], clean.components[..10]);
+        assert_eq!(one.incidents, clean.incidents);
     }
 
     #[test]

@@ -142,15 +142,25 @@ fn pass(s: &str) -> String {
     tidy_whitespace(&s)
 }
 
-/// Whether a pass would leave `s` unchanged, judged conservatively: any `<`
-/// or `&` sends the text the long way.
+/// Whether a pass would leave `s` unchanged, judged conservatively: any `<`,
+/// and any `&` that could start an entity (followed by a letter, a digit or
+/// `#`), sends the text the long way.
 fn is_clean(s: &str) -> bool {
+    if s.is_ascii() {
+        is_clean_ascii(s.as_bytes())
+    } else {
+        is_clean_chars(s)
+    }
+}
+
+/// [`is_clean`] of any text, one character at a time.
+fn is_clean_chars(s: &str) -> bool {
     if s.starts_with('\n') || s.ends_with('\n') || s.contains("\n\n\n") {
         return false;
     }
     let mut prev = '\n';
     for c in s.chars() {
-        if c == '<' || c == '&' || needs_filter(c) {
+        if c == '<' || needs_filter(c) || (prev == '&' && starts_entity(c)) {
             return false;
         }
         if c == '\n' && prev.is_whitespace() && prev != '\n' {
@@ -162,6 +172,40 @@ fn is_clean(s: &str) -> bool {
         return false;
     }
     !over_zero_width_run(s)
+}
+
+/// [`is_clean`] of ASCII text, most upstream text, one byte at a time: no
+/// control character but `\n` and no format character can be in it, and
+/// the only whitespace besides `\n` that is not a control is the space.
+fn is_clean_ascii(s: &[u8]) -> bool {
+    let (Some(&first), Some(&last)) = (s.first(), s.last()) else {
+        return true;
+    };
+    if first == b'\n' || matches!(last, b'\n' | b' ') {
+        return false;
+    }
+    let mut prev = b'\n';
+    let mut newlines = 0;
+    for &c in s {
+        match c {
+            // A line break after a space, or a third in a row.
+            b'\n' if prev == b' ' || newlines == 2 => return false,
+            b'\n' => newlines += 1,
+            b'<' => return false,
+            _ if prev == b'&' && starts_entity(char::from(c)) => return false,
+            b' '..=b'~' => newlines = 0,
+            _ => return false,
+        }
+        prev = c;
+    }
+    true
+}
+
+/// Whether `c`, after `&`, could begin an entity a pass would decode
+/// (`&amp;`, `&#39;`): only names of letters and digits, and numbers, are
+/// decoded.
+fn starts_entity(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '#'
 }
 
 /// Characters the control stage removes or replaces, runs of zero-width
@@ -802,6 +846,21 @@ mod tests {
         prop::collection::vec(alphabet, 0..60).prop_map(|v| v.concat())
     }
 
+    /// ASCII text made of what [`is_clean`] looks at: mostly printable, so
+    /// that runs of line breaks and spaces before them come up, sometimes
+    /// with controls and `<` too.
+    fn ascii() -> impl Strategy<Value = String> {
+        let printable = prop::sample::select(vec!["&", "#", "a", "Z", "7", ";", "\n", " ", "~"]);
+        let any = prop::sample::select(vec![
+            "&", "#", "a", ";", "<", "\n", " ", "\t", "\r", "\x1b", "\x7f", "\x00",
+        ]);
+        prop_oneof![
+            3 => prop::collection::vec(printable, 0..24),
+            1 => prop::collection::vec(any, 0..24),
+        ]
+        .prop_map(|v| v.concat())
+    }
+
     proptest! {
         #[test]
         fn arbitrary_text_comes_out_safe_and_stable(s in any::<String>()) {
@@ -854,6 +913,25 @@ mod tests {
                 prop_assert!(!out.contains(char::is_whitespace), "{:?}", out);
                 prop_assert_eq!(sanitize_url(&out), Some(out.clone()));
             }
+        }
+
+        #[test]
+        fn text_judged_clean_is_what_a_pass_leaves_unchanged(s in hostile()) {
+            if is_clean(&s) {
+                prop_assert_eq!(pass(&s), s);
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_judged_clean_is_what_a_pass_leaves_unchanged(s in any::<String>()) {
+            if is_clean(&s) {
+                prop_assert_eq!(pass(&s), s);
+            }
+        }
+
+        #[test]
+        fn ascii_text_is_judged_as_any_text_is(s in ascii()) {
+            prop_assert_eq!(is_clean_ascii(s.as_bytes()), is_clean_chars(&s));
         }
 
         #[test]
