@@ -388,22 +388,23 @@ impl Stamp {
     /// sources answered `digests`; `left` says how every file it planned,
     /// `index.json` and the clusters' directories were left (other
     /// directories, and a path written twice, are looked at now).
-    pub fn of_render(
+    pub fn of_render<'a>(
         config: &Config,
         inputs: String,
         digests: BTreeMap<String, String>,
         data: &Gathered,
-        left: &[LeftFile],
+        left: &'a [LeftFile],
         out: &Path,
         now: Timestamp,
     ) -> Stamp {
         // Paths as text: sorting and looking up 3,000 `Path`s compares
         // them component by component.
-        let text = |p: &Path| p.to_string_lossy().into_owned();
+        // Borrowed: only the paths of the stamp's list are copied.
+        let text = |p: &'a Path| p.to_string_lossy();
         // Every file left, and every directory holding one, each as written
         // (`Some`) or to be looked at (`None`). A cluster's files come one
         // after the other, so its directory is named once per run of them.
-        let mut entries: Vec<(String, Option<Option<FileState>>)> =
+        let mut entries: Vec<(std::borrow::Cow<'a, str>, Option<Option<FileState>>)> =
             Vec::with_capacity(left.len() * 2);
         let mut last_parent = None;
         for f in left {
@@ -436,9 +437,12 @@ impl Stamp {
             // came last, or how it is now, is for the disk to say.
             let state = match once {
                 Some(state) if writes == 1 => state,
-                _ => states.of(Path::new(&path)),
+                _ => states.of(Path::new(path.as_ref())),
             };
-            files.push(StampedFile { path, state });
+            files.push(StampedFile {
+                path: path.into_owned(),
+                state,
+            });
         }
         let stale_after = config.settings.stale_after;
         Stamp {
@@ -481,12 +485,50 @@ impl Stamp {
 const FILES_FILE: &str = "render.files.json";
 
 /// How a render left its files, for the next render's comparisons.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct KeptFiles {
     /// The output directory, made absolute: the paths are relative to it.
     out: PathBuf,
-    /// Path, state, hex digest of the bytes.
-    files: Vec<(String, FileState, String)>,
+    /// Path, state, digest of the bytes.
+    files: Vec<(String, FileState, Hex)>,
+}
+
+/// [`KeptFiles`] as written: borrowed from the render's [`LeftFile`]s.
+#[derive(Serialize)]
+struct KeptFilesOut<'a> {
+    out: &'a Path,
+    files: Vec<(std::borrow::Cow<'a, str>, FileState, Hex)>,
+}
+
+/// A file's digest, kept as hex text; read and written without a string
+/// of its own (a table holds thousands).
+#[derive(Debug)]
+struct Hex(FileDigest);
+
+impl Serialize for Hex {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut text = [0u8; 32];
+        hex::encode_to_slice(self.0, &mut text).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?)
+    }
+}
+
+impl<'de> Deserialize<'de> for Hex {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Hex;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a digest in 32 hex digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Hex, E> {
+                let mut digest: FileDigest = [0; 16];
+                hex::decode_to_slice(text, &mut digest).map_err(E::custom)?;
+                Ok(Hex(digest))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
 }
 
 /// How the last render into `out` left its files ([`KnownFiles`]); empty
@@ -505,28 +547,21 @@ pub fn known_files(state_dir: &Path, out: &Path) -> KnownFiles {
     }
     kept.files
         .into_iter()
-        .filter_map(|(rel, state, digest)| {
-            let mut d: FileDigest = [0; 16];
-            hex::decode_to_slice(digest, &mut d).ok()?;
-            Some((rel, (state, d)))
-        })
+        .map(|(rel, state, Hex(digest))| (rel, (state, digest)))
         .collect()
 }
 
 /// Keeps how a render into `out` left its files, for [`known_files`]. As
 /// with the stamp, a failure or a crash only costs the next render reads.
-pub fn keep_files<'a>(state_dir: &Path, out: &Path, left: impl IntoIterator<Item = &'a LeftFile>) {
+pub fn keep_files(state_dir: &Path, out: &Path, left: &[LeftFile]) {
     let Ok(out) = std::path::absolute(out) else {
         return;
     };
-    let kept = KeptFiles {
-        out,
+    let kept = KeptFilesOut {
+        out: &out,
         files: left
-            .into_iter()
-            .filter_map(|f| {
-                let rel = f.rel.to_string_lossy().into_owned();
-                Some((rel, f.state?, hex::encode(f.digest)))
-            })
+            .iter()
+            .filter_map(|f| Some((f.rel.to_string_lossy(), f.state?, Hex(f.digest))))
             .collect(),
     };
     let Ok(text) = serde_json::to_vec(&kept) else {
@@ -766,6 +801,52 @@ impl Answers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The table of files comes back as it was kept: each file with a
+    /// state, its digest; one without a state is not vouched for; a table
+    /// of another output directory, or one that cannot be read, is empty.
+    #[test]
+    // The test spoils the table by hand.
+    #[allow(clippy::disallowed_methods)]
+    fn the_table_of_files_comes_back_as_kept_and_only_for_its_directory() {
+        let state_dir = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let left = [
+            LeftFile {
+                rel: PathBuf::from("alpha/motd"),
+                state: Some([901, 7, 1_773_144_000, 0, 1_796_083_830, 724_190_041]),
+                digest: [0xab; 16],
+            },
+            LeftFile {
+                rel: PathBuf::from("alpha/items"),
+                state: Some([4096, 8, 1, 2, 3, 4]),
+                digest: *b"0123456789abcdef",
+            },
+            LeftFile {
+                rel: PathBuf::from("beta/motd"),
+                state: None,
+                digest: [1; 16],
+            },
+        ];
+        keep_files(state_dir.path(), out.path(), &left);
+        let known = known_files(state_dir.path(), out.path());
+        assert_eq!(known.len(), 2, "{known:?}");
+        assert_eq!(known["alpha/motd"], (left[0].state.unwrap(), [0xab; 16]));
+        assert_eq!(
+            known["alpha/items"],
+            (left[1].state.unwrap(), *b"0123456789abcdef")
+        );
+        let text = std::fs::read_to_string(state_dir.path().join(FILES_FILE)).unwrap();
+        assert!(text.contains(r#"["alpha/motd",[901,7,1773144000,0,1796083830,724190041],"abababababababababababababababab"]"#), "{text}");
+        let elsewhere = tempfile::tempdir().unwrap();
+        assert!(known_files(state_dir.path(), elsewhere.path()).is_empty());
+        std::fs::write(
+            state_dir.path().join(FILES_FILE),
+            text.replace("abab", "zz"),
+        )
+        .unwrap();
+        assert!(known_files(state_dir.path(), out.path()).is_empty());
+    }
 
     #[test]
     fn templates_that_print_the_clock_are_told_apart() {

@@ -130,8 +130,17 @@ pub(crate) fn state_of_metadata(m: &fs::Metadata) -> FileState {
 }
 
 /// The mtime a [`FileState`] records.
-fn state_mtime(state: &FileState) -> Option<Timestamp> {
+pub(crate) fn state_mtime(state: &FileState) -> Option<Timestamp> {
     Timestamp::new(state[2], i32::try_from(state[3]).ok()?).ok()
+}
+
+/// What [`OutputDir::kind_and_state_at`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Directory,
+    File,
+    /// A symlink, a device, a socket…
+    Other,
 }
 
 /// The output directory of one render run, held under an exclusive lock;
@@ -283,6 +292,28 @@ impl OutputDir {
     ) -> Result<Written> {
         self.write_left(rel, bytes, newest, now, None)
             .map(|left| left.written)
+    }
+
+    /// What is at `rel` (relative to the root), looked at with one
+    /// `fstatat` from the root that does not follow a last symlink: whether
+    /// it is a directory or a regular file, and its [`FileState`]. `None`
+    /// when it cannot be looked at, and in a dry run, which tells no
+    /// states.
+    ///
+    /// The directories on the way are not opened, so a symlink among them
+    /// is followed: this serves to find a file exactly as it was left (its
+    /// inode and change time included), never to decide where to write.
+    pub fn kind_and_state_at(&self, rel: &Path) -> Option<(Kind, FileState)> {
+        self.writer.as_ref()?;
+        let tree = self.tree.as_ref()?;
+        check_relative(rel).ok()?;
+        let st = rfs::statat(&tree.fd, rel, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        let kind = match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => Kind::Directory,
+            FileType::RegularFile => Kind::File,
+            _ => Kind::Other,
+        };
+        Some((kind, state_of_stat(&st)))
     }
 
     /// [`OutputDir::write`], and how the file was left ([`Left`]): for a

@@ -19,7 +19,7 @@ use crate::config::{ClusterConfig, Config};
 use crate::error::{Error, Result};
 use crate::mapping::{ClusterIds, KnownIds};
 use crate::model::{IndexKeys, Snapshot, SnapshotIndex};
-use crate::output::{self, FileState, OutputDir, Written};
+use crate::output::{self, FileState, Kind, OutputDir, Written};
 use crate::render::{Renderer, ViewContext};
 use crate::snapshot::{self, Snapshots};
 use crate::source::{self, Endpoint, FetchOptions};
@@ -1077,6 +1077,9 @@ fn write_cluster(
     now: Timestamp,
     known: &KnownFiles,
 ) -> Result<ClusterWritten> {
+    if let Some(written) = left_as_known(name, p, out, known) {
+        return Ok(written);
+    }
     let vouched = |rel: &Path, digest: &Digest| {
         known
             .get(rel.to_string_lossy().as_ref())
@@ -1125,6 +1128,70 @@ fn write_cluster(
     ];
     Ok(ClusterWritten {
         changes,
+        seen,
+        left,
+        dirs,
+    })
+}
+
+/// A cluster that the last render left as `p` would leave it, untouched
+/// since: its directory, its `items/` and each file in the state the table
+/// of files (`known`) records, each file's bytes with the digest recorded,
+/// the snippet names with theirs. Each is looked at with one `stat` from the
+/// output directory, without opening the cluster's directories, which for
+/// a render of a thousand clusters that changed nothing is most of the
+/// writing side's time. `None` when anything differs, or a file lies
+/// outside the cluster's directory and its `items/`: then the files are
+/// compared and written one by one.
+fn left_as_known(
+    name: &str,
+    p: &ClusterPlan,
+    out: &OutputDir,
+    known: &KnownFiles,
+) -> Option<ClusterWritten> {
+    let own = Path::new(name);
+    let items = own.join("items");
+    // What is at `rel` is of `kind`, in the recorded state; a file's bytes
+    // as well.
+    let as_known = |rel: &Path, kind: Kind, digest: Option<&Digest>| {
+        let (found, state) = out.kind_and_state_at(rel)?;
+        let (was, recorded) = known.get(rel.to_str()?)?;
+        let same = found == kind && state == *was && digest.is_none_or(|d| d == recorded);
+        same.then_some(state)
+    };
+    let own_state = as_known(own, Kind::Directory, None)?;
+    let names = names_digest(&p.items);
+    let items_state = as_known(&items, Kind::Directory, Some(&names))?;
+    let mut seen = Vec::with_capacity(p.files.len());
+    let mut left = Vec::with_capacity(p.files.len());
+    for file in &p.files {
+        let parent = file.rel.parent()?;
+        if parent != own && parent != items {
+            return None;
+        }
+        let digest = digest(&file.bytes);
+        let state = as_known(&file.rel, Kind::File, Some(&digest))?;
+        seen.push(output::state_mtime(&state));
+        left.push(LeftFile {
+            rel: file.rel.clone(),
+            state: Some(state),
+            digest,
+        });
+    }
+    let dirs = [
+        LeftFile {
+            rel: own.to_path_buf(),
+            state: Some(own_state),
+            digest: [0; 16],
+        },
+        LeftFile {
+            rel: items,
+            state: Some(items_state),
+            digest: names,
+        },
+    ];
+    Some(ClusterWritten {
+        changes: Vec::new(),
         seen,
         left,
         dirs,
@@ -1438,6 +1505,79 @@ mod tests {
         let mut whole = serde_json::to_string_pretty(&Index::default()).unwrap();
         whole.push('\n');
         assert_eq!(index_of_entries(&BTreeMap::new()), whole);
+    }
+
+    /// A cluster the last render left as planned is found so with one
+    /// `stat` per path, and reported as the comparison would report it; a
+    /// file written again with the same bytes, a cluster's directory
+    /// reached through a link, or a dry run is left to the comparison.
+    #[test]
+    fn a_cluster_left_as_known_is_found_so_and_nothing_else_is() {
+        let config = config_of(2, false);
+        let renderer = Renderer::new(None).unwrap();
+        let clusters: Vec<&ClusterConfig> = config.clusters.values().collect();
+        let root = tempfile::tempdir().unwrap();
+        let data = data(2, "Outage");
+        let now: Timestamp = "2025-06-01T10:00:00Z".parse().unwrap();
+        let planned = plan(&config, &renderer, &clusters, &data, now);
+        let write = |known: KnownFiles| {
+            let out = OutputDir::open(root.path()).unwrap();
+            plan_and_write(&config, &renderer, &clusters, &data, &out, now, known, true)
+        };
+        let table = |made: &Rendered| -> KnownFiles {
+            made.left
+                .iter()
+                .chain(&made.dirs)
+                .map(|f| {
+                    (
+                        f.rel.to_string_lossy().into_owned(),
+                        (f.state.unwrap(), f.digest),
+                    )
+                })
+                .collect()
+        };
+        let shown = |files: &[LeftFile]| -> Vec<(PathBuf, Option<FileState>, Digest)> {
+            files
+                .iter()
+                .map(|f| (f.rel.clone(), f.state, f.digest))
+                .collect()
+        };
+        let made = write(KnownFiles::new());
+        let known = table(&made);
+        let out = OutputDir::open(root.path()).unwrap();
+        let p = &planned.clusters["c00"];
+        let found = left_as_known("c00", p, &out, &known).expect("as the last render left it");
+        assert!(found.changes.is_empty());
+        let of_c00 = |files: &[LeftFile]| -> Vec<LeftFile> {
+            files
+                .iter()
+                .filter(|f| f.rel.starts_with("c00"))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(shown(&found.left), shown(&of_c00(&made.left)));
+        assert_eq!(shown(&found.dirs), shown(&of_c00(&made.dirs)));
+        assert!(found.seen.iter().all(Option::is_some));
+        // The same bytes written again: another inode and change time.
+        let motd = root.path().join("c00/motd");
+        let bytes = std::fs::read(&motd).unwrap();
+        std::fs::remove_file(&motd).unwrap();
+        std::fs::write(&motd, &bytes).unwrap();
+        assert!(left_as_known("c00", p, &out, &known).is_none());
+        drop(out);
+        let made = write(known);
+        assert!(made.outcome.is_ok());
+        let known = table(&made);
+        let out = OutputDir::open(root.path()).unwrap();
+        assert!(left_as_known("c00", p, &out, &known).is_some());
+        assert!(
+            left_as_known("c00", p, &OutputDir::dry_run(root.path()).unwrap(), &known).is_none()
+        );
+        // The directory moved and linked back: the same files, through a link.
+        std::fs::rename(root.path().join("c00"), root.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(root.path().join("moved"), root.path().join("c00")).unwrap();
+        assert!(left_as_known("c00", p, &out, &known).is_none());
+        assert!(left_as_known("c01", &planned.clusters["c01"], &out, &known).is_some());
     }
 
     #[test]

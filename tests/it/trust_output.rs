@@ -193,6 +193,22 @@ fn render_refuses_a_symlinked_cluster_dir_and_changes_nothing_outside() {
     assert_refused(&rig, &link, &outside);
 }
 
+/// A render that finds a cluster's files as the last one left them looks
+/// at each with one `stat` and opens none of its directories. A cluster's
+/// directory moved away and replaced by a link to where it went holds the
+/// very same files, inodes and all: the link is refused all the same.
+#[test]
+fn a_cluster_dir_moved_and_linked_back_is_refused_though_its_files_are_as_left() {
+    let rig = Rig::new(CLUSTERS);
+    assert_eq!(code(&rig.render(&[])), 0);
+    let outside = rig.outside();
+    let moved = outside.join("alpha");
+    fs::rename(rig.out().join("alpha"), &moved).unwrap();
+    let link = rig.out().join("alpha");
+    symlink(&moved, &link).unwrap();
+    assert_refused(&rig, &link, &outside);
+}
+
 #[test]
 fn render_refuses_a_symlinked_items_dir_and_prunes_nothing_outside() {
     let rig = Rig::new(CLUSTERS);
