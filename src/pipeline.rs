@@ -938,21 +938,24 @@ pub fn plan_and_write(
         ..Plan::default()
     };
     let mut changes = Vec::new();
-    let mut left = Vec::new();
-    let mut dirs = Vec::new();
-    let mut seen = Seen::new();
-    let mut entries = BTreeMap::new();
+    let mut left = Vec::with_capacity(parts.iter().map(|(_, p)| p.left.len()).sum());
+    let mut dirs = Vec::with_capacity(parts.iter().map(|(_, p)| p.dirs.len()).sum());
+    // The parts come in cluster order: each map is built at once from its
+    // sorted entries rather than one insertion at a time.
+    let mut seen = Vec::with_capacity(order.len());
+    let mut entries = Vec::with_capacity(order.len());
+    let (mut ids, mut also_ids, mut planned) = (Vec::new(), Vec::new(), Vec::new());
     let mut failed = None;
     for (_, part) in parts {
         seen.extend(part.seen);
         entries.extend(part.entries);
         for (name, p, resolved) in part.planned {
-            plan.ids.insert(name.clone(), resolved.ids);
+            ids.push((name.clone(), resolved.ids));
             if !resolved.also_ids.is_empty() {
-                plan.also_ids.insert(name.clone(), resolved.also_ids);
+                also_ids.push((name.clone(), resolved.also_ids));
             }
             plan.warnings.extend(resolved.warnings);
-            plan.clusters.insert(name, p);
+            planned.push((name, p));
         }
         plan.errors.extend(part.errors);
         if failed.is_none() {
@@ -962,6 +965,11 @@ pub fn plan_and_write(
             failed = part.failed;
         }
     }
+    plan.ids = ids.into_iter().collect();
+    plan.also_ids = also_ids.into_iter().collect();
+    plan.clusters = planned.into_iter().collect();
+    let seen: Seen = seen.into_iter().collect();
+    let entries: BTreeMap<String, String> = entries.into_iter().collect();
     // A complete plan's `index.json` is its entries, already made; any
     // other is merged with the one on disk.
     let made = plan.complete && plan.errors.is_empty() && entries.len() == plan.clusters.len();
@@ -1359,30 +1367,34 @@ fn index_entry(
     }
 }
 
-/// [`index_entry`] as the text `serde_json::to_string_pretty` gives it,
-/// at the left margin.
+/// [`index_entry`] as the text `serde_json::to_string_pretty` gives it
+/// inside the whole [`Index`]: its lines after the first indented by two
+/// levels.
 fn index_entry_text(
     name: &str,
     cluster: &ClusterPlan,
     mtime: impl Fn(usize) -> Option<Timestamp>,
 ) -> String {
-    serde_json::to_string_pretty(&index_entry(name, cluster, mtime)).unwrap_or_default()
+    let text = serde_json::to_string_pretty(&index_entry(name, cluster, mtime)).unwrap_or_default();
+    // JSON text holds no newline inside a string: every newline is between
+    // two lines of the layout.
+    text.replace('\n', "\n    ")
 }
 
-/// `index.json` put together from its entries, sorted by cluster, byte for
-/// byte what `serde_json::to_string_pretty` gives for the whole [`Index`]
-/// (an entry's lines indented by two levels).
+/// `index.json` put together from its entries ([`index_entry_text`]),
+/// sorted by cluster, byte for byte what `serde_json::to_string_pretty`
+/// gives for the whole [`Index`].
 fn index_of_entries(entries: &BTreeMap<String, String>) -> String {
-    let mut text = String::from("{\n  \"clusters\": {");
+    let size: usize = entries.iter().map(|(n, e)| n.len() + e.len() + 16).sum();
+    let mut text = String::with_capacity(size + 32);
+    text.push_str("{\n  \"clusters\": {");
     let mut any = false;
     for (name, entry) in entries {
         text.push_str(if any { ",\n    " } else { "\n    " });
         any = true;
         text.push_str(&serde_json::to_string(name).unwrap_or_default());
         text.push_str(": ");
-        // JSON text holds no newline inside a string: every newline is
-        // between two lines of the layout.
-        text.push_str(&entry.replace('\n', "\n    "));
+        text.push_str(entry);
     }
     text.push_str(if any { "\n  }\n}\n" } else { "}\n}\n" });
     text
