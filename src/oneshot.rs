@@ -532,7 +532,7 @@ impl<'de> Deserialize<'de> for Hex {
 }
 
 /// How the last render into `out` left its files ([`KnownFiles`]); empty
-/// when nothing of it can be read. Each entry vouches for a file only while
+/// when it cannot be read whole (one spoiled entry spoils the table). Each entry vouches for a file only while
 /// the file is in the state it records, so an old or lost table costs
 /// reads, never a wrong decision.
 pub fn known_files(state_dir: &Path, out: &Path) -> KnownFiles {
