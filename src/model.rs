@@ -206,25 +206,28 @@ impl Snapshot {
     /// threads: a `render` waits for this before it can plan anything.
     #[must_use]
     pub fn sanitized(mut self) -> Self {
-        line(&mut self.page.id);
-        line(&mut self.page.name);
-        url(&mut self.page.url);
+        sanitize_line_in_place(&mut self.page.id);
+        sanitize_line_in_place(&mut self.page.name);
+        url_in_place(&mut self.page.url);
         let (components, groups, incidents) =
             (&mut self.components, &mut self.groups, &mut self.incidents);
-        let both = components.len() + incidents.len() >= SANITIZE_APART_FROM
+        let on_two = components.len() + incidents.len() >= SANITIZE_APART_FROM
             && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
-        let apart = both
-            && std::thread::scope(|scope| {
+        // The incidents here; the components on a second thread if one
+        // starts, else here too.
+        let components_left = if on_two {
+            std::thread::scope(|scope| {
                 let other = std::thread::Builder::new()
                     .spawn_scoped(scope, || sanitize_components(components, groups));
                 sanitize_incidents(incidents);
-                other.is_ok()
-            });
-        if !apart {
+                other.is_err()
+            })
+        } else {
+            sanitize_incidents(incidents);
+            true
+        };
+        if components_left {
             sanitize_components(&mut self.components, &mut self.groups);
-            if !both {
-                sanitize_incidents(&mut self.incidents);
-            }
         }
         self
     }
@@ -248,34 +251,20 @@ impl Snapshot {
 /// thread costs more than it saves.
 const SANITIZE_APART_FROM: usize = 2_000;
 
-// In place: a clean field, which most are, is not copied.
-fn line(v: &mut String) {
-    sanitize_line_in_place(v);
-}
-
-fn opt_line(v: &mut Option<String>) {
-    if let Some(v) = v {
-        sanitize_line_in_place(v);
-    }
-}
-
-fn text(v: &mut Option<String>) {
-    if let Some(v) = v {
-        sanitize_in_place(v);
-    }
-}
-
-fn url(v: &mut Option<String>) {
+/// A link made safe in place, or dropped ([`sanitize_url`]).
+fn url_in_place(v: &mut Option<String>) {
     *v = v.as_deref().and_then(sanitize_url);
 }
 
+// In place: a clean field, which most are, is not copied.
 fn sanitize_components(components: &mut [Component], groups: &mut [Group]) {
+    let line = sanitize_line_in_place;
     for c in components {
         line(&mut c.id);
         line(&mut c.name);
-        opt_line(&mut c.group_id);
-        text(&mut c.description);
-        opt_line(&mut c.unknown);
+        c.group_id.iter_mut().for_each(line);
+        c.description.iter_mut().for_each(sanitize_in_place);
+        c.unknown.iter_mut().for_each(line);
     }
     for g in groups {
         line(&mut g.id);
@@ -285,12 +274,13 @@ fn sanitize_components(components: &mut [Component], groups: &mut [Group]) {
 }
 
 fn sanitize_incidents(incidents: &mut [Incident]) {
+    let line = sanitize_line_in_place;
     for i in incidents {
         line(&mut i.id);
         line(&mut i.name);
         line(&mut i.status);
         line(&mut i.impact);
-        url(&mut i.shortlink);
+        url_in_place(&mut i.shortlink);
         i.components.iter_mut().for_each(line);
         for u in &mut i.updates {
             line(&mut u.id);

@@ -28,6 +28,7 @@
 //! with the time upstream last confirmed that snapshot: a later fallback to
 //! it counts its age from then ([`confirmed_at`]).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -404,7 +405,7 @@ impl Stamp {
         // Every file left, and every directory holding one, each as written
         // (`Some`) or to be looked at (`None`). A cluster's files come one
         // after the other, so its directory is named once per run of them.
-        let mut entries: Vec<(std::borrow::Cow<'a, str>, Option<Option<FileState>>)> =
+        let mut entries: Vec<(Cow<'a, str>, Option<Option<FileState>>)> =
             Vec::with_capacity(left.len() * 2);
         let mut last_parent = None;
         for f in left {
@@ -484,20 +485,14 @@ impl Stamp {
 /// Where [`keep_files`] keeps how the last render left its files.
 const FILES_FILE: &str = "render.files.json";
 
-/// How a render left its files, for the next render's comparisons.
-#[derive(Debug, Default, Deserialize)]
-struct KeptFiles {
+/// How a render left its files, for the next render's comparisons:
+/// borrowed from its [`LeftFile`]s when written, owned when read.
+#[derive(Debug, Serialize, Deserialize)]
+struct KeptFiles<'a> {
     /// The output directory, made absolute: the paths are relative to it.
-    out: PathBuf,
+    out: Cow<'a, Path>,
     /// Path, state, digest of the bytes.
-    files: Vec<(String, FileState, Hex)>,
-}
-
-/// [`KeptFiles`] as written: borrowed from the render's [`LeftFile`]s.
-#[derive(Serialize)]
-struct KeptFilesOut<'a> {
-    out: &'a Path,
-    files: Vec<(std::borrow::Cow<'a, str>, FileState, Hex)>,
+    files: Vec<(Cow<'a, str>, FileState, Hex)>,
 }
 
 /// A file's digest, kept as hex text; read and written without a string
@@ -532,9 +527,9 @@ impl<'de> Deserialize<'de> for Hex {
 }
 
 /// How the last render into `out` left its files ([`KnownFiles`]); empty
-/// when it cannot be read whole (one spoiled entry spoils the table). Each entry vouches for a file only while
-/// the file is in the state it records, so an old or lost table costs
-/// reads, never a wrong decision.
+/// when it cannot be read whole (one spoiled entry spoils the table). Each
+/// entry vouches for a file only while the file is in the state it
+/// records, so an old or lost table costs reads, never a wrong decision.
 pub fn known_files(state_dir: &Path, out: &Path) -> KnownFiles {
     let Ok(bytes) = std::fs::read(state_dir.join(FILES_FILE)) else {
         return KnownFiles::new();
@@ -542,12 +537,12 @@ pub fn known_files(state_dir: &Path, out: &Path) -> KnownFiles {
     let Ok(kept) = serde_json::from_slice::<KeptFiles>(&bytes) else {
         return KnownFiles::new();
     };
-    if Some(kept.out) != std::path::absolute(out).ok() {
+    if Some(kept.out.into_owned()) != std::path::absolute(out).ok() {
         return KnownFiles::new();
     }
     kept.files
         .into_iter()
-        .map(|(rel, state, Hex(digest))| (rel, (state, digest)))
+        .map(|(rel, state, Hex(digest))| (rel.into_owned(), (state, digest)))
         .collect()
 }
 
@@ -557,8 +552,8 @@ pub fn keep_files(state_dir: &Path, out: &Path, left: &[LeftFile]) {
     let Ok(out) = std::path::absolute(out) else {
         return;
     };
-    let kept = KeptFilesOut {
-        out: &out,
+    let kept = KeptFiles {
+        out: Cow::Borrowed(&out),
         files: left
             .iter()
             .filter_map(|f| Some((f.rel.to_string_lossy(), f.state?, Hex(f.digest))))

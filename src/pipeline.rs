@@ -1085,7 +1085,9 @@ fn write_cluster(
     now: Timestamp,
     known: &KnownFiles,
 ) -> Result<ClusterWritten> {
-    if let Some(written) = left_as_known(name, p, out, known) {
+    let digests: Vec<Digest> = p.files.iter().map(|f| digest(&f.bytes)).collect();
+    let names = names_digest(&p.items);
+    if let Some(written) = left_as_known(name, p, &digests, names, out, known) {
         return Ok(written);
     }
     let vouched = |rel: &Path, digest: &Digest| {
@@ -1097,8 +1099,7 @@ fn write_cluster(
     let mut changes = Vec::new();
     let mut seen = Vec::with_capacity(p.files.len());
     let mut left = Vec::with_capacity(p.files.len());
-    for file in &p.files {
-        let digest = digest(&file.bytes);
+    for (file, digest) in p.files.iter().zip(digests) {
         let state = vouched(&file.rel, &digest);
         let was = out.write_left(&file.rel, &file.bytes, file.newest, now, state.as_ref())?;
         seen.push(was.mtime);
@@ -1115,7 +1116,6 @@ fn write_cluster(
         });
     }
     let items = Path::new(name).join("items");
-    let names = names_digest(&p.items);
     let state = vouched(&items, &names);
     let (removed, [own, items_state]) = out.prune_items_left(name, &p.items, state.as_ref())?;
     changes.extend(removed.iter().map(|removed| Change {
@@ -1144,40 +1144,44 @@ fn write_cluster(
 
 /// A cluster that the last render left as `p` would leave it, untouched
 /// since: its directory, its `items/` and each file in the state the table
-/// of files (`known`) records, each file's bytes with the digest recorded,
-/// the snippet names with theirs. Each is looked at with one `stat` from the
-/// output directory, without opening the cluster's directories, which for
-/// a render of a thousand clusters that changed nothing is most of the
-/// writing side's time. `None` when anything differs, or a file lies
-/// outside the cluster's directory and its `items/`: then the files are
-/// compared and written one by one.
+/// of files (`known`) records, each file's bytes with the digest recorded
+/// (`digests`, in the order of `p.files`), the snippet names with theirs
+/// (`names`). Each is looked at with one `stat` from the output directory,
+/// without opening the cluster's directories, which for a render of a
+/// thousand clusters that changed nothing is most of the writing side's
+/// time. `None` when anything differs, or a file lies outside the
+/// cluster's directory and its `items/`: then the files are compared and
+/// written one by one, which also refuses a link in a directory's place.
 fn left_as_known(
     name: &str,
     p: &ClusterPlan,
+    digests: &[Digest],
+    names: Digest,
     out: &OutputDir,
     known: &KnownFiles,
 ) -> Option<ClusterWritten> {
+    if known.is_empty() {
+        return None;
+    }
     let own = Path::new(name);
     let items = own.join("items");
     // What is at `rel` is of `kind`, in the recorded state; a file's bytes
-    // as well.
+    // as well. The table first: a path it does not hold costs no `stat`.
     let as_known = |rel: &Path, kind: Kind, digest: Option<&Digest>| {
-        let (found, state) = out.kind_and_state_at(rel)?;
         let (was, recorded) = known.get(rel.to_str()?)?;
+        let (found, state) = out.kind_and_state_at(rel)?;
         let same = found == kind && state == *was && digest.is_none_or(|d| d == recorded);
         same.then_some(state)
     };
     let own_state = as_known(own, Kind::Directory, None)?;
-    let names = names_digest(&p.items);
     let items_state = as_known(&items, Kind::Directory, Some(&names))?;
     let mut seen = Vec::with_capacity(p.files.len());
     let mut left = Vec::with_capacity(p.files.len());
-    for file in &p.files {
+    for (file, &digest) in p.files.iter().zip(digests) {
         let parent = file.rel.parent()?;
         if parent != own && parent != items {
             return None;
         }
-        let digest = digest(&file.bytes);
         let state = as_known(&file.rel, Kind::File, Some(&digest))?;
         seen.push(output::state_mtime(&state));
         left.push(LeftFile {
@@ -1554,11 +1558,15 @@ mod tests {
                 .map(|f| (f.rel.clone(), f.state, f.digest))
                 .collect()
         };
+        let look = |name: &str, out: &OutputDir, known: &KnownFiles| {
+            let p = &planned.clusters[name];
+            let digests: Vec<Digest> = p.files.iter().map(|f| digest(&f.bytes)).collect();
+            left_as_known(name, p, &digests, names_digest(&p.items), out, known)
+        };
         let made = write(KnownFiles::new());
         let known = table(&made);
         let out = OutputDir::open(root.path()).unwrap();
-        let p = &planned.clusters["c00"];
-        let found = left_as_known("c00", p, &out, &known).expect("as the last render left it");
+        let found = look("c00", &out, &known).expect("as the last render left it");
         assert!(found.changes.is_empty());
         let of_c00 = |files: &[LeftFile]| -> Vec<LeftFile> {
             files
@@ -1575,21 +1583,19 @@ mod tests {
         let bytes = std::fs::read(&motd).unwrap();
         std::fs::remove_file(&motd).unwrap();
         std::fs::write(&motd, &bytes).unwrap();
-        assert!(left_as_known("c00", p, &out, &known).is_none());
+        assert!(look("c00", &out, &known).is_none());
         drop(out);
         let made = write(known);
         assert!(made.outcome.is_ok());
         let known = table(&made);
         let out = OutputDir::open(root.path()).unwrap();
-        assert!(left_as_known("c00", p, &out, &known).is_some());
-        assert!(
-            left_as_known("c00", p, &OutputDir::dry_run(root.path()).unwrap(), &known).is_none()
-        );
+        assert!(look("c00", &out, &known).is_some());
+        assert!(look("c00", &OutputDir::dry_run(root.path()).unwrap(), &known).is_none());
         // The directory moved and linked back: the same files, through a link.
         std::fs::rename(root.path().join("c00"), root.path().join("moved")).unwrap();
         std::os::unix::fs::symlink(root.path().join("moved"), root.path().join("c00")).unwrap();
-        assert!(left_as_known("c00", p, &out, &known).is_none());
-        assert!(left_as_known("c01", &planned.clusters["c01"], &out, &known).is_some());
+        assert!(look("c00", &out, &known).is_none());
+        assert!(look("c01", &out, &known).is_some());
     }
 
     #[test]
