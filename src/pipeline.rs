@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::mapping::{ClusterIds, KnownIds};
 use crate::model::{IndexKeys, Snapshot, SnapshotIndex};
 use crate::output::{self, FileState, Kind, OutputDir, Written};
-use crate::render::{Renderer, ViewContext};
+use crate::render::{ItemFiles, Renderer, ViewContext};
 use crate::snapshot::{self, Snapshots};
 use crate::source::{self, Endpoint, FetchOptions};
 pub use crate::store::{suspicious_drop, FetchResult, SUSPICIOUS_DROP_NOTE};
@@ -600,8 +600,9 @@ pub fn plan(
         ..Plan::default()
     };
     let indexes = indexes(data);
+    let mut made = ItemFiles::default();
     for cluster in clusters {
-        match plan_cluster(config, renderer, cluster, data, &indexes, now) {
+        match plan_cluster(config, renderer, cluster, data, &indexes, now, &mut made) {
             Ok((p, resolved)) => {
                 plan.clusters.insert(cluster.name.clone(), p);
                 plan.ids.insert(cluster.name.clone(), resolved.ids);
@@ -688,6 +689,7 @@ fn plan_cluster(
     data: &Gathered,
     indexes: &BTreeMap<&str, SnapshotIndex<'_>>,
     now: Timestamp,
+    made: &mut ItemFiles,
 ) -> Result<(ClusterPlan, Resolved)> {
     let (view, resolved) = cluster_view_indexed(config, cluster, data, indexes, now)?;
     let dir = PathBuf::from(&cluster.name);
@@ -709,7 +711,7 @@ fn plan_cluster(
         }
         files.push(PlannedFile {
             rel: dir.join("items").join(&name),
-            bytes: renderer.render_item_in(&ctx, item)?.into_bytes(),
+            bytes: renderer.render_item_kept(&ctx, item, made)?.into_bytes(),
             newest: item.last_change,
         });
         items.insert(name);
@@ -897,13 +899,15 @@ pub fn plan_and_write(
     let stop = AtomicBool::new(false);
     let work = || {
         let mut parts = Vec::new();
+        // Item files shared by clusters, kept by each thread for its own.
+        let mut made = ItemFiles::default();
         while !stop.load(Ordering::Relaxed) {
             let at = next.fetch_add(1, Ordering::Relaxed);
             let Some(chunk) = chunks.get(at) else {
                 break;
             };
             let part = write_chunk(
-                config, renderer, chunk, data, &indexes, out, now, &known, views,
+                config, renderer, chunk, data, &indexes, out, now, &known, views, &mut made,
             );
             if part.failed.is_some() {
                 // The chunks before this one were all handed out already
@@ -1022,10 +1026,12 @@ fn write_chunk(
     now: Timestamp,
     known: &KnownFiles,
     views: bool,
+    made: &mut ItemFiles,
 ) -> Part {
     let mut part = Part::default();
     for cluster in chunk {
-        let (mut p, resolved) = match plan_cluster(config, renderer, cluster, data, indexes, now) {
+        let planned = plan_cluster(config, renderer, cluster, data, indexes, now, made);
+        let (mut p, resolved) = match planned {
             Ok(planned) => planned,
             Err(e) => {
                 part.errors.push(e);

@@ -73,6 +73,49 @@ pub struct Renderer {
     builtin: bool,
 }
 
+/// The last item files the built-in `item.txt.j2` made, for the next view
+/// that shows the same item: a page-wide incident is in every cluster's
+/// `items/`. Besides the item, the built-in template reads only the view's
+/// time zone and first source, and its first link when a file is cut.
+#[derive(Default)]
+pub struct ItemFiles {
+    kept: Vec<(ItemFileKey, Item, String)>,
+    /// Where the next file goes once `kept` is full.
+    next: usize,
+}
+
+/// How many item files [`ItemFiles`] keeps: enough for the items a site
+/// shows everywhere, few enough to cost no memory to speak of.
+const ITEM_FILES_KEPT: usize = 32;
+
+/// What an item file depends on besides the item.
+struct ItemFileKey {
+    timezone: String,
+    primary: Option<String>,
+    link: Option<String>,
+}
+
+impl ItemFileKey {
+    fn of(view: &ClusterView) -> Self {
+        Self {
+            timezone: view.timezone.clone(),
+            primary: view.sources.first().map(|s| s.name.clone()),
+            link: first_link(view).map(str::to_owned),
+        }
+    }
+
+    fn fits(&self, view: &ClusterView) -> bool {
+        self.timezone == view.timezone
+            && self.primary.as_deref() == view.sources.first().map(|s| s.name.as_str())
+            && self.link.as_deref() == first_link(view)
+    }
+}
+
+/// The link a file cut short points to ([`finish`]).
+fn first_link(view: &ClusterView) -> Option<&str> {
+    view.sources.iter().find_map(|s| s.url.as_deref())
+}
+
 /// A view turned into a template context once, for the MOTD and all the
 /// snippets of one cluster. (Making it for every snippet made rendering a
 /// cluster cost its item count squared.)
@@ -257,6 +300,41 @@ impl Renderer {
         self.render_with(template, ctx.value().clone(), ctx.view)
     }
 
+    /// [`Renderer::render_item_in`], taking the file from `made` when the
+    /// built-in template already wrote it for a view that shows the item
+    /// alike, and keeping it there otherwise.
+    pub fn render_item_kept(
+        &self,
+        ctx: &ViewContext<'_>,
+        item: &Item,
+        made: &mut ItemFiles,
+    ) -> Result<String> {
+        if !self.is_builtin(ITEM_TEMPLATE) {
+            return self.render_item_in(ctx, item);
+        }
+        let kept = made
+            .kept
+            .iter()
+            .find(|(key, it, _)| it.id == item.id && key.fits(ctx.view) && it == item);
+        if let Some((_, _, out)) = kept {
+            return Ok(out.clone());
+        }
+        // The built-in template only: what the interpreted one makes of
+        // an item it cannot write may read anything of the view.
+        let Some(out) = builtin::item(ctx.view, item) else {
+            return self.render_item_in(ctx, item);
+        };
+        let out = finish(out, ctx.view);
+        let file = (ItemFileKey::of(ctx.view), item.clone(), out.clone());
+        if made.kept.len() < ITEM_FILES_KEPT {
+            made.kept.push(file);
+        } else {
+            made.kept[made.next] = file;
+            made.next = (made.next + 1) % ITEM_FILES_KEPT;
+        }
+        Ok(out)
+    }
+
     /// Renders `item.txt.j2` with a context made once, plus `item`: the cost
     /// is the item's, not the view's.
     pub fn render_item_in(&self, ctx: &ViewContext<'_>, item: &Item) -> Result<String> {
@@ -433,10 +511,7 @@ fn finish(mut out: String, view: &ClusterView) -> String {
     if out.len() <= MAX_FILE_BYTES {
         return out;
     }
-    let url = view
-        .sources
-        .iter()
-        .find_map(|s| s.url.as_deref())
+    let url = first_link(view)
         .map(terminal_safe)
         .filter(|u| !u.is_empty() && u.len() < 1024 && !u.contains('\n'));
     let note = match url {
@@ -1275,6 +1350,65 @@ mod tests {
             r.render_item(&early, &early.incidents[0]).unwrap(),
             r.render_item(&later, &later.incidents[0]).unwrap()
         );
+    }
+
+    #[test]
+    fn an_item_file_kept_is_given_only_to_views_that_show_the_item_alike() {
+        let r = Renderer::new(None).unwrap();
+        let (london, utc) = (busy_view("Europe/London"), busy_view("UTC"));
+        let mut renamed = busy_view("UTC");
+        renamed.sources[0].name = "other".into();
+        let views = [&london, &utc, &renamed];
+        // What the kept files give is what is made anew, view after view,
+        // with more files than are kept.
+        let mut made = ItemFiles::default();
+        let mut files = BTreeSet::new();
+        for round in 0..ITEM_FILES_KEPT {
+            for view in views {
+                let ctx = ViewContext::new(view);
+                for item in view.items() {
+                    let mut item = item.clone();
+                    item.id = format!("{}-{}", item.id, round % 9);
+                    let kept = r.render_item_kept(&ctx, &item, &mut made).unwrap();
+                    assert_eq!(kept, r.render_item_in(&ctx, &item).unwrap(), "{}", item.id);
+                    files.insert(kept);
+                }
+            }
+        }
+        // The time zone and the primary source change the files: the
+        // loop above compared files that differ.
+        let n = london.items().count();
+        assert_eq!(files.len(), 3 * n, "{files:#?}");
+        // An item changed under the same id is made anew.
+        let ctx = ViewContext::new(&london);
+        let mut changed = london.incidents[0].clone();
+        let before = r.render_item_kept(&ctx, &changed, &mut made).unwrap();
+        changed.status = "monitoring".into();
+        let after = r.render_item_kept(&ctx, &changed, &mut made).unwrap();
+        assert_ne!(before, after);
+        assert!(after.contains("Status: monitoring"), "{after}");
+    }
+
+    #[test]
+    fn an_item_template_of_the_site_is_rendered_for_every_view() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(ITEM_TEMPLATE),
+            "{{ cluster }}: {{ item.name }}\n",
+        )
+        .unwrap();
+        let r = Renderer::new(Some(dir.path())).unwrap();
+        let a = busy_view("UTC");
+        let mut b = busy_view("UTC");
+        b.cluster = "other".into();
+        let mut made = ItemFiles::default();
+        for view in [&a, &b] {
+            let ctx = ViewContext::new(view);
+            let file = r
+                .render_item_kept(&ctx, &view.incidents[0], &mut made)
+                .unwrap();
+            assert_eq!(file, format!("{}: Lustre /work slow\n", view.cluster));
+        }
     }
 
     #[test]

@@ -98,7 +98,7 @@ pub struct ComponentView {
 }
 
 /// An incident or maintenance as a template sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Item {
     /// The name of the source the item is from.
     pub source: String,
@@ -134,7 +134,7 @@ pub struct Item {
     pub last_change: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpdateView {
     pub status: String,
     pub body: String,

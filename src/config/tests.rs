@@ -629,6 +629,29 @@ mod prop {
             prop_assert_eq!(validate_cluster_name(&s).is_ok(), by_rule, "{:?}", s);
         }
 
+        // `check_layout` walks no path when there is no `[[outputs]]`
+        // entry: the clusters' own paths never collide when their names
+        // pass `validate_cluster_name`. Names that would collide (the
+        // staging directory, the index) are drawn too, to be refused.
+        #[test]
+        fn clusters_alone_never_collide(
+            names in prop::collection::btree_set(
+                prop_oneof![
+                    "[A-Za-z0-9._-]{1,12}",
+                    Just(crate::output::STAGING_DIR.to_owned()),
+                    Just("index.json".to_owned()),
+                ],
+                1..12,
+            )
+        ) {
+            let names: Vec<&str> = names
+                .iter()
+                .map(String::as_str)
+                .filter(|n| validate_cluster_name(n).is_ok())
+                .collect();
+            prop_assert_eq!(super::super::validate::check_claims(&names, &[]), Ok(()));
+        }
+
         #[test]
         fn cluster_name_from_the_alphabet_is_accepted(s in "[A-Za-z0-9_][A-Za-z0-9._-]{0,63}") {
             prop_assume!(s != "index.json");

@@ -512,6 +512,22 @@ fn check_layout(
     clusters: &BTreeMap<String, ClusterConfig>,
     outputs: &[OutputConfig],
 ) -> std::result::Result<(), (usize, String)> {
+    // The clusters' own paths cannot collide: a name holds no `/`, starts
+    // with no `.` (the staging directory does) and is not `index.json`
+    // ([`validate_cluster_name`]). Every conflict needs an output, and a
+    // large site without one is not walked path by path.
+    if outputs.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = clusters.keys().map(String::as_str).collect();
+    check_claims(&names, outputs)
+}
+
+/// [`check_layout`] for the clusters named `names`, walking every path.
+pub(super) fn check_claims(
+    names: &[&str],
+    outputs: &[OutputConfig],
+) -> std::result::Result<(), (usize, String)> {
     let entry_of = |claim: Claim<'_>| match claim {
         Claim::Output(i, _) => Some(i),
         _ => None,
@@ -540,17 +556,26 @@ fn check_layout(
     let mut claims: BTreeMap<String, Claim<'_>> = BTreeMap::new();
     claims.insert("index.json".to_owned(), Claim::Index);
     claims.insert(crate::output::STAGING_DIR.to_owned(), Claim::Staging);
-    for name in clusters.keys() {
-        claims.insert(name.clone(), Claim::ClusterDir(name));
-        claims.insert(format!("{name}/motd"), Claim::Motd(name));
-        claims.insert(
-            format!("{name}/{}", crate::calendar::FILE_NAME),
-            Claim::Calendar(name),
-        );
-        claims.insert(format!("{name}/items"), Claim::Items(name));
+    for &name in names {
+        let own = [
+            (name.to_owned(), Claim::ClusterDir(name)),
+            (format!("{name}/motd"), Claim::Motd(name)),
+            (
+                format!("{name}/{}", crate::calendar::FILE_NAME),
+                Claim::Calendar(name),
+            ),
+            (format!("{name}/items"), Claim::Items(name)),
+        ];
+        for (path, claim) in own {
+            // Valid names never get here; the check keeps this walk whole.
+            if let Some(other) = claims.insert(path, claim) {
+                let (this, other) = (claim.describe(outputs), other.describe(outputs));
+                return Err((usize::MAX, format!("{this} is also {other}")));
+            }
+        }
     }
     for (i, output) in outputs.iter().enumerate() {
-        for name in clusters.keys() {
+        for &name in names {
             let path = output.path.replace("{cluster}", name);
             let claim = Claim::Output(i, name);
             if path
