@@ -563,7 +563,7 @@ fn context_tz(state: &State) -> std::result::Result<TimeZone, minijinja::Error> 
             return Ok(tz.clone());
         }
     }
-    let tz = TimeZone::get(name).map_err(|e| {
+    let tz = time_zone(name).map_err(|e| {
         minijinja::Error::new(
             ErrorKind::InvalidOperation,
             format!("unknown time zone `{name}`: {e}"),
@@ -571,6 +571,39 @@ fn context_tz(state: &State) -> std::result::Result<TimeZone, minijinja::Error> 
     })?;
     *held = Some((name.to_owned(), tz.clone()));
     Ok(tz)
+}
+
+/// The zone named `name`, as jiff's database finds it. The database lists
+/// the whole `/usr/share/zoneinfo` on first use (milliseconds, a good share
+/// of a quick `render`, and both planning threads wait for it), so `UTC`
+/// and a readable file of that exact name there are taken first, each read
+/// once per process; anything else is asked of the database.
+pub(crate) fn time_zone(name: &str) -> std::result::Result<TimeZone, jiff::Error> {
+    static READ: std::sync::Mutex<Vec<(String, TimeZone)>> = std::sync::Mutex::new(Vec::new());
+    if name == "UTC" {
+        return Ok(TimeZone::UTC);
+    }
+    let mut read = READ
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, tz)) = read.iter().find(|(n, _)| n == name) {
+        return Ok(tz.clone());
+    }
+    let plain = !name.is_empty()
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+        && std::env::var_os("TZDIR").is_none();
+    if plain {
+        let path = Path::new("/usr/share/zoneinfo").join(name);
+        if let Ok(bytes) = std::fs::read(path) {
+            if let Ok(tz) = TimeZone::tzif(name, &bytes) {
+                read.push((name.to_owned(), tz.clone()));
+                return Ok(tz);
+            }
+        }
+    }
+    TimeZone::get(name)
 }
 
 /// Where [`context_tz`] keeps the zone it looked up, for the rest of the
@@ -1350,6 +1383,46 @@ mod tests {
             r.render_item(&early, &early.incidents[0]).unwrap(),
             r.render_item(&later, &later.incidents[0]).unwrap()
         );
+    }
+
+    #[test]
+    fn a_zone_read_from_its_file_is_the_zone_of_the_database() {
+        let times = [
+            "2024-01-15T12:00:00Z",
+            "2024-07-15T12:00:00Z",
+            "2031-03-30T01:30:00Z",
+        ];
+        for name in [
+            "UTC",
+            "Europe/London",
+            "America/New_York",
+            "Asia/Kolkata",
+            "Australia/Lord_Howe",
+            "Etc/GMT+5",
+            "utc",
+            "europe/london",
+            "Nowhere/Else",
+            "../etc/passwd",
+            "Europe//London",
+            "",
+        ] {
+            let (ours, db) = (time_zone(name), TimeZone::get(name));
+            assert_eq!(ours.is_ok(), db.is_ok(), "{name}");
+            let (Ok(ours), Ok(db)) = (ours, db) else {
+                continue;
+            };
+            for at in times {
+                let show = |tz: &TimeZone| {
+                    ts(at)
+                        .to_zoned(tz.clone())
+                        .strftime("%F %T %Z %z")
+                        .to_string()
+                };
+                assert_eq!(show(&ours), show(&db), "{name} at {at}");
+            }
+            // Twice: the second comes from what was read.
+            assert_eq!(time_zone(name).unwrap(), ours, "{name}");
+        }
     }
 
     #[test]

@@ -368,28 +368,9 @@ checked_string!(TzName, |s| if known_time_zone(s) {
     ))
 });
 
-/// Whether `name` is a time zone jiff knows. Its database lists the whole
-/// `/usr/share/zoneinfo` on first use (milliseconds, a good share of a
-/// quick `render`), so `UTC` and a readable file of that exact name there
-/// are taken first; anything else is asked of the database.
+/// Whether `name` is a time zone jiff knows ([`crate::render::time_zone`]).
 fn known_time_zone(name: &str) -> bool {
-    if name == "UTC" {
-        return true;
-    }
-    let plain = !name.is_empty()
-        && name
-            .split('/')
-            .all(|part| !part.is_empty() && part != "." && part != "..")
-        && std::env::var_os("TZDIR").is_none();
-    if plain {
-        let path = std::path::Path::new("/usr/share/zoneinfo").join(name);
-        if let Ok(bytes) = std::fs::read(path) {
-            if jiff::tz::TimeZone::tzif(name, &bytes).is_ok() {
-                return true;
-            }
-        }
-    }
-    jiff::tz::TimeZone::get(name).is_ok()
+    crate::render::time_zone(name).is_ok()
 }
 checked_string!(
     /// Statuspage page ids are short alphanumeric strings; they end up in

@@ -46,7 +46,7 @@ fn zone(name: &str) -> Option<TimeZone> {
                 return Some(tz.clone());
             }
         }
-        let tz = TimeZone::get(name).ok()?;
+        let tz = super::time_zone(name).ok()?;
         *held = Some((name.to_owned(), tz.clone()));
         Some(tz)
     })
