@@ -645,12 +645,14 @@ pub fn write_motds_first(
         return Vec::new();
     };
     let indexes = indexes(data);
+    let mut made = ItemFiles::default();
     let mut changes = Vec::new();
     for cluster in clusters {
         let Ok((view, _)) = cluster_view_indexed(config, cluster, data, &indexes, now) else {
             continue;
         };
-        let Ok(motd) = motd_file(renderer, cluster, &view, &ViewContext::new(&view)) else {
+        let ctx = ViewContext::new(&view);
+        let Ok(motd) = motd_file(renderer, cluster, &view, &ctx, &mut made) else {
             continue;
         };
         if let Some(action) = out
@@ -673,11 +675,12 @@ fn motd_file(
     cluster: &ClusterConfig,
     view: &ClusterView,
     ctx: &ViewContext<'_>,
+    made: &mut ItemFiles,
 ) -> Result<PlannedFile> {
     let template = cluster.template.as_deref().unwrap_or("motd.txt.j2");
     Ok(PlannedFile {
         rel: Path::new(&cluster.name).join("motd"),
-        bytes: renderer.render_in(template, ctx)?.into_bytes(),
+        bytes: renderer.render_kept(template, ctx, made)?.into_bytes(),
         newest: view.newest_change(),
     })
 }
@@ -697,7 +700,7 @@ fn plan_cluster(
     // The view becomes a template context once: per snippet, it cost as
     // much as the view, so a cluster cost its item count squared.
     let ctx = ViewContext::new(&view);
-    let mut files = vec![motd_file(renderer, cluster, &view, &ctx)?];
+    let mut files = vec![motd_file(renderer, cluster, &view, &ctx, made)?];
     let mut items = BTreeSet::new();
     let mut items_left_out = 0;
     for item in view.items() {

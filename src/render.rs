@@ -73,19 +73,49 @@ pub struct Renderer {
     builtin: bool,
 }
 
-/// The last item files the built-in `item.txt.j2` made, for the next view
+/// The last item files the built-in `item.txt.j2` made, and the last
+/// blocks of items the built-in `motd.txt.j2` wrote, for the next view
 /// that shows the same item: a page-wide incident is in every cluster's
-/// `items/`. Besides the item, the built-in template reads only the view's
-/// time zone and first source, and its first link when a file is cut.
+/// `items/` and MOTD. Besides the item, the built-in templates read only
+/// the view's time zone and first source, and its first link when a file
+/// is cut.
 #[derive(Default)]
 pub struct ItemFiles {
+    files: ItemTexts,
+    blocks: ItemTexts,
+}
+
+/// The last texts made of items, each with the item and what else of the
+/// view it depends on.
+#[derive(Default)]
+struct ItemTexts {
     kept: Vec<(ItemFileKey, Item, String)>,
-    /// Where the next file goes once `kept` is full.
+    /// Where the next text goes once `kept` is full.
     next: usize,
 }
 
-/// How many item files [`ItemFiles`] keeps: enough for the items a site
-/// shows everywhere, few enough to cost no memory to speak of.
+impl ItemTexts {
+    /// The text made of `item` for a view that shows it as `view` does.
+    fn find(&self, view: &ClusterView, item: &Item) -> Option<&str> {
+        self.kept
+            .iter()
+            .find(|(key, it, _)| it.id == item.id && key.fits(view) && it == item)
+            .map(|(_, _, text)| text.as_str())
+    }
+
+    fn keep(&mut self, view: &ClusterView, item: &Item, text: String) {
+        let entry = (ItemFileKey::of(view), item.clone(), text);
+        if self.kept.len() < ITEM_FILES_KEPT {
+            self.kept.push(entry);
+        } else {
+            self.kept[self.next] = entry;
+            self.next = (self.next + 1) % ITEM_FILES_KEPT;
+        }
+    }
+}
+
+/// How many texts [`ItemFiles`] keeps of each kind: enough for the items
+/// a site shows everywhere, few enough to cost no memory to speak of.
 const ITEM_FILES_KEPT: usize = 32;
 
 /// What an item file depends on besides the item.
@@ -293,7 +323,7 @@ impl Renderer {
     /// Renders `template` with a context made once.
     pub fn render_in(&self, template: &str, ctx: &ViewContext<'_>) -> Result<String> {
         if template == MOTD_TEMPLATE && self.is_builtin(MOTD_TEMPLATE) {
-            if let Some(out) = builtin::motd(ctx.view) {
+            if let Some(out) = builtin::motd(ctx.view, None) {
                 return Ok(finish(out, ctx.view));
             }
         }
@@ -312,12 +342,8 @@ impl Renderer {
         if !self.is_builtin(ITEM_TEMPLATE) {
             return self.render_item_in(ctx, item);
         }
-        let kept = made
-            .kept
-            .iter()
-            .find(|(key, it, _)| it.id == item.id && key.fits(ctx.view) && it == item);
-        if let Some((_, _, out)) = kept {
-            return Ok(out.clone());
+        if let Some(file) = made.files.find(ctx.view, item) {
+            return Ok(file.to_owned());
         }
         // The built-in template only: what the interpreted one makes of
         // an item it cannot write may read anything of the view.
@@ -325,14 +351,24 @@ impl Renderer {
             return self.render_item_in(ctx, item);
         };
         let out = finish(out, ctx.view);
-        let file = (ItemFileKey::of(ctx.view), item.clone(), out.clone());
-        if made.kept.len() < ITEM_FILES_KEPT {
-            made.kept.push(file);
-        } else {
-            made.kept[made.next] = file;
-            made.next = (made.next + 1) % ITEM_FILES_KEPT;
-        }
+        made.files.keep(ctx.view, item, out.clone());
         Ok(out)
+    }
+
+    /// [`Renderer::render_in`], the built-in MOTD taking the blocks of
+    /// items from `made` as [`Renderer::render_item_kept`] takes files.
+    pub fn render_kept(
+        &self,
+        template: &str,
+        ctx: &ViewContext<'_>,
+        made: &mut ItemFiles,
+    ) -> Result<String> {
+        if template == MOTD_TEMPLATE && self.is_builtin(MOTD_TEMPLATE) {
+            if let Some(out) = builtin::motd(ctx.view, Some(&mut made.blocks)) {
+                return Ok(finish(out, ctx.view));
+            }
+        }
+        self.render_in(template, ctx)
     }
 
     /// Renders `item.txt.j2` with a context made once, plus `item`: the cost
@@ -1431,27 +1467,38 @@ mod tests {
         let (london, utc) = (busy_view("Europe/London"), busy_view("UTC"));
         let mut renamed = busy_view("UTC");
         renamed.sources[0].name = "other".into();
-        let views = [&london, &utc, &renamed];
-        // What the kept files give is what is made anew, view after view,
-        // with more files than are kept.
+        // What the kept files and MOTD blocks give is what is made anew,
+        // view after view, with more of them than are kept.
         let mut made = ItemFiles::default();
-        let mut files = BTreeSet::new();
+        let (mut files, mut motds) = (BTreeSet::new(), BTreeSet::new());
         for round in 0..ITEM_FILES_KEPT {
-            for view in views {
-                let ctx = ViewContext::new(view);
-                for item in view.items() {
-                    let mut item = item.clone();
+            for view in [&london, &utc, &renamed] {
+                let mut view = view.clone();
+                let lists = [
+                    &mut view.incidents,
+                    &mut view.maintenance.active,
+                    &mut view.maintenance.upcoming,
+                    &mut view.resolved,
+                ];
+                for item in lists.into_iter().flatten() {
                     item.id = format!("{}-{}", item.id, round % 9);
-                    let kept = r.render_item_kept(&ctx, &item, &mut made).unwrap();
-                    assert_eq!(kept, r.render_item_in(&ctx, &item).unwrap(), "{}", item.id);
+                }
+                let ctx = ViewContext::new(&view);
+                for item in view.items() {
+                    let kept = r.render_item_kept(&ctx, item, &mut made).unwrap();
+                    assert_eq!(kept, r.render_item_in(&ctx, item).unwrap(), "{}", item.id);
                     files.insert(kept);
                 }
+                let motd = r.render_kept(MOTD_TEMPLATE, &ctx, &mut made).unwrap();
+                assert_eq!(motd, r.render_in(MOTD_TEMPLATE, &ctx).unwrap(), "{round}");
+                motds.insert(motd);
             }
         }
-        // The time zone and the primary source change the files: the
-        // loop above compared files that differ.
+        // The time zone and the primary source change the files and the
+        // MOTDs: the loop above compared texts that differ.
         let n = london.items().count();
         assert_eq!(files.len(), 3 * n, "{files:#?}");
+        assert_eq!(motds.len(), 3, "{motds:#?}");
         // An item changed under the same id is made anew.
         let ctx = ViewContext::new(&london);
         let mut changed = london.incidents[0].clone();

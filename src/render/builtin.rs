@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-use super::{first_lines, text_width, wrap_text};
+use super::{first_lines, text_width, wrap_text, ItemTexts};
 use crate::model::ItemKind;
 use crate::sanitize::terminal_safe;
 use crate::view::{ClusterView, ComponentView, Item};
@@ -114,7 +114,10 @@ fn truthy(s: Option<&String>) -> Option<&str> {
 
 /// `motd.txt.j2` over `view`; `None` when its time zone or a time cannot be
 /// used, where the template fails.
-pub(super) fn motd(view: &ClusterView) -> Option<String> {
+///
+/// The block of an open item is taken from `blocks` when a view that shows
+/// it alike had it written, and kept there otherwise.
+pub(super) fn motd(view: &ClusterView, mut blocks: Option<&mut ItemTexts>) -> Option<String> {
     if view.is_empty() {
         return Some(String::new());
     }
@@ -141,7 +144,19 @@ pub(super) fn motd(view: &ClusterView) -> Option<String> {
         .chain(&view.maintenance.active)
         .chain(&view.maintenance.upcoming);
     for item in open {
+        let Some(blocks) = blocks.as_deref_mut() else {
+            open_item(&mut out, &mut clock, item, primary);
+            continue;
+        };
+        if let Some(block) = blocks.find(view, item) {
+            out.push_str(block);
+            continue;
+        }
+        let from = out.len();
         open_item(&mut out, &mut clock, item, primary);
+        if !clock.failed {
+            blocks.keep(view, item, out[from..].to_owned());
+        }
     }
     for item in &view.resolved {
         let tag = tag(&item.source, &item.source_title, primary);
@@ -589,7 +604,7 @@ mod tests {
             let (interpreted, builtin) = renderers();
             let ctx = ViewContext::new(&view);
             // The Rust form answered itself: no fallback to the templates.
-            prop_assert!(motd(&view).is_some());
+            prop_assert!(motd(&view, None).is_some());
             let expected = interpreted.render_in(MOTD_TEMPLATE, &ctx).unwrap();
             prop_assert_eq!(builtin.render_in(MOTD_TEMPLATE, &ctx).unwrap(), expected);
             for it in view.items() {
@@ -609,7 +624,7 @@ mod tests {
         view.resolved = vec![any_item().new_tree(&mut runner).unwrap().current()];
         view.resolved[0].resolved_at = Some(Timestamp::UNIX_EPOCH);
         let ctx = ViewContext::new(&view);
-        assert!(motd(&view).is_none());
+        assert!(motd(&view, None).is_none());
         let expected = interpreted.render_in(MOTD_TEMPLATE, &ctx).unwrap_err();
         let got = builtin.render_in(MOTD_TEMPLATE, &ctx).unwrap_err();
         assert_eq!(got.to_string(), expected.to_string());
