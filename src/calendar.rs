@@ -408,12 +408,12 @@ pub fn escape_text(s: &str) -> String {
 /// character, each physical line ended by CRLF and each continuation begun
 /// by one space.
 fn push_line(out: &mut String, line: &str) {
-    out.push_str(&fold(line));
-}
-
-/// `line` folded (RFC 5545, 3.1), with its CRLF.
-pub fn fold(line: &str) -> String {
-    let mut out = String::with_capacity(line.len() + line.len() / FOLD_AT * 3 + 2);
+    if line.len() <= FOLD_AT {
+        out.push_str(line);
+        out.push_str("\r\n");
+        return;
+    }
+    out.reserve(line.len() + line.len() / FOLD_AT * 3 + 2);
     let mut octets = 0;
     for c in line.chars() {
         let n = c.len_utf8();
@@ -425,6 +425,12 @@ pub fn fold(line: &str) -> String {
         octets += n;
     }
     out.push_str("\r\n");
+}
+
+/// `line` folded (RFC 5545, 3.1), with its CRLF.
+pub fn fold(line: &str) -> String {
+    let mut out = String::new();
+    push_line(&mut out, line);
     out
 }
 
