@@ -612,17 +612,21 @@ fn context_tz(state: &State) -> std::result::Result<TimeZone, minijinja::Error> 
 /// The zone named `name`, as jiff's database finds it. The database lists
 /// the whole `/usr/share/zoneinfo` on first use (milliseconds, a good share
 /// of a quick `render`, and both planning threads wait for it), so `UTC`
-/// and a readable file of that exact name there are taken first, each read
-/// once per process; anything else is asked of the database.
+/// and a readable file of that exact name there are taken first; anything
+/// else is asked of the database. A file read is used for
+/// [`ZONE_FILE_KEPT`], as the database keeps what it reads, so that a
+/// long-running `serve` sees an updated `tzdata`.
 pub(crate) fn time_zone(name: &str) -> std::result::Result<TimeZone, jiff::Error> {
-    static READ: std::sync::Mutex<Vec<(String, TimeZone)>> = std::sync::Mutex::new(Vec::new());
+    static READ: std::sync::Mutex<Vec<(String, TimeZone, std::time::Instant)>> =
+        std::sync::Mutex::new(Vec::new());
     if name == "UTC" {
         return Ok(TimeZone::UTC);
     }
     let mut read = READ
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some((_, tz)) = read.iter().find(|(n, _)| n == name) {
+    read.retain(|(_, _, at)| at.elapsed() < ZONE_FILE_KEPT);
+    if let Some((_, tz, _)) = read.iter().find(|(n, _, _)| n == name) {
         return Ok(tz.clone());
     }
     let plain = !name.is_empty()
@@ -634,13 +638,17 @@ pub(crate) fn time_zone(name: &str) -> std::result::Result<TimeZone, jiff::Error
         let path = Path::new("/usr/share/zoneinfo").join(name);
         if let Ok(bytes) = std::fs::read(path) {
             if let Ok(tz) = TimeZone::tzif(name, &bytes) {
-                read.push((name.to_owned(), tz.clone()));
+                read.push((name.to_owned(), tz.clone(), std::time::Instant::now()));
                 return Ok(tz);
             }
         }
     }
     TimeZone::get(name)
 }
+
+/// How long [`time_zone`] uses a zone file it read: the time jiff's
+/// database keeps one (`DEFAULT_TTL` in its `tz/db/zoneinfo`).
+const ZONE_FILE_KEPT: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 /// Where [`context_tz`] keeps the zone it looked up, for the rest of the
 /// render (a render's temporaries die with it).
