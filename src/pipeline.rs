@@ -902,7 +902,8 @@ pub fn plan_and_write(
     let stop = AtomicBool::new(false);
     let work = || {
         let mut parts = Vec::new();
-        // Item files shared by clusters, kept by each thread for its own.
+        // Item files and MOTD blocks that clusters share, kept by each
+        // thread for its own.
         let mut made = ItemFiles::default();
         while !stop.load(Ordering::Relaxed) {
             let at = next.fetch_add(1, Ordering::Relaxed);
