@@ -89,7 +89,7 @@ pub struct ItemFiles {
 /// view it depends on.
 #[derive(Default)]
 struct ItemTexts {
-    kept: Vec<(ItemFileKey, Item, String)>,
+    kept: Vec<(ItemTextKey, Item, String)>,
     /// Where the next text goes once `kept` is full.
     next: usize,
 }
@@ -104,7 +104,7 @@ impl ItemTexts {
     }
 
     fn keep(&mut self, view: &ClusterView, item: &Item, text: String) {
-        let entry = (ItemFileKey::of(view), item.clone(), text);
+        let entry = (ItemTextKey::of(view), item.clone(), text);
         if self.kept.len() < ITEM_FILES_KEPT {
             self.kept.push(entry);
         } else {
@@ -118,14 +118,14 @@ impl ItemTexts {
 /// a site shows everywhere, few enough to cost no memory to speak of.
 const ITEM_FILES_KEPT: usize = 32;
 
-/// What an item file depends on besides the item.
-struct ItemFileKey {
+/// What an item file or MOTD block depends on besides the item.
+struct ItemTextKey {
     timezone: String,
     primary: Option<String>,
     link: Option<String>,
 }
 
-impl ItemFileKey {
+impl ItemTextKey {
     fn of(view: &ClusterView) -> Self {
         Self {
             timezone: view.timezone.clone(),
