@@ -427,16 +427,16 @@ fn push_line(out: &mut String, line: &str) {
     out.push_str("\r\n");
 }
 
-/// `line` folded (RFC 5545, 3.1), with its CRLF.
-pub fn fold(line: &str) -> String {
-    let mut out = String::new();
-    push_line(&mut out, line);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `line` folded (RFC 5545, 3.1), with its CRLF.
+    fn fold(line: &str) -> String {
+        let mut out = String::new();
+        push_line(&mut out, line);
+        out
+    }
     use crate::model::{Incident, Page, Snapshot, Update};
     use crate::view::{self, ViewOptions};
 

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::mapping::{ClusterIds, KnownIds};
 use crate::model::{IndexKeys, Snapshot, SnapshotIndex};
 use crate::output::{self, FileState, Kind, OutputDir, Written};
-use crate::render::{ItemFiles, Renderer, ViewContext};
+use crate::render::{ItemTexts, Renderer, ViewContext};
 use crate::snapshot::{self, Snapshots};
 use crate::source::{self, Endpoint, FetchOptions};
 pub use crate::store::{suspicious_drop, FetchResult, SUSPICIOUS_DROP_NOTE};
@@ -600,7 +600,7 @@ pub fn plan(
         ..Plan::default()
     };
     let indexes = indexes(data);
-    let mut made = ItemFiles::default();
+    let mut made = ItemTexts::default();
     for cluster in clusters {
         match plan_cluster(config, renderer, cluster, data, &indexes, now, &mut made) {
             Ok((p, resolved)) => {
@@ -645,7 +645,7 @@ pub fn write_motds_first(
         return Vec::new();
     };
     let indexes = indexes(data);
-    let mut made = ItemFiles::default();
+    let mut made = ItemTexts::default();
     let mut changes = Vec::new();
     for cluster in clusters {
         let Ok((view, _)) = cluster_view_indexed(config, cluster, data, &indexes, now) else {
@@ -675,7 +675,7 @@ fn motd_file(
     cluster: &ClusterConfig,
     view: &ClusterView,
     ctx: &ViewContext<'_>,
-    made: &mut ItemFiles,
+    made: &mut ItemTexts,
 ) -> Result<PlannedFile> {
     let template = cluster.template.as_deref().unwrap_or("motd.txt.j2");
     Ok(PlannedFile {
@@ -692,7 +692,7 @@ fn plan_cluster(
     data: &Gathered,
     indexes: &BTreeMap<&str, SnapshotIndex<'_>>,
     now: Timestamp,
-    made: &mut ItemFiles,
+    made: &mut ItemTexts,
 ) -> Result<(ClusterPlan, Resolved)> {
     let (view, resolved) = cluster_view_indexed(config, cluster, data, indexes, now)?;
     let dir = PathBuf::from(&cluster.name);
@@ -904,7 +904,7 @@ pub fn plan_and_write(
         let mut parts = Vec::new();
         // Item files and MOTD blocks that clusters share, kept by each
         // thread for its own.
-        let mut made = ItemFiles::default();
+        let mut made = ItemTexts::default();
         while !stop.load(Ordering::Relaxed) {
             let at = next.fetch_add(1, Ordering::Relaxed);
             let Some(chunk) = chunks.get(at) else {
@@ -1030,7 +1030,7 @@ fn write_chunk(
     now: Timestamp,
     known: &KnownFiles,
     views: bool,
-    made: &mut ItemFiles,
+    made: &mut ItemTexts,
 ) -> Part {
     let mut part = Part::default();
     for cluster in chunk {

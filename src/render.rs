@@ -80,21 +80,21 @@ pub struct Renderer {
 /// the view's time zone and first source, and its first link when a file
 /// is cut.
 #[derive(Default)]
-pub struct ItemFiles {
-    files: ItemTexts,
-    blocks: ItemTexts,
+pub struct ItemTexts {
+    files: RecentTexts,
+    blocks: RecentTexts,
 }
 
 /// The last texts made of items, each with the item and what else of the
 /// view it depends on.
 #[derive(Default)]
-struct ItemTexts {
+struct RecentTexts {
     kept: Vec<(ItemTextKey, Item, String)>,
     /// Where the next text goes once `kept` is full.
     next: usize,
 }
 
-impl ItemTexts {
+impl RecentTexts {
     /// The text made of `item` for a view that shows it as `view` does.
     fn find(&self, view: &ClusterView, item: &Item) -> Option<&str> {
         self.kept
@@ -105,18 +105,18 @@ impl ItemTexts {
 
     fn keep(&mut self, view: &ClusterView, item: &Item, text: String) {
         let entry = (ItemTextKey::of(view), item.clone(), text);
-        if self.kept.len() < ITEM_FILES_KEPT {
+        if self.kept.len() < ITEM_TEXTS_KEPT {
             self.kept.push(entry);
         } else {
             self.kept[self.next] = entry;
-            self.next = (self.next + 1) % ITEM_FILES_KEPT;
+            self.next = (self.next + 1) % ITEM_TEXTS_KEPT;
         }
     }
 }
 
-/// How many texts [`ItemFiles`] keeps of each kind: enough for the items
+/// How many texts [`ItemTexts`] keeps of each kind: enough for the items
 /// a site shows everywhere, few enough to cost no memory to speak of.
-const ITEM_FILES_KEPT: usize = 32;
+const ITEM_TEXTS_KEPT: usize = 32;
 
 /// What an item file or MOTD block depends on besides the item.
 struct ItemTextKey {
@@ -337,7 +337,7 @@ impl Renderer {
         &self,
         ctx: &ViewContext<'_>,
         item: &Item,
-        made: &mut ItemFiles,
+        made: &mut ItemTexts,
     ) -> Result<String> {
         if !self.is_builtin(ITEM_TEMPLATE) {
             return self.render_item_in(ctx, item);
@@ -361,7 +361,7 @@ impl Renderer {
         &self,
         template: &str,
         ctx: &ViewContext<'_>,
-        made: &mut ItemFiles,
+        made: &mut ItemTexts,
     ) -> Result<String> {
         if template == MOTD_TEMPLATE && self.is_builtin(MOTD_TEMPLATE) {
             if let Some(out) = builtin::motd(ctx.view, Some(&mut made.blocks)) {
@@ -1477,9 +1477,9 @@ mod tests {
         renamed.sources[0].name = "other".into();
         // What the kept files and MOTD blocks give is what is made anew,
         // view after view, with more of them than are kept.
-        let mut made = ItemFiles::default();
+        let mut made = ItemTexts::default();
         let (mut files, mut motds) = (BTreeSet::new(), BTreeSet::new());
-        for round in 0..ITEM_FILES_KEPT {
+        for round in 0..ITEM_TEXTS_KEPT {
             for view in [&london, &utc, &renamed] {
                 let mut view = view.clone();
                 let lists = [
@@ -1518,24 +1518,29 @@ mod tests {
     }
 
     #[test]
-    fn an_item_template_of_the_site_is_rendered_for_every_view() {
+    fn templates_of_the_site_are_rendered_for_every_view() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join(ITEM_TEMPLATE),
-            "{{ cluster }}: {{ item.name }}\n",
-        )
-        .unwrap();
+        for (name, text) in [
+            (ITEM_TEMPLATE, "{{ cluster }}: {{ item.name }}\n"),
+            (MOTD_TEMPLATE, "{{ cluster }}: {{ incidents[0].name }}\n"),
+        ] {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
         let r = Renderer::new(Some(dir.path())).unwrap();
         let a = busy_view("UTC");
         let mut b = busy_view("UTC");
         b.cluster = "other".into();
-        let mut made = ItemFiles::default();
+        // The item and the zone are the same in both views: only a kept
+        // text could make `other` read `archer2`.
+        let mut made = ItemTexts::default();
         for view in [&a, &b] {
             let ctx = ViewContext::new(view);
+            let want = format!("{}: Lustre /work slow\n", view.cluster);
             let file = r
                 .render_item_kept(&ctx, &view.incidents[0], &mut made)
                 .unwrap();
-            assert_eq!(file, format!("{}: Lustre /work slow\n", view.cluster));
+            assert_eq!(file, want);
+            assert_eq!(r.render_kept(MOTD_TEMPLATE, &ctx, &mut made).unwrap(), want);
         }
     }
 

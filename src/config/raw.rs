@@ -368,7 +368,8 @@ checked_string!(TzName, |s| if known_time_zone(s) {
     ))
 });
 
-/// Whether `name` is a time zone jiff knows ([`crate::render::time_zone`]).
+/// Whether `name` is a time zone the renderers can use: asked of their own
+/// look-up ([`crate::render::time_zone`]), so that the two never disagree.
 fn known_time_zone(name: &str) -> bool {
     crate::render::time_zone(name).is_ok()
 }

@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-use super::{first_lines, text_width, wrap_text, ItemTexts};
+use super::{first_lines, text_width, wrap_text, RecentTexts};
 use crate::model::ItemKind;
 use crate::sanitize::terminal_safe;
 use crate::view::{ClusterView, ComponentView, Item};
@@ -31,25 +31,12 @@ const WHEN_LONG: &str = "%a %d %b %Y %H:%M %Z";
 const UNREACHABLE: &str = "the status page could not be reached";
 
 /// The zone of the view's `timezone`, as the `localtime` filter finds it:
-/// the system's when empty. Looked up once per thread and name.
+/// the system's when empty.
 fn zone(name: &str) -> Option<TimeZone> {
-    thread_local! {
-        static HELD: std::cell::RefCell<Option<(String, TimeZone)>> =
-            const { std::cell::RefCell::new(None) };
-    }
     if name.is_empty() {
         return Some(TimeZone::system());
     }
-    HELD.with_borrow_mut(|held| {
-        if let Some((held_name, tz)) = held.as_ref() {
-            if held_name == name {
-                return Some(tz.clone());
-            }
-        }
-        let tz = super::time_zone(name).ok()?;
-        *held = Some((name.to_owned(), tz.clone()));
-        Some(tz)
-    })
+    super::time_zone(name).ok()
 }
 
 /// What one render needs besides the view: its zone, and whether a time
@@ -117,7 +104,7 @@ fn truthy(s: Option<&String>) -> Option<&str> {
 ///
 /// The block of an open item is taken from `blocks` when a view that shows
 /// it alike had it written, and kept there otherwise.
-pub(super) fn motd(view: &ClusterView, mut blocks: Option<&mut ItemTexts>) -> Option<String> {
+pub(super) fn motd(view: &ClusterView, mut blocks: Option<&mut RecentTexts>) -> Option<String> {
     if view.is_empty() {
         return Some(String::new());
     }
