@@ -237,6 +237,9 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         if let (Some(d), Some(stamp)) = (&digests, &stamp) {
             if stamp.holds(&inputs, d, now) {
                 oneshot::confirm(state_dir, &names, now);
+                // Its idle blocking thread is left to the process's exit,
+                // not woken and waited for.
+                rt.shutdown_background();
                 return Ok(0);
             }
         }

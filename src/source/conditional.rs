@@ -78,17 +78,22 @@ impl Validators {
         dir.join(name)
     }
 
-    /// The kept body of `url`, when it is the one these validators
-    /// describe: held in [`Self::bodies`] (`serve` keeps them in memory),
-    /// or in a file under [`Self::kept_in`].
-    pub(super) fn kept_body(&self, url: &str) -> Option<Vec<u8>> {
+    /// The kept body of `url` and its SHA-256, when it is the one these
+    /// validators describe: held in [`Self::bodies`] (`serve` keeps them in
+    /// memory), or in a file under [`Self::kept_in`].
+    pub(super) fn kept_body(&self, url: &str) -> Option<(Vec<u8>, [u8; 32])> {
         let wanted = self.documents.get(url)?.body.as_deref()?;
-        let matches = |bytes: &[u8]| hex::encode(Sha256::digest(bytes)) == wanted;
-        if let Some(held) = self.bodies.get(url).filter(|b| matches(b)) {
-            return Some(held.clone());
+        let matches = |bytes: &[u8]| {
+            let sha256 = sha256(bytes);
+            (hex::encode(sha256) == wanted).then_some(sha256)
+        };
+        if let Some(held) = self.bodies.get(url) {
+            if let Some(sha256) = matches(held) {
+                return Some((held.clone(), sha256));
+            }
         }
         let bytes = std::fs::read(Self::body_path(self.kept_in.as_deref()?, url)).ok()?;
-        matches(&bytes).then_some(bytes)
+        matches(&bytes).map(|sha256| (bytes, sha256))
     }
 
     /// Takes over from `prior` the bodies these validators still describe
@@ -162,17 +167,21 @@ pub async fn fetch(
     }
 }
 
-/// The digest of a page's documents in request order, `None` for one that
-/// answered 404.
-pub(super) fn digest(bodies: &[Option<&[u8]>]) -> String {
+/// The SHA-256 of `bytes`.
+pub(super) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// The digest of a page's documents in request order, each given by its
+/// SHA-256 (taken as its body came), `None` for one that answered 404.
+pub(super) fn digest(parts: &[Option<[u8; 32]>]) -> String {
     let mut hasher = Sha256::new();
-    for body in bodies {
-        match body {
+    for part in parts {
+        match part {
             None => hasher.update(b"-"),
-            Some(b) => {
+            Some(sha256) => {
                 hasher.update(b"+");
-                hasher.update((b.len() as u64).to_le_bytes());
-                hasher.update(b);
+                hasher.update(sha256);
             }
         }
     }
@@ -182,6 +191,7 @@ pub(super) fn digest(bodies: &[Option<&[u8]>]) -> String {
 /// One document as [`read`] got it.
 pub(super) struct Read {
     pub body: Vec<u8>,
+    pub sha256: [u8; 32],
     pub content_type: Option<String>,
     /// What its answer carried (after a `304`: what it carried before).
     pub validators: DocumentValidators,
@@ -203,15 +213,17 @@ pub(super) async fn read(
     let validators = exchange.map(|e| e.validators_of(url)).unwrap_or_default();
     if !exchange.is_some_and(|e| e.was_not_modified(url)) {
         return Ok(Read {
+            sha256: http.sha256_of(url, &body),
             body,
             content_type,
             validators,
             received: true,
         });
     }
-    if let Some(body) = prior.and_then(|p| p.kept_body(url)) {
+    if let Some((body, sha256)) = prior.and_then(|p| p.kept_body(url)) {
         return Ok(Read {
             body,
+            sha256,
             content_type: None,
             validators,
             received: false,
@@ -229,6 +241,7 @@ pub(super) async fn read(
         .map(|e| e.validators_of(url))
         .unwrap_or_default();
     Ok(Read {
+        sha256: plain.sha256_of(url, &body),
         body,
         content_type,
         validators,
@@ -242,6 +255,8 @@ pub(super) struct Exchange<'a> {
     prior: Option<&'a Validators>,
     seen: Mutex<BTreeMap<String, DocumentValidators>>,
     not_modified: Mutex<BTreeSet<String>>,
+    /// The SHA-256 of each body received, taken as it came.
+    received: Mutex<BTreeMap<String, [u8; 32]>>,
 }
 
 impl<'a> Exchange<'a> {
@@ -250,7 +265,18 @@ impl<'a> Exchange<'a> {
             prior,
             seen: Mutex::default(),
             not_modified: Mutex::default(),
+            received: Mutex::default(),
         }
+    }
+
+    /// Notes the SHA-256 of the body of `url` just received whole.
+    pub(super) fn received(&self, url: &str, sha256: [u8; 32]) {
+        lock(&self.received).insert(url.to_owned(), sha256);
+    }
+
+    /// The SHA-256 of the body of `url` received last, if one was.
+    pub(super) fn sha256_received(&self, url: &str) -> Option<[u8; 32]> {
+        lock(&self.received).get(url).copied()
     }
 
     /// `request` with `If-None-Match` / `If-Modified-Since` when the
@@ -323,10 +349,14 @@ mod tests {
 
     #[test]
     fn the_digest_tells_an_absent_document_from_an_empty_one_and_moved_bytes() {
+        let digest = |bodies: &[Option<&[u8]>]| {
+            digest(&bodies.iter().map(|b| b.map(sha256)).collect::<Vec<_>>())
+        };
         let a = digest(&[Some(b"ab"), Some(b"c"), None]);
         assert_eq!(a, digest(&[Some(b"ab"), Some(b"c"), None]));
         assert_ne!(a, digest(&[Some(b"a"), Some(b"bc"), None]));
         assert_ne!(a, digest(&[Some(b"ab"), Some(b"c"), Some(b"")]));
+        assert_ne!(a, digest(&[Some(b"ab"), None, Some(b"c")]));
         assert_eq!(a.len(), 64);
     }
 

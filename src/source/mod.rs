@@ -652,6 +652,15 @@ impl Http<'_> {
         decode_off(url, self.get(url).await?, expect).await
     }
 
+    /// The SHA-256 of `body`, just received from `url`: as taken while it
+    /// came (a conditional fetch), or taken now.
+    fn sha256_of(&self, url: &str, body: &[u8]) -> [u8; 32] {
+        self.validators
+            .as_ref()
+            .and_then(|e| e.sha256_received(url))
+            .unwrap_or_else(|| conditional::sha256(body))
+    }
+
     /// The body of a successful answer, and its `Content-Type`.
     async fn get(&self, url: &str) -> Result<(Vec<u8>, Option<String>), FetchError> {
         let mut attempts: u32 = 0;
@@ -787,7 +796,20 @@ impl Http<'_> {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        match read_capped(&mut response, MAX_BODY_BYTES).await {
+        // A conditional fetch digests each body as it comes, behind the
+        // network rather than after the last byte.
+        let read = match &self.validators {
+            Some(exchange) => read_capped_digested(&mut response, MAX_BODY_BYTES)
+                .await
+                .map(|read| {
+                    read.map(|(body, sha256)| {
+                        exchange.received(url, sha256);
+                        body
+                    })
+                }),
+            None => read_capped(&mut response, MAX_BODY_BYTES).await,
+        };
+        match read {
             Ok(Some(body)) => Ok((body, content_type)),
             Ok(None) => Err(Failure::Fatal(too_large(url))),
             Err(e) => Err(Failure::Retry(Retryable {
@@ -850,6 +872,27 @@ pub(crate) async fn read_capped(
     response: &mut reqwest::Response,
     limit: usize,
 ) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    read_capped_with(response, limit, |_| ()).await
+}
+
+/// [`read_capped`], and the SHA-256 of the body, taken chunk by chunk as
+/// the body comes.
+async fn read_capped_digested(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Option<(Vec<u8>, [u8; 32])>, reqwest::Error> {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    let body = read_capped_with(response, limit, |chunk| hasher.update(chunk)).await?;
+    Ok(body.map(|body| (body, hasher.finalize().into())))
+}
+
+/// [`read_capped`], handing each chunk to `each` as it comes.
+async fn read_capped_with(
+    response: &mut reqwest::Response,
+    limit: usize,
+    mut each: impl FnMut(&[u8]),
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
     if response.content_length().is_some_and(|n| n > limit as u64) {
         return Ok(None);
     }
@@ -863,6 +906,7 @@ pub(crate) async fn read_capped(
         if body.len() + chunk.len() > limit {
             return Ok(None);
         }
+        each(&chunk);
         body.extend_from_slice(&chunk);
     }
     Ok(Some(body))

@@ -11,7 +11,6 @@
 
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
-use sha2::Digest as _;
 
 use super::conditional::{self, DocumentValidators, Validators};
 use super::raw::{self, Items, RawComponent, RawGroup, RawIncident};
@@ -47,6 +46,8 @@ fn page_url(base: &str, path: &str, paging: Paging, page: u32) -> String {
 struct Answer<T> {
     url: String,
     body: Vec<u8>,
+    /// The SHA-256 of `body`.
+    sha256: [u8; 32],
     content_type: Option<String>,
     /// What it carried, with the digest of `body`.
     validators: DocumentValidators,
@@ -197,8 +198,8 @@ pub(super) async fn fetch_if_changed(
 }
 
 /// What the answers of one list carried: URL, validators, body when it is
-/// to be kept, and the body itself for the digest.
-type Described<'a> = Vec<(&'a str, &'a DocumentValidators, bool, &'a [u8])>;
+/// to be kept, the body itself, and its SHA-256 for the digest.
+type Described<'a> = Vec<(&'a str, &'a DocumentValidators, bool, &'a [u8], [u8; 32])>;
 
 fn described<T>(answers: &[Answer<T>]) -> Described<'_> {
     answers
@@ -209,6 +210,7 @@ fn described<T>(answers: &[Answer<T>]) -> Described<'_> {
                 &a.validators,
                 a.received && a.validators.asks(),
                 a.body.as_slice(),
+                a.sha256,
             )
         })
         .collect()
@@ -218,11 +220,11 @@ fn described<T>(answers: &[Answer<T>]) -> Described<'_> {
 /// the lists in a fixed order (URL and bytes of each page).
 fn validators_of(lists: &[&Described<'_>]) -> Validators {
     let mut v = Validators::default();
-    let mut parts: Vec<Option<&[u8]>> = Vec::new();
+    let mut parts: Vec<Option<[u8; 32]>> = Vec::new();
     for list in lists {
-        for (url, doc, keep, body) in *list {
-            parts.push(Some(url.as_bytes()));
-            parts.push(Some(body));
+        for (url, doc, keep, body, sha256) in *list {
+            parts.push(Some(conditional::sha256(url.as_bytes())));
+            parts.push(Some(*sha256));
             v.documents.insert((*url).to_owned(), (*doc).clone());
             if *keep {
                 v.bodies.insert((*url).to_owned(), body.to_vec());
@@ -303,7 +305,7 @@ async fn pages<T: DeserializeOwned + Send + 'static>(
     for page in 1..=MAX_PAGES {
         let url = page_url(base, path, paging, page);
         let read = conditional::read(http, &url, prior).await?;
-        let digest = hex::encode(sha2::Sha256::digest(&read.body));
+        let digest = hex::encode(read.sha256);
         let same = prior
             .and_then(|p| p.documents.get(&url))
             .and_then(|d| d.body.as_deref())
@@ -313,6 +315,7 @@ async fn pages<T: DeserializeOwned + Send + 'static>(
         let mut answer = Answer {
             url,
             body: read.body,
+            sha256: read.sha256,
             content_type: read.content_type,
             validators,
             same,

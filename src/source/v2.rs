@@ -8,8 +8,6 @@ use serde::Deserialize;
 
 use std::collections::BTreeMap;
 
-use sha2::Digest as _;
-
 use super::conditional::{self, DocumentValidators, Validators};
 use super::raw::{self, Items, RawComponent, RawIncident, RawPage};
 use super::{decode, decode_off, Expect, FetchError, FetchErrorKind, Http};
@@ -147,7 +145,14 @@ pub(super) async fn fetch_if_changed(
         optional(http.get(&urls[2])),
     )?;
     let mut answers = [Some(summary), incidents, maintenances];
+    // Each body's SHA-256, taken as it came (a `304`'s empty body: none).
+    let mut sha256s: [Option<[u8; 32]>; 3] = [None; 3];
     let exchange = http.validators.as_ref();
+    for ((u, a), sha256) in urls.iter().zip(&answers).zip(&mut sha256s) {
+        if a.is_some() && !exchange.is_some_and(|e| e.was_not_modified(u)) {
+            *sha256 = a.as_ref().map(|(body, _)| http.sha256_of(u, body));
+        }
+    }
     let not_modified = |u: &str| exchange.is_some_and(|e| e.was_not_modified(u));
     let was_absent = |u: &str| {
         prior
@@ -158,7 +163,8 @@ pub(super) async fn fetch_if_changed(
         Some(_) => not_modified(u),
         None => was_absent(u),
     });
-    let validators_of = |answers: &[Option<(Vec<u8>, Option<String>)>; 3]| {
+    let validators_of = |answers: &[Option<(Vec<u8>, Option<String>)>; 3],
+                         sha256s: &[Option<[u8; 32]>; 3]| {
         let documents = urls
             .iter()
             .zip(answers)
@@ -173,13 +179,9 @@ pub(super) async fn fetch_if_changed(
                 (u.clone(), v)
             })
             .collect();
-        let bodies: Vec<Option<&[u8]>> = answers
-            .iter()
-            .map(|a| a.as_ref().map(|(b, _)| b.as_slice()))
-            .collect();
         Validators {
             documents,
-            digest: conditional::digest(&bodies),
+            digest: conditional::digest(sha256s),
             ..Validators::default()
         }
     };
@@ -192,32 +194,35 @@ pub(super) async fn fetch_if_changed(
     // there is none, that document read again, plainly.
     let plain = http.unconditional();
     let mut again = BTreeMap::new();
-    for (u, a) in urls.iter().zip(answers.iter_mut()) {
+    for ((u, a), sha256) in urls.iter().zip(answers.iter_mut()).zip(&mut sha256s) {
         if a.is_none() || !not_modified(u) {
             continue;
         }
-        if let Some(body) = prior.and_then(|p| p.kept_body(u)) {
+        if let Some((body, kept)) = prior.and_then(|p| p.kept_body(u)) {
             *a = Some((body, None));
+            *sha256 = Some(kept);
             continue;
         }
         *a = optional(plain.get(u)).await?;
+        *sha256 = a.as_ref().map(|(body, _)| plain.sha256_of(u, body));
         if a.is_some() {
             let v = plain.validators.as_ref().map(|e| e.validators_of(u));
             again.insert(u.clone(), v.unwrap_or_default());
         }
     }
     let again_urls: Vec<String> = again.keys().cloned().collect();
-    let mut validators = validators_of(&answers);
+    let mut validators = validators_of(&answers, &sha256s);
     validators.documents.extend(again);
     // The bodies that carried a validator, new ones to keep.
-    for (u, a) in urls.iter().zip(&answers) {
-        let (Some((body, _)), Some(v)) = (a, validators.documents.get_mut(u)) else {
+    for ((u, a), sha256) in urls.iter().zip(&answers).zip(&sha256s) {
+        let (Some((body, _)), Some(sha256), Some(v)) = (a, sha256, validators.documents.get_mut(u))
+        else {
             continue;
         };
         if !v.asks() {
             continue;
         }
-        let digest = hex::encode(sha2::Sha256::digest(body));
+        let digest = hex::encode(sha256);
         let before = prior
             .and_then(|p| p.documents.get(u))
             .and_then(|d| d.body.as_deref());

@@ -297,6 +297,40 @@ fn a_304_whose_body_was_not_kept_next_to_a_change_is_read_again_in_full() {
     assert_eq!(fake.requests(), 10);
 }
 
+#[test]
+fn a_large_list_kept_next_to_a_change_is_recognised_by_the_digest_taken_as_it_came() {
+    // A maintenance list of about 1 MB comes in many chunks, each digested
+    // as it arrives: the digest kept must be the whole body's, or the kept
+    // body is refused next to a change and read again.
+    let maintenances: Vec<Value> = (0..2_000)
+        .map(|n| {
+            json!({
+                "id": format!("m{n:05}"), "name": format!("Upgrade {n}"),
+                "status": "completed", "impact": "maintenance",
+                "created_at": "2025-05-01T10:00:00Z", "updated_at": "2025-05-01T10:00:00Z",
+                "scheduled_for": "2025-05-01T10:00:00Z", "scheduled_until": "2025-05-01T11:00:00Z",
+                "components": [],
+                "incident_updates": [{"id": format!("mu{n:05}"), "status": "completed",
+                    "body": "x".repeat(400), "created_at": "2025-05-01T10:00:00Z"}],
+            })
+        })
+        .collect();
+    let maintenances = Value::Array(maintenances);
+    let fake = FakeStatuspage::spawn();
+    fake.send_validators(Validators::ETag, true);
+    page(&fake, "Lustre slow", maintenances.clone());
+    let site = Site::new(&mapping(&fake.url(), ""));
+    render(&site);
+    let kept = site
+        .path()
+        .join("state/status.answers/scheduled-maintenances.json");
+    assert!(std::fs::metadata(&kept).unwrap().len() > 900_000);
+    page(&fake, "Lustre very slow", maintenances);
+    assert!(render(&site).contains("updated alpha/motd"));
+    assert_eq!(fake.not_modified_answers(), 1);
+    assert_eq!(fake.requests(), 6, "the kept list stood for the 304");
+}
+
 // The manage API v1: the same, over five lists and their pages.
 
 const V1_PAGE: &str = "v1page00001";
