@@ -145,15 +145,15 @@ pub(super) async fn fetch_if_changed(
         optional(http.get(&urls[2])),
     )?;
     let mut answers = [Some(summary), incidents, maintenances];
+    let exchange = http.validators.as_ref();
+    let not_modified = |u: &str| exchange.is_some_and(|e| e.was_not_modified(u));
     // Each body's SHA-256, taken as it came (a `304`'s empty body: none).
     let mut sha256s: [Option<[u8; 32]>; 3] = [None; 3];
-    let exchange = http.validators.as_ref();
     for ((u, a), sha256) in urls.iter().zip(&answers).zip(&mut sha256s) {
-        if a.is_some() && !exchange.is_some_and(|e| e.was_not_modified(u)) {
+        if !not_modified(u) {
             *sha256 = a.as_ref().map(|(body, _)| http.sha256_of(u, body));
         }
     }
-    let not_modified = |u: &str| exchange.is_some_and(|e| e.was_not_modified(u));
     let was_absent = |u: &str| {
         prior
             .and_then(|p| p.documents.get(u))
