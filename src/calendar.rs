@@ -430,6 +430,8 @@ fn push_line(out: &mut String, line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Incident, Page, Snapshot, Update};
+    use crate::view::{self, ViewOptions};
 
     /// `line` folded (RFC 5545, 3.1), with its CRLF.
     fn fold(line: &str) -> String {
@@ -437,8 +439,6 @@ mod tests {
         push_line(&mut out, line);
         out
     }
-    use crate::model::{Incident, Page, Snapshot, Update};
-    use crate::view::{self, ViewOptions};
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
