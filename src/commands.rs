@@ -49,7 +49,7 @@ fn started(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runt
 }
 
 /// The runtime of `render`'s one-shot path: one thread. Its work is three
-/// requests and a stat of each file (on a blocking thread); the parsing a
+/// requests and, beside them, a stat of each file; the parsing a
 /// changed page needs runs on blocking threads too, so worker threads
 /// would only cost their start.
 fn oneshot_runtime() -> Result<tokio::runtime::Runtime> {
@@ -219,26 +219,21 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        // The stamp is read and the files are looked at (a stat each) on
-        // a second thread while the answers come.
-        let (answers, stamp) = rt.block_on(async {
-            let check = {
-                let (state_dir, out) = (state_dir.clone(), out.clone());
-                tokio::task::spawn_blocking(move || {
-                    oneshot::Stamp::load(&state_dir).filter(|s| s.files_hold(&out))
-                })
-            };
-            let answers = oneshot::fetch(&config, &names, now).await;
-            (answers, check.await.ok().flatten())
+        // The stamp is read and the files are looked at (a stat each)
+        // while upstream prepares its answers.
+        let (answers, (inputs, stamp)) = rt.block_on(async {
+            tokio::join!(
+                oneshot::fetch(&config, &names, now),
+                oneshot::check(&config, &out)
+            )
         });
         let answers = answers?;
-        let inputs = oneshot::fingerprint(&config, &out);
         let digests = answers.digests();
         if let (Some(d), Some(stamp)) = (&digests, &stamp) {
             if stamp.holds(&inputs, d, now) {
-                oneshot::confirm(state_dir, &names, now);
-                // Its idle blocking thread is left to the process's exit,
-                // not woken and waited for.
+                answers.confirm(state_dir, now);
+                // An idle blocking thread (a name resolved) is left to the
+                // process's exit, not woken and waited for.
                 rt.shutdown_background();
                 return Ok(0);
             }

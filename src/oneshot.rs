@@ -51,6 +51,15 @@ use crate::store::Store;
 /// The stamp's file in `state_dir`.
 const STAMP_FILE: &str = "render.stamp.json";
 
+/// How many files [`Stamp::files_hold_in_steps`] looks at between two
+/// reads of the answers: about 0.1 ms of `stat`s.
+const FILES_PER_STEP: usize = 64;
+
+/// How many turns of the runtime the shortcut's check lets the fetch take
+/// first: enough to connect and send the requests (two on loopback), so
+/// that the check runs while upstream prepares its answers.
+const TURNS_BEFORE_CHECK: usize = 4;
+
 /// How often at most the confirmation time of an unchanged source is
 /// written: a fallback may count its age from up to this much too early.
 const CONFIRM_EVERY: SignedDuration = SignedDuration::from_secs(60);
@@ -385,6 +394,23 @@ impl Stamp {
             .all(|f| states.of(Path::new(&f.path)) == f.state)
     }
 
+    /// [`Stamp::files_hold`] a few files at a time, letting the runtime's
+    /// thread read what has come between each few: the check shares that
+    /// thread with the fetch instead of a core with everything else.
+    pub async fn files_hold_in_steps(&self, out: &Path) -> bool {
+        let states = States::under(out);
+        for step in self.files.chunks(FILES_PER_STEP) {
+            if !step
+                .iter()
+                .all(|f| states.of(Path::new(&f.path)) == f.state)
+            {
+                return false;
+            }
+            tokio::task::yield_now().await;
+        }
+        true
+    }
+
     /// The stamp of a render just done under `out` from `data`, whose
     /// sources answered `digests`; `left` says how every file it planned,
     /// `index.json` and the clusters' directories were left (other
@@ -616,19 +642,6 @@ pub fn valid_until(config: &Config, data: &Gathered, now: Timestamp) -> Timestam
         .fold(day, Timestamp::min)
 }
 
-/// After the shortcut: each source's kept validators say upstream
-/// confirmed them at `now` (at most once a minute).
-pub fn confirm(state_dir: &Path, sources: &[String], now: Timestamp) {
-    for name in sources {
-        if let Some(mut kept) = Kept::load(state_dir, name) {
-            if now.duration_since(kept.confirmed_at) >= CONFIRM_EVERY {
-                kept.confirmed_at = now;
-                let _ = kept.save(state_dir, name);
-            }
-        }
-    }
-}
-
 /// Keeps `validators` for the last good snapshot of `source`, fetched at
 /// `fetched_at`, confirmed at `now`.
 pub fn keep_validators(
@@ -711,7 +724,62 @@ fn client_for(config: &Config) -> reqwest::Client {
     }
 }
 
+/// What the shortcut compares the answers with, made while they come: the
+/// [`fingerprint`] of the inputs now, and the stamp of the last complete
+/// render into `out` when the inputs are those it was made from and every
+/// file is as it left them.
+///
+/// Runs beside [`fetch`] on the runtime's one thread, after the fetch has
+/// had a few turns to send its requests: upstream then prepares its
+/// answers while the files are looked at, and the bytes that come are read
+/// between every few files.
+pub async fn check(config: &Config, out: &Path) -> (String, Option<Stamp>) {
+    for _ in 0..TURNS_BEFORE_CHECK {
+        tokio::task::yield_now().await;
+    }
+    let inputs = fingerprint(config, out);
+    let stamp = match Stamp::load(&config.settings.state_dir) {
+        Some(stamp) if stamp.inputs == inputs && stamp.files_hold_in_steps(out).await => {
+            Some(stamp)
+        }
+        _ => None,
+    };
+    (inputs, stamp)
+}
+
+/// Each of `sources`' kept validators say upstream confirmed them at `now`
+/// (at most once a minute).
+pub fn confirm(state_dir: &Path, sources: &[String], now: Timestamp) {
+    for name in sources {
+        if let Some(kept) = Kept::load(state_dir, name) {
+            kept.confirmed(state_dir, name, now);
+        }
+    }
+}
+
+impl Kept {
+    /// Says upstream confirmed these validators of `source` at `now`, at
+    /// most once a minute.
+    fn confirmed(&self, state_dir: &Path, source: &str, now: Timestamp) {
+        if now.duration_since(self.confirmed_at) >= CONFIRM_EVERY {
+            let confirmed = Kept {
+                confirmed_at: now,
+                ..self.clone()
+            };
+            let _ = confirmed.save(state_dir, source);
+        }
+    }
+}
+
 impl Answers {
+    /// After the shortcut: [`confirm`] with the validators read before the
+    /// fetch, which the shortcut found unchanged.
+    pub fn confirm(&self, state_dir: &Path, now: Timestamp) {
+        for (name, kept) in &self.kept {
+            kept.confirmed(state_dir, name, now);
+        }
+    }
+
     /// Source -> digest of its answers, when every source answered.
     pub fn digests(&self) -> Option<BTreeMap<String, String>> {
         self.results
@@ -934,6 +1002,43 @@ mod tests {
         assert!(files
             .iter()
             .all(|(_, s)| *s != written(1) && *s != written(3)));
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // the test lays out an output directory
+    fn the_check_in_steps_sees_a_change_in_any_step_as_the_whole_check_does() {
+        let out = tempfile::tempdir().unwrap();
+        let count = FILES_PER_STEP * 3 + 5;
+        let rels: Vec<String> = (0..count).map(|n| format!("c{n:04}/motd")).collect();
+        for rel in &rels {
+            let path = out.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, rel).unwrap();
+        }
+        let stamp = Stamp {
+            files: rels
+                .iter()
+                .map(|rel| StampedFile {
+                    path: rel.clone(),
+                    state: state_of(&out.path().join(rel)),
+                })
+                .collect(),
+            ..stamp(None, false)
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let in_steps = |stamp: &Stamp| runtime.block_on(stamp.files_hold_in_steps(out.path()));
+        assert!(in_steps(&stamp) && stamp.files_hold(out.path()));
+        // The last file, in the last step, edited; then one in the middle
+        // removed.
+        std::fs::write(out.path().join(&rels[count - 1]), "edited by hand").unwrap();
+        assert!(!in_steps(&stamp) && !stamp.files_hold(out.path()));
+        let mut stamp = stamp;
+        stamp.files[count - 1].state = state_of(&out.path().join(&rels[count - 1]));
+        assert!(in_steps(&stamp));
+        std::fs::remove_file(out.path().join(&rels[FILES_PER_STEP + 1])).unwrap();
+        assert!(!in_steps(&stamp) && !stamp.files_hold(out.path()));
     }
 
     fn stamp(from: Option<Timestamp>, only_then: bool) -> Stamp {
