@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod hash;
 pub mod mapping;
 pub mod metrics;
 pub mod model;

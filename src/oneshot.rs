@@ -35,7 +35,6 @@ use std::path::{Path, PathBuf};
 use jiff::{SignedDuration, Timestamp};
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::os::fd::OwnedFd;
 
 use crate::cli::RenderArgs;
@@ -197,7 +196,7 @@ pub const SNAPSHOT_ANSWER: &str = "--snapshot";
 pub fn snapshot_digest(bytes: &[u8]) -> BTreeMap<String, String> {
     BTreeMap::from([(
         SNAPSHOT_ANSWER.to_owned(),
-        hex::encode(Sha256::digest(bytes)),
+        hex::encode(crate::hash::of(bytes)),
     )])
 }
 
@@ -284,9 +283,9 @@ fn code_names(code: &str, names: &[&str]) -> bool {
 /// made of: this program, the configuration file, the templates, the time
 /// zone of the system, and where the files go.
 pub fn fingerprint(config: &Config, out: &Path) -> String {
-    let mut h = Sha256::new();
+    let mut h = crate::hash::Hasher::default();
     let mut part = |bytes: &[u8]| {
-        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(&(bytes.len() as u64).to_le_bytes());
         h.update(bytes);
     };
     part(env!("CARGO_PKG_VERSION").as_bytes());

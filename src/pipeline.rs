@@ -814,12 +814,11 @@ fn write_plan(plan: &Plan, out: &OutputDir, now: Timestamp) -> Result<Vec<Change
 
 const INDEX_FILE: &str = "index.json";
 
-/// A digest of a file's bytes: the first half of their SHA-256.
+/// A digest of a file's bytes: the first half of their [`crate::hash`].
 pub type Digest = [u8; 16];
 
 pub fn digest(bytes: &[u8]) -> Digest {
-    use sha2::Digest as _;
-    let full = sha2::Sha256::digest(bytes);
+    let full = crate::hash::of(bytes);
     let mut d = [0; 16];
     d.copy_from_slice(&full[..16]);
     d

@@ -157,14 +157,13 @@ mod tests {
     use crate::source::conditional::DocumentValidators;
 
     fn validators(digest: &str, body: &[u8]) -> Validators {
-        use sha2::Digest as _;
         let url = "http://x/api/v2/summary.json".to_owned();
         Validators {
             documents: BTreeMap::from([(
                 url.clone(),
                 DocumentValidators {
                     etag: Some("\"e\"".into()),
-                    body: Some(hex::encode(sha2::Sha256::digest(body))),
+                    body: Some(hex::encode(crate::hash::of(body))),
                     ..DocumentValidators::default()
                 },
             )]),

@@ -21,9 +21,9 @@ use std::sync::Mutex;
 use reqwest::header::{HeaderMap, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use reqwest::{RequestBuilder, StatusCode};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::{Endpoint, FetchError, FetchOptions, Fetched, Http};
+use crate::hash::Hash;
 
 /// What one document's answer carried to ask with next time.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +35,7 @@ pub struct DocumentValidators {
     /// The document answered 404 (the v2 lists may): absent, not changed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub absent: bool,
-    /// SHA-256 (hex) of the body kept for a later `304` (see
+    /// [`crate::hash`] (hex) of the body kept for a later `304` (see
     /// [`Validators::kept_in`]), when it carried a validator; for the
     /// manage API, of every page, so that a list's page with the same
     /// bytes is known without parsing it.
@@ -56,7 +56,7 @@ impl DocumentValidators {
 pub struct Validators {
     #[serde(default)]
     pub documents: BTreeMap<String, DocumentValidators>,
-    /// SHA-256 (hex) over the documents in request order; empty when
+    /// [`crate::hash`] (hex) over the documents in request order; empty when
     /// unknown.
     #[serde(default)]
     pub digest: String,
@@ -78,22 +78,22 @@ impl Validators {
         dir.join(name)
     }
 
-    /// The kept body of `url` and its SHA-256, when it is the one these
+    /// The kept body of `url` and its digest, when it is the one these
     /// validators describe: held in [`Self::bodies`] (`serve` keeps them in
     /// memory), or in a file under [`Self::kept_in`].
-    pub(super) fn kept_body(&self, url: &str) -> Option<(Vec<u8>, [u8; 32])> {
+    pub(super) fn kept_body(&self, url: &str) -> Option<(Vec<u8>, Hash)> {
         let wanted = self.documents.get(url)?.body.as_deref()?;
         let matches = |bytes: &[u8]| {
-            let sha256 = sha256(bytes);
-            (hex::encode(sha256) == wanted).then_some(sha256)
+            let hash = crate::hash::of(bytes);
+            (hex::encode(hash) == wanted).then_some(hash)
         };
         if let Some(held) = self.bodies.get(url) {
-            if let Some(sha256) = matches(held) {
-                return Some((held.clone(), sha256));
+            if let Some(hash) = matches(held) {
+                return Some((held.clone(), hash));
             }
         }
         let bytes = std::fs::read(Self::body_path(self.kept_in.as_deref()?, url)).ok()?;
-        matches(&bytes).map(|sha256| (bytes, sha256))
+        matches(&bytes).map(|hash| (bytes, hash))
     }
 
     /// Takes over from `prior` the bodies these validators still describe
@@ -110,7 +110,7 @@ impl Validators {
             if let Some(body) = prior
                 .bodies
                 .get(url)
-                .filter(|b| hex::encode(Sha256::digest(b)) == wanted)
+                .filter(|b| hex::encode(crate::hash::of(b)) == wanted)
             {
                 self.bodies.insert(url.clone(), body.clone());
             }
@@ -167,21 +167,17 @@ pub async fn fetch(
     }
 }
 
-/// The SHA-256 of `bytes`.
-pub(super) fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
 /// The digest of a page's documents in request order, each given by its
-/// SHA-256 (taken as its body came), `None` for one that answered 404.
-pub(super) fn digest(parts: &[Option<[u8; 32]>]) -> String {
-    let mut hasher = Sha256::new();
+/// [`crate::hash`] (taken as its body came), `None` for one that answered
+/// 404.
+pub(super) fn digest(parts: &[Option<Hash>]) -> String {
+    let mut hasher = crate::hash::Hasher::default();
     for part in parts {
         match part {
             None => hasher.update(b"-"),
-            Some(sha256) => {
+            Some(hash) => {
                 hasher.update(b"+");
-                hasher.update(sha256);
+                hasher.update(hash);
             }
         }
     }
@@ -191,7 +187,7 @@ pub(super) fn digest(parts: &[Option<[u8; 32]>]) -> String {
 /// One document as [`read`] got it.
 pub(super) struct Read {
     pub body: Vec<u8>,
-    pub sha256: [u8; 32],
+    pub hash: Hash,
     pub content_type: Option<String>,
     /// What its answer carried (after a `304`: what it carried before).
     pub validators: DocumentValidators,
@@ -213,17 +209,17 @@ pub(super) async fn read(
     let validators = exchange.map(|e| e.validators_of(url)).unwrap_or_default();
     if !exchange.is_some_and(|e| e.was_not_modified(url)) {
         return Ok(Read {
-            sha256: http.sha256_of(url, &body),
+            hash: http.hash_of(url, &body),
             body,
             content_type,
             validators,
             received: true,
         });
     }
-    if let Some((body, sha256)) = prior.and_then(|p| p.kept_body(url)) {
+    if let Some((body, hash)) = prior.and_then(|p| p.kept_body(url)) {
         return Ok(Read {
             body,
-            sha256,
+            hash,
             content_type: None,
             validators,
             received: false,
@@ -241,7 +237,7 @@ pub(super) async fn read(
         .map(|e| e.validators_of(url))
         .unwrap_or_default();
     Ok(Read {
-        sha256: plain.sha256_of(url, &body),
+        hash: plain.hash_of(url, &body),
         body,
         content_type,
         validators,
@@ -255,8 +251,8 @@ pub(super) struct Exchange<'a> {
     prior: Option<&'a Validators>,
     seen: Mutex<BTreeMap<String, DocumentValidators>>,
     not_modified: Mutex<BTreeSet<String>>,
-    /// The SHA-256 of each body received, taken as it came.
-    received: Mutex<BTreeMap<String, [u8; 32]>>,
+    /// The digest of each body received, taken as it came.
+    received: Mutex<BTreeMap<String, Hash>>,
 }
 
 impl<'a> Exchange<'a> {
@@ -269,13 +265,13 @@ impl<'a> Exchange<'a> {
         }
     }
 
-    /// Notes the SHA-256 of the body of `url` just received whole.
-    pub(super) fn received(&self, url: &str, sha256: [u8; 32]) {
-        lock(&self.received).insert(url.to_owned(), sha256);
+    /// Notes the digest of the body of `url` just received whole.
+    pub(super) fn received(&self, url: &str, hash: Hash) {
+        lock(&self.received).insert(url.to_owned(), hash);
     }
 
-    /// The SHA-256 of the body of `url` received last, if one was.
-    pub(super) fn sha256_received(&self, url: &str) -> Option<[u8; 32]> {
+    /// The digest of the body of `url` received last, if one was.
+    pub(super) fn hash_received(&self, url: &str) -> Option<Hash> {
         lock(&self.received).get(url).copied()
     }
 
@@ -350,7 +346,12 @@ mod tests {
     #[test]
     fn the_digest_tells_an_absent_document_from_an_empty_one_and_moved_bytes() {
         let digest = |bodies: &[Option<&[u8]>]| {
-            digest(&bodies.iter().map(|b| b.map(sha256)).collect::<Vec<_>>())
+            digest(
+                &bodies
+                    .iter()
+                    .map(|b| b.map(crate::hash::of))
+                    .collect::<Vec<_>>(),
+            )
         };
         let a = digest(&[Some(b"ab"), Some(b"c"), None]);
         assert_eq!(a, digest(&[Some(b"ab"), Some(b"c"), None]));

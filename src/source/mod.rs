@@ -652,13 +652,13 @@ impl Http<'_> {
         decode_off(url, self.get(url).await?, expect).await
     }
 
-    /// The SHA-256 of `body`, just received from `url`: as taken while it
+    /// The digest of `body`, just received from `url`: as taken while it
     /// came (a conditional fetch), or taken now.
-    fn sha256_of(&self, url: &str, body: &[u8]) -> [u8; 32] {
+    fn hash_of(&self, url: &str, body: &[u8]) -> crate::hash::Hash {
         self.validators
             .as_ref()
-            .and_then(|e| e.sha256_received(url))
-            .unwrap_or_else(|| conditional::sha256(body))
+            .and_then(|e| e.hash_received(url))
+            .unwrap_or_else(|| crate::hash::of(body))
     }
 
     /// The body of a successful answer, and its `Content-Type`.
@@ -802,8 +802,8 @@ impl Http<'_> {
             Some(exchange) => read_capped_digested(&mut response, MAX_BODY_BYTES)
                 .await
                 .map(|read| {
-                    read.map(|(body, sha256)| {
-                        exchange.received(url, sha256);
+                    read.map(|(body, hash)| {
+                        exchange.received(url, hash);
                         body
                     })
                 }),
@@ -875,16 +875,15 @@ pub(crate) async fn read_capped(
     read_capped_with(response, limit, |_| ()).await
 }
 
-/// [`read_capped`], and the SHA-256 of the body, taken chunk by chunk as
-/// the body comes.
+/// [`read_capped`], and the digest of the body ([`crate::hash`]), taken
+/// chunk by chunk as the body comes.
 async fn read_capped_digested(
     response: &mut reqwest::Response,
     limit: usize,
-) -> Result<Option<(Vec<u8>, [u8; 32])>, reqwest::Error> {
-    use sha2::Digest as _;
-    let mut hasher = sha2::Sha256::new();
+) -> Result<Option<(Vec<u8>, crate::hash::Hash)>, reqwest::Error> {
+    let mut hasher = crate::hash::Hasher::default();
     let body = read_capped_with(response, limit, |chunk| hasher.update(chunk)).await?;
-    Ok(body.map(|body| (body, hasher.finalize().into())))
+    Ok(body.map(|body| (body, hasher.finalize())))
 }
 
 /// [`read_capped`], handing each chunk to `each` as it comes.

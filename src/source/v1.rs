@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use super::conditional::{self, DocumentValidators, Validators};
 use super::raw::{self, Items, RawComponent, RawGroup, RawIncident};
 use super::{decode_answer, Expect, FetchError, FetchErrorKind, Http};
+use crate::hash::Hash;
 use crate::model::{Page, Snapshot};
 
 /// The largest page the API hands out.
@@ -46,8 +47,8 @@ fn page_url(base: &str, path: &str, paging: Paging, page: u32) -> String {
 struct Answer<T> {
     url: String,
     body: Vec<u8>,
-    /// The SHA-256 of `body`.
-    sha256: [u8; 32],
+    /// The digest of `body`.
+    hash: Hash,
     content_type: Option<String>,
     /// What it carried, with the digest of `body`.
     validators: DocumentValidators,
@@ -198,8 +199,8 @@ pub(super) async fn fetch_if_changed(
 }
 
 /// What the answers of one list carried: URL, validators, body when it is
-/// to be kept, the body itself, and its SHA-256 for the digest.
-type Described<'a> = Vec<(&'a str, &'a DocumentValidators, bool, &'a [u8], [u8; 32])>;
+/// to be kept, the body itself, and its digest.
+type Described<'a> = Vec<(&'a str, &'a DocumentValidators, bool, &'a [u8], Hash)>;
 
 fn described<T>(answers: &[Answer<T>]) -> Described<'_> {
     answers
@@ -210,7 +211,7 @@ fn described<T>(answers: &[Answer<T>]) -> Described<'_> {
                 &a.validators,
                 a.received && a.validators.asks(),
                 a.body.as_slice(),
-                a.sha256,
+                a.hash,
             )
         })
         .collect()
@@ -220,11 +221,11 @@ fn described<T>(answers: &[Answer<T>]) -> Described<'_> {
 /// the lists in a fixed order (URL and bytes of each page).
 fn validators_of(lists: &[&Described<'_>]) -> Validators {
     let mut v = Validators::default();
-    let mut parts: Vec<Option<[u8; 32]>> = Vec::new();
+    let mut parts: Vec<Option<Hash>> = Vec::new();
     for list in lists {
-        for (url, doc, keep, body, sha256) in *list {
-            parts.push(Some(conditional::sha256(url.as_bytes())));
-            parts.push(Some(*sha256));
+        for (url, doc, keep, body, hash) in *list {
+            parts.push(Some(crate::hash::of(url.as_bytes())));
+            parts.push(Some(*hash));
             v.documents.insert((*url).to_owned(), (*doc).clone());
             if *keep {
                 v.bodies.insert((*url).to_owned(), body.to_vec());
@@ -305,7 +306,7 @@ async fn pages<T: DeserializeOwned + Send + 'static>(
     for page in 1..=MAX_PAGES {
         let url = page_url(base, path, paging, page);
         let read = conditional::read(http, &url, prior).await?;
-        let digest = hex::encode(read.sha256);
+        let digest = hex::encode(read.hash);
         let same = prior
             .and_then(|p| p.documents.get(&url))
             .and_then(|d| d.body.as_deref())
@@ -315,7 +316,7 @@ async fn pages<T: DeserializeOwned + Send + 'static>(
         let mut answer = Answer {
             url,
             body: read.body,
-            sha256: read.sha256,
+            hash: read.hash,
             content_type: read.content_type,
             validators,
             same,

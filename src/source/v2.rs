@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use super::conditional::{self, DocumentValidators, Validators};
 use super::raw::{self, Items, RawComponent, RawIncident, RawPage};
 use super::{decode, decode_off, Expect, FetchError, FetchErrorKind, Http};
+use crate::hash::Hash;
 use crate::model::Snapshot;
 
 // The top-level lists are `Option`s so that a missing one is told from an
@@ -147,11 +148,11 @@ pub(super) async fn fetch_if_changed(
     let mut answers = [Some(summary), incidents, maintenances];
     let exchange = http.validators.as_ref();
     let not_modified = |u: &str| exchange.is_some_and(|e| e.was_not_modified(u));
-    // Each body's SHA-256, taken as it came (a `304`'s empty body: none).
-    let mut sha256s: [Option<[u8; 32]>; 3] = [None; 3];
-    for ((u, a), sha256) in urls.iter().zip(&answers).zip(&mut sha256s) {
+    // Each body's digest, taken as it came (a `304`'s empty body: none).
+    let mut hashes: [Option<Hash>; 3] = [None; 3];
+    for ((u, a), hash) in urls.iter().zip(&answers).zip(&mut hashes) {
         if !not_modified(u) {
-            *sha256 = a.as_ref().map(|(body, _)| http.sha256_of(u, body));
+            *hash = a.as_ref().map(|(body, _)| http.hash_of(u, body));
         }
     }
     let was_absent = |u: &str| {
@@ -164,7 +165,7 @@ pub(super) async fn fetch_if_changed(
         None => was_absent(u),
     });
     let validators_of = |answers: &[Option<(Vec<u8>, Option<String>)>; 3],
-                         sha256s: &[Option<[u8; 32]>; 3]| {
+                         hashes: &[Option<Hash>; 3]| {
         let documents = urls
             .iter()
             .zip(answers)
@@ -181,7 +182,7 @@ pub(super) async fn fetch_if_changed(
             .collect();
         Validators {
             documents,
-            digest: conditional::digest(sha256s),
+            digest: conditional::digest(hashes),
             ..Validators::default()
         }
     };
@@ -194,35 +195,35 @@ pub(super) async fn fetch_if_changed(
     // there is none, that document read again, plainly.
     let plain = http.unconditional();
     let mut again = BTreeMap::new();
-    for ((u, a), sha256) in urls.iter().zip(answers.iter_mut()).zip(&mut sha256s) {
+    for ((u, a), hash) in urls.iter().zip(answers.iter_mut()).zip(&mut hashes) {
         if a.is_none() || !not_modified(u) {
             continue;
         }
         if let Some((body, kept)) = prior.and_then(|p| p.kept_body(u)) {
             *a = Some((body, None));
-            *sha256 = Some(kept);
+            *hash = Some(kept);
             continue;
         }
         *a = optional(plain.get(u)).await?;
-        *sha256 = a.as_ref().map(|(body, _)| plain.sha256_of(u, body));
+        *hash = a.as_ref().map(|(body, _)| plain.hash_of(u, body));
         if a.is_some() {
             let v = plain.validators.as_ref().map(|e| e.validators_of(u));
             again.insert(u.clone(), v.unwrap_or_default());
         }
     }
     let again_urls: Vec<String> = again.keys().cloned().collect();
-    let mut validators = validators_of(&answers, &sha256s);
+    let mut validators = validators_of(&answers, &hashes);
     validators.documents.extend(again);
     // The bodies that carried a validator, new ones to keep.
-    for ((u, a), sha256) in urls.iter().zip(&answers).zip(&sha256s) {
-        let (Some((body, _)), Some(sha256), Some(v)) = (a, sha256, validators.documents.get_mut(u))
+    for ((u, a), hash) in urls.iter().zip(&answers).zip(&hashes) {
+        let (Some((body, _)), Some(hash), Some(v)) = (a, hash, validators.documents.get_mut(u))
         else {
             continue;
         };
         if !v.asks() {
             continue;
         }
-        let digest = hex::encode(sha256);
+        let digest = hex::encode(hash);
         let before = prior
             .and_then(|p| p.documents.get(u))
             .and_then(|d| d.body.as_deref());
