@@ -121,6 +121,18 @@ impl Kept {
         Some(kept)
     }
 
+    /// Says upstream confirmed these validators of `source` at `now`, at
+    /// most once a minute.
+    fn confirmed(&self, state_dir: &Path, source: &str, now: Timestamp) {
+        if now.duration_since(self.confirmed_at) >= CONFIRM_EVERY {
+            let confirmed = Kept {
+                confirmed_at: now,
+                ..self.clone()
+            };
+            let _ = confirmed.save(state_dir, source);
+        }
+    }
+
     /// Keeps the new bodies first, then the validators naming them: a
     /// body without its validators is never used.
     fn save(&self, state_dir: &Path, source: &str) -> crate::Result<()> {
@@ -752,20 +764,6 @@ pub fn confirm(state_dir: &Path, sources: &[String], now: Timestamp) {
     for name in sources {
         if let Some(kept) = Kept::load(state_dir, name) {
             kept.confirmed(state_dir, name, now);
-        }
-    }
-}
-
-impl Kept {
-    /// Says upstream confirmed these validators of `source` at `now`, at
-    /// most once a minute.
-    fn confirmed(&self, state_dir: &Path, source: &str, now: Timestamp) {
-        if now.duration_since(self.confirmed_at) >= CONFIRM_EVERY {
-            let confirmed = Kept {
-                confirmed_at: now,
-                ..self.clone()
-            };
-            let _ = confirmed.save(state_dir, source);
         }
     }
 }
