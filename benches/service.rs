@@ -553,7 +553,7 @@ async fn oneshot(bench: &Bench) {
         &floor,
     );
     println!(
-        "statusmotd vs floor, nothing changed: {:.1}x the in-process floor",
+        "statusmotd vs floor, nothing changed: {:.2}x the in-process floor",
         steady.median / floor.median
     );
     let process_floor = stats(process_floor);
@@ -563,7 +563,7 @@ async fn oneshot(bench: &Bench) {
         &process_floor,
     );
     println!(
-        "statusmotd vs process floor, nothing changed: {:.1}x the process floor",
+        "statusmotd vs process floor, nothing changed: {:.2}x the process floor",
         steady.median / process_floor.median
     );
     if curl_floor.is_empty() {
