@@ -930,6 +930,10 @@ fn remove_dead_temps(dir: &Path, name: &str) {
         }
         let dead = if proc_works {
             !Path::new("/proc").join(pid.to_string()).exists()
+                || entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|written| pid_given_again(pid, written))
         } else {
             entry
                 .metadata()
@@ -942,6 +946,47 @@ fn remove_dead_temps(dir: &Path, name: &str) {
             let _ = fs::remove_file(entry.path());
         }
     }
+}
+
+/// How much later than a temp file's last write its pid's process must
+/// have started to be another process: the boot time in `/proc/stat` is
+/// in whole seconds.
+const PID_REUSE_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether the process now running as `pid` started after a temp file was
+/// `written`: then it is not the writer, whose pid the kernel gave again
+/// (pids wrap at `pid_max`, 32768 on many systems).
+fn pid_given_again(pid: u32, written: SystemTime) -> bool {
+    process_started(pid).is_some_and(|started| {
+        written
+            .checked_add(PID_REUSE_MARGIN)
+            .is_some_and(|later| started > later)
+    })
+}
+
+/// When process `pid` started: its start in clock ticks after boot
+/// (`/proc/{pid}/stat`, field 22) and the boot time (`btime` in
+/// `/proc/stat`). `None` when either cannot be read.
+fn process_started(pid: u32) -> Option<SystemTime> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces and parentheses.
+    let after_name = stat.get(stat.rfind(')')? + 1..)?;
+    let ticks: u64 = after_name.split_whitespace().nth(19)?.parse().ok()?;
+    let boot: u64 = fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let per_second = rustix::param::clock_ticks_per_second();
+    if per_second == 0 {
+        return None;
+    }
+    let since_boot = std::time::Duration::from_millis(ticks.saturating_mul(1000) / per_second);
+    SystemTime::UNIX_EPOCH
+        .checked_add(std::time::Duration::from_secs(boot))?
+        .checked_add(since_boot)
 }
 
 /// The mtime rule for a file whose bytes change.
@@ -1745,6 +1790,46 @@ mod tests {
             "live writers' temp files stay"
         );
         assert!(other.exists(), "another file's temp files stay");
+    }
+
+    #[test]
+    fn a_temp_whose_pid_now_names_a_later_process_is_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("hpc.snapshot.json");
+        // A process that runs through the test: its pid is alive.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // Written an hour before that process started: a dead writer's,
+        // whose pid was given again.
+        let reused = tmp.path().join(format!(".hpc.snapshot.json.{pid}-0.tmp"));
+        // Written after it started: perhaps its own.
+        let current = tmp.path().join(format!(".hpc.snapshot.json.{pid}-1.tmp"));
+        for p in [&reused, &current] {
+            fs::write(p, b"half").unwrap();
+        }
+        let hour_ago = SystemTime::now() - std::time::Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(&reused)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+
+        replace_file(&path, b"whole\n").unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        assert!(
+            !reused.exists(),
+            "the temp older than its pid's process is removed"
+        );
+        assert!(
+            current.exists(),
+            "the temp of a process that may be writing stays"
+        );
     }
 
     #[test]
