@@ -92,6 +92,13 @@ pub struct StampedFile {
     pub state: Option<FileState>,
 }
 
+impl StampedFile {
+    /// Whether the file is still as the render left it.
+    fn holds(&self, states: &States<'_>) -> bool {
+        states.of(Path::new(&self.path)) == self.state
+    }
+}
+
 /// A source's validators as kept beside its last good snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Kept {
@@ -400,9 +407,7 @@ impl Stamp {
     /// Whether every file under `out` is as the render left it.
     pub fn files_hold(&self, out: &Path) -> bool {
         let states = States::under(out);
-        self.files
-            .iter()
-            .all(|f| states.of(Path::new(&f.path)) == f.state)
+        self.files.iter().all(|f| f.holds(&states))
     }
 
     /// [`Stamp::files_hold`] a few files at a time, letting the runtime's
@@ -411,10 +416,7 @@ impl Stamp {
     pub async fn files_hold_in_steps(&self, out: &Path) -> bool {
         let states = States::under(out);
         for step in self.files.chunks(FILES_PER_STEP) {
-            if !step
-                .iter()
-                .all(|f| states.of(Path::new(&f.path)) == f.state)
-            {
+            if !step.iter().all(|f| f.holds(&states)) {
                 return false;
             }
             tokio::task::yield_now().await;
