@@ -188,7 +188,20 @@ impl SnapshotReader {
 
 pub fn render(args: &RenderArgs) -> Result<u8> {
     let mut reader = args.snapshot.as_deref().map(SnapshotReader::start);
-    let config = load_config(&args.config)?;
+    let path = config::locate(args.config.config.as_deref());
+    let text = Config::read(&path)?;
+    // The requests the last render of these very bytes made go out before
+    // they are read (see `oneshot::Plan`).
+    let planned = oneshot::eligible_args(args).then(|| oneshot::Plan::find(&path, &text));
+    let early = match planned.flatten() {
+        Some(plan) => {
+            let rt = oneshot_runtime()?;
+            let early = plan.send(&rt);
+            Some((rt, early))
+        }
+        None => None,
+    };
+    let config = Config::parse(&text, &path)?;
     let now = parse_now(args.now.as_deref())?;
     let clusters = pipeline::select_clusters(&config, &args.clusters)?;
     let out = match &args.out {
@@ -209,9 +222,10 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         std::thread::spawn(move || oneshot::known_files(&state_dir, &out))
     };
     let known;
+    // The plan of this render's requests, kept once it is complete.
+    let mut new_plan = None;
     let gathered = if oneshot::eligible(&config, args) {
         let state_dir = &config.settings.state_dir;
-        let rt = oneshot_runtime()?;
         let names: Vec<String> = clusters
             .iter()
             .flat_map(|c| c.sources())
@@ -219,19 +233,30 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
+        let planned = oneshot::Plan::of(&config, &text, &names);
+        let (rt, early) = match early {
+            Some((rt, early)) => (rt, early.take(planned.as_ref())),
+            None => (oneshot_runtime()?, None),
+        };
+        let pending = if let Some(pending) = early {
+            pending
+        } else {
+            new_plan = planned;
+            let _in = rt.enter();
+            oneshot::send_for(&config, &names, now)?
+        };
         // The stamp is read and the files are looked at (a stat each)
         // while upstream prepares its answers.
-        let (answers, (inputs, stamp)) = rt.block_on(async {
-            tokio::join!(
-                oneshot::fetch(&config, &names, now),
-                oneshot::check(&config, &out)
-            )
-        });
+        let (answers, (inputs, stamp)) =
+            rt.block_on(async { tokio::join!(pending.answers(), oneshot::check(&config, &out)) });
         let answers = answers?;
         let digests = answers.digests();
         if let (Some(d), Some(stamp)) = (&digests, &stamp) {
             if stamp.holds(&inputs, d, now) {
                 answers.confirm(state_dir, now);
+                if let Some(plan) = &new_plan {
+                    let _ = plan.save();
+                }
                 // An idle blocking thread (a name resolved) is left to the
                 // process's exit, not woken and waited for.
                 rt.shutdown_background();
@@ -276,6 +301,10 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
             events: Vec::new(),
         }
     } else {
+        // Requests sent early for a run that turns out unable to take the
+        // shortcut (a template that now prints the clock) are cancelled:
+        // it fetches as it always does.
+        drop(early);
         known = known_files();
         renderer = Renderer::new(config.settings.templates_dir.as_deref())?;
         match (reader, args.snapshot.as_deref()) {
@@ -345,6 +374,9 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     std::thread::scope(|scope| {
         if !args.check {
             scope.spawn(|| oneshot::keep_files(state_dir, &out, &left));
+        }
+        if let Some(plan) = &new_plan {
+            let _ = plan.save();
         }
         if let Some((inputs, Some(digests), keep, true)) = quick {
             if warnings.is_empty() && plan.warnings.is_empty() && plan.errors.is_empty() {

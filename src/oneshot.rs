@@ -44,8 +44,12 @@ use crate::model::Snapshot;
 use crate::output::FileState;
 use crate::pipeline::{Digest as FileDigest, FetchFailure, Gathered, KnownFiles, LeftFile};
 use crate::source::conditional::{self, Outcome, Validators};
-use crate::source::{self, Endpoint};
+use crate::source::{self, Endpoint, FetchOptions};
 use crate::store::Store;
+
+mod plan;
+
+pub use plan::{Early, Plan};
 
 /// The stamp's file in `state_dir`.
 const STAMP_FILE: &str = "render.stamp.json";
@@ -172,10 +176,7 @@ pub fn confirmed_at(state_dir: &Path, source: &str, snap: &Snapshot) -> Timestam
 /// Whether `render` with `args` may take the shortcut at all (see the
 /// module documentation).
 pub fn eligible(config: &Config, args: &RenderArgs) -> bool {
-    !args.check
-        && args.snapshot.is_none()
-        && args.now.is_none()
-        && args.clusters.is_empty()
+    eligible_args(args)
         && config.notify.is_empty()
         && !config.sources.is_empty()
         && config.sources.values().all(|s| {
@@ -189,6 +190,12 @@ pub fn eligible(config: &Config, args: &RenderArgs) -> bool {
             .templates_dir
             .as_deref()
             .is_none_or(|dir| !templates_read_the_clock(dir))
+}
+
+/// Whether `args` allow the shortcut: all clusters, no `--check`,
+/// `--snapshot` or `--now`.
+pub fn eligible_args(args: &RenderArgs) -> bool {
+    !args.check && args.snapshot.is_none() && args.now.is_none() && args.clusters.is_empty()
 }
 
 /// Whether `render --snapshot` with `args` may take the shortcut: as
@@ -679,25 +686,46 @@ pub struct Answers {
     kept: BTreeMap<String, Kept>,
 }
 
-/// Fetches every source of `config`, each asking only for what changed
-/// since its kept validators. The HTTPS client with the system's CA store
-/// is built only when some page or proxy is reached over https.
+/// Fetches every source of `config` in `names`, each asking only for what
+/// changed since its kept validators.
 pub async fn fetch(config: &Config, names: &[String], now: Timestamp) -> crate::Result<Answers> {
+    send_for(config, names, now)?.answers().await
+}
+
+/// [`send`] for the sources of `config` in `names`. Secrets are revealed
+/// first, so a missing one is a configuration error before any request is
+/// made. Must be called within the runtime.
+pub fn send_for(config: &Config, names: &[String], now: Timestamp) -> crate::Result<Pending> {
+    let requests = names
+        .iter()
+        .filter_map(|name| Some((name, config.sources.get(name)?)))
+        .map(|(name, src)| Ok((name.clone(), Endpoint::of(src)?)))
+        .collect::<crate::Result<Vec<_>>>()?;
     let opts = crate::pipeline::fetch_options(config, now);
-    let client = client_for(config);
-    let state_dir = &config.settings.state_dir;
-    let mut answers = Answers::default();
+    Ok(send(requests, &opts, &config.settings.state_dir))
+}
+
+/// The requests of a fetch, on their way: each source's answers as they
+/// come.
+pub struct Pending {
+    kept: BTreeMap<String, Kept>,
+    tasks: tokio::task::JoinSet<(String, Result<Outcome, FetchFailure>)>,
+}
+
+/// Starts a request of each of `requests` (source, where) on the current
+/// runtime, asking only for what changed since the validators kept in
+/// `state_dir`. The HTTPS client with the system's CA store is built only
+/// when some page or proxy is reached over https.
+fn send(requests: Vec<(String, Endpoint)>, opts: &FetchOptions, state_dir: &Path) -> Pending {
+    let client = client_for(requests.iter().map(|(_, endpoint)| endpoint));
+    let mut kept_all = BTreeMap::new();
     let mut tasks = tokio::task::JoinSet::new();
-    for name in names {
-        let Some(src) = config.sources.get(name) else {
-            continue;
-        };
-        let endpoint = Endpoint::of(src)?;
-        let kept = Kept::load(state_dir, name);
+    for (name, endpoint) in requests {
+        let kept = Kept::load(state_dir, &name);
         if let Some(k) = &kept {
-            answers.kept.insert(name.clone(), k.clone());
+            kept_all.insert(name.clone(), k.clone());
         }
-        let (client, opts, name) = (client.clone(), opts.clone(), name.clone());
+        let (client, opts) = (client.clone(), opts.clone());
         tasks.spawn(async move {
             let prior = kept.map(|k| k.validators);
             let result = conditional::fetch(&client, &endpoint, &opts, prior.as_ref())
@@ -706,15 +734,29 @@ pub async fn fetch(config: &Config, names: &[String], now: Timestamp) -> crate::
             (name, result)
         });
     }
-    while let Some(joined) = tasks.join_next().await {
-        let (name, result) =
-            joined.map_err(|e| crate::Error::Runtime(format!("fetch task failed: {e}")))?;
-        answers.results.insert(name, result);
+    Pending {
+        kept: kept_all,
+        tasks,
     }
-    Ok(answers)
 }
 
-fn client_for(config: &Config) -> reqwest::Client {
+impl Pending {
+    /// Every answer, once the last has come.
+    pub async fn answers(mut self) -> crate::Result<Answers> {
+        let mut answers = Answers {
+            results: BTreeMap::new(),
+            kept: self.kept,
+        };
+        while let Some(joined) = self.tasks.join_next().await {
+            let (name, result) =
+                joined.map_err(|e| crate::Error::Runtime(format!("fetch task failed: {e}")))?;
+            answers.results.insert(name, result);
+        }
+        Ok(answers)
+    }
+}
+
+fn client_for<'a>(mut endpoints: impl Iterator<Item = &'a Endpoint>) -> reqwest::Client {
     let https_proxy = [
         "HTTPS_PROXY",
         "https_proxy",
@@ -726,8 +768,8 @@ fn client_for(config: &Config) -> reqwest::Client {
     .iter()
     .any(|v| std::env::var(v).is_ok_and(|p| p.trim_start().starts_with("https")));
     let https = https_proxy
-        || config.sources.values().any(|s| match &s.kind {
-            SourceKind::Public { url } => !url.trim_start().starts_with("http://"),
+        || endpoints.any(|e| match e {
+            Endpoint::Public { url } => !url.trim_start().starts_with("http://"),
             _ => true,
         });
     if https {
@@ -827,12 +869,13 @@ impl Answers {
         }
         if !again.is_empty() {
             let opts = crate::pipeline::fetch_options(config, now);
-            let client = client_for(config);
-            for name in again {
-                let Some(src) = config.sources.get(&name) else {
-                    continue;
-                };
-                let endpoint = Endpoint::of(src)?;
+            let again = again
+                .into_iter()
+                .filter_map(|name| Some((config.sources.get(&name)?, name)))
+                .map(|(src, name)| Ok((name, Endpoint::of(src)?)))
+                .collect::<crate::Result<Vec<_>>>()?;
+            let client = client_for(again.iter().map(|(_, endpoint)| endpoint));
+            for (name, endpoint) in again {
                 let result = match conditional::fetch(&client, &endpoint, &opts, None).await {
                     Ok(Outcome::Changed(fetched, v)) => {
                         keep.insert(name.clone(), v);

@@ -40,6 +40,9 @@ pub const DEFAULT_API_BASE: &str = "https://api.statuspage.io/v1";
 /// The address `serve` listens on unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8089";
 
+/// `state_dir` when the configuration names none, beside the file.
+pub const DEFAULT_STATE_DIR: &str = "state";
+
 /// `[server] on_change_timeout` when not set.
 pub const DEFAULT_ON_CHANGE_TIMEOUT: SignedDuration = SignedDuration::from_mins(5);
 
@@ -327,7 +330,7 @@ pub fn locate(cli: Option<&Path>) -> PathBuf {
 }
 
 /// The directory relative paths in the file at `path` are taken from.
-fn config_dir(path: &Path) -> PathBuf {
+pub(crate) fn config_dir(path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
     match absolute.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),

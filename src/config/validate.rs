@@ -19,15 +19,20 @@ use crate::error::{Error, Result};
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        Config::parse(&Config::read(path)?, path)
+    }
+
+    /// The text of the file at `path`, or what to do when it cannot be
+    /// read.
+    pub fn read(path: &Path) -> Result<String> {
+        std::fs::read_to_string(path).map_err(|e| {
             Error::Config(format!(
                 "cannot read `{}`: {e}\n\
                  hint: pass `--config PATH` or set `{CONFIG_ENV}`; the example \
                  `mapping.toml` shipped with statusmotd is a starting point",
                 path.display()
             ))
-        })?;
-        Config::parse(&text, path)
+        })
     }
 
     /// Validates `text` as the contents of the file at `path`; relative paths
@@ -80,7 +85,10 @@ impl Config {
         };
         let settings = Settings {
             output_dir,
-            state_dir: join(s.state_dir.unwrap_or_else(|| "state".into())),
+            state_dir: join(
+                s.state_dir
+                    .unwrap_or_else(|| super::DEFAULT_STATE_DIR.into()),
+            ),
             templates_dir: s.templates_dir.map(join),
             timezone: s.timezone.map(|t| t.0),
             upcoming: s

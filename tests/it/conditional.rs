@@ -264,6 +264,64 @@ fn a_configuration_or_template_edit_renders_again() {
     assert_eq!(render(&site), "");
 }
 
+/// Where a render keeps the requests it made, for the next one to send
+/// before it reads `mapping.toml`.
+fn plan_file(site: &Site) -> std::path::PathBuf {
+    site.path().join("state/render.requests.json")
+}
+
+#[test]
+fn the_requests_kept_from_the_last_render_go_out_and_an_edited_address_is_asked_instead() {
+    let (old, site) = site_with(Some((Validators::ETag, true)));
+    render(&site);
+    assert!(plan_file(&site).is_file(), "the requests are kept");
+    assert_eq!(render(&site), "");
+    assert_eq!(
+        old.requests(),
+        6,
+        "three requests per run, sent early or not"
+    );
+
+    // The page moves: the next render asks the new address only.
+    let new = FakeStatuspage::spawn();
+    page(&new, "Lustre down", json!([]));
+    std::fs::write(site.path().join("mapping.toml"), mapping(&new.url(), "")).unwrap();
+    assert!(render(&site).contains("updated alpha/motd"));
+    assert!(site.read("alpha/motd").contains("Lustre down"));
+    assert_eq!(old.requests(), 6, "the kept requests name another file");
+    assert_eq!(new.requests(), 3);
+    assert_eq!(render(&site), "");
+    assert_eq!((old.requests(), new.requests()), (6, 6));
+}
+
+#[test]
+fn kept_requests_that_differ_from_the_configuration_are_dropped_and_asked_again() {
+    let (page_fake, site) = site_with(Some((Validators::ETag, true)));
+    render(&site);
+    let motd = site.read("alpha/motd");
+    // The kept requests say another page, for these very bytes of
+    // `mapping.toml`: they go out, and are then found not to be what the
+    // configuration asks.
+    let other = FakeStatuspage::spawn();
+    page(&other, "Something else", json!([]));
+    let kept = std::fs::read_to_string(plan_file(&site)).unwrap();
+    assert!(kept.contains(&page_fake.url()), "{kept}");
+    std::fs::write(
+        plan_file(&site),
+        kept.replace(&page_fake.url(), &other.url()),
+    )
+    .unwrap();
+    assert_eq!(render(&site), "", "the page itself is unchanged");
+    assert_eq!(site.read("alpha/motd"), motd);
+    assert_eq!(page_fake.requests(), 6);
+    // They did go out, before `mapping.toml` was read (a request whose
+    // connection is dropped that soon may or may not reach the handler).
+    crate::common::eventually("an early request to arrive", 10, || other.requests() >= 1);
+    // The configuration's own plan replaces the altered one.
+    let kept_again = std::fs::read_to_string(plan_file(&site)).unwrap();
+    assert!(!kept_again.contains(&other.url()), "{kept_again}");
+}
+
 #[test]
 fn a_template_that_prints_the_clock_renders_every_time() {
     let (_fake, site) = site_with(Some((Validators::ETag, true)));
