@@ -48,12 +48,15 @@ pub struct Plan {
 
 impl Plan {
     /// The plan of a render of the sources `names` of `config`, read from
-    /// `text`: `None` when one of them is not a public page.
+    /// `text`: `None` when one of them is not a public page, or is one
+    /// whose address carries a user name or password.
     pub fn of(config: &Config, text: &str, names: &[String]) -> Option<Plan> {
         let pages = names
             .iter()
             .map(|name| match &config.sources.get(name)?.kind {
-                SourceKind::Public { url } => Some((name.clone(), url.clone())),
+                SourceKind::Public { url } if !has_userinfo(url) => {
+                    Some((name.clone(), url.clone()))
+                }
                 _ => None,
             })
             .collect::<Option<Vec<_>>>()?;
@@ -137,6 +140,15 @@ impl Early {
     }
 }
 
+/// Whether `url` names a user (and perhaps a password) before its host.
+fn has_userinfo(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .contains('@')
+}
+
 fn digest(text: &str) -> String {
     hex::encode(crate::hash::of(text.as_bytes()))
 }
@@ -205,6 +217,9 @@ mod tests {
                     [clusters.x]\nsource = \"a\"\ncomponents = [\"Lustre\"]\n";
         let config = Config::parse(text, &path).unwrap();
         assert_eq!(Plan::of(&config, text, &["a".into(), "hpc".into()]), None);
+        let with_user = text.replace("http://127", "http://user:pw@127");
+        let config_with_user = Config::parse(&with_user, &path).unwrap();
+        assert_eq!(Plan::of(&config_with_user, &with_user, &["a".into()]), None);
         let plan = Plan::of(&config, text, &["a".into()]).unwrap();
         assert_eq!(plan.state_dir, dir.path().join("state"));
         #[allow(clippy::disallowed_methods)]
