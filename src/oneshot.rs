@@ -60,7 +60,8 @@ const FILES_PER_STEP: usize = 64;
 
 /// How many turns of the runtime the shortcut's check lets the fetch take
 /// first: enough to connect and send the requests (two on loopback), so
-/// that the check runs while upstream prepares its answers.
+/// that the check runs while upstream prepares its answers. Requests sent
+/// before the configuration is read ([`Plan::send`]) take as many.
 const TURNS_BEFORE_CHECK: usize = 4;
 
 /// How often at most the confirmation time of an unchanged source is

@@ -100,6 +100,8 @@ impl Plan {
             .iter()
             .map(|(name, url)| (name.clone(), Endpoint::Public { url: url.clone() }))
             .collect();
+        // As `pipeline::fetch_options` makes them for a public page (the
+        // rest is v1's paging and the environment of programs run).
         let opts = FetchOptions {
             timeout: std::time::Duration::from_millis(self.timeout_ms),
             retries: self.retries,
@@ -132,11 +134,6 @@ impl Early {
     /// ones; otherwise they are dropped, cancelled where still on their way.
     pub fn take(self, now_planned: Option<&Plan>) -> Option<Pending> {
         (now_planned == Some(&self.plan)).then_some(self.pending)
-    }
-
-    /// The plan the requests were sent from.
-    pub fn plan(&self) -> &Plan {
-        &self.plan
     }
 }
 
