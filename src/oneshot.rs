@@ -693,7 +693,7 @@ pub async fn fetch(config: &Config, names: &[String], now: Timestamp) -> crate::
     send_for(config, names, now)?.answers().await
 }
 
-/// [`send`] for the sources of `config` in `names`. Secrets are revealed
+/// Sends the requests of the sources of `config` in `names`. Secrets are revealed
 /// first, so a missing one is a configuration error before any request is
 /// made. Must be called within the runtime.
 pub fn send_for(config: &Config, names: &[String], now: Timestamp) -> crate::Result<Pending> {
