@@ -693,9 +693,9 @@ pub async fn fetch(config: &Config, names: &[String], now: Timestamp) -> crate::
     send_for(config, names, now)?.answers().await
 }
 
-/// Sends the requests of the sources of `config` in `names`. Secrets are revealed
-/// first, so a missing one is a configuration error before any request is
-/// made. Must be called within the runtime.
+/// Sends the requests of the sources of `config` in `names`. Secrets are
+/// revealed first, so a missing one is a configuration error before any
+/// request is made. Must be called within the runtime.
 pub fn send_for(config: &Config, names: &[String], now: Timestamp) -> crate::Result<Pending> {
     let requests = names
         .iter()
