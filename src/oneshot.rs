@@ -687,15 +687,10 @@ pub struct Answers {
     kept: BTreeMap<String, Kept>,
 }
 
-/// Fetches every source of `config` in `names`, each asking only for what
-/// changed since its kept validators.
-pub async fn fetch(config: &Config, names: &[String], now: Timestamp) -> crate::Result<Answers> {
-    send_for(config, names, now)?.answers().await
-}
-
-/// Sends the requests of the sources of `config` in `names`. Secrets are
-/// revealed first, so a missing one is a configuration error before any
-/// request is made. Must be called within the runtime.
+/// Sends the requests of the sources of `config` in `names`, each asking
+/// only for what changed since its kept validators. Secrets are revealed
+/// first, so a missing one is a configuration error before any request is
+/// made. Must be called within the runtime.
 pub fn send_for(config: &Config, names: &[String], now: Timestamp) -> crate::Result<Pending> {
     let requests = names
         .iter()
@@ -785,7 +780,7 @@ fn client_for<'a>(mut endpoints: impl Iterator<Item = &'a Endpoint>) -> reqwest:
 /// render into `out` when the inputs are those it was made from and every
 /// file is as it left them.
 ///
-/// Runs beside [`fetch`] on the runtime's one thread, after the fetch has
+/// Runs beside the fetch ([`Pending::answers`]) on the runtime's one thread, after the fetch has
 /// had a few turns to send its requests: upstream then prepares its
 /// answers while the files are looked at, and the bytes that come are read
 /// between every few files.
