@@ -780,10 +780,10 @@ fn client_for<'a>(mut endpoints: impl Iterator<Item = &'a Endpoint>) -> reqwest:
 /// render into `out` when the inputs are those it was made from and every
 /// file is as it left them.
 ///
-/// Runs beside the fetch ([`Pending::answers`]) on the runtime's one thread, after the fetch has
-/// had a few turns to send its requests: upstream then prepares its
-/// answers while the files are looked at, and the bytes that come are read
-/// between every few files.
+/// Runs beside the fetch ([`Pending::answers`]) on the runtime's one
+/// thread, after the fetch has had a few turns to send its requests:
+/// upstream then prepares its answers while the files are looked at, and
+/// the bytes that come are read between every few files.
 pub async fn check(config: &Config, out: &Path) -> (String, Option<Stamp>) {
     for _ in 0..TURNS_BEFORE_CHECK {
         tokio::task::yield_now().await;
