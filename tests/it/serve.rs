@@ -441,6 +441,12 @@ async fn refresh_needs_the_bearer_token_and_can_wait() {
     let bearer = format!("Bearer {REFRESH_TOKEN}");
     let (status, _, _) = app.send(refresh(Some(&bearer), "/refresh")).await;
     assert_eq!(status, StatusCode::ACCEPTED);
+    // That refresh's fetch may not have started yet: had upstream changed
+    // before it did, it would rewrite the file and leave the waiting refresh
+    // below nothing to report. A waiting refresh returns only once no
+    // earlier one is left to run.
+    let (status, _, _) = app.send(refresh(Some(&bearer), "/refresh?wait=true")).await;
+    assert_eq!(status, StatusCode::OK);
 
     // Upstream changes; a waiting refresh answers with what it rewrote.
     set_pub(&fake, "partial_outage");
