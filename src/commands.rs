@@ -192,8 +192,8 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     let text = Config::read(&path)?;
     // The requests the last render of these very bytes made go out before
     // they are read (see `oneshot::Plan`).
-    let planned = oneshot::eligible_args(args).then(|| oneshot::Plan::find(&path, &text));
-    let early = match planned.flatten() {
+    let found = oneshot::eligible_args(args).then(|| oneshot::Plan::find(&path, &text));
+    let early = match found.flatten() {
         Some(plan) => {
             let rt = oneshot_runtime()?;
             let early = plan.send(&rt);
@@ -222,8 +222,6 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         std::thread::spawn(move || oneshot::known_files(&state_dir, &out))
     };
     let known;
-    // The plan of this render's requests, kept once it is complete.
-    let mut new_plan = None;
     let gathered = if oneshot::eligible(&config, args) {
         let state_dir = &config.settings.state_dir;
         let names: Vec<String> = clusters
@@ -238,25 +236,25 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
             Some((rt, early)) => (rt, early.take(planned.as_ref())),
             None => (oneshot_runtime()?, None),
         };
-        let pending = if let Some(pending) = early {
-            pending
-        } else {
-            new_plan = planned;
-            let _in = rt.enter();
-            oneshot::send_for(&config, &names, now)?
+        let (pending, new_plan) = match early {
+            Some(pending) => (pending, None),
+            None => (oneshot::send_for(&rt, &config, &names, now)?, planned),
         };
         // The stamp is read and the files are looked at (a stat each)
         // while upstream prepares its answers.
-        let (answers, (inputs, stamp)) =
-            rt.block_on(async { tokio::join!(pending.answers(), oneshot::check(&config, &out)) });
+        let (answers, (inputs, stamp)) = rt.block_on(async {
+            tokio::join!(pending.answers(), oneshot::check(&config, &text, &out))
+        });
+        // Kept for the next render, whatever this one finds: the plan is
+        // the configuration's, not the answers'.
+        if let Some(plan) = new_plan {
+            let _ = plan.save();
+        }
         let answers = answers?;
         let digests = answers.digests();
         if let (Some(d), Some(stamp)) = (&digests, &stamp) {
             if stamp.holds(&inputs, d, now) {
                 answers.confirm(state_dir, now);
-                if let Some(plan) = &new_plan {
-                    let _ = plan.save();
-                }
                 // An idle blocking thread (a name resolved) is left to the
                 // process's exit, not woken and waited for.
                 rt.shutdown_background();
@@ -277,7 +275,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         // The same shortcut, the file's bytes being the one answer.
         let state_dir = &config.settings.state_dir;
         let digests = reader.digests()?;
-        let inputs = oneshot::fingerprint(&config, &out);
+        let inputs = oneshot::fingerprint(&config, &text, &out);
         let stamp = oneshot::Stamp::load(state_dir).filter(|s| s.holds(&inputs, &digests, now));
         if stamp.is_none() {
             // The files need not be looked at: the parse can start.
@@ -374,9 +372,6 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
     std::thread::scope(|scope| {
         if !args.check {
             scope.spawn(|| oneshot::keep_files(state_dir, &out, &left));
-        }
-        if let Some(plan) = &new_plan {
-            let _ = plan.save();
         }
         if let Some((inputs, Some(digests), keep, true)) = quick {
             if warnings.is_empty() && plan.warnings.is_empty() && plan.errors.is_empty() {

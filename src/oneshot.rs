@@ -307,9 +307,11 @@ fn code_names(code: &str, names: &[&str]) -> bool {
 }
 
 /// A digest of everything but upstream and the clock that the output is
-/// made of: this program, the configuration file, the templates, the time
-/// zone of the system, and where the files go.
-pub fn fingerprint(config: &Config, out: &Path) -> String {
+/// made of: this program, the configuration (`text`, the very bytes
+/// `config` was parsed from: the file read again could already be
+/// another), the templates, the time zone of the system, and where the
+/// files go.
+pub fn fingerprint(config: &Config, text: &str, out: &Path) -> String {
     let mut h = crate::hash::Hasher::default();
     let mut part = |bytes: &[u8]| {
         h.update(&(bytes.len() as u64).to_le_bytes());
@@ -319,7 +321,7 @@ pub fn fingerprint(config: &Config, out: &Path) -> String {
     if let Ok(exe) = std::env::current_exe() {
         part(format!("{:?}", state_of(&exe)).as_bytes());
     }
-    part(&std::fs::read(&config.path).unwrap_or_default());
+    part(text.as_bytes());
     part(out.as_os_str().as_encoded_bytes());
     part(std::env::var("TZ").unwrap_or_default().as_bytes());
     part(format!("{:?}", state_of(Path::new("/etc/localtime"))).as_bytes());
@@ -508,16 +510,11 @@ impl Stamp {
 
     /// Keeps the stamp; a failure only costs the next run the shortcut.
     pub fn save(&self, state_dir: &Path) -> crate::Result<()> {
-        // The state directory itself, not a file (`render --snapshot` may
-        // be the first to keep anything there).
-        #[allow(clippy::disallowed_methods)]
-        std::fs::create_dir_all(state_dir)
-            .map_err(crate::Error::io("cannot create state directory", state_dir))?;
         let text = serde_json::to_vec(self)
             .map_err(|e| crate::Error::Runtime(format!("cannot serialize the stamp: {e}")))?;
         // A stamp lost or older after a crash describes files that are no
         // longer as it says: it costs one full render, never a wrong one.
-        crate::output::replace_cache_file(&Self::path(state_dir), &text)
+        keep_in_state(state_dir, STAMP_FILE, &text)
     }
 
     /// Forgets the stamp: the next run renders in full.
@@ -527,6 +524,17 @@ impl Stamp {
             let _ = crate::output::replace_cache_file(&path, b"{}");
         }
     }
+}
+
+/// Keeps `bytes` as `state_dir/name`, a file that only saves work
+/// ([`crate::output::replace_cache_file`]), creating the state directory
+/// if this is the first thing kept there.
+fn keep_in_state(state_dir: &Path, name: &str, bytes: &[u8]) -> crate::Result<()> {
+    // The state directory itself, not a file.
+    #[allow(clippy::disallowed_methods)]
+    std::fs::create_dir_all(state_dir)
+        .map_err(crate::Error::io("cannot create state directory", state_dir))?;
+    crate::output::replace_cache_file(&state_dir.join(name), bytes)
 }
 
 /// Where [`keep_files`] keeps how the last render left its files.
@@ -609,10 +617,7 @@ pub fn keep_files(state_dir: &Path, out: &Path, left: &[LeftFile]) {
     let Ok(text) = serde_json::to_vec(&kept) else {
         return;
     };
-    #[allow(clippy::disallowed_methods)]
-    if std::fs::create_dir_all(state_dir).is_ok() {
-        let _ = crate::output::replace_cache_file(&state_dir.join(FILES_FILE), &text);
-    }
+    let _ = keep_in_state(state_dir, FILES_FILE, &text);
 }
 
 /// The first moment after `now` at which a view of `data` could change
@@ -687,18 +692,23 @@ pub struct Answers {
     kept: BTreeMap<String, Kept>,
 }
 
-/// Sends the requests of the sources of `config` in `names`, each asking
-/// only for what changed since its kept validators. Secrets are revealed
-/// first, so a missing one is a configuration error before any request is
-/// made. Must be called within the runtime.
-pub fn send_for(config: &Config, names: &[String], now: Timestamp) -> crate::Result<Pending> {
+/// Sends on `rt` the requests of the sources of `config` in `names`, each
+/// asking only for what changed since its kept validators. Secrets are
+/// revealed first, so a missing one is a configuration error before any
+/// request is made.
+pub fn send_for(
+    rt: &tokio::runtime::Runtime,
+    config: &Config,
+    names: &[String],
+    now: Timestamp,
+) -> crate::Result<Pending> {
     let requests = names
         .iter()
         .filter_map(|name| Some((name, config.sources.get(name)?)))
         .map(|(name, src)| Ok((name.clone(), Endpoint::of(src)?)))
         .collect::<crate::Result<Vec<_>>>()?;
     let opts = crate::pipeline::fetch_options(config, now);
-    Ok(send(requests, &opts, &config.settings.state_dir))
+    Ok(send(rt, requests, &opts, &config.settings.state_dir))
 }
 
 /// The requests of a fetch, on their way: each source's answers as they
@@ -708,11 +718,17 @@ pub struct Pending {
     tasks: tokio::task::JoinSet<(String, Result<Outcome, FetchFailure>)>,
 }
 
-/// Starts a request of each of `requests` (source, where) on the current
-/// runtime, asking only for what changed since the validators kept in
-/// `state_dir`. The HTTPS client with the system's CA store is built only
-/// when some page or proxy is reached over https.
-fn send(requests: Vec<(String, Endpoint)>, opts: &FetchOptions, state_dir: &Path) -> Pending {
+/// Starts a request of each of `requests` (source, where) on `rt`, asking
+/// only for what changed since the validators kept in `state_dir`. The
+/// HTTPS client with the system's CA store is built only when some page or
+/// proxy is reached over https.
+fn send(
+    rt: &tokio::runtime::Runtime,
+    requests: Vec<(String, Endpoint)>,
+    opts: &FetchOptions,
+    state_dir: &Path,
+) -> Pending {
+    let _in = rt.enter();
     let client = client_for(requests.iter().map(|(_, endpoint)| endpoint));
     let mut kept_all = BTreeMap::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -784,11 +800,11 @@ fn client_for<'a>(mut endpoints: impl Iterator<Item = &'a Endpoint>) -> reqwest:
 /// thread, after the fetch has had a few turns to send its requests:
 /// upstream then prepares its answers while the files are looked at, and
 /// the bytes that come are read between every few files.
-pub async fn check(config: &Config, out: &Path) -> (String, Option<Stamp>) {
+pub async fn check(config: &Config, text: &str, out: &Path) -> (String, Option<Stamp>) {
     for _ in 0..TURNS_BEFORE_CHECK {
         tokio::task::yield_now().await;
     }
-    let inputs = fingerprint(config, out);
+    let inputs = fingerprint(config, text, out);
     let stamp = match Stamp::load(&config.settings.state_dir) {
         Some(stamp) if stamp.inputs == inputs && stamp.files_hold_in_steps(out).await => {
             Some(stamp)

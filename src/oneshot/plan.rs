@@ -90,7 +90,7 @@ impl Plan {
     pub fn save(&self) -> crate::Result<()> {
         let text = serde_json::to_vec(self)
             .map_err(|e| crate::Error::Runtime(format!("cannot serialize the requests: {e}")))?;
-        crate::output::replace_cache_file(&self.state_dir.join(PLAN_FILE), &text)
+        super::keep_in_state(&self.state_dir, PLAN_FILE, &text)
     }
 
     /// Sends the planned requests on `rt` and lets them go out.
@@ -107,10 +107,7 @@ impl Plan {
             retries: self.retries,
             ..FetchOptions::default()
         };
-        let pending = {
-            let _in = rt.enter();
-            send(requests, &opts, &self.state_dir)
-        };
+        let pending = send(rt, requests, &opts, &self.state_dir);
         rt.block_on(async {
             for _ in 0..TURNS_BEFORE_CHECK {
                 tokio::task::yield_now().await;
@@ -219,8 +216,6 @@ mod tests {
         assert_eq!(Plan::of(&config_with_user, &with_user, &["a".into()]), None);
         let plan = Plan::of(&config, text, &["a".into()]).unwrap();
         assert_eq!(plan.state_dir, dir.path().join("state"));
-        #[allow(clippy::disallowed_methods)]
-        std::fs::create_dir(dir.path().join("state")).unwrap();
         plan.save().unwrap();
         assert_eq!(Plan::find(&path, text), Some(plan.clone()));
         assert_eq!(Plan::find(&path, &text.replace(":9", ":10")), None);
