@@ -71,6 +71,46 @@ pub struct Inputs {
     views: BTreeMap<String, ClusterView>,
     /// The data and time of the last render; `None` plans every cluster.
     last: Option<(Arc<Gathered>, Timestamp)>,
+    /// The clusters of the last render's configuration that are not in
+    /// `reads` (never planned, or failed).
+    unplanned: (Roster, Vec<String>),
+}
+
+/// Which configuration a list of clusters was made for: its address and
+/// its number of clusters. A configuration put in force later lives at
+/// another address while the old one is still held; should a later one
+/// come to reuse an old address, the reload that brought it has already
+/// made the next render plan every cluster.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Roster {
+    at: usize,
+    clusters: usize,
+}
+
+impl Roster {
+    fn of(config: &Config) -> Roster {
+        Roster {
+            at: std::ptr::from_ref(config) as usize,
+            clusters: config.clusters.len(),
+        }
+    }
+}
+
+/// The clusters of `config` that `reads` lacks, by one walk over both
+/// (each is sorted by name).
+fn unplanned<'c>(
+    config: &'c Config,
+    reads: &'c BTreeMap<String, Vec<Part>>,
+) -> impl Iterator<Item = &'c str> {
+    let mut planned = reads.keys().peekable();
+    config
+        .clusters
+        .keys()
+        .map(String::as_str)
+        .filter(move |name| {
+            while planned.next_if(|p| p.as_str() < *name).is_some() {}
+            planned.peek().map(|p| p.as_str()) != Some(*name)
+        })
 }
 
 /// What webhook previews changed in one source since the last render, and
@@ -190,14 +230,15 @@ impl Inputs {
         for (source, d) in &deltas {
             self.readers.concerned(source, d, &mut dirty);
         }
-        // Never planned, or it failed: try again.
-        dirty.extend(
-            config
-                .clusters
-                .keys()
-                .filter(|name| !self.reads.contains_key(*name))
-                .map(String::as_str),
-        );
+        // Never planned, or it failed: try again. Those of the
+        // configuration of the last render were found then; another one is
+        // walked now. A walk over every cluster's name, on caches gone cold
+        // since the last render, cost most of a preview's comparison.
+        if self.unplanned.0 == Roster::of(config) {
+            dirty.extend(self.unplanned.1.iter().map(String::as_str));
+        } else {
+            dirty.extend(unplanned(config, &self.reads));
+        }
         Some(
             dirty
                 .into_iter()
@@ -262,6 +303,10 @@ impl Inputs {
         }
         self.views
             .retain(|name, _| config.clusters.contains_key(name));
+        self.unplanned = (
+            Roster::of(config),
+            unplanned(config, &self.reads).map(str::to_owned).collect(),
+        );
         self.last = complete_and_clean.then_some((data, now));
     }
 
@@ -605,6 +650,43 @@ mod tests {
             ts(T1),
         );
         assert!(d.all);
+    }
+
+    #[test]
+    fn clusters_never_planned_are_found_by_one_walk_and_kept_for_their_configuration() {
+        let config = |names: &[&str]| {
+            use std::fmt::Write as _;
+            let mut text = "[sources.s]\nkind = \"statuspage-public\"\n\
+                            url = \"https://status.example.org\"\n"
+                .to_owned();
+            for n in names {
+                writeln!(text, "[clusters.{n}]\nsource = \"s\"\ncomponents = [\"A\"]").unwrap();
+            }
+            Config::parse(&text, std::path::Path::new("/etc/statusmotd/mapping.toml")).unwrap()
+        };
+        let four = config(&["a", "b", "c", "d"]);
+        let reads: BTreeMap<String, Vec<Part>> = ["a", "c", "gone"]
+            .into_iter()
+            .map(|n| (n.to_owned(), Vec::new()))
+            .collect();
+        assert_eq!(unplanned(&four, &reads).collect::<Vec<_>>(), ["b", "d"]);
+        assert_eq!(
+            unplanned(&four, &BTreeMap::new()).collect::<Vec<_>>(),
+            ["a", "b", "c", "d"]
+        );
+        let all: BTreeMap<String, Vec<Part>> = ["a", "b", "c", "d"]
+            .into_iter()
+            .map(|n| (n.to_owned(), Vec::new()))
+            .collect();
+        assert_eq!(unplanned(&four, &all).count(), 0);
+
+        // What was found for one configuration is not taken for another,
+        // even one with the same clusters.
+        assert_eq!(Roster::of(&four), Roster::of(&four));
+        assert_ne!(
+            Roster::of(&four),
+            Roster::of(&config(&["a", "b", "c", "d"]))
+        );
     }
 
     #[test]
