@@ -652,18 +652,47 @@ mod tests {
         assert!(d.all);
     }
 
+    /// A configuration of one source `s` (a public page) and the
+    /// clusters `names`, each showing component `A`.
+    fn config_of(names: &[&str]) -> Config {
+        use std::fmt::Write as _;
+        let mut text = "[sources.s]\nkind = \"statuspage-public\"\n\
+                        url = \"https://status.example.org\"\n"
+            .to_owned();
+        for n in names {
+            writeln!(text, "[clusters.{n}]\nsource = \"s\"\ncomponents = [\"A\"]").unwrap();
+        }
+        Config::parse(&text, std::path::Path::new("/etc/statusmotd/mapping.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_cluster_never_planned_is_planned_with_the_next_change_whatever_the_configuration() {
+        let gathered = |d: SourceData| Gathered {
+            sources: BTreeMap::from([("s".to_owned(), d)]),
+            ..Gathered::default()
+        };
+        let one = config_of(&["x"]);
+        let first = gathered(data(T0, vec![item("i", "investigating", &["a"])], OK));
+        let renderer = crate::render::Renderer::new(None).unwrap();
+        let clusters: Vec<_> = one.clusters.values().collect();
+        let plan = crate::pipeline::plan(&one, &renderer, &clusters, &first, ts(T0));
+        assert!(plan.errors.is_empty() && plan.complete);
+        let mut inputs = Inputs::default();
+        inputs.record(&one, Arc::new(first), plan, ts(T0));
+
+        // The item changes: `x` reads its component.
+        let next = gathered(data(T1, vec![item("i", "identified", &["a"])], OK));
+        let dirty = |config: &Config| inputs.dirty(config, &next, ts(T1), &BTreeMap::new());
+        assert_eq!(dirty(&one), Some(vec!["x".to_owned()]));
+        // A configuration in force since then, with a cluster never planned:
+        // it is planned too, though the list kept was made for another.
+        let two = config_of(&["x", "y"]);
+        assert_eq!(dirty(&two), Some(vec!["x".to_owned(), "y".to_owned()]));
+    }
+
     #[test]
     fn clusters_never_planned_are_found_by_one_walk_and_kept_for_their_configuration() {
-        let config = |names: &[&str]| {
-            use std::fmt::Write as _;
-            let mut text = "[sources.s]\nkind = \"statuspage-public\"\n\
-                            url = \"https://status.example.org\"\n"
-                .to_owned();
-            for n in names {
-                writeln!(text, "[clusters.{n}]\nsource = \"s\"\ncomponents = [\"A\"]").unwrap();
-            }
-            Config::parse(&text, std::path::Path::new("/etc/statusmotd/mapping.toml")).unwrap()
-        };
+        let config = config_of;
         let four = config(&["a", "b", "c", "d"]);
         let reads: BTreeMap<String, Vec<Part>> = ["a", "c", "gone"]
             .into_iter()
