@@ -702,13 +702,22 @@ pub fn send_for(
     names: &[String],
     now: Timestamp,
 ) -> crate::Result<Pending> {
-    let requests = names
-        .iter()
-        .filter_map(|name| Some((name, config.sources.get(name)?)))
-        .map(|(name, src)| Ok((name.clone(), Endpoint::of(src)?)))
-        .collect::<crate::Result<Vec<_>>>()?;
+    let requests = endpoints(config, names.iter().cloned())?;
     let opts = crate::pipeline::fetch_options(config, now);
     Ok(send(rt, requests, &opts, &config.settings.state_dir))
+}
+
+/// Where each of the sources `names` of `config` is asked, by name; a name
+/// the configuration lacks is left out.
+fn endpoints(
+    config: &Config,
+    names: impl IntoIterator<Item = String>,
+) -> crate::Result<Vec<(String, Endpoint)>> {
+    names
+        .into_iter()
+        .filter_map(|name| Some((config.sources.get(&name)?, name)))
+        .map(|(src, name)| Ok((name, Endpoint::of(src)?)))
+        .collect()
 }
 
 /// The requests of a fetch, on their way: each source's answers as they
@@ -881,11 +890,7 @@ impl Answers {
         }
         if !again.is_empty() {
             let opts = crate::pipeline::fetch_options(config, now);
-            let again = again
-                .into_iter()
-                .filter_map(|name| Some((config.sources.get(&name)?, name)))
-                .map(|(src, name)| Ok((name, Endpoint::of(src)?)))
-                .collect::<crate::Result<Vec<_>>>()?;
+            let again = endpoints(config, again)?;
             let client = client_for(again.iter().map(|(_, endpoint)| endpoint));
             for (name, endpoint) in again {
                 let result = match conditional::fetch(&client, &endpoint, &opts, None).await {

@@ -134,13 +134,10 @@ impl Early {
     }
 }
 
-/// Whether `url` names a user (and perhaps a password) before its host.
+/// Whether `url` names a user or a password before its host, as the HTTP
+/// client reads it; an address it cannot read is taken as one that does.
 fn has_userinfo(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    rest.split(['/', '?', '#'])
-        .next()
-        .unwrap_or_default()
-        .contains('@')
+    reqwest::Url::parse(url).map_or(true, |u| !u.username().is_empty() || u.password().is_some())
 }
 
 fn digest(text: &str) -> String {
@@ -214,6 +211,8 @@ mod tests {
         let with_user = text.replace("http://127", "http://user:pw@127");
         let config_with_user = Config::parse(&with_user, &path).unwrap();
         assert_eq!(Plan::of(&config_with_user, &with_user, &["a".into()]), None);
+        assert!(has_userinfo("https://:secret@status.example.org"));
+        assert!(!has_userinfo("https://status.example.org/a@b?c=@d"));
         let plan = Plan::of(&config, text, &["a".into()]).unwrap();
         assert_eq!(plan.state_dir, dir.path().join("state"));
         plan.save().unwrap();

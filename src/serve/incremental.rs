@@ -19,10 +19,11 @@
 //!   names, groups, order) changed, since names resolve against them, whose
 //!   fetch started or stopped failing, or whose data is stale or just
 //!   became so (the MOTD then says how old it is);
-//! - everything after a configuration or template change, when a render
-//!   had errors (their clusters are tried again), and on every poll when a
-//!   custom template prints the clock, so that it follows the clock as it
-//!   did (an unchanged poll otherwise plans nothing).
+//! - everything after a configuration or template change (a render under
+//!   another configuration than the last one's), when a render had errors
+//!   or left a cluster unplanned (their clusters are tried again), and on
+//!   every poll when a custom template prints the clock, so that it follows
+//!   the clock as it did (an unchanged poll otherwise plans nothing).
 //!
 //! A new `fetched_at` alone changes no cluster: the default templates show
 //! the data's age only when it is stale. [`Inputs::next_boundary`] is when
@@ -71,16 +72,15 @@ pub struct Inputs {
     views: BTreeMap<String, ClusterView>,
     /// The data and time of the last render; `None` plans every cluster.
     last: Option<(Arc<Gathered>, Timestamp)>,
-    /// The clusters of the last render's configuration that are not in
-    /// `reads` (never planned, or failed).
-    unplanned: (Roster, Vec<String>),
+    /// The configuration of the last render: `reads` were read under it.
+    roster: Roster,
 }
 
-/// Which configuration a list of clusters was made for: its address and
-/// its number of clusters. A configuration put in force later lives at
-/// another address while the old one is still held; should a later one
-/// come to reuse an old address, the reload that brought it has already
-/// made the next render plan every cluster.
+/// Which configuration a render was made under: its address and its
+/// number of clusters. A configuration put in force later lives at another
+/// address while the old one is still held; should a later one come to
+/// reuse an old address, the reload that brought it has already made the
+/// next render plan every cluster.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Roster {
     at: usize,
@@ -94,23 +94,6 @@ impl Roster {
             clusters: config.clusters.len(),
         }
     }
-}
-
-/// The clusters of `config` that `reads` lacks, by one walk over both
-/// (each is sorted by name).
-fn unplanned<'c>(
-    config: &'c Config,
-    reads: &'c BTreeMap<String, Vec<Part>>,
-) -> impl Iterator<Item = &'c str> {
-    let mut planned = reads.keys().peekable();
-    config
-        .clusters
-        .keys()
-        .map(String::as_str)
-        .filter(move |name| {
-            while planned.next_if(|p| p.as_str() < *name).is_some() {}
-            planned.peek().map(|p| p.as_str()) != Some(*name)
-        })
 }
 
 /// What webhook previews changed in one source since the last render, and
@@ -200,6 +183,11 @@ impl Inputs {
         previewed: &BTreeMap<String, Previewed>,
     ) -> Option<Vec<String>> {
         let (last, last_now) = self.last.as_ref()?;
+        // What each cluster read was read under another configuration,
+        // whose entries may have selected other components.
+        if self.roster != Roster::of(config) {
+            return None;
+        }
         let names: BTreeSet<&String> = last.sources.keys().chain(data.sources.keys()).collect();
         let deltas: BTreeMap<&str, Delta> = names
             .into_iter()
@@ -229,15 +217,6 @@ impl Inputs {
         let mut dirty: BTreeSet<&str> = BTreeSet::new();
         for (source, d) in &deltas {
             self.readers.concerned(source, d, &mut dirty);
-        }
-        // Never planned, or it failed: try again. Those of the
-        // configuration of the last render were found then; another one is
-        // walked now. A walk over every cluster's name, on caches gone cold
-        // since the last render, cost most of a preview's comparison.
-        if self.unplanned.0 == Roster::of(config) {
-            dirty.extend(self.unplanned.1.iter().map(String::as_str));
-        } else {
-            dirty.extend(unplanned(config, &self.reads));
         }
         Some(
             dirty
@@ -303,11 +282,12 @@ impl Inputs {
         }
         self.views
             .retain(|name, _| config.clusters.contains_key(name));
-        self.unplanned = (
-            Roster::of(config),
-            unplanned(config, &self.reads).map(str::to_owned).collect(),
-        );
-        self.last = complete_and_clean.then_some((data, now));
+        self.roster = Roster::of(config);
+        // A cluster never planned (or failed) makes the next render plan
+        // every cluster, as errors do. `reads` now holds only clusters of
+        // `config`.
+        let every_cluster_read = self.reads.len() == config.clusters.len();
+        self.last = (complete_and_clean && every_cluster_read).then_some((data, now));
     }
 
     /// Every cluster's latest view, for the notification outbox.
@@ -665,56 +645,52 @@ mod tests {
         Config::parse(&text, std::path::Path::new("/etc/statusmotd/mapping.toml")).unwrap()
     }
 
+    /// A change after a render plans the clusters it concerns, but every
+    /// cluster under another configuration (even one with the same
+    /// clusters) and after a render that left a cluster unplanned.
     #[test]
-    fn a_cluster_never_planned_is_planned_with_the_next_change_whatever_the_configuration() {
+    fn a_change_plans_its_clusters_or_all_of_them_under_another_configuration() {
         let gathered = |d: SourceData| Gathered {
             sources: BTreeMap::from([("s".to_owned(), d)]),
             ..Gathered::default()
         };
-        let one = config_of(&["x"]);
-        let first = gathered(data(T0, vec![item("i", "investigating", &["a"])], OK));
-        let renderer = crate::render::Renderer::new(None).unwrap();
-        let clusters: Vec<_> = one.clusters.values().collect();
-        let plan = crate::pipeline::plan(&one, &renderer, &clusters, &first, ts(T0));
-        assert!(plan.errors.is_empty() && plan.complete);
-        let mut inputs = Inputs::default();
-        inputs.record(&one, Arc::new(first), plan, ts(T0));
-
-        // The item changes: `x` reads its component.
+        let first = || gathered(data(T0, vec![item("i", "investigating", &["a"])], OK));
         let next = gathered(data(T1, vec![item("i", "identified", &["a"])], OK));
-        let dirty = |config: &Config| inputs.dirty(config, &next, ts(T1), &BTreeMap::new());
-        assert_eq!(dirty(&one), Some(vec!["x".to_owned()]));
-        // A configuration in force since then, with a cluster never planned:
-        // it is planned too, though the list kept was made for another.
+        let renderer = crate::render::Renderer::new(None).unwrap();
+        let recorded = |config: &Config, names: &[&str]| {
+            let clusters: Vec<_> = names.iter().map(|n| &config.clusters[*n]).collect();
+            let data = first();
+            let plan = crate::pipeline::plan(config, &renderer, &clusters, &data, ts(T0));
+            assert!(plan.errors.is_empty());
+            let mut inputs = Inputs::default();
+            inputs.record(config, Arc::new(data), plan, ts(T0));
+            inputs
+        };
+
         let two = config_of(&["x", "y"]);
+        let inputs = recorded(&two, &["x", "y"]);
+        let dirty = |config: &Config| inputs.dirty(config, &next, ts(T1), &BTreeMap::new());
+        // Both read component `a`, which the item names.
         assert_eq!(dirty(&two), Some(vec!["x".to_owned(), "y".to_owned()]));
-    }
-
-    #[test]
-    fn clusters_never_planned_are_found_by_one_walk_and_kept_for_their_configuration() {
-        let config = config_of;
-        let four = config(&["a", "b", "c", "d"]);
-        let reads: BTreeMap<String, Vec<Part>> = ["a", "c", "gone"]
-            .into_iter()
-            .map(|n| (n.to_owned(), Vec::new()))
-            .collect();
-        assert_eq!(unplanned(&four, &reads).collect::<Vec<_>>(), ["b", "d"]);
+        let one = config_of(&["x"]);
+        assert_eq!(dirty(&one), None, "another configuration");
         assert_eq!(
-            unplanned(&four, &BTreeMap::new()).collect::<Vec<_>>(),
-            ["a", "b", "c", "d"]
+            dirty(&config_of(&["x", "y"])),
+            None,
+            "the same clusters, read again"
         );
-        let all: BTreeMap<String, Vec<Part>> = ["a", "b", "c", "d"]
-            .into_iter()
-            .map(|n| (n.to_owned(), Vec::new()))
-            .collect();
-        assert_eq!(unplanned(&four, &all).count(), 0);
 
-        // What was found for one configuration is not taken for another,
-        // even one with the same clusters.
-        assert_eq!(Roster::of(&four), Roster::of(&four));
-        assert_ne!(
-            Roster::of(&four),
-            Roster::of(&config(&["a", "b", "c", "d"]))
+        // `y` was never planned: the next render plans every cluster.
+        let inputs = recorded(&two, &["x"]);
+        assert_eq!(inputs.dirty(&two, &next, ts(T1), &BTreeMap::new()), None);
+        // Nor does the clock alone skip it.
+        let same = gathered(data(T0, vec![item("i", "investigating", &["a"])], OK));
+        assert_eq!(inputs.dirty(&two, &same, ts(T1), &BTreeMap::new()), None);
+        let inputs = recorded(&one, &["x"]);
+        assert_eq!(
+            inputs.dirty(&one, &same, ts(T1), &BTreeMap::new()),
+            Some(Vec::new()),
+            "nothing changed"
         );
     }
 
