@@ -10,7 +10,8 @@
 //! the harness still works. Timings are medians over repeated runs, with
 //! the quartiles and the extremes, since the machines are shared.
 //!
-//! Tools: `python3` with `requests` and `jinja2` for the baseline,
+//! Tools: `python3` with `requests` and `jinja2` for the baseline (and
+//! `python3` alone for CPU time, `benches/common/cpu_time.py`),
 //! `/usr/bin/time` for peak memory, `wrk` for requests per second.
 //! `scripts/bench` installs them. A figure whose tool is missing says so and
 //! is skipped.
@@ -810,6 +811,16 @@ fn snapshot(bench: &Bench, sizes: &[usize], headline: bool) {
             }
         }
         let files = count_files(&dir.path().join("out"));
+        // The same runs timed by the CPU they use, then with one core held
+        // by a busy loop: how far the time of a render spread over two
+        // cores moves on a machine another program shares.
+        let cpu = headline.then(|| {
+            let runs = bench.reps(15, 5);
+            (
+                cpu_series(&cmd(), &stamp, runs, false),
+                cpu_series(&cmd(), &stamp, runs, true),
+            )
+        });
         let label = format!(
             "{} clusters x {} components x {} items ({size_mib:.1} MiB snapshot, {files} files)",
             spec.clusters,
@@ -832,6 +843,32 @@ fn snapshot(bench: &Bench, sizes: &[usize], headline: bool) {
             "ms",
             &cold,
         );
+        match cpu {
+            Some((Some((wall, cpu)), busy)) => {
+                show(
+                    &format!(
+                        "render --snapshot {label}, planned in full, CPU time (user + system)"
+                    ),
+                    "ms",
+                    &cpu,
+                );
+                println!(
+                    "the same runs by the clock: median {:.2} ms; CPU / clock {:.2} (the cores kept busy, on average)",
+                    wall.median,
+                    cpu.median / wall.median
+                );
+                if let Some((wall, cpu)) = busy {
+                    show(
+                        &format!("render --snapshot {label}, planned in full, one core held by a busy loop"),
+                        "ms",
+                        &wall,
+                    );
+                    println!("its CPU time: median {:.2} ms", cpu.median);
+                }
+            }
+            Some((None, _)) => println!("# python3 not found: the CPU-time series is skipped"),
+            None => {}
+        }
         if !rss.is_empty() {
             let peak = rss.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
             println!(
@@ -864,6 +901,47 @@ fn snapshot(bench: &Bench, sizes: &[usize], headline: bool) {
             ),
         }
     }
+}
+
+/// `runs` runs of `cmd`, each after removing `remove`, timed by the clock
+/// and by their CPU time (`benches/common/cpu_time.py`, which reads the
+/// kernel's accounting of each run), with one core held by a busy loop if
+/// `busy`. `None` without a `python3` that runs it.
+fn cpu_series(cmd: &Command, remove: &Path, runs: usize, busy: bool) -> Option<(Stats, Stats)> {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/common/cpu_time.py");
+    let mut series = Command::new(python);
+    series
+        .arg(script)
+        .arg("--runs")
+        .arg(runs.to_string())
+        .arg("--remove")
+        .arg(remove);
+    if busy {
+        series.arg("--busy");
+    }
+    series.arg("--").arg(cmd.get_program()).args(cmd.get_args());
+    let out = series.output().ok()?;
+    assert!(
+        out.status.success(),
+        "{series:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (wall, cpu): (Vec<f64>, Vec<f64>) = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let mut fields = line
+                .split_whitespace()
+                .map(|f| f.parse::<f64>().expect("a number"));
+            (
+                fields.next().expect("wall ms"),
+                fields.next().expect("CPU ms"),
+            )
+        })
+        .unzip();
+    assert_eq!(wall.len(), runs, "one line per run");
+    Some((stats(wall), stats(cpu)))
 }
 
 fn count_files(dir: &Path) -> usize {
