@@ -60,6 +60,11 @@ pub struct Config {
     pub outputs: Vec<OutputConfig>,
     /// Notification routes (`[[notify]]`).
     pub notify: Vec<NotifyRoute>,
+    /// Tells this parse from every other one in the process, even of the
+    /// same bytes, so two parses are never `==` (a clone keeps it): what
+    /// was worked out under one configuration is not taken for another's
+    /// (`serve::incremental`).
+    pub(crate) parse_id: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use jiff::SignedDuration;
 
@@ -15,6 +16,9 @@ use super::{
     SourceConfig, SourceKind, CONFIG_ENV, DEFAULT_LISTEN, DEFAULT_ON_CHANGE_TIMEOUT,
 };
 use crate::error::{Error, Result};
+
+/// The next parse's [`Config::parse_id`], from 1: 0 stands for no parse.
+static PARSES: AtomicU64 = AtomicU64::new(1);
 
 impl Config {
     /// Reads and validates the file at `path`.
@@ -311,6 +315,7 @@ impl Config {
             clusters,
             outputs,
             notify,
+            parse_id: PARSES.fetch_add(1, Ordering::Relaxed),
         })
     }
 

@@ -72,28 +72,9 @@ pub struct Inputs {
     views: BTreeMap<String, ClusterView>,
     /// The data and time of the last render; `None` plans every cluster.
     last: Option<(Arc<Gathered>, Timestamp)>,
-    /// The configuration of the last render: `reads` were read under it.
-    roster: Roster,
-}
-
-/// Which configuration a render was made under: its address and its
-/// number of clusters. A configuration put in force later lives at another
-/// address while the old one is still held; should a later one come to
-/// reuse an old address, the reload that brought it has already made the
-/// next render plan every cluster.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Roster {
-    at: usize,
-    clusters: usize,
-}
-
-impl Roster {
-    fn of(config: &Config) -> Roster {
-        Roster {
-            at: std::ptr::from_ref(config) as usize,
-            clusters: config.clusters.len(),
-        }
-    }
+    /// The configuration of the last render ([`Config::parse_id`]; none is
+    /// 0): `reads` were read under it.
+    read_under: u64,
 }
 
 /// What webhook previews changed in one source since the last render, and
@@ -185,7 +166,7 @@ impl Inputs {
         let (last, last_now) = self.last.as_ref()?;
         // What each cluster read was read under another configuration,
         // whose entries may have selected other components.
-        if self.roster != Roster::of(config) {
+        if self.read_under != config.parse_id {
             return None;
         }
         let names: BTreeSet<&String> = last.sources.keys().chain(data.sources.keys()).collect();
@@ -282,7 +263,7 @@ impl Inputs {
         }
         self.views
             .retain(|name, _| config.clusters.contains_key(name));
-        self.roster = Roster::of(config);
+        self.read_under = config.parse_id;
         // A cluster never planned (or failed) makes the next render plan
         // every cluster, as errors do. `reads` now holds only clusters of
         // `config`.
