@@ -1257,7 +1257,12 @@ fn action_of(w: Written) -> Option<Action> {
 }
 
 fn display_rel(p: &Path) -> String {
-    p.to_string_lossy().replace('\\', "/")
+    let text = p.to_string_lossy();
+    if text.contains('\\') {
+        text.replace('\\', "/")
+    } else {
+        text.into_owned()
+    }
 }
 
 fn one_or_none(v: &[String]) -> bool {

@@ -146,11 +146,26 @@ fn pass(s: &str) -> String {
 /// and any `&` that could start an entity (followed by a letter, a digit or
 /// `#`), sends the text the long way.
 fn is_clean(s: &str) -> bool {
+    // Most upstream text is printable ASCII on one line, with no `<` or
+    // `&`: one pass without branches per byte tells.
+    if is_plain(s.as_bytes()) {
+        return s.as_bytes().last() != Some(&b' ');
+    }
     if s.is_ascii() {
         is_clean_ascii(s.as_bytes())
     } else {
         is_clean_chars(s)
     }
+}
+
+/// Whether every byte of `s` is printable ASCII other than `<` and `&`.
+/// Folded without stopping early, so that the compiler checks many bytes
+/// at a time.
+#[allow(clippy::needless_bitwise_bool)] // no branch per byte: see above
+fn is_plain(s: &[u8]) -> bool {
+    s.iter().fold(true, |ok, &c| {
+        ok & (b' '..=b'~').contains(&c) & (c != b'<') & (c != b'&')
+    })
 }
 
 /// [`is_clean`] of any text, one character at a time.
