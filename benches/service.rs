@@ -793,7 +793,7 @@ fn snapshot(bench: &Bench, sizes: &[usize], headline: bool) {
         let mut steady_rss = Vec::new();
         // The same run without the stamp the one before left: every cluster
         // planned, every file compared (what a new `--now` or file costs).
-        let stamp = dir.path().join("state/render.stamp.json");
+        let stamp = dir.path().join("state/render.stamp");
         let mut planned = Vec::new();
         for _ in 0..bench.reps(15, 5) {
             let (t, kib) = timed_rss(bench, &cmd());

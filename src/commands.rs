@@ -276,7 +276,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         let state_dir = &config.settings.state_dir;
         let digests = reader.digests()?;
         let inputs = oneshot::fingerprint(&config, &text, &out);
-        let stamp = oneshot::Stamp::load(state_dir).filter(|s| s.holds(&inputs, &digests, now));
+        let stamp = oneshot::Stamp::load_holding(state_dir, &inputs, &digests, now);
         if stamp.is_none() {
             // The files need not be looked at: the parse can start.
             reader.go();

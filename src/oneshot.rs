@@ -51,8 +51,16 @@ mod plan;
 
 pub use plan::{Early, Plan};
 
-/// The stamp's file in `state_dir`.
-const STAMP_FILE: &str = "render.stamp.json";
+/// The stamp's file in `state_dir`: text, a line per field and per file
+/// ([`Stamp::text`]).
+const STAMP_FILE: &str = "render.stamp";
+
+/// The first line of [`STAMP_FILE`]: its format.
+const STAMP_HEADER: &str = "statusmotd render stamp 1";
+
+/// Where the stamp was kept as JSON, before [`STAMP_FILE`]: removed when
+/// the stamp is next kept.
+const STAMP_FILE_BEFORE: &str = "render.stamp.json";
 
 /// How many files [`Stamp::files_hold_in_steps`] looks at between two
 /// reads of the answers: about 0.1 ms of `stat`s.
@@ -69,7 +77,7 @@ const TURNS_BEFORE_CHECK: usize = 4;
 const CONFIRM_EVERY: SignedDuration = SignedDuration::from_secs(60);
 
 /// What the last complete render was made from and left behind.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stamp {
     /// [`fingerprint`] of the configuration, templates, program and output
     /// directory.
@@ -80,17 +88,15 @@ pub struct Stamp {
     pub valid_until: Timestamp,
     /// The moment of the render that left the stamp: before it, a window
     /// may be on its other side. A stamp without it never holds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Timestamp>,
     /// The output printed the age of stale data: it holds only at `from`.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub only_then: bool,
     /// Every file and directory the render wrote, as it was left.
     pub files: Vec<StampedFile>,
 }
 
 /// How a file was left: any write, rename or removal changes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StampedFile {
     /// Relative to the output directory.
     pub path: String,
@@ -98,6 +104,31 @@ pub struct StampedFile {
 }
 
 impl StampedFile {
+    /// One line of the stamp's files (see [`Stamp::text`]).
+    fn parse(line: &[u8]) -> Option<StampedFile> {
+        // `-` alone, not a negative number: no state.
+        let (state, path) = if let Some(path) = line.strip_prefix(b"- ") {
+            (None, path)
+        } else {
+            let mut state: FileState = [0; 6];
+            let mut rest = line;
+            for (at, n) in state.iter_mut().enumerate() {
+                let digits = if at == 0 {
+                    rest
+                } else {
+                    rest.strip_prefix(b" ")?
+                };
+                (*n, rest) = number(digits)?;
+            }
+            (Some(state), rest.strip_prefix(b" ")?)
+        };
+        let path = std::str::from_utf8(path).ok()?;
+        (!path.is_empty()).then(|| StampedFile {
+            path: path.to_owned(),
+            state,
+        })
+    }
+
     /// Whether the file is still as the render left it.
     fn holds(&self, states: &States<'_>) -> bool {
         states.of(Path::new(&self.path)) == self.state
@@ -381,7 +412,9 @@ impl<'a> States<'a> {
 
 /// The first component of a relative path written with `/`.
 fn top_dir(path: &str) -> &str {
-    path.split_once('/').map_or(path, |(top, _)| top)
+    // A look at a few bytes: a search set up for long text costs more.
+    let end = path.bytes().position(|b| b == b'/').unwrap_or(path.len());
+    &path[..end]
 }
 
 /// Size, inode, modification and change times of `path` (not following a
@@ -398,8 +431,126 @@ impl Stamp {
 
     /// The stamp of the last complete render, if one can be read.
     pub fn load(state_dir: &Path) -> Option<Stamp> {
-        let bytes = std::fs::read(Self::path(state_dir)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let text = std::fs::read(Self::path(state_dir)).ok()?;
+        Self::parse(&text, |_| true)
+    }
+
+    /// [`Stamp::load`], when the stamp [`Stamp::holds`] for `inputs`,
+    /// `digests` and `now`. Its list of files, most of its bytes, is read
+    /// only then: after a new snapshot it is not parsed at all.
+    pub fn load_holding(
+        state_dir: &Path,
+        inputs: &str,
+        digests: &BTreeMap<String, String>,
+        now: Timestamp,
+    ) -> Option<Stamp> {
+        Self::load_if(state_dir, |head| head.holds(inputs, digests, now))
+    }
+
+    /// [`Stamp::load`], when `wanted` says yes to the stamp without its
+    /// files, before they are read.
+    fn load_if(state_dir: &Path, wanted: impl FnOnce(&Stamp) -> bool) -> Option<Stamp> {
+        let text = std::fs::read(Self::path(state_dir)).ok()?;
+        Self::parse(&text, wanted)
+    }
+
+    /// The stamp [`Stamp::text`] wrote; its files are read only when
+    /// `wanted` says yes to the rest. `None` for anything else: one
+    /// spoiled line spoils the stamp.
+    fn parse(text: &[u8], wanted: impl FnOnce(&Stamp) -> bool) -> Option<Stamp> {
+        fn field<'t>(lines: &mut impl Iterator<Item = &'t [u8]>, name: &str) -> Option<&'t str> {
+            let line = lines.next()?.strip_prefix(name.as_bytes())?;
+            std::str::from_utf8(line.strip_prefix(b" ")?).ok()
+        }
+        let mut lines = lines_of(text);
+        (lines.next()? == STAMP_HEADER.as_bytes()).then_some(())?;
+        let inputs = field(&mut lines, "inputs")?.to_owned();
+        let valid_until = field(&mut lines, "valid_until")?.parse().ok()?;
+        let from = match field(&mut lines, "from")? {
+            "-" => None,
+            from => Some(from.parse().ok()?),
+        };
+        let only_then = match field(&mut lines, "only_then")? {
+            "0" => false,
+            "1" => true,
+            _ => return None,
+        };
+        let mut sources = BTreeMap::new();
+        loop {
+            let line = lines.next()?;
+            if line == b"files" {
+                break;
+            }
+            let source = std::str::from_utf8(line.strip_prefix(b"source ")?).ok()?;
+            let (digest, name) = source.split_once(' ')?;
+            sources.insert(name.to_owned(), digest.to_owned());
+        }
+        let mut stamp = Stamp {
+            inputs,
+            sources,
+            valid_until,
+            from,
+            only_then,
+            files: Vec::new(),
+        };
+        if !wanted(&stamp) {
+            return None;
+        }
+        stamp.files = lines.map(StampedFile::parse).collect::<Option<_>>()?;
+        Some(stamp)
+    }
+
+    /// The stamp as [`Stamp::parse`] reads it: its fields a line each, a
+    /// line per source (its digest, then its name), then `files` and a
+    /// line per file (its state, or `-` when it was gone, then its path).
+    /// `None` when a name or a path holds a line break.
+    fn text(&self) -> Option<String> {
+        let mut text = String::with_capacity(256 + self.files.len() * 96);
+        let from = self.from.map(|t| t.to_string());
+        for line in [
+            STAMP_HEADER,
+            "\ninputs ",
+            &self.inputs,
+            "\nvalid_until ",
+            &self.valid_until.to_string(),
+            "\nfrom ",
+            from.as_deref().unwrap_or("-"),
+            "\nonly_then ",
+            if self.only_then { "1" } else { "0" },
+            "\n",
+        ] {
+            text.push_str(line);
+        }
+        for (name, digest) in &self.sources {
+            if digest.contains([' ', '\n']) || name.contains('\n') {
+                return None;
+            }
+            for part in ["source ", digest, " ", name, "\n"] {
+                text.push_str(part);
+            }
+        }
+        text.push_str("files\n");
+        let mut numbers = itoa::Buffer::new();
+        for f in &self.files {
+            if f.path.is_empty() || f.path.contains('\n') {
+                return None;
+            }
+            match f.state {
+                Some(state) => {
+                    for (at, n) in state.iter().enumerate() {
+                        if at > 0 {
+                            text.push(' ');
+                        }
+                        text.push_str(numbers.format(*n));
+                    }
+                }
+                None => text.push('-'),
+            }
+            text.push(' ');
+            text.push_str(&f.path);
+            text.push('\n');
+        }
+        Some(text)
     }
 
     /// Whether the output under `out` is still what a render now would
@@ -456,12 +607,20 @@ impl Stamp {
         // after the other, so its directory is named once per run of them.
         let mut entries: Vec<(Cow<'a, str>, Option<Option<FileState>>)> =
             Vec::with_capacity(left.len() * 2);
-        let mut last_parent = None;
+        let mut last_parent: Option<Cow<'a, str>> = None;
         for f in left {
-            entries.push((text(&f.rel), Some(f.state)));
-            let parent = f.rel.parent().filter(|p| !p.as_os_str().is_empty());
+            let path = text(&f.rel);
+            // Its directory, taken from the text: the paths are relative,
+            // made of names joined by `/`.
+            let parent = match &path {
+                Cow::Borrowed(p) => p.rsplit_once('/').map(|(dir, _)| Cow::Borrowed(dir)),
+                Cow::Owned(p) => p
+                    .rsplit_once('/')
+                    .map(|(dir, _)| Cow::Owned(dir.to_owned())),
+            };
+            entries.push((path, Some(f.state)));
             if parent.is_some() && parent != last_parent {
-                entries.extend(parent.map(|p| (text(p), None)));
+                entries.extend(parent.clone().map(|p| (p, None)));
                 last_parent = parent;
             }
         }
@@ -510,18 +669,20 @@ impl Stamp {
 
     /// Keeps the stamp; a failure only costs the next run the shortcut.
     pub fn save(&self, state_dir: &Path) -> crate::Result<()> {
-        let text = serde_json::to_vec(self)
-            .map_err(|e| crate::Error::Runtime(format!("cannot serialize the stamp: {e}")))?;
+        let text = self.text().ok_or_else(|| {
+            crate::Error::Runtime("cannot keep the stamp: a path holds a line break".into())
+        })?;
         // A stamp lost or older after a crash describes files that are no
         // longer as it says: it costs one full render, never a wrong one.
-        keep_in_state(state_dir, STAMP_FILE, &text)
+        keep_in_state(state_dir, STAMP_FILE, text.as_bytes())?;
+        crate::output::remove_cache_file(&state_dir.join(STAMP_FILE_BEFORE))
     }
 
     /// Forgets the stamp: the next run renders in full.
     pub fn forget(state_dir: &Path) {
         let path = Self::path(state_dir);
         if path.exists() {
-            let _ = crate::output::replace_cache_file(&path, b"{}");
+            let _ = crate::output::replace_cache_file(&path, b"");
         }
     }
 }
@@ -538,86 +699,136 @@ fn keep_in_state(state_dir: &Path, name: &str, bytes: &[u8]) -> crate::Result<()
 }
 
 /// Where [`keep_files`] keeps how the last render left its files.
-const FILES_FILE: &str = "render.files.json";
+const FILES_FILE: &str = "render.files";
 
-/// How a render left its files, for the next render's comparisons:
-/// borrowed from its [`LeftFile`]s when written, owned when read.
-#[derive(Debug, Serialize, Deserialize)]
-struct KeptFiles<'a> {
-    /// The output directory, made absolute: the paths are relative to it.
-    out: Cow<'a, Path>,
-    /// Path, state, digest of the bytes.
-    files: Vec<(Cow<'a, str>, FileState, Hex)>,
-}
+/// The first line of [`FILES_FILE`]: its format.
+const FILES_HEADER: &str = "statusmotd render files 1";
 
-/// A file's digest, kept as hex text; read and written without a string
-/// of its own (a table holds thousands).
-#[derive(Debug)]
-struct Hex(FileDigest);
-
-impl Serialize for Hex {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut text = [0u8; 32];
-        hex::encode_to_slice(self.0, &mut text).map_err(serde::ser::Error::custom)?;
-        serializer.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?)
-    }
-}
-
-impl<'de> Deserialize<'de> for Hex {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Hex;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a digest in 32 hex digits")
-            }
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Hex, E> {
-                let mut digest: FileDigest = [0; 16];
-                hex::decode_to_slice(text, &mut digest).map_err(E::custom)?;
-                Ok(Hex(digest))
-            }
-        }
-        deserializer.deserialize_str(Visitor)
-    }
-}
+/// Where the table of files was kept as JSON, before [`FILES_FILE`]:
+/// removed when the table is next kept.
+const FILES_FILE_BEFORE: &str = "render.files.json";
 
 /// How the last render into `out` left its files ([`KnownFiles`]); empty
 /// when it cannot be read whole (one spoiled entry spoils the table). Each
 /// entry vouches for a file only while the file is in the state it
 /// records, so an old or lost table costs reads, never a wrong decision.
+///
+/// The table is text, a line per file (see [`keep_files`]): thousands of
+/// entries are read here on every render that plans, split and parsed
+/// in place rather than through a general parser.
 pub fn known_files(state_dir: &Path, out: &Path) -> KnownFiles {
-    let Ok(bytes) = std::fs::read(state_dir.join(FILES_FILE)) else {
+    let Ok(text) = std::fs::read(state_dir.join(FILES_FILE)) else {
         return KnownFiles::new();
     };
-    let Ok(kept) = serde_json::from_slice::<KeptFiles>(&bytes) else {
-        return KnownFiles::new();
+    let parse = || -> Option<KnownFiles> {
+        let mut lines = lines_of(&text);
+        (lines.next()? == FILES_HEADER.as_bytes()).then_some(())?;
+        let kept_out = std::str::from_utf8(lines.next()?.strip_prefix(b"out ")?).ok()?;
+        (Some(Path::new(kept_out)) == std::path::absolute(out).ok().as_deref()).then_some(())?;
+        let mut known = KnownFiles::with_capacity(text.len() / 80);
+        for line in lines {
+            let (entry, rel) = file_entry(line)?;
+            known.insert(rel.to_owned(), entry);
+        }
+        Some(known)
     };
-    if Some(kept.out.into_owned()) != std::path::absolute(out).ok() {
-        return KnownFiles::new();
+    parse().unwrap_or_default()
+}
+
+/// The lines of `text`, each without its `\n`; a last one without a `\n`
+/// is a line too.
+fn lines_of(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let line = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or_default();
+        Some(line)
+    })
+}
+
+/// One line of the table of files: the digest in hex, the six numbers of
+/// the state, then the path, which runs to the end of the line.
+fn file_entry(line: &[u8]) -> Option<((FileState, FileDigest), &str)> {
+    let mut digest: FileDigest = [0; 16];
+    hex::decode_to_slice(line.get(..32)?, &mut digest).ok()?;
+    let mut rest = line.get(32..)?;
+    let mut state: FileState = [0; 6];
+    for n in &mut state {
+        (*n, rest) = number(rest.strip_prefix(b" ")?)?;
     }
-    kept.files
-        .into_iter()
-        .map(|(rel, state, Hex(digest))| (rel.into_owned(), (state, digest)))
-        .collect()
+    let rel = std::str::from_utf8(rest.strip_prefix(b" ")?).ok()?;
+    (!rel.is_empty()).then_some(((state, digest), rel))
+}
+
+/// The decimal number `text` starts with, and what follows it.
+fn number(text: &[u8]) -> Option<(i64, &[u8])> {
+    let (negative, digits) = match text.strip_prefix(b"-") {
+        Some(digits) => (true, digits),
+        None => (false, text),
+    };
+    let end = digits
+        .iter()
+        .position(|c| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    if end == 0 {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for &c in &digits[..end] {
+        let digit = i64::from(c - b'0');
+        n = n.checked_mul(10)?;
+        n = if negative {
+            n.checked_sub(digit)?
+        } else {
+            n.checked_add(digit)?
+        };
+    }
+    Some((n, &digits[end..]))
 }
 
 /// Keeps how a render into `out` left its files, for [`known_files`]. As
-/// with the stamp, a failure or a crash only costs the next render reads.
+/// with the stamp, a failure or a crash only costs the next render reads;
+/// so does a path that cannot be a line of the table (one not UTF-8, or
+/// holding a line break), which is left out.
 pub fn keep_files(state_dir: &Path, out: &Path, left: &[LeftFile]) {
-    let Ok(out) = std::path::absolute(out) else {
+    let Some(out) = std::path::absolute(out).ok() else {
         return;
     };
-    let kept = KeptFiles {
-        out: Cow::Borrowed(&out),
-        files: left
-            .iter()
-            .filter_map(|f| Some((f.rel.to_string_lossy(), f.state?, Hex(f.digest))))
-            .collect(),
-    };
-    let Ok(text) = serde_json::to_vec(&kept) else {
+    let Some(out) = out.to_str().filter(|out| !out.contains('\n')) else {
         return;
     };
-    let _ = keep_in_state(state_dir, FILES_FILE, &text);
+    let mut text = String::with_capacity(64 + left.len() * 96);
+    for line in [FILES_HEADER, "\nout ", out, "\n"] {
+        text.push_str(line);
+    }
+    let mut numbers = itoa::Buffer::new();
+    for f in left {
+        let (Some(state), Some(rel)) = (f.state, f.rel.to_str()) else {
+            continue;
+        };
+        if rel.is_empty() || rel.contains('\n') {
+            continue;
+        }
+        let mut hex = [0u8; 32];
+        if hex::encode_to_slice(f.digest, &mut hex).is_err() {
+            continue;
+        }
+        text.push_str(std::str::from_utf8(&hex).unwrap_or_default());
+        for n in state {
+            text.push(' ');
+            text.push_str(numbers.format(n));
+        }
+        text.push(' ');
+        text.push_str(rel);
+        text.push('\n');
+    }
+    if keep_in_state(state_dir, FILES_FILE, text.as_bytes()).is_ok() {
+        let _ = crate::output::remove_cache_file(&state_dir.join(FILES_FILE_BEFORE));
+    }
 }
 
 /// The first moment after `now` at which a view of `data` could change
@@ -814,10 +1025,8 @@ pub async fn check(config: &Config, text: &str, out: &Path) -> (String, Option<S
         tokio::task::yield_now().await;
     }
     let inputs = fingerprint(config, text, out);
-    let stamp = match Stamp::load(&config.settings.state_dir) {
-        Some(stamp) if stamp.inputs == inputs && stamp.files_hold_in_steps(out).await => {
-            Some(stamp)
-        }
+    let stamp = match Stamp::load_if(&config.settings.state_dir, |head| head.inputs == inputs) {
+        Some(stamp) if stamp.files_hold_in_steps(out).await => Some(stamp),
         _ => None,
     };
     (inputs, stamp)
@@ -959,15 +1168,105 @@ mod tests {
             (left[1].state.unwrap(), *b"0123456789abcdef")
         );
         let text = std::fs::read_to_string(state_dir.path().join(FILES_FILE)).unwrap();
-        assert!(text.contains(r#"["alpha/motd",[901,7,1773144000,0,1796083830,724190041],"abababababababababababababababab"]"#), "{text}");
+        assert!(
+            text.contains(
+                "\nabababababababababababababababab 901 7 1773144000 0 1796083830 724190041 alpha/motd\n"
+            ),
+            "{text}"
+        );
         let elsewhere = tempfile::tempdir().unwrap();
         assert!(known_files(state_dir.path(), elsewhere.path()).is_empty());
-        std::fs::write(
-            state_dir.path().join(FILES_FILE),
-            text.replace("abab", "zz"),
-        )
-        .unwrap();
-        assert!(known_files(state_dir.path(), out.path()).is_empty());
+        // One spoiled entry, or a table cut short, spoils the table.
+        let spoil = |text: &str| {
+            std::fs::write(state_dir.path().join(FILES_FILE), text).unwrap();
+            known_files(state_dir.path(), out.path())
+        };
+        assert!(spoil(&text.replace("abab", "zz")).is_empty());
+        assert!(spoil(&text.replace(" 1773144000 ", " 17x3144000 ")).is_empty());
+        assert!(spoil(&text.replace(" alpha/motd\n", "\n")).is_empty());
+        assert!(spoil(&text.replace("files 1\n", "files 2\n")).is_empty());
+        let cut = text.rfind(" alpha/items").unwrap();
+        assert!(spoil(&text[..cut]).is_empty());
+        assert_eq!(spoil(&text).len(), 2);
+    }
+
+    /// Every field and file of a stamp comes back as kept: a state or none,
+    /// a path with a space, a source's name with one; the stamp of the JSON
+    /// format before is removed, and one that cannot be kept is not.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a scratch state directory
+    fn a_stamp_comes_back_as_kept() {
+        let state_dir = tempfile::tempdir().expect("temp dir");
+        let before = state_dir.path().join(STAMP_FILE_BEFORE);
+        std::fs::write(&before, "{}").expect("write");
+        let mut kept = stamp(None, true);
+        kept.sources.insert("a page".into(), "00ff".into());
+        kept.files = vec![
+            StampedFile {
+                path: "a b/motd".into(),
+                state: Some([-1, 2, i64::MAX, 0, 5, 999_999_999]),
+            },
+            StampedFile {
+                path: "a b".into(),
+                state: None,
+            },
+        ];
+        kept.save(state_dir.path()).expect("save");
+        assert_eq!(Stamp::load(state_dir.path()), Some(kept.clone()));
+        assert!(!before.exists());
+        kept.from = Some("2026-03-10T12:00:00.5Z".parse().expect("time"));
+        kept.save(state_dir.path()).expect("save");
+        assert_eq!(Stamp::load(state_dir.path()), Some(kept.clone()));
+        Stamp::forget(state_dir.path());
+        assert_eq!(Stamp::load(state_dir.path()), None);
+        let mut broken = kept.clone();
+        broken.files[1].path = "a\nb".into();
+        assert!(broken.save(state_dir.path()).is_err());
+        assert_eq!(Stamp::load(state_dir.path()), None);
+    }
+
+    #[test]
+    fn numbers_of_the_table_read_back_whole_or_not_at_all() {
+        for n in [0, 7, -1, 1_796_083_830, i64::MAX, i64::MIN] {
+            let text = format!("{n} x");
+            assert_eq!(number(text.as_bytes()), Some((n, &b" x"[..])), "{n}");
+        }
+        for text in [
+            "",
+            "-",
+            "x1",
+            " 1",
+            "9223372036854775808",
+            "-9223372036854775809",
+        ] {
+            assert_eq!(number(text.as_bytes()), None, "{text:?}");
+        }
+    }
+
+    /// A path with a space keeps it; one that cannot be a line of the table
+    /// is left out, and the table of the format before is removed.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a scratch state directory
+    fn the_table_of_files_keeps_any_path_it_can_read_back() {
+        let state_dir = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let file = |rel: &str| LeftFile {
+            rel: PathBuf::from(rel),
+            state: Some([1, 2, 3, 4, 5, 6]),
+            digest: [7; 16],
+        };
+        let before = state_dir.path().join(FILES_FILE_BEFORE);
+        std::fs::write(&before, "{}").unwrap();
+        keep_files(
+            state_dir.path(),
+            out.path(),
+            &[file("a b/motd"), file("x\ny/motd"), file("c/motd")],
+        );
+        let known = known_files(state_dir.path(), out.path());
+        let mut paths: Vec<&str> = known.keys().map(String::as_str).collect();
+        paths.sort_unstable();
+        assert_eq!(paths, ["a b/motd", "c/motd"]);
+        assert!(!before.exists());
     }
 
     #[test]
@@ -1130,6 +1429,47 @@ mod tests {
         assert!(!s.holds("in", &digests, t("2026-03-10T12:00:01Z")));
         // A stamp of an older version, without its moment, never holds.
         assert!(!stamp(None, false).holds("in", &digests, t("2026-03-10T12:30:00Z")));
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a scratch state directory
+    fn a_stamp_that_does_not_hold_is_not_loaded_and_one_that_does_is_whole() {
+        let t = |s: &str| -> Timestamp { s.parse().expect("time") };
+        let state_dir = tempfile::tempdir().expect("temp dir");
+        let digests = snapshot_digest(b"{}");
+        let mut kept = stamp(Some(t("2026-03-10T12:00:00Z")), false);
+        kept.files = vec![StampedFile {
+            path: "a/motd".into(),
+            state: state_of(state_dir.path()),
+        }];
+        kept.save(state_dir.path()).expect("save");
+        let load = |inputs: &str, digests: &BTreeMap<String, String>, now: &str| {
+            Stamp::load_holding(state_dir.path(), inputs, digests, t(now))
+        };
+        assert_eq!(
+            load("in", &digests, "2026-03-10T12:30:00Z"),
+            Some(kept.clone())
+        );
+        assert_eq!(load("other", &digests, "2026-03-10T12:30:00Z"), None);
+        assert_eq!(
+            load("in", &snapshot_digest(b"[]"), "2026-03-10T12:30:00Z"),
+            None
+        );
+        assert_eq!(load("in", &digests, "2026-03-10T14:00:00Z"), None);
+        // Stale data printed its age: that moment only, as `holds` says.
+        let mut once = kept.clone();
+        once.only_then = true;
+        once.save(state_dir.path()).expect("save");
+        assert_eq!(load("in", &digests, "2026-03-10T12:00:00Z"), Some(once));
+        assert_eq!(load("in", &digests, "2026-03-10T12:00:01Z"), None);
+        // A spoiled list of files spoils the stamp, whatever its head says.
+        let text = kept.text().expect("text");
+        let spoiled = text.replace(" a/motd", " ");
+        assert_ne!(spoiled, text);
+        std::fs::write(Stamp::path(state_dir.path()), spoiled).expect("write");
+        assert_eq!(load("in", &digests, "2026-03-10T12:30:00Z"), None);
+        std::fs::write(Stamp::path(state_dir.path()), "{}").expect("write");
+        assert_eq!(load("in", &digests, "2026-03-10T12:30:00Z"), None);
     }
 
     #[test]

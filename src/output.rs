@@ -875,6 +875,15 @@ pub fn replace_cache_file(path: &Path, bytes: &[u8]) -> Result<()> {
     replace_file_with(path, bytes, false)
 }
 
+/// Removes a file that only saved work (see [`replace_cache_file`]): one
+/// already gone is no error.
+pub fn remove_cache_file(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io("cannot remove", path)(e)),
+        _ => Ok(()),
+    }
+}
+
 fn replace_file_with(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

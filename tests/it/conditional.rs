@@ -125,7 +125,7 @@ fn a_304_makes_the_data_fresh_for_a_later_fallback() {
     std::fs::write(&kept_path, kept.to_string()).unwrap();
     // The stamp is gone, so the next run goes the whole way: the 304 reuses
     // the last good snapshot and confirms it now.
-    std::fs::remove_file(site.path().join("state/render.stamp.json")).unwrap();
+    std::fs::remove_file(site.path().join("state/render.stamp")).unwrap();
     assert_eq!(render(&site), "");
     assert_eq!(fake.not_modified_answers(), 3);
     let kept = read_kept();
