@@ -162,7 +162,9 @@ pub fn render(
     let mut events: Vec<(&String, &Remembered)> = memory.iter().collect();
     events.sort_by(|(ua, a), (ub, b)| (a.event.start, ua).cmp(&(b.event.start, ub)));
 
-    let mut head = String::new();
+    // Room for the head and tail of a calendar without events, most
+    // clusters' calendar, in one allocation.
+    let mut head = String::with_capacity(512);
     for line in [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
@@ -181,8 +183,7 @@ pub fn render(
     // the older name that Outlook and Apple Calendar read).
     push_line(&mut head, "REFRESH-INTERVAL;VALUE=DURATION:PT15M");
     push_line(&mut head, "X-PUBLISHED-TTL:PT15M");
-    let mut tail = String::new();
-    push_line(&mut tail, "END:VCALENDAR");
+    let tail = "END:VCALENDAR\r\n";
 
     let mut body = String::new();
     let mut newest = None;
@@ -194,8 +195,11 @@ pub fn render(
         body.push_str(&vevent);
         newest = newest.max(Some(r.event.stamp));
     }
+    let mut bytes = head;
+    bytes.push_str(&body);
+    bytes.push_str(tail);
     Calendar {
-        bytes: format!("{head}{body}{tail}").into_bytes(),
+        bytes: bytes.into_bytes(),
         newest,
         memory,
     }

@@ -154,7 +154,7 @@ pub fn resolve_with_known(
                 // The group's current members when it is still there under
                 // another name, else its members of then.
                 let ids: Vec<String> = match index.group(&g.id) {
-                    Some(group) => members(index, group).collect(),
+                    Some(group) => member_ids(index, group),
                     None => g.members.clone(),
                 };
                 out.ids.groups.insert(failed.entry.clone(), g.clone());
@@ -227,15 +227,15 @@ fn resolve_entries(
     for entry in &cluster.groups {
         match find_group(cluster, snap, index, entry) {
             Ok(group) => {
-                let ids: Vec<String> = members(index, group).collect();
+                let ids = member_ids(index, group);
+                resolved.selection.extend(ids.iter().cloned());
                 resolved.ids.groups.insert(
                     entry.clone(),
                     KnownGroup {
                         id: group.id.clone(),
-                        members: ids.clone(),
+                        members: ids,
                     },
                 );
-                resolved.selection.extend(ids);
                 resolved.groups.insert(group.id.clone());
             }
             Err(e) => {
@@ -271,17 +271,37 @@ fn resolve_entries(
 }
 
 /// A group's components: those it lists and those that name it, since one
-/// API may fill in only one side.
-fn members<'a>(
-    index: &'a SnapshotIndex<'_>,
-    group: &'a Group,
-) -> impl Iterator<Item = String> + 'a {
+/// API may fill in only one side (Statuspage's summary fills in both, so
+/// most come twice).
+fn members<'a>(index: &'a SnapshotIndex<'_>, group: &'a Group) -> impl Iterator<Item = &'a str> {
     group
         .components
         .iter()
         .map(String::as_str)
         .chain(index.children(&group.id))
-        .map(str::to_owned)
+}
+
+/// [`members`], each once, in the order first met.
+fn member_ids(index: &SnapshotIndex<'_>, group: &Group) -> Vec<String> {
+    /// Up to this many, a look back over those kept costs less than a set.
+    const FEW: usize = 32;
+    let all: Vec<&str> = members(index, group).collect();
+    let mut ids: Vec<String> = Vec::with_capacity(all.len());
+    if all.len() <= FEW {
+        for id in all {
+            if !ids.iter().any(|kept| kept == id) {
+                ids.push(id.to_owned());
+            }
+        }
+    } else {
+        let mut seen = std::collections::HashSet::with_capacity(all.len());
+        ids.extend(
+            all.into_iter()
+                .filter(|id| seen.insert(*id))
+                .map(str::to_owned),
+        );
+    }
+    ids
 }
 
 fn find_group<'a>(
@@ -549,11 +569,11 @@ state_dir = \"state\"            # last good snapshots
             quote(&group.id),
             one_line(&group.name)
         );
-        let member_ids: BTreeSet<String> = members(&index, group).collect();
+        let member_ids: BTreeSet<&str> = members(&index, group).collect();
         let children: Vec<String> = snap
             .components
             .iter()
-            .filter(|c| member_ids.contains(&c.id))
+            .filter(|c| member_ids.contains(c.id.as_str()))
             .map(|c| one_line(&c.name))
             .collect();
         if !children.is_empty() {
@@ -852,8 +872,8 @@ pub fn check(config: &Config, snapshots: &BTreeMap<String, Snapshot>) -> CheckRe
         let index = &indexes[source.as_str()];
         let mut unmapped = BTreeSet::new();
         for group in &snap.groups {
-            let touched = listed.contains(&group.id)
-                || members(index, group).any(|id| selected.contains(&id));
+            let touched =
+                listed.contains(&group.id) || members(index, group).any(|id| selected.contains(id));
             if !touched {
                 unmapped.insert(group.id.as_str());
                 report.unmapped_groups.push(in_source(format!(
