@@ -505,6 +505,9 @@ impl Stamp {
     /// line per file (its state, or `-` when it was gone, then its path).
     /// `None` when a name or a path holds a line break.
     fn text(&self) -> Option<String> {
+        if self.inputs.contains('\n') {
+            return None;
+        }
         let mut text = String::with_capacity(256 + self.files.len() * 96);
         let from = self.from.map(|t| t.to_string());
         for line in [
@@ -675,7 +678,10 @@ impl Stamp {
         // A stamp lost or older after a crash describes files that are no
         // longer as it says: it costs one full render, never a wrong one.
         keep_in_state(state_dir, STAMP_FILE, text.as_bytes())?;
-        crate::output::remove_cache_file(&state_dir.join(STAMP_FILE_BEFORE))
+        // Never read again: a stamp of the format before that cannot be
+        // removed costs a few bytes, not the new one.
+        let _ = crate::output::remove_cache_file(&state_dir.join(STAMP_FILE_BEFORE));
+        Ok(())
     }
 
     /// Forgets the stamp: the next run renders in full.
