@@ -1002,6 +1002,36 @@ mod tests {
         sel.iter().map(String::as_str).collect()
     }
 
+    /// A group's members are kept once each, in the order first met,
+    /// whether both sides name them (as Statuspage's summary does) or one;
+    /// the same for a group of more than a few.
+    #[test]
+    fn a_group_keeps_each_member_once_in_the_order_first_met() {
+        let snap = hpc();
+        let index = SnapshotIndex::new(&snap);
+        let members = |id: &str| member_ids(&index, index.group(id).expect("group"));
+        assert_eq!(members("ga"), ["a1", "a2", "a3"]);
+        let mut big = hpc();
+        let n = 100;
+        big.components = (0..n)
+            .map(|i| component(&format!("b{i}"), &format!("B {i}"), Some("gb")))
+            .collect();
+        // The group lists every other one, backwards, and one twice.
+        let mut listed: Vec<String> = (0..n).rev().step_by(2).map(|i| format!("b{i}")).collect();
+        listed.push("b1".into());
+        big.groups = vec![Group {
+            id: "gb".into(),
+            name: "Big".into(),
+            components: listed.clone(),
+        }];
+        let index = SnapshotIndex::new(&big);
+        let got = member_ids(&index, index.group("gb").expect("group"));
+        let mut want = listed;
+        want.pop();
+        want.extend((0..n).step_by(2).map(|i| format!("b{i}")));
+        assert_eq!(got, want);
+    }
+
     #[test]
     fn resolves_groups_by_name_and_id_and_expands_them() {
         let snap = hpc();
