@@ -107,22 +107,10 @@ impl StampedFile {
     /// One line of the stamp's files (see [`Stamp::text`]).
     fn parse(line: &[u8]) -> Option<StampedFile> {
         // `-` alone, not a negative number: no state.
-        let (state, path) = if let Some(path) = line.strip_prefix(b"- ") {
-            (None, path)
-        } else {
-            let mut state: FileState = [0; 6];
-            let mut rest = line;
-            for (at, n) in state.iter_mut().enumerate() {
-                let digits = if at == 0 {
-                    rest
-                } else {
-                    rest.strip_prefix(b" ")?
-                };
-                (*n, rest) = number(digits)?;
-            }
-            (Some(state), rest.strip_prefix(b" ")?)
+        let (state, path) = match line.strip_prefix(b"- ") {
+            Some(path) => (None, std::str::from_utf8(path).ok()?),
+            None => state_and_path(line).map(|(state, path)| (Some(state), path))?,
         };
-        let path = std::str::from_utf8(path).ok()?;
         (!path.is_empty()).then(|| StampedFile {
             path: path.to_owned(),
             state,
@@ -538,20 +526,14 @@ impl Stamp {
             if f.path.is_empty() || f.path.contains('\n') {
                 return None;
             }
-            match f.state {
-                Some(state) => {
-                    for (at, n) in state.iter().enumerate() {
-                        if at > 0 {
-                            text.push(' ');
-                        }
-                        text.push_str(numbers.format(*n));
+            match &f.state {
+                Some(state) => push_state_and_path(&mut text, &mut numbers, state, &f.path),
+                None => {
+                    for part in ["- ", &f.path, "\n"] {
+                        text.push_str(part);
                     }
                 }
-                None => text.push('-'),
             }
-            text.push(' ');
-            text.push_str(&f.path);
-            text.push('\n');
         }
         Some(text)
     }
@@ -761,13 +743,43 @@ fn lines_of(text: &[u8]) -> impl Iterator<Item = &[u8]> {
 fn file_entry(line: &[u8]) -> Option<((FileState, FileDigest), &str)> {
     let mut digest: FileDigest = [0; 16];
     hex::decode_to_slice(line.get(..32)?, &mut digest).ok()?;
-    let mut rest = line.get(32..)?;
-    let mut state: FileState = [0; 6];
-    for n in &mut state {
-        (*n, rest) = number(rest.strip_prefix(b" ")?)?;
-    }
-    let rel = std::str::from_utf8(rest.strip_prefix(b" ")?).ok()?;
+    let (state, rel) = state_and_path(line.get(32..)?.strip_prefix(b" ")?)?;
     (!rel.is_empty()).then_some(((state, digest), rel))
+}
+
+/// The end of a line of the stamp or of the table of files: a file's
+/// state (six numbers), then its path, which runs to the end of the line.
+fn push_state_and_path(
+    text: &mut String,
+    numbers: &mut itoa::Buffer,
+    state: &FileState,
+    path: &str,
+) {
+    for (at, n) in state.iter().enumerate() {
+        if at > 0 {
+            text.push(' ');
+        }
+        text.push_str(numbers.format(*n));
+    }
+    for part in [" ", path, "\n"] {
+        text.push_str(part);
+    }
+}
+
+/// What [`push_state_and_path`] wrote, read back.
+fn state_and_path(line: &[u8]) -> Option<(FileState, &str)> {
+    let mut state: FileState = [0; 6];
+    let mut rest = line;
+    for (at, n) in state.iter_mut().enumerate() {
+        let digits = if at == 0 {
+            rest
+        } else {
+            rest.strip_prefix(b" ")?
+        };
+        (*n, rest) = number(digits)?;
+    }
+    let path = std::str::from_utf8(rest.strip_prefix(b" ")?).ok()?;
+    Some((state, path))
 }
 
 /// The decimal number `text` starts with, and what follows it.
@@ -824,13 +836,8 @@ pub fn keep_files(state_dir: &Path, out: &Path, left: &[LeftFile]) {
             continue;
         }
         text.push_str(std::str::from_utf8(&hex).unwrap_or_default());
-        for n in state {
-            text.push(' ');
-            text.push_str(numbers.format(n));
-        }
         text.push(' ');
-        text.push_str(rel);
-        text.push('\n');
+        push_state_and_path(&mut text, &mut numbers, &state, rel);
     }
     if keep_in_state(state_dir, FILES_FILE, text.as_bytes()).is_ok() {
         let _ = crate::output::remove_cache_file(&state_dir.join(FILES_FILE_BEFORE));
@@ -1223,6 +1230,17 @@ mod tests {
         kept.from = Some("2026-03-10T12:00:00.5Z".parse().expect("time"));
         kept.save(state_dir.path()).expect("save");
         assert_eq!(Stamp::load(state_dir.path()), Some(kept.clone()));
+        // A render with no window ahead keeps the end of time.
+        for (from, until) in [
+            (Timestamp::MIN, Timestamp::MAX),
+            (Timestamp::MAX, Timestamp::MIN),
+        ] {
+            let mut far = kept.clone();
+            far.from = Some(from);
+            far.valid_until = until;
+            far.save(state_dir.path()).expect("save");
+            assert_eq!(Stamp::load(state_dir.path()), Some(far));
+        }
         Stamp::forget(state_dir.path());
         assert_eq!(Stamp::load(state_dir.path()), None);
         let mut broken = kept.clone();
