@@ -174,6 +174,7 @@ impl Kept {
             #[allow(clippy::disallowed_methods)]
             std::fs::create_dir_all(&dir)
                 .map_err(crate::Error::io("cannot create a state directory", &dir))?;
+            crate::output::remove_dead_temps_in(&dir);
             for (url, body) in &self.validators.bodies {
                 crate::output::replace_file(&Validators::body_path(&dir, url), body)?;
             }
@@ -813,6 +814,9 @@ fn number(text: &[u8]) -> Option<(i64, &[u8])> {
 /// so does a path that cannot be a line of the table (one not UTF-8, or
 /// holding a line break), which is left out.
 pub fn keep_files(state_dir: &Path, out: &Path, left: &[LeftFile]) {
+    // What killed renders left half-written in `state_dir` goes with the
+    // next render that plans.
+    crate::output::remove_dead_temps_in(state_dir);
     let Some(out) = std::path::absolute(out).ok() else {
         return;
     };

@@ -918,20 +918,46 @@ const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(3600)
 /// good. A temp file whose writer still runs is left alone: it is about to
 /// be renamed. Best effort: a file that cannot be removed is left.
 fn remove_dead_temps(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.");
+    remove_dead_temps_where(dir, |file_name| {
+        file_name
+            .strip_prefix(&prefix)
+            .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
+            .and_then(temp_pid)
+    });
+}
+
+/// Removes the temp files of [`replace_file`] for every name in `dir`,
+/// a directory only statusmotd writes (`state_dir`), that processes killed
+/// mid-write left behind. [`replace_file`] removes those of the file it
+/// writes; a file that is not written again, because what it holds came
+/// back to what it held, would keep a killed writer's temp file for good.
+pub fn remove_dead_temps_in(dir: &Path) {
+    remove_dead_temps_where(dir, |file_name| {
+        let rest = file_name.strip_prefix('.')?.strip_suffix(TEMP_SUFFIX)?;
+        let (name, counted) = rest.rsplit_once('.')?;
+        (!name.is_empty()).then_some(())?;
+        temp_pid(counted)
+    });
+}
+
+/// The writer's pid in the `{pid}-{n}` of a temp file's name.
+fn temp_pid(counted: &str) -> Option<u32> {
+    let (pid, n) = counted.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Removes the files in `dir` whose name `pid_of` reads as a temp file of
+/// [`replace_file`] and whose writer is dead.
+fn remove_dead_temps_where(dir: &Path, pid_of: impl Fn(&str) -> Option<u32>) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
-    let prefix = format!(".{name}.");
     let proc_works = Path::new("/proc/self").exists();
     for entry in entries.filter_map(std::result::Result::ok) {
         let file_name = entry.file_name();
-        let Some(pid) = file_name
-            .to_str()
-            .and_then(|n| n.strip_prefix(&prefix))
-            .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
-            .and_then(|n| n.split_once('-'))
-            .and_then(|(pid, _)| pid.parse::<u32>().ok())
-        else {
+        let Some(pid) = file_name.to_str().and_then(&pid_of) else {
             continue;
         };
         if pid == std::process::id() || !entry.file_type().is_ok_and(|t| t.is_file()) {
@@ -1799,6 +1825,46 @@ mod tests {
             "live writers' temp files stay"
         );
         assert!(other.exists(), "another file's temp files stay");
+    }
+
+    /// In `state_dir`, the temp files of killed writers go whatever file
+    /// they were for; those of live writers, and files that only look
+    /// somewhat like temp files, stay.
+    #[test]
+    fn every_dead_writers_temp_in_a_directory_of_ours_is_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let at = |name: &str| tmp.path().join(name);
+        // Pids above the kernel's limit cannot be running; pid 1 always is.
+        let dead = [
+            ".hpc.snapshot.json.4194305-3.tmp",
+            ".render.stamp.4194306-0.tmp",
+            ".a.b.4194307-12.tmp",
+        ];
+        let mine = format!(".render.files.{}-1.tmp", std::process::id());
+        let kept = [
+            ".hpc.snapshot.json.1-0.tmp",
+            mine.as_str(),
+            "notes.tmp",
+            "..4194305-1.tmp",
+            ".x.4194305-y.tmp",
+            ".x.4194305.tmp",
+            ".hpc.snapshot.json.4194305-3.tmp.bak",
+            "hpc.snapshot.json",
+        ];
+        for name in dead.iter().chain(&kept) {
+            fs::write(at(name), b"half").unwrap();
+        }
+        fs::create_dir(at(".dir.4194305-1.tmp")).unwrap();
+
+        remove_dead_temps_in(tmp.path());
+
+        for name in dead {
+            assert!(!at(name).exists(), "{name} is removed");
+        }
+        for name in kept {
+            assert!(at(name).exists(), "{name} stays");
+        }
+        assert!(at(".dir.4194305-1.tmp").is_dir(), "a directory stays");
     }
 
     #[test]

@@ -636,7 +636,11 @@ fn fetch_error_label(kind: FetchErrorKind) -> String {
 
 /// The persisted snapshot of every configured source.
 fn load_persisted(live: &Live) -> Store {
-    let (store, events) = Store::load(&live.config.settings.state_dir, live.config.sources.keys());
+    let state_dir = &live.config.settings.state_dir;
+    // What a killed process left half-written there goes before anything
+    // is kept again.
+    crate::output::remove_dead_temps_in(state_dir);
+    let (store, events) = Store::load(state_dir, live.config.sources.keys());
     for e in events {
         tracing::warn!("{e}");
     }

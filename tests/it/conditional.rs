@@ -147,6 +147,46 @@ fn a_304_makes_the_data_fresh_for_a_later_fallback() {
         .all(|d| d["etag"].is_string() && d["last_modified"].is_string()));
 }
 
+/// A render killed while it saved leaves a temp file in `state_dir`. When
+/// the page comes back to what was kept, the file it was for is not
+/// written again: the next render that plans removes the temp all the
+/// same, and one among the kept answers goes when answers are kept again.
+/// A live writer's temp file stays.
+#[test]
+fn temp_files_of_killed_renders_go_with_the_next_render_that_plans() {
+    let (fake, site) = site_with(Some((Validators::ETag, true)));
+    render(&site);
+    let state = site.path().join("state");
+    let answers = state.join("status.answers");
+    assert!(answers.is_dir(), "the answers are kept");
+    // Pids above the kernel's limit cannot be running; pid 1 always is.
+    let dead = state.join(".status.snapshot.json.4194305-0.tmp");
+    let dead_answer = answers.join(".an-answer.4194305-2.tmp");
+    let live = state.join(".status.snapshot.json.1-0.tmp");
+    for p in [&dead, &dead_answer, &live] {
+        std::fs::write(p, b"{\"half").unwrap();
+    }
+    let snapshot = state.join("status.snapshot.json");
+    let kept = mtime(&snapshot);
+
+    // The stamp gone, the page unchanged: the run plans, and finds the
+    // snapshot as it was kept.
+    std::fs::remove_file(state.join("render.stamp")).unwrap();
+    assert_eq!(render(&site), "");
+    assert_eq!(fake.not_modified_answers(), 3);
+    assert_eq!(mtime(&snapshot), kept, "the snapshot is not written again");
+    assert!(!dead.exists(), "a killed writer's temp file is removed");
+    assert!(live.exists(), "a live writer's temp file stays");
+
+    page(&fake, "Lustre very slow", json!([]));
+    assert!(render(&site).contains("updated alpha/motd"));
+    assert!(
+        !dead_answer.exists(),
+        "a killed writer's temp among the answers is removed"
+    );
+    assert!(live.exists());
+}
+
 #[test]
 fn a_page_that_ignores_validators_is_read_in_full_and_nothing_changes() {
     let (fake, site) = site_with(Some((Validators::Both, false)));

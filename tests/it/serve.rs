@@ -882,14 +882,23 @@ async fn upstream_failure_keeps_the_files_and_a_restart_serves_the_last_good_dat
     // SIGTERM while fetches fail: a clean exit.
     assert_eq!(served.terminate().await.code(), Some(0), "{}", served.log());
 
-    // A restart while upstream is down renders from the persisted snapshot.
+    // A restart while upstream is down renders from the persisted snapshot,
+    // and removes what a killed process left half-written in `state_dir`
+    // (a pid above the kernel's limit is no running writer's), though
+    // nothing is kept again.
     fs::remove_dir_all(site.dir.path().join("out")).unwrap();
+    let dead = site
+        .dir
+        .path()
+        .join("state/.hpc.snapshot.json.4194305-0.tmp");
+    fs::write(&dead, b"{\"half").unwrap();
     let mut again = Served::start(&site);
     eventually("alpha/motd from the persisted snapshot", 15, || {
         site.motd("alpha")
             .is_some_and(|(t, _)| t.contains("Login nodes (major outage)"))
     })
     .await;
+    assert!(!dead.exists(), "a killed writer's temp file is removed");
     let r = client.get(again.url("/motd/alpha")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(status_of(&client, &again.url("/readyz")).await, 503);
