@@ -6,6 +6,7 @@
 //! Planning is pure, so `render --check`, `show` and the server's status
 //! endpoints see exactly what `render` would write.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -1257,11 +1258,16 @@ fn action_of(w: Written) -> Option<Action> {
 }
 
 fn display_rel(p: &Path) -> String {
+    display_rel_cow(p).into_owned()
+}
+
+/// A relative path as `index.json` shows it, with `/` between names.
+fn display_rel_cow(p: &Path) -> Cow<'_, str> {
     let text = p.to_string_lossy();
     if text.contains('\\') {
-        text.replace('\\', "/")
+        Cow::Owned(text.replace('\\', "/"))
     } else {
-        text.into_owned()
+        text
     }
 }
 
@@ -1387,16 +1393,191 @@ fn index_entry(
 
 /// [`index_entry`] as the text `serde_json::to_string_pretty` gives it
 /// inside the whole [`Index`]: its lines after the first indented by two
-/// levels.
+/// levels. Serialized from borrowed text ([`EntryText`]) straight into the
+/// indented layout, with nothing copied or searched again.
 fn index_entry_text(
     name: &str,
     cluster: &ClusterPlan,
     mtime: impl Fn(usize) -> Option<Timestamp>,
 ) -> String {
-    let text = serde_json::to_string_pretty(&index_entry(name, cluster, mtime)).unwrap_or_default();
-    // JSON text holds no newline inside a string: every newline is between
-    // two lines of the layout.
-    text.replace('\n', "\n    ")
+    let v = &cluster.view;
+    let primary = v.sources.first().map(|s| s.name.as_str());
+    let mut files: Vec<(Cow<'_, str>, Option<Timestamp>)> = cluster
+        .files
+        .iter()
+        .enumerate()
+        .map(|(at, f)| (display_rel_cow(&f.rel), mtime(at)))
+        .collect();
+    // Sorted and without repeats, as the map of `IndexEntry::files` is:
+    // the last of a path's mtimes wins there, as here.
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files.reverse();
+    files.dedup_by(|later, kept| later.0 == kept.0);
+    files.reverse();
+    let entry = EntryText {
+        status: v.status.as_str(),
+        stale: v.stale,
+        source: primary.unwrap_or_default(),
+        sources: v.sources.iter().map(|s| s.name.as_str()).collect(),
+        items: v
+            .items()
+            .filter(|i| cluster.items.contains(i.snippet_name()))
+            .map(|i| ItemText {
+                source: (Some(i.source.as_str()) != primary).then_some(i.source.as_str()),
+                kind: i.kind.as_str(),
+                id: &i.id,
+                name: &i.name,
+                status: &i.status,
+                file: Joined(name, &i.file),
+            })
+            .collect(),
+        items_left_out: cluster.items_left_out,
+        files: Files(&files),
+    };
+    let mut text = Vec::with_capacity(1024);
+    let nested = Nested {
+        depth: 2,
+        has_value: false,
+    };
+    let mut ser = serde_json::Serializer::with_formatter(&mut text, nested);
+    if entry.serialize(&mut ser).is_err() {
+        return String::new();
+    }
+    // serde_json writes UTF-8.
+    String::from_utf8(text).unwrap_or_default()
+}
+
+/// [`IndexEntry`] borrowing its text from the plan: the same fields, in
+/// the same order, with the same rules for leaving them out.
+#[derive(Serialize)]
+struct EntryText<'a> {
+    status: &'a str,
+    stale: bool,
+    source: &'a str,
+    #[serde(skip_serializing_if = "one_or_none_of")]
+    sources: Vec<&'a str>,
+    items: Vec<ItemText<'a>>,
+    items_left_out: usize,
+    files: Files<'a>,
+}
+
+/// [`IndexItem`] borrowing its text.
+#[derive(Serialize)]
+struct ItemText<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
+    kind: &'a str,
+    id: &'a str,
+    name: &'a str,
+    status: &'a str,
+    file: Joined<'a>,
+}
+
+fn one_or_none_of(v: &[&str]) -> bool {
+    v.len() <= 1
+}
+
+/// `cluster/file`, written as one JSON string without being put together
+/// first.
+struct Joined<'a>(&'a str, &'a str);
+
+impl Serialize for Joined<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}/{}", self.0, self.1))
+    }
+}
+
+/// Sorted paths and their mtimes, written as a JSON object.
+struct Files<'a>(&'a [(Cow<'a, str>, Option<Timestamp>)]);
+
+impl Serialize for Files<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(path, mtime)| (path.as_ref(), mtime)))
+    }
+}
+
+/// `serde_json`'s pretty layout (two spaces a level) starting two levels
+/// in: one entry laid out as it sits inside the whole `index.json`.
+struct Nested {
+    depth: usize,
+    has_value: bool,
+}
+
+impl Nested {
+    fn line<W: ?Sized + std::io::Write>(&self, w: &mut W, first: bool) -> std::io::Result<()> {
+        w.write_all(if first { b"\n" } else { b",\n" })?;
+        self.indent(w)
+    }
+
+    fn indent<W: ?Sized + std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
+        for _ in 0..self.depth {
+            w.write_all(b"  ")?;
+        }
+        Ok(())
+    }
+
+    fn open<W: ?Sized + std::io::Write>(&mut self, w: &mut W, c: &[u8]) -> std::io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(c)
+    }
+
+    fn close<W: ?Sized + std::io::Write>(&mut self, w: &mut W, c: &[u8]) -> std::io::Result<()> {
+        self.depth -= 1;
+        if self.has_value {
+            w.write_all(b"\n")?;
+            self.indent(w)?;
+        }
+        w.write_all(c)
+    }
+}
+
+impl serde_json::ser::Formatter for Nested {
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.open(w, b"[")
+    }
+
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.close(w, b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.line(w, first)
+    }
+
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.open(w, b"{")
+    }
+
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.close(w, b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.line(w, first)
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
 }
 
 /// `index.json` put together from its entries ([`index_entry_text`]),
@@ -1528,6 +1709,51 @@ mod tests {
 
     fn lines(changes: &[Change]) -> Vec<String> {
         changes.iter().map(ToString::to_string).collect()
+    }
+
+    /// The entries made on the writing threads, put together, are byte for
+    /// byte the whole index as `serde_json` lays it out: a render of every
+    /// cluster and one of a few (which merges with the index on disk)
+    /// leave the same `index.json`. Clusters of one source and of two, an
+    /// item of a further source, and item names that need escaping.
+    #[test]
+    fn entries_made_apart_are_laid_out_as_the_whole_index() {
+        let toml = "[settings]\ntimezone = \"UTC\"\n\n\
+            [sources.status]\nkind = \"statuspage-public\"\nurl = \"https://status.example.org\"\n\n\
+            [sources.vendor]\nkind = \"statuspage-public\"\nurl = \"https://vendor.example.org\"\n\n\
+            [clusters.one]\nsource = \"status\"\ncomponents = [\"Part 0\"]\n\n\
+            [clusters.two]\nsource = \"status\"\ncomponents = [\"Part 1\"]\n\
+            [clusters.two.also.vendor]\ncomponents = [\"Part 3\"]\n";
+        let config = Config::parse(toml, Path::new("/srv/motd/mapping.toml")).unwrap();
+        let renderer = Renderer::new(None).unwrap();
+        let clusters: Vec<&ClusterConfig> = config.clusters.values().collect();
+        let mut data = data(6, "Outage \"quoted\"");
+        let vendor = data.sources["status"].clone();
+        data.sources.insert("vendor".to_owned(), vendor);
+        let now: Timestamp = "2025-06-01T10:00:00Z".parse().unwrap();
+        let plan = plan(&config, &renderer, &clusters, &data, now);
+        let two = &plan.clusters["two"];
+        assert_eq!(two.view.sources.len(), 2, "the cluster reads both sources");
+        assert!(
+            two.view.items().any(|i| i.source == "vendor"),
+            "an item of the further source is shown"
+        );
+        let mtime = |at: usize| {
+            Some(Timestamp::from_second(1_750_000_000 + i64::try_from(at).unwrap()).unwrap())
+        };
+        let mut whole = Index::default();
+        let mut entries = BTreeMap::new();
+        for (name, cluster) in &plan.clusters {
+            whole
+                .clusters
+                .insert(name.clone(), index_entry(name, cluster, mtime));
+            entries.insert(name.clone(), index_entry_text(name, cluster, mtime));
+        }
+        let mut expected = serde_json::to_string_pretty(&whole).unwrap();
+        expected.push('\n');
+        assert_eq!(index_of_entries(&entries), expected);
+        assert!(expected.contains("\"source\": \"vendor\""), "{expected}");
+        assert!(expected.contains("\"sources\": ["), "{expected}");
     }
 
     #[test]

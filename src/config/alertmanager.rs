@@ -618,6 +618,13 @@ pub(super) fn note_mapped(
     sources: &mut BTreeMap<String, SourceConfig>,
     clusters: &BTreeMap<String, ClusterConfig>,
 ) {
+    // Most configurations have none: their clusters' parts are not listed.
+    let any = sources
+        .values()
+        .any(|s| matches!(s.kind, SourceKind::Alertmanager(_)));
+    if !any {
+        return;
+    }
     for part in clusters.values().flat_map(ClusterConfig::parts) {
         let Some(SourceConfig {
             kind: SourceKind::Alertmanager(am),
