@@ -255,6 +255,8 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         if let (Some(d), Some(stamp)) = (&digests, &stamp) {
             if stamp.holds(&inputs, d, now) {
                 answers.confirm(state_dir, now);
+                // What a killed run left half-written goes with any run.
+                crate::output::remove_dead_temps_in(state_dir);
                 // An idle blocking thread (a name resolved) is left to the
                 // process's exit, not woken and waited for.
                 rt.shutdown_background();
@@ -282,6 +284,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
             reader.go();
         }
         if stamp.is_some_and(|s| s.files_hold(&out)) {
+            crate::output::remove_dead_temps_in(state_dir);
             return Ok(0);
         }
         oneshot::Stamp::forget(state_dir);

@@ -149,33 +149,47 @@ fn a_304_makes_the_data_fresh_for_a_later_fallback() {
 
 /// A render killed while it saved leaves a temp file in `state_dir`. When
 /// the page comes back to what was kept, the file it was for is not
-/// written again: the next render that plans removes the temp all the
-/// same, and one among the kept answers goes when answers are kept again.
-/// A live writer's temp file stays.
+/// written again: the next render removes the temp all the same, whether
+/// nothing changed or it plans, and one among the kept answers goes when
+/// answers are kept again. A live writer's temp file stays.
 #[test]
-fn temp_files_of_killed_renders_go_with_the_next_render_that_plans() {
+fn temp_files_of_killed_renders_go_with_the_next_render() {
     let (fake, site) = site_with(Some((Validators::ETag, true)));
     render(&site);
     let state = site.path().join("state");
     let answers = state.join("status.answers");
     assert!(answers.is_dir(), "the answers are kept");
     // Pids above the kernel's limit cannot be running; pid 1 always is.
-    let dead = state.join(".status.snapshot.json.4194305-0.tmp");
-    let dead_answer = answers.join(".an-answer.4194305-2.tmp");
+    let dead = |name: &str| {
+        let path = state.join(format!(".{name}.4194305-0.tmp"));
+        std::fs::write(&path, b"{\"half").unwrap();
+        path
+    };
     let live = state.join(".status.snapshot.json.1-0.tmp");
-    for p in [&dead, &dead_answer, &live] {
-        std::fs::write(p, b"{\"half").unwrap();
-    }
+    std::fs::write(&live, b"{\"half").unwrap();
+    let dead_answer = answers.join(".an-answer.4194305-2.tmp");
+    std::fs::write(&dead_answer, b"{\"half").unwrap();
     let snapshot = state.join("status.snapshot.json");
     let kept = mtime(&snapshot);
 
-    // The stamp gone, the page unchanged: the run plans, and finds the
-    // snapshot as it was kept.
-    std::fs::remove_file(state.join("render.stamp")).unwrap();
+    // Nothing changed: the run stops early (a killed run's stamp
+    // forgotten halfway), and still removes it.
+    let stamp = dead("render.stamp");
     assert_eq!(render(&site), "");
     assert_eq!(fake.not_modified_answers(), 3);
+    assert!(!stamp.exists(), "a killed writer's temp file is removed");
+
+    // The stamp gone, the page unchanged: the run plans, and finds the
+    // snapshot as it was kept.
+    let snapshot_temp = dead("status.snapshot.json");
+    std::fs::remove_file(state.join("render.stamp")).unwrap();
+    assert_eq!(render(&site), "");
+    assert_eq!(fake.not_modified_answers(), 6);
     assert_eq!(mtime(&snapshot), kept, "the snapshot is not written again");
-    assert!(!dead.exists(), "a killed writer's temp file is removed");
+    assert!(
+        !snapshot_temp.exists(),
+        "a killed writer's temp file is removed"
+    );
     assert!(live.exists(), "a live writer's temp file stays");
 
     page(&fake, "Lustre very slow", json!([]));
