@@ -212,6 +212,11 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         }
         None => config.settings.output_dir.clone(),
     };
+    // What a killed run left half-written in `state_dir` goes with the next
+    // run, however it ends (`--check` writes nothing).
+    if !args.check {
+        crate::output::remove_dead_temps_in(&config.settings.state_dir);
+    }
     // Nothing changed since the last render: stop here (see `oneshot`).
     let mut quick = None;
     let renderer;
@@ -255,8 +260,6 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         if let (Some(d), Some(stamp)) = (&digests, &stamp) {
             if stamp.holds(&inputs, d, now) {
                 answers.confirm(state_dir, now);
-                // What a killed run left half-written goes with any run.
-                crate::output::remove_dead_temps_in(state_dir);
                 // An idle blocking thread (a name resolved) is left to the
                 // process's exit, not woken and waited for.
                 rt.shutdown_background();
@@ -284,7 +287,6 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
             reader.go();
         }
         if stamp.is_some_and(|s| s.files_hold(&out)) {
-            crate::output::remove_dead_temps_in(state_dir);
             return Ok(0);
         }
         oneshot::Stamp::forget(state_dir);

@@ -814,9 +814,6 @@ fn number(text: &[u8]) -> Option<(i64, &[u8])> {
 /// so does a path that cannot be a line of the table (one not UTF-8, or
 /// holding a line break), which is left out.
 pub fn keep_files(state_dir: &Path, out: &Path, left: &[LeftFile]) {
-    // What killed runs left half-written in `state_dir` goes with the next
-    // render; one that stops early removes it where it stops.
-    crate::output::remove_dead_temps_in(state_dir);
     let Some(out) = std::path::absolute(out).ok() else {
         return;
     };

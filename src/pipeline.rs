@@ -1314,6 +1314,7 @@ pub struct IndexItem {
 
 /// Builds `index.json`, keeping the entries of clusters this plan did not
 /// render (`render --cluster`), so the index always covers every cluster.
+/// `made` holds the entries the writing threads made already.
 fn index_json(
     plan: &Plan,
     dir: &output::Peek,
@@ -1323,78 +1324,38 @@ fn index_json(
     // A partial plan (`--cluster`, or clusters that failed) keeps the other
     // clusters' entries; a complete one also drops clusters no longer
     // configured.
-    let mut index: Index = if plan.complete && plan.errors.is_empty() {
-        Index::default()
+    let mut entries: BTreeMap<String, String> = if plan.complete && plan.errors.is_empty() {
+        BTreeMap::new()
     } else {
         dir.read(Path::new("index.json"))
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .and_then(|b| serde_json::from_slice::<Index>(&b).ok())
             .unwrap_or_default()
+            .clusters
+            .into_iter()
+            .map(|(name, entry)| (name, nested_text(&entry)))
+            .collect()
     };
     for (name, cluster) in &plan.clusters {
-        // An entry the writing threads made already (its cluster's view
-        // may be gone).
-        if let Some(entry) = made.get(name).and_then(|e| serde_json::from_str(e).ok()) {
-            index.clusters.insert(name.clone(), entry);
-            continue;
-        }
-        let seen = seen.get(name);
-        let entry = index_entry(name, cluster, |at| {
-            let mtime = seen.and_then(|s| s.get(at).copied().flatten());
-            mtime.or_else(|| dir.mtime(&cluster.files[at].rel))
-        });
-        index.clusters.insert(name.clone(), entry);
+        // Made on a writing thread (its cluster's view may be gone).
+        let entry = if let Some(entry) = made.get(name) {
+            entry.clone()
+        } else {
+            let seen = seen.get(name);
+            index_entry_text(name, cluster, |at| {
+                let mtime = seen.and_then(|s| s.get(at).copied().flatten());
+                mtime.or_else(|| dir.mtime(&cluster.files[at].rel))
+            })
+        };
+        entries.insert(name.clone(), entry);
     }
-    let mut text = serde_json::to_string_pretty(&index).unwrap_or_default();
-    text.push('\n');
-    text
+    index_of_entries(&entries)
 }
 
 /// The entry of `index.json` for the plan of cluster `name`, `mtime`
-/// giving the mtime of its `n`th file.
-fn index_entry(
-    name: &str,
-    cluster: &ClusterPlan,
-    mtime: impl Fn(usize) -> Option<Timestamp>,
-) -> IndexEntry {
-    let v = &cluster.view;
-    let files = cluster
-        .files
-        .iter()
-        .enumerate()
-        .map(|(at, f)| (display_rel(&f.rel), mtime(at)))
-        .collect();
-    let items = v
-        .items()
-        .filter(|i| cluster.items.contains(i.snippet_name()))
-        .map(|i| IndexItem {
-            source: (Some(i.source.as_str()) != v.sources.first().map(|s| s.name.as_str()))
-                .then(|| i.source.clone()),
-            kind: i.kind.as_str().to_owned(),
-            id: i.id.clone(),
-            name: i.name.clone(),
-            status: i.status.clone(),
-            file: format!("{name}/{}", i.file),
-        })
-        .collect();
-    IndexEntry {
-        status: v.status.as_str().to_owned(),
-        stale: v.stale,
-        source: v
-            .sources
-            .first()
-            .map(|s| s.name.clone())
-            .unwrap_or_default(),
-        sources: v.sources.iter().map(|s| s.name.clone()).collect(),
-        items,
-        items_left_out: cluster.items_left_out,
-        files,
-    }
-}
-
-/// [`index_entry`] as the text `serde_json::to_string_pretty` gives it
-/// inside the whole [`Index`]: its lines after the first indented by two
-/// levels. Serialized from borrowed text ([`EntryText`]) straight into the
-/// indented layout, with nothing copied or searched again.
+/// giving the mtime of its `n`th file: an [`IndexEntry`] as the text
+/// `serde_json::to_string_pretty` gives it inside the whole [`Index`].
+/// Serialized from borrowed text ([`EntryText`]) straight into that
+/// layout ([`nested_text`]), with nothing copied.
 fn index_entry_text(
     name: &str,
     cluster: &ClusterPlan,
@@ -1434,13 +1395,20 @@ fn index_entry_text(
         items_left_out: cluster.items_left_out,
         files: Files(&files),
     };
+    nested_text(&entry)
+}
+
+/// `value` as the text `serde_json::to_string_pretty` gives it two levels
+/// into a document: an entry of `index.json`, its lines after the first
+/// indented as inside the whole [`Index`].
+fn nested_text(value: &impl Serialize) -> String {
     let mut text = Vec::with_capacity(1024);
     let nested = Nested {
         depth: 2,
         has_value: false,
     };
     let mut ser = serde_json::Serializer::with_formatter(&mut text, nested);
-    if entry.serialize(&mut ser).is_err() {
+    if value.serialize(&mut ser).is_err() {
         return String::new();
     }
     // serde_json writes UTF-8.
@@ -1712,10 +1680,11 @@ mod tests {
     }
 
     /// The entries made on the writing threads, put together, are byte for
-    /// byte the whole index as `serde_json` lays it out: a render of every
-    /// cluster and one of a few (which merges with the index on disk)
-    /// leave the same `index.json`. Clusters of one source and of two, an
-    /// item of a further source, and item names that need escaping.
+    /// byte the whole index as `serde_json` lays it out, and an entry kept
+    /// from the index on disk (`render --cluster`) is written again as it
+    /// was made: a render of every cluster and one of a few leave the same
+    /// `index.json`. Clusters of one source and of two, an item of a
+    /// further source, and item names that need escaping.
     #[test]
     fn entries_made_apart_are_laid_out_as_the_whole_index() {
         let toml = "[settings]\ntimezone = \"UTC\"\n\n\
@@ -1741,19 +1710,41 @@ mod tests {
         let mtime = |at: usize| {
             Some(Timestamp::from_second(1_750_000_000 + i64::try_from(at).unwrap()).unwrap())
         };
-        let mut whole = Index::default();
-        let mut entries = BTreeMap::new();
-        for (name, cluster) in &plan.clusters {
-            whole
-                .clusters
-                .insert(name.clone(), index_entry(name, cluster, mtime));
-            entries.insert(name.clone(), index_entry_text(name, cluster, mtime));
+        let entries: BTreeMap<String, String> = plan
+            .clusters
+            .iter()
+            .map(|(name, cluster)| (name.clone(), index_entry_text(name, cluster, mtime)))
+            .collect();
+        let text = index_of_entries(&entries);
+        let index: Index = serde_json::from_str(&text).unwrap();
+        let mut again = serde_json::to_string_pretty(&index).unwrap();
+        again.push('\n');
+        assert_eq!(text, again);
+        for (name, entry) in &index.clusters {
+            assert_eq!(nested_text(entry), entries[name], "{name} kept as made");
+            let cluster = &plan.clusters[name];
+            for (at, f) in cluster.files.iter().enumerate() {
+                assert_eq!(entry.files[&display_rel(&f.rel)], mtime(at), "{name}");
+            }
+            assert_eq!(entry.files.len(), cluster.files.len());
+            assert!(!entry.items.is_empty(), "{name} shows items");
+            for item in &entry.items {
+                assert!(item.file.starts_with(&format!("{name}/items/")), "{item:?}");
+            }
         }
-        let mut expected = serde_json::to_string_pretty(&whole).unwrap();
-        expected.push('\n');
-        assert_eq!(index_of_entries(&entries), expected);
-        assert!(expected.contains("\"source\": \"vendor\""), "{expected}");
-        assert!(expected.contains("\"sources\": ["), "{expected}");
+        let (one, two) = (&index.clusters["one"], &index.clusters["two"]);
+        assert_eq!((one.source.as_str(), one.sources.len()), ("status", 0));
+        assert_eq!(two.sources, ["status", "vendor"]);
+        assert!(two
+            .items
+            .iter()
+            .any(|i| i.source.as_deref() == Some("vendor")));
+        assert!(two
+            .items
+            .iter()
+            .all(|i| i.source.as_deref() != Some("status")));
+        assert!(one.items.iter().all(|i| i.source.is_none()));
+        assert!(two.items.iter().any(|i| i.name.contains("\"quoted\"")));
     }
 
     #[test]

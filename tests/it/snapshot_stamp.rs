@@ -87,13 +87,23 @@ fn windows_crossed_either_way_and_a_new_snapshot_are_rendered() {
 
 /// A run that stops early still removes what a killed run left
 /// half-written in `state_dir` (a pid above the kernel's limit is no
-/// running writer's).
+/// running writer's); `render --check`, which writes nothing, leaves it.
 #[test]
 fn a_run_that_stops_early_removes_a_killed_runs_temp_file() {
     let (site, snap) = site("Kernel upgrade");
     render_at(&site, &snap, "2025-06-01T09:00:00Z");
     let temp = site.path().join("state/.render.stamp.4194305-0.tmp");
     std::fs::write(&temp, b"").unwrap();
+    let o = site.run(&[
+        "render",
+        "--check",
+        "--snapshot",
+        &snap,
+        "--now",
+        "2025-06-01T09:01:00Z",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(temp.exists(), "a dry run removes nothing");
     let o = site.run(&[
         "render",
         "--snapshot",
