@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod hash;
+pub mod layout;
 pub mod mapping;
 pub mod metrics;
 pub mod model;

@@ -941,64 +941,121 @@ pub fn plan_and_write(
     let index_known = known.get(INDEX_FILE).copied();
     drop(known);
 
-    let mut plan = Plan {
-        complete: clusters.len() == config.clusters.len(),
-        ..Plan::default()
+    let complete = clusters.len() == config.clusters.len();
+    // A complete plan's `index.json` is its entries, already made: written
+    // on a second thread while the plan is put together from the parts.
+    // Any other is merged with the one on disk, after.
+    let entries: BTreeMap<String, String> = parts
+        .iter_mut()
+        .flat_map(|(_, part)| std::mem::take(&mut part.entries))
+        .collect();
+    let made = complete
+        && parts
+            .iter()
+            .all(|(_, part)| part.errors.is_empty() && part.failed.is_none())
+        && entries.len() == parts.iter().map(|(_, p)| p.planned.len()).sum::<usize>();
+    let write_made = || {
+        out.peek()
+            .and_then(|_| write_index(&index_of_entries(&entries), out, now, index_known.as_ref()))
     };
-    let mut changes = Vec::new();
-    let mut left = Vec::with_capacity(parts.iter().map(|(_, p)| p.left.len()).sum());
-    let mut dirs = Vec::with_capacity(parts.iter().map(|(_, p)| p.dirs.len()).sum());
-    // The parts come in cluster order: each map is built at once from its
-    // sorted entries rather than one insertion at a time.
-    let mut seen = Vec::with_capacity(order.len());
-    let mut entries = Vec::with_capacity(order.len());
-    let (mut ids, mut also_ids, mut planned) = (Vec::new(), Vec::new(), Vec::new());
-    let mut failed = None;
-    for (_, part) in parts {
-        seen.extend(part.seen);
-        entries.extend(part.entries);
-        for (name, p, resolved) in part.planned {
-            ids.push((name.clone(), resolved.ids));
-            if !resolved.also_ids.is_empty() {
-                also_ids.push((name.clone(), resolved.also_ids));
-            }
-            plan.warnings.extend(resolved.warnings);
-            planned.push((name, p));
-        }
-        plan.errors.extend(part.errors);
-        if failed.is_none() {
-            changes.extend(part.changes);
-            left.extend(part.left);
-            dirs.extend(part.dirs);
-            failed = part.failed;
+    let (whole, written) = std::thread::scope(|scope| {
+        let writing = (made && two).then(|| scope.spawn(write_made));
+        let whole = Whole::of(parts, complete, order.len());
+        let written = match writing {
+            Some(thread) => Some(
+                thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            ),
+            None => made.then(write_made),
+        };
+        (whole, written)
+    });
+    let Whole {
+        plan,
+        mut changes,
+        mut left,
+        dirs,
+        seen,
+        failed,
+    } = whole;
+    let outcome = match (failed, written) {
+        (Some(e), _) => Err(e),
+        (None, Some(written)) => written,
+        (None, None) => {
+            let seen: Seen = seen.into_iter().collect();
+            out.peek()
+                .map(|dir| index_json(&plan, &dir, &seen, &entries))
+                .and_then(|index| write_index(&index, out, now, index_known.as_ref()))
         }
     }
-    plan.ids = ids.into_iter().collect();
-    plan.also_ids = also_ids.into_iter().collect();
-    plan.clusters = planned.into_iter().collect();
-    let seen: Seen = seen.into_iter().collect();
-    let entries: BTreeMap<String, String> = entries.into_iter().collect();
-    // A complete plan's `index.json` is its entries, already made; any
-    // other is merged with the one on disk.
-    let made = plan.complete && plan.errors.is_empty() && entries.len() == plan.clusters.len();
-    let index = made.then(|| index_of_entries(&entries));
-    let outcome = match failed {
-        Some(e) => Err(e),
-        None => out
-            .peek()
-            .map(|dir| index.unwrap_or_else(|| index_json(&plan, &dir, &seen, &entries)))
-            .and_then(|index| write_index(&index, out, now, index_known.as_ref()))
-            .map(|(change, file)| {
-                changes.extend(change);
-                left.push(file);
-                changes
-            }),
-    };
+    .map(|(change, file)| {
+        changes.extend(change);
+        left.push(file);
+        changes
+    });
     Rendered {
         plan,
         outcome,
         left,
         dirs,
+    }
+}
+
+/// The parts of [`plan_and_write`] put together, in cluster order; what
+/// follows a part that failed to write is planned, not written.
+struct Whole {
+    plan: Plan,
+    changes: Vec<Change>,
+    left: Vec<LeftFile>,
+    dirs: Vec<LeftFile>,
+    seen: Vec<(String, Vec<Option<Timestamp>>)>,
+    failed: Option<Error>,
+}
+
+impl Whole {
+    fn of(parts: Vec<(usize, Part)>, complete: bool, clusters: usize) -> Self {
+        let mut plan = Plan {
+            complete,
+            ..Plan::default()
+        };
+        let mut changes = Vec::new();
+        let mut left = Vec::with_capacity(parts.iter().map(|(_, p)| p.left.len()).sum());
+        let mut dirs = Vec::with_capacity(parts.iter().map(|(_, p)| p.dirs.len()).sum());
+        // The parts come in cluster order: each map is built at once from
+        // its sorted entries rather than one insertion at a time.
+        let mut seen = Vec::with_capacity(clusters);
+        let (mut ids, mut also_ids, mut planned) = (Vec::new(), Vec::new(), Vec::new());
+        let mut failed = None;
+        for (_, part) in parts {
+            seen.extend(part.seen);
+            for (name, p, resolved) in part.planned {
+                ids.push((name.clone(), resolved.ids));
+                if !resolved.also_ids.is_empty() {
+                    also_ids.push((name.clone(), resolved.also_ids));
+                }
+                plan.warnings.extend(resolved.warnings);
+                planned.push((name, p));
+            }
+            plan.errors.extend(part.errors);
+            if failed.is_none() {
+                changes.extend(part.changes);
+                left.extend(part.left);
+                dirs.extend(part.dirs);
+                failed = part.failed;
+            }
+        }
+        plan.ids = ids.into_iter().collect();
+        plan.also_ids = also_ids.into_iter().collect();
+        plan.clusters = planned.into_iter().collect();
+        Whole {
+            plan,
+            changes,
+            left,
+            dirs,
+            seen,
+            failed,
+        }
     }
 }
 
@@ -1402,17 +1459,9 @@ fn index_entry_text(
 /// into a document: an entry of `index.json`, its lines after the first
 /// indented as inside the whole [`Index`].
 fn nested_text(value: &impl Serialize) -> String {
-    let mut text = Vec::with_capacity(1024);
-    let nested = Nested {
-        depth: 2,
-        has_value: false,
-    };
-    let mut ser = serde_json::Serializer::with_formatter(&mut text, nested);
-    if value.serialize(&mut ser).is_err() {
-        return String::new();
-    }
-    // serde_json writes UTF-8.
-    String::from_utf8(text).unwrap_or_default()
+    crate::layout::Layout::from_depth(2)
+        .text(value, 1024)
+        .unwrap_or_default()
 }
 
 /// [`IndexEntry`] borrowing its text from the plan: the same fields, in
@@ -1461,90 +1510,6 @@ struct Files<'a>(&'a [(Cow<'a, str>, Option<Timestamp>)]);
 impl Serialize for Files<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         s.collect_map(self.0.iter().map(|(path, mtime)| (path.as_ref(), mtime)))
-    }
-}
-
-/// `serde_json`'s pretty layout (two spaces a level) starting two levels
-/// in: one entry laid out as it sits inside the whole `index.json`.
-struct Nested {
-    depth: usize,
-    has_value: bool,
-}
-
-impl Nested {
-    fn line<W: ?Sized + std::io::Write>(&self, w: &mut W, first: bool) -> std::io::Result<()> {
-        w.write_all(if first { b"\n" } else { b",\n" })?;
-        self.indent(w)
-    }
-
-    fn indent<W: ?Sized + std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
-        for _ in 0..self.depth {
-            w.write_all(b"  ")?;
-        }
-        Ok(())
-    }
-
-    fn open<W: ?Sized + std::io::Write>(&mut self, w: &mut W, c: &[u8]) -> std::io::Result<()> {
-        self.depth += 1;
-        self.has_value = false;
-        w.write_all(c)
-    }
-
-    fn close<W: ?Sized + std::io::Write>(&mut self, w: &mut W, c: &[u8]) -> std::io::Result<()> {
-        self.depth -= 1;
-        if self.has_value {
-            w.write_all(b"\n")?;
-            self.indent(w)?;
-        }
-        w.write_all(c)
-    }
-}
-
-impl serde_json::ser::Formatter for Nested {
-    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.open(w, b"[")
-    }
-
-    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.close(w, b"]")
-    }
-
-    fn begin_array_value<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        self.line(w, first)
-    }
-
-    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
-        self.has_value = true;
-        Ok(())
-    }
-
-    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.open(w, b"{")
-    }
-
-    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.close(w, b"}")
-    }
-
-    fn begin_object_key<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        self.line(w, first)
-    }
-
-    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        w.write_all(b": ")
-    }
-
-    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
-        self.has_value = true;
-        Ok(())
     }
 }
 

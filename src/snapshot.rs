@@ -68,16 +68,24 @@ pub fn parse(text: &str) -> std::result::Result<Snapshots, String> {
         .collect())
 }
 
-/// Serializes snapshots as a snapshot file.
+/// Serializes snapshots as a snapshot file: the pretty layout down to each
+/// snapshot's lists, then one line per component, group and item (see
+/// [`crate::layout`]).
 pub fn to_json(snapshots: &Snapshots) -> String {
     let file = SnapshotFileRef {
         format: SNAPSHOT_FORMAT,
         sources: snapshots.iter().map(|(k, v)| (k.as_str(), v)).collect(),
     };
-    let mut text = serde_json::to_string_pretty(&file).unwrap_or_default();
+    let mut text = crate::layout::Layout::lines_to(SNAPSHOT_LINES_TO)
+        .text(&file, 64 * 1024)
+        .unwrap_or_default();
     text.push('\n');
     text
 }
+
+/// The depth of a snapshot's lists in a snapshot file: the file, `sources`,
+/// one snapshot, one list.
+const SNAPSHOT_LINES_TO: usize = 4;
 
 /// Writes a snapshot file, replacing any previous one atomically.
 pub fn save(path: &Path, snapshots: &Snapshots) -> Result<()> {
@@ -148,6 +156,16 @@ mod tests {
     fn a_saved_snapshot_reads_back_the_same() {
         let snaps = one("Example");
         assert_eq!(parse(&to_json(&snaps)).unwrap(), snaps);
+    }
+
+    #[test]
+    fn a_saved_snapshot_has_a_line_per_component() {
+        let snaps = one("Example");
+        let text = to_json(&snaps);
+        let line = text.lines().find(|l| l.contains("\"c1\"")).unwrap();
+        let component: Component = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(component, snaps["hpc"].components[0]);
+        assert!(text.contains("\n  \"format\": 1,\n"), "{text}");
     }
 
     #[test]
