@@ -1025,7 +1025,9 @@ impl Whole {
         // The parts come in cluster order: each map is built at once from
         // its sorted entries rather than one insertion at a time.
         let mut seen = Vec::with_capacity(clusters);
-        let (mut ids, mut also_ids, mut planned) = (Vec::new(), Vec::new(), Vec::new());
+        let mut ids = Vec::with_capacity(clusters);
+        let mut planned = Vec::with_capacity(clusters);
+        let mut also_ids = Vec::new();
         let mut failed = None;
         for (_, part) in parts {
             seen.extend(part.seen);
