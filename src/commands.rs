@@ -119,7 +119,9 @@ fn permanent_failures(data: &Gathered, clusters: &[&config::ClusterConfig]) -> O
 /// A `--snapshot` file read on a second thread while the configuration
 /// loads: its digest comes first, for the stamp; the thread parses it as
 /// soon as the stamp cannot hold (before the files are looked at), and not
-/// when it holds.
+/// when it holds. When no stamp kept for `config` is of this file, it
+/// cannot hold: the parse then starts at once, without waiting for the
+/// configuration.
 struct SnapshotReader {
     digests: std::sync::mpsc::Receiver<std::collections::BTreeMap<String, String>>,
     go: Option<std::sync::mpsc::Sender<()>>,
@@ -127,15 +129,17 @@ struct SnapshotReader {
 }
 
 impl SnapshotReader {
-    fn start(path: &Path) -> Self {
+    fn start(path: &Path, config: &Path) -> Self {
         let (digest_to, digests) = std::sync::mpsc::channel();
         let (go, go_from) = std::sync::mpsc::channel();
-        let path = path.to_path_buf();
+        let (path, config) = (path.to_path_buf(), config.to_path_buf());
         let thread = std::thread::spawn(move || {
             let text =
                 std::fs::read_to_string(&path).map_err(Error::io("cannot read snapshot", &path))?;
-            let _ = digest_to.send(oneshot::snapshot_digest(text.as_bytes()));
-            if go_from.recv().is_err() {
+            let digest = oneshot::snapshot_digest(text.as_bytes());
+            let now = !oneshot::Stamp::may_hold_for(&config, &digest);
+            let _ = digest_to.send(digest);
+            if !now && go_from.recv().is_err() {
                 // Nothing to plan: the stamp held.
                 return Ok(None);
             }
@@ -187,8 +191,11 @@ impl SnapshotReader {
 }
 
 pub fn render(args: &RenderArgs) -> Result<u8> {
-    let mut reader = args.snapshot.as_deref().map(SnapshotReader::start);
     let path = config::locate(args.config.config.as_deref());
+    let mut reader = args
+        .snapshot
+        .as_deref()
+        .map(|snapshot| SnapshotReader::start(snapshot, &path));
     let text = Config::read(&path)?;
     // The requests the last render of these very bytes made go out before
     // they are read (see `oneshot::Plan`).
