@@ -2,7 +2,7 @@
 //! what a person or a script needs, return the exit code.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
@@ -119,25 +119,29 @@ fn permanent_failures(data: &Gathered, clusters: &[&config::ClusterConfig]) -> O
 /// A `--snapshot` file read on a second thread while the configuration
 /// loads: its digest comes first, for the stamp; the thread parses it as
 /// soon as the stamp cannot hold (before the files are looked at), and not
-/// when it holds. When no stamp kept for `config` is of this file, it
-/// cannot hold: the parse then starts at once, without waiting for the
-/// configuration.
+/// when it holds. When no stamp in the `state_dir` the configuration's
+/// `[settings]` names is of this file, it cannot hold: the parse then
+/// starts at once, without waiting for the rest of the configuration.
 struct SnapshotReader {
     digests: std::sync::mpsc::Receiver<std::collections::BTreeMap<String, String>>,
+    state_dir: Option<std::sync::mpsc::Sender<PathBuf>>,
     go: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<Option<snapshot::Snapshots>>>>,
 }
 
 impl SnapshotReader {
-    fn start(path: &Path, config: &Path) -> Self {
+    fn start(path: &Path) -> Self {
         let (digest_to, digests) = std::sync::mpsc::channel();
+        let (state_dir, state_dir_from) = std::sync::mpsc::channel::<PathBuf>();
         let (go, go_from) = std::sync::mpsc::channel();
-        let (path, config) = (path.to_path_buf(), config.to_path_buf());
+        let path = path.to_path_buf();
         let thread = std::thread::spawn(move || {
             let text =
                 std::fs::read_to_string(&path).map_err(Error::io("cannot read snapshot", &path))?;
             let digest = oneshot::snapshot_digest(text.as_bytes());
-            let now = !oneshot::Stamp::may_hold_for(&config, &digest);
+            let now = state_dir_from
+                .recv()
+                .is_ok_and(|dir| !oneshot::Stamp::may_hold_in(&dir, &digest));
             let _ = digest_to.send(digest);
             if !now && go_from.recv().is_err() {
                 // Nothing to plan: the stamp held.
@@ -149,8 +153,18 @@ impl SnapshotReader {
         });
         Self {
             digests,
+            state_dir: Some(state_dir),
             go: Some(go),
             thread: Some(thread),
+        }
+    }
+
+    /// Where the stamp would be, guessed from the configuration's text
+    /// (see [`oneshot::state_dir_named`]); without it, the thread waits
+    /// for the whole check.
+    fn stamp_in(&mut self, state_dir: Option<PathBuf>) {
+        if let (Some(to), Some(dir)) = (self.state_dir.take(), state_dir) {
+            let _ = to.send(dir);
         }
     }
 
@@ -191,12 +205,12 @@ impl SnapshotReader {
 }
 
 pub fn render(args: &RenderArgs) -> Result<u8> {
+    let mut reader = args.snapshot.as_deref().map(SnapshotReader::start);
     let path = config::locate(args.config.config.as_deref());
-    let mut reader = args
-        .snapshot
-        .as_deref()
-        .map(|snapshot| SnapshotReader::start(snapshot, &path));
     let text = Config::read(&path)?;
+    if let Some(reader) = &mut reader {
+        reader.stamp_in(oneshot::state_dir_named(&path, &text));
+    }
     // The requests the last render of these very bytes made go out before
     // they are read (see `oneshot::Plan`).
     let found = oneshot::eligible_args(args).then(|| oneshot::Plan::find(&path, &text));

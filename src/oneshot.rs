@@ -49,7 +49,7 @@ use crate::store::Store;
 
 mod plan;
 
-pub use plan::{Early, Plan};
+pub use plan::{state_dir_named, Early, Plan};
 
 /// The stamp's file in `state_dir`: text, a line per field and per file
 /// ([`Stamp::text`]).
@@ -436,19 +436,11 @@ impl Stamp {
         Self::load_if(state_dir, |head| head.holds(inputs, digests, now))
     }
 
-    /// Whether the stamp kept for the configuration file at `config` may
-    /// hold for answers whose digests are `digests`: `false` only when
-    /// none is kept there, or the one kept is of other answers. Read before
-    /// the configuration is, through its `[settings]` table alone (see
-    /// [`Plan`]), and told only by the stamp's head.
-    pub fn may_hold_for(config: &Path, digests: &BTreeMap<String, String>) -> bool {
-        let Some(state_dir) = std::fs::read_to_string(config)
-            .ok()
-            .and_then(|text| plan::state_dir_named(config, &text))
-        else {
-            return true;
-        };
-        let Ok(text) = std::fs::read(Self::path(&state_dir)) else {
+    /// Whether the stamp kept in `state_dir` may hold for answers whose
+    /// digests are `digests`: `false` only when none is kept there, or the
+    /// one kept is of other answers. Told by the stamp's head alone.
+    pub fn may_hold_in(state_dir: &Path, digests: &BTreeMap<String, String>) -> bool {
+        let Ok(text) = std::fs::read(Self::path(state_dir)) else {
             return false;
         };
         let mut same = false;
@@ -1524,30 +1516,23 @@ mod tests {
     #[test]
     #[allow(clippy::disallowed_methods)] // a scratch configuration and state
     fn a_stamp_may_hold_for_its_own_answers_only() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("mapping.toml");
-        let state_dir = dir.path().join("state");
-        std::fs::create_dir(&state_dir).expect("state dir");
-        std::fs::write(&config, "[settings]\nstate_dir = \"state\"\n").expect("config");
+        let state_dir = tempfile::tempdir().expect("temp dir");
+        let state_dir = state_dir.path();
         let ours = snapshot_digest(b"{}");
         let theirs = snapshot_digest(b"[]");
         // No stamp: none can hold, the parse need not wait.
-        assert!(!Stamp::may_hold_for(&config, &ours));
-        stamp(None, false).save(&state_dir).expect("save");
-        assert!(Stamp::may_hold_for(&config, &ours));
-        assert!(!Stamp::may_hold_for(&config, &theirs));
+        assert!(!Stamp::may_hold_in(state_dir, &ours));
+        stamp(None, false).save(state_dir).expect("save");
+        assert!(Stamp::may_hold_in(state_dir, &ours));
+        assert!(!Stamp::may_hold_in(state_dir, &theirs));
         // Whatever else the head says: the rest is for the whole check.
         let mut other = stamp(None, true);
         other.inputs = "other".into();
-        other.save(&state_dir).expect("save");
-        assert!(Stamp::may_hold_for(&config, &ours));
-        // The stamp of another state directory is not this one's.
-        std::fs::write(&config, "[settings]\nstate_dir = \"elsewhere\"\n").expect("config");
-        assert!(!Stamp::may_hold_for(&config, &ours));
-        // A configuration that cannot be read leaves it to that check.
-        assert!(Stamp::may_hold_for(&dir.path().join("none.toml"), &ours));
-        std::fs::write(&config, "[settings]\nstate_dir = 5\n").expect("config");
-        assert!(Stamp::may_hold_for(&config, &theirs));
+        other.save(state_dir).expect("save");
+        assert!(Stamp::may_hold_in(state_dir, &ours));
+        // A stamp that is not one holds for nothing.
+        std::fs::write(Stamp::path(state_dir), "{}").expect("write");
+        assert!(!Stamp::may_hold_in(state_dir, &ours));
     }
 
     #[test]

@@ -151,7 +151,7 @@ fn absolute(path: &Path) -> PathBuf {
 /// Where the configuration `text` at `path` keeps its state, read from its
 /// `[settings]` table alone: a guess, good for finding the plan (or the
 /// stamp), which is then used only if the whole configuration agrees.
-pub(crate) fn state_dir_named(path: &Path, text: &str) -> Option<PathBuf> {
+pub fn state_dir_named(path: &Path, text: &str) -> Option<PathBuf> {
     let mut table = None;
     let mut end = text.len();
     let mut at = 0;

@@ -241,3 +241,47 @@ fn a_snapshot_that_cannot_be_read_or_parsed_changes_nothing_and_says_which() {
         stderr(&o)
     );
 }
+
+/// A configuration read from a pipe (`--config <(…)`) is read once, whole,
+/// while the snapshot file is read beside it: the stamp's directory is
+/// told from the text read, not by reading the configuration again.
+#[test]
+fn a_configuration_from_a_pipe_is_read_once_beside_the_snapshot() {
+    let (site, snap) = site("Lustre upgrade");
+    let pipe = site.path().join("pipe.toml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&pipe)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    for now in ["2025-06-01T11:15:00Z", "2025-06-01T11:20:00Z"] {
+        // One writer, writing the configuration once.
+        let mut writer = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("cat mapping.toml > pipe.toml")
+            .current_dir(site.path())
+            .spawn()
+            .expect("writer");
+        // Read twice, the pipe would give its bytes to one read and leave
+        // the other waiting: a timeout turns that into a failure.
+        let o = site
+            .cmd()
+            .timeout(std::time::Duration::from_secs(30))
+            .args([
+                "render",
+                "--config",
+                pipe.to_str().unwrap(),
+                "--snapshot",
+                &snap,
+                "--now",
+                now,
+            ])
+            .output()
+            .unwrap();
+        let _ = writer.kill();
+        let _ = writer.wait();
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let motd = site.read("alpha/motd");
+        assert!(motd.contains("[UPCOMING] Lustre upgrade"), "{motd}");
+    }
+}
