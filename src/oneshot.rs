@@ -440,12 +440,9 @@ impl Stamp {
     /// digests are `digests`: `false` only when none is kept there, or the
     /// one kept is of other answers. Told by the stamp's head alone.
     pub fn may_hold_in(state_dir: &Path, digests: &BTreeMap<String, String>) -> bool {
-        let Ok(text) = std::fs::read(Self::path(state_dir)) else {
-            return false;
-        };
         let mut same = false;
-        // Told by the head: the files are not read.
-        Self::parse(&text, |head| {
+        // Told by the head: saying no to it leaves the files unread.
+        Self::load_if(state_dir, |head| {
             same = head.sources == *digests;
             false
         });
