@@ -876,58 +876,21 @@ pub(crate) async fn read_capped(
 }
 
 /// [`read_capped`], and the digest of the body ([`crate::hash`]), taken
-/// chunk by chunk as the body comes. A large body is digested on a
-/// blocking thread while this one reads: its last byte is the end of a
-/// one-shot `render` that finds nothing changed, and hashing a megabyte
-/// on the reading thread held the reads back by about a third of a
-/// millisecond (BENCHMARKS.md, "The answer digested beside the read").
+/// chunk by chunk as the body comes.
 async fn read_capped_digested(
     response: &mut reqwest::Response,
     limit: usize,
 ) -> Result<Option<(Vec<u8>, crate::hash::Hash)>, reqwest::Error> {
-    if response
-        .content_length()
-        .is_none_or(|n| n < HASHED_BESIDE_FROM)
-    {
-        let mut hasher = crate::hash::Hasher::default();
-        let body = read_capped_with(response, limit, |chunk| hasher.update(chunk)).await?;
-        return Ok(body.map(|body| (body, hasher.finalize())));
-    }
-    // The chunks are shared, not copied: `Bytes` counts its references.
-    let (chunks, to_hash) = std::sync::mpsc::channel::<bytes::Bytes>();
-    let hashing = tokio::task::spawn_blocking(move || {
-        let mut hasher = crate::hash::Hasher::default();
-        for chunk in to_hash {
-            hasher.update(&chunk);
-        }
-        hasher.finalize()
-    });
-    let body = read_capped_with(response, limit, |chunk| {
-        let _ = chunks.send(chunk.clone());
-    })
-    .await;
-    // The thread ends with the last chunk sent.
-    drop(chunks);
-    let hashed = hashing.await;
-    let Some(body) = body? else {
-        return Ok(None);
-    };
-    // A thread that could not run (the runtime shutting down) leaves the
-    // digest to this one.
-    let hash = hashed.unwrap_or_else(|_| crate::hash::of(&body));
-    Ok(Some((body, hash)))
+    let mut hasher = crate::hash::Hasher::default();
+    let body = read_capped_with(response, limit, |chunk| hasher.update(chunk)).await?;
+    Ok(body.map(|body| (body, hasher.finalize())))
 }
-
-/// From this size a body's digest is taken beside the read
-/// ([`read_capped_digested`]); a smaller one costs less to hash (under
-/// 0.1 ms) than to hand to another thread.
-const HASHED_BESIDE_FROM: u64 = 256 * 1024;
 
 /// [`read_capped`], handing each chunk to `each` as it comes.
 async fn read_capped_with(
     response: &mut reqwest::Response,
     limit: usize,
-    mut each: impl FnMut(&bytes::Bytes),
+    mut each: impl FnMut(&[u8]),
 ) -> Result<Option<Vec<u8>>, reqwest::Error> {
     if response.content_length().is_some_and(|n| n > limit as u64) {
         return Ok(None);
@@ -1272,61 +1235,6 @@ pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// One HTTP answer of `body` from a loopback listener, written in
-    /// pieces of 8 KB so that it comes in many chunks; and the digested read
-    /// of it, capped at `limit`.
-    fn digested_read(body: Vec<u8>, limit: usize) -> Option<(Vec<u8>, crate::hash::Hash)> {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("http://{}/", listener.local_addr().unwrap());
-            let server = tokio::spawn(async move {
-                let (mut conn, _) = listener.accept().await.unwrap();
-                let mut request = [0u8; 1024];
-                let _ = conn.read(&mut request).await;
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                    body.len()
-                );
-                conn.write_all(head.as_bytes()).await.unwrap();
-                for piece in body.chunks(8 * 1024) {
-                    // Gone when the reader stops at its limit.
-                    if conn.write_all(piece).await.is_err() {
-                        break;
-                    }
-                    conn.flush().await.unwrap();
-                }
-            });
-            let mut response = reqwest::get(&url).await.unwrap();
-            let read = read_capped_digested(&mut response, limit).await.unwrap();
-            drop(response);
-            server.abort();
-            read
-        })
-    }
-
-    #[test]
-    fn a_body_read_is_digested_whole_whether_small_or_large() {
-        // Below and above the size from which the digest is taken on
-        // another thread: both must be the digest of every byte.
-        for len in [1_000usize, 1_000_000] {
-            let body: Vec<u8> = (0..251u8).cycle().take(len).collect();
-            let (read, hash) = digested_read(body.clone(), MAX_BODY_BYTES).expect("under the cap");
-            assert_eq!(read, body, "{len} bytes");
-            assert_eq!(hash, crate::hash::of(&body), "{len} bytes");
-        }
-    }
-
-    #[test]
-    fn a_large_body_over_the_cap_is_refused_by_the_digested_read() {
-        let body = vec![b'x'; 600_000];
-        assert!(digested_read(body, 500_000).is_none());
-    }
 
     #[test]
     fn retry_after_takes_seconds_and_http_dates() {
