@@ -299,13 +299,13 @@ fn timed(cmd: &mut Command) -> Duration {
 /// target directory, build scripts' output directories and the toolchain's
 /// libraries (`…/lib/rustlib/<target>/lib` and the `lib` three levels
 /// above it). A program started with cargo's six directories first looks
-/// for each of its shared libraries in each of them (about 150 failed
-/// `openat`s before `main`, 0.2-0.7 ms), which no build step or shell
-/// pays; the in-process floor pays nothing of the kind.
-fn without_cargo_library_paths(cmd: &mut Command) {
+/// for each of its shared libraries in each of them (126 failed `openat`s
+/// before `main` for `statusmotd`, 0.35 ms; 300 for `curl`), which no build
+/// step or shell pays; the in-process floor pays nothing of the kind.
+fn without_cargo_library_paths(cmd: &mut Command) -> &mut Command {
     const VAR: &str = "LD_LIBRARY_PATH";
     let Some(paths) = std::env::var_os(VAR) else {
-        return;
+        return cmd;
     };
     let exe = std::env::current_exe().expect("the harness's path");
     // target/<profile>/deps/service-<hash>
@@ -325,12 +325,12 @@ fn without_cargo_library_paths(cmd: &mut Command) {
         .filter(|p| !p.starts_with(target) && !toolchain.contains(&p.as_path()))
         .collect();
     if kept.is_empty() {
-        cmd.env_remove(VAR);
+        cmd.env_remove(VAR)
     } else {
         cmd.env(
             VAR,
             std::env::join_paths(kept).expect("paths that were joined before"),
-        );
+        )
     }
 }
 
@@ -963,6 +963,7 @@ fn cpu_series(cmd: &Command, remove: &Path, runs: usize, busy: bool) -> Option<(
         series.arg("--busy");
     }
     series.arg("--").arg(cmd.get_program()).args(cmd.get_args());
+    without_cargo_library_paths(&mut series);
     let out = series.output().ok()?;
     assert!(
         out.status.success(),
@@ -1313,14 +1314,17 @@ async fn webhook(
     };
     let port = free_port();
     let out = dir.join("out-baseline");
-    let mut server = Command::new(python)
-        .arg(bench.baseline_dir.join("webhook_server.py"))
-        .arg(port.to_string())
-        .arg(fake.url())
-        .arg(dir.join("clusters.json"))
-        .arg(&out)
-        .spawn()
-        .expect("start the baseline hook");
+    // Each webhook starts the baseline script, with the shell's library
+    // path like every program the harness times.
+    let mut server = without_cargo_library_paths(
+        Command::new(python).arg(bench.baseline_dir.join("webhook_server.py")),
+    )
+    .arg(port.to_string())
+    .arg(fake.url())
+    .arg(dir.join("clusters.json"))
+    .arg(&out)
+    .spawn()
+    .expect("start the baseline hook");
     let url = format!("http://127.0.0.1:{port}/");
     for _ in 0..100 {
         if client.get(&url).send().await.is_ok() {
@@ -1558,14 +1562,17 @@ async fn burst(
     // minutes, so the quick run sends fewer.
     let n = if bench.mode == Mode::Full { n } else { 20 };
     let port = free_port();
-    let mut server = Command::new(python)
-        .arg(bench.baseline_dir.join("webhook_server.py"))
-        .arg(port.to_string())
-        .arg(fake.url())
-        .arg(dir.join("clusters.json"))
-        .arg(dir.join("out-baseline"))
-        .spawn()
-        .expect("start the baseline hook");
+    // Each webhook starts the baseline script, with the shell's library
+    // path like every program the harness times.
+    let mut server = without_cargo_library_paths(
+        Command::new(python).arg(bench.baseline_dir.join("webhook_server.py")),
+    )
+    .arg(port.to_string())
+    .arg(fake.url())
+    .arg(dir.join("clusters.json"))
+    .arg(dir.join("out-baseline"))
+    .spawn()
+    .expect("start the baseline hook");
     let url = format!("http://127.0.0.1:{port}/");
     for _ in 0..100 {
         if client.get(&url).send().await.is_ok() {
