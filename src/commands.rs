@@ -161,9 +161,11 @@ impl SnapshotReader {
 
     /// Where the stamp would be, guessed from the configuration's text
     /// (see [`oneshot::state_dir_named`]); without it, the thread waits
-    /// for the whole check.
+    /// for the whole check. Told once: the sender goes either way, so the
+    /// thread never waits for a directory that will not come.
     fn stamp_in(&mut self, state_dir: Option<PathBuf>) {
-        if let (Some(to), Some(dir)) = (self.state_dir.take(), state_dir) {
+        let to = self.state_dir.take();
+        if let (Some(to), Some(dir)) = (to, state_dir) {
             let _ = to.send(dir);
         }
     }
@@ -900,4 +902,75 @@ pub fn probe(args: &ProbeArgs) -> Result<u8> {
         .iter()
         .any(|r| r.state.status != crate::model::ComponentStatus::Operational);
     Ok(u8::from(down))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `f` on another thread, failed if it takes longer than 30 s: a reader
+    /// waiting for a message that never comes would hang the test.
+    fn within_30s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(f());
+        });
+        result
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the snapshot reader hung")
+    }
+
+    #[allow(clippy::disallowed_methods)] // a scratch snapshot and state
+    fn scratch() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("snapshot.json");
+        std::fs::write(&file, snapshot::to_json(&snapshot::Snapshots::new())).expect("write");
+        std::fs::create_dir(dir.path().join("state")).expect("state dir");
+        (dir, file)
+    }
+
+    #[test]
+    fn a_snapshot_with_no_stamp_of_it_is_parsed_without_waiting_for_the_check() {
+        let (dir, file) = scratch();
+        let state = dir.path().join("state");
+        let parsed = within_30s(move || {
+            let mut reader = SnapshotReader::start(&file);
+            reader.stamp_in(Some(state));
+            reader.digests().expect("digest");
+            // Nothing lets it go: it parsed on its own.
+            reader.finish()
+        });
+        assert!(matches!(parsed, Ok(Some(_))), "{parsed:?}");
+    }
+
+    #[test]
+    fn a_snapshot_whose_stamp_is_kept_waits_and_is_not_parsed_when_it_holds() {
+        let (dir, file) = scratch();
+        let state = dir.path().join("state");
+        let bytes = std::fs::read(&file).expect("read");
+        oneshot::Stamp::of_answers(oneshot::snapshot_digest(&bytes))
+            .save(&state)
+            .expect("save");
+        let parsed = within_30s(move || {
+            let mut reader = SnapshotReader::start(&file);
+            reader.stamp_in(Some(state));
+            reader.digests().expect("digest");
+            // The stamp held: the reader is told nothing more.
+            drop(reader.go.take());
+            reader.finish()
+        });
+        assert!(matches!(parsed, Ok(None)), "{parsed:?}");
+    }
+
+    #[test]
+    fn a_snapshot_reader_told_no_state_dir_gives_its_digest_and_parses_when_let() {
+        let (_dir, file) = scratch();
+        let parsed = within_30s(move || {
+            let mut reader = SnapshotReader::start(&file);
+            reader.stamp_in(None);
+            reader.digests().expect("digest");
+            reader.parsed()
+        });
+        assert!(parsed.is_ok(), "{parsed:?}");
+    }
 }

@@ -449,6 +449,20 @@ impl Stamp {
         same
     }
 
+    /// A stamp of answers whose digests are `sources`, of no file and no
+    /// moment: it never holds, and tells [`Stamp::may_hold_in`] apart.
+    #[cfg(test)]
+    pub(crate) fn of_answers(sources: BTreeMap<String, String>) -> Stamp {
+        Stamp {
+            inputs: "in".into(),
+            sources,
+            valid_until: "2026-03-10T14:00:00Z".parse().expect("time"),
+            from: None,
+            only_then: false,
+            files: Vec::new(),
+        }
+    }
+
     /// [`Stamp::load`], when `wanted` says yes to the stamp without its
     /// files, before they are read.
     fn load_if(state_dir: &Path, wanted: impl FnOnce(&Stamp) -> bool) -> Option<Stamp> {
@@ -1439,12 +1453,9 @@ mod tests {
 
     fn stamp(from: Option<Timestamp>, only_then: bool) -> Stamp {
         Stamp {
-            inputs: "in".into(),
-            sources: snapshot_digest(b"{}"),
-            valid_until: "2026-03-10T14:00:00Z".parse().expect("time"),
             from,
             only_then,
-            files: Vec::new(),
+            ..Stamp::of_answers(snapshot_digest(b"{}"))
         }
     }
 
